@@ -1,0 +1,1 @@
+"""Edges of the platform: the command line, agency intake, provider delivery, console."""

@@ -1,0 +1,201 @@
+"""The ``safepassage`` command line: the operator's edge onto infra and streams.
+
+Errors of the layers below (:class:`infra.InfraError`,
+:class:`streams.exceptions.StreamsError`) are translated here into one
+readable paragraph and exit code 1, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from infra import BrokerSettings, Deployment, InfraError, cluster, single_node
+from infra.maven import pinned_kafka_version
+from streams.exceptions import StreamsError
+from streams.logs import configure_logging
+from streams.provisioning import Plan, describe, provision
+from streams.settings import KafkaSettings
+from streams.topics import catalog
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Show errors of the layers below as a message, not a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (InfraError, StreamsError) as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(package_name="safepassage")
+def main() -> None:
+    """SafePassage: referral and service coordination for survivors of trafficking."""
+    settings = KafkaSettings()
+    configure_logging(settings.log_format, settings.log_level)
+
+
+# --------------------------------------------------------------------------- kafka
+
+
+def _deployment(use_cluster: bool) -> Deployment:
+    settings = BrokerSettings()
+    return cluster(settings) if use_cluster else single_node(settings)
+
+
+_cluster_option = click.option(
+    "--cluster", "use_cluster", is_flag=True, help="The three-node cluster instead of one node."
+)
+_node_option = click.option(
+    "--node", "nodes", type=int, multiple=True, help="Only this node (repeatable; cluster mode)."
+)
+
+
+@main.group()
+def kafka() -> None:
+    """Run the local Apache Kafka broker (KRaft mode, loopback only)."""
+
+
+@kafka.command("start")
+@_cluster_option
+@_node_option
+@_friendly_errors
+def kafka_start(use_cluster: bool, nodes: tuple[int, ...]) -> None:
+    """Start the broker (idempotent) and wait until it answers."""
+    deployment = _deployment(use_cluster)
+    for result in deployment.start(nodes or None):
+        state = "already running" if result.already_running else "started"
+        out.print(f"kafka node {result.node_id} {state} on {result.bootstrap} (pid {result.pid})")
+    out.print(f"bootstrap servers: {deployment.bootstrap}")
+
+
+@kafka.command("stop")
+@_cluster_option
+@_node_option
+@_friendly_errors
+def kafka_stop(use_cluster: bool, nodes: tuple[int, ...]) -> None:
+    """Stop the broker cleanly by its PID."""
+    deployment = _deployment(use_cluster)
+    stopped = deployment.stop(nodes or None)
+    if stopped:
+        out.print("stopped kafka node(s): " + ", ".join(map(str, stopped)))
+    else:
+        out.print("kafka is not running")
+
+
+@kafka.command("status")
+@_cluster_option
+@_friendly_errors
+def kafka_status(use_cluster: bool) -> None:
+    """Show each node's PID and whether it answers; exit 3 when none runs."""
+    deployment = _deployment(use_cluster)
+    statuses = deployment.status()
+    table = Table("node", "bootstrap", "pid", "answers", title=f"kafka ({deployment.name})")
+    for status in statuses:
+        table.add_row(
+            str(status.node_id),
+            status.bootstrap,
+            str(status.pid) if status.pid else "-",
+            "yes" if status.answering else "no",
+        )
+    out.print(table)
+    out.print(f"Apache Kafka {pinned_kafka_version()} (pinned in infra/kafka/pom.xml)")
+    if not any(status.pid for status in statuses):
+        sys.exit(3)
+
+
+# -------------------------------------------------------------------------- topics
+
+
+@main.group()
+def topics() -> None:
+    """The topic catalog: provision and inspect."""
+
+
+def _print_plan(plan: Plan, created: tuple[str, ...]) -> None:
+    for name in created:
+        out.print(f"[green]created[/] {name}")
+    for name in plan.in_order:
+        out.print(f"ok      {name}")
+    for drift in plan.drift:
+        out.print(
+            f"[yellow]drift[/]   {drift.topic}: {drift.setting} is {drift.actual}, "
+            f"catalog says {drift.expected} → {drift.remedy}",
+            highlight=False,
+        )
+
+
+@topics.command("provision")
+@click.option("--check", is_flag=True, help="Exit 2 if anything drifts from the catalog.")
+@_friendly_errors
+def topics_provision(check: bool) -> None:
+    """Create missing catalog topics; report drift; never delete or recreate."""
+    the_plan, created = provision(KafkaSettings())
+    _print_plan(the_plan, created)
+    if check and the_plan.drift:
+        sys.exit(2)
+
+
+@topics.command("list")
+@_friendly_errors
+def topics_list() -> None:
+    """Show the namespace's topics with partitions, replication and configs."""
+    settings = KafkaSettings()
+    specs = {spec.name: spec for spec in catalog(settings)}
+    keys = sorted({key for spec in specs.values() for key in spec.config()})
+    observed = describe(settings, config_keys=keys)
+    table = Table(
+        "topic", "key", "partitions", "replication", *keys, title=settings.bootstrap_servers
+    )
+    for name in sorted(set(specs) | set(observed)):
+        topic = observed.get(name)
+        spec = specs.get(name)
+        if topic is None:
+            table.add_row(name, spec.key if spec else "", "[red]missing[/]", "", *[""] * len(keys))
+            continue
+        table.add_row(
+            name,
+            spec.key if spec else "(not in catalog)",
+            str(topic.partitions),
+            str(topic.replication_factor),
+            *[topic.config.get(key, "") for key in keys],
+        )
+    out.print(table)
+
+
+# ----------------------------------------------------------------------------- run
+
+
+@main.command("run")
+@_friendly_errors
+def run() -> None:
+    """Bring the platform up locally: broker, then every catalog topic."""
+    deployment = single_node()
+    for result in deployment.start():
+        state = "already running" if result.already_running else "started"
+        out.print(f"kafka node {result.node_id} {state} on {result.bootstrap} (pid {result.pid})")
+    out.print(f"Apache Kafka {deployment.nodes[0].kafka_version()}, KRaft mode")
+    the_plan, created = provision(KafkaSettings(bootstrap_servers=deployment.bootstrap))
+    _print_plan(the_plan, created)
+    out.print(
+        "Platform is up. `safepassage topics list` shows the topics; "
+        "`safepassage kafka stop` stops the broker."
+    )

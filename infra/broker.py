@@ -1,0 +1,496 @@
+"""Run real Apache Kafka brokers in KRaft mode on loopback.
+
+Two deployments share one implementation:
+
+* ``single``: one combined broker + controller node (``settings.port``),
+  what ``safepassage run`` and the test suite use;
+* ``cluster``: three combined nodes on consecutive loopback ports, each
+  stoppable and restartable on its own, for replication and failover tests.
+
+Every node lives in its own folder under the state directory: its
+``server.properties``, data (``data/``), the broker's log file (``logs/``),
+the JVM's own output (``stdout.log``) and its PID file. A node is stopped by
+the PID in that file, and only after checking that the process with that PID
+really runs this node's configuration, so a stale PID file never leads to
+signalling an unrelated process.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from confluent_kafka.admin import AdminClient
+
+from infra.exceptions import BrokerStartError, BrokerStopError
+from infra.maven import require_tool, resolve_classpath
+from infra.settings import BrokerSettings
+
+__all__ = [
+    "BrokerNode",
+    "Deployment",
+    "NodeStatus",
+    "StartResult",
+    "cluster",
+    "single_node",
+]
+
+CLUSTER_SIZE = 3
+
+_quiet = logging.getLogger("infra.broker.librdkafka")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False
+
+
+@dataclass(frozen=True)
+class BrokerNode:
+    """One combined KRaft node: its identity, ports and files."""
+
+    node_id: int
+    host: str
+    port: int
+    controller_port: int
+    directory: Path
+    voters: str
+    replication: int
+    heap: str
+
+    @property
+    def bootstrap(self) -> str:
+        """host:port that clients use."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        """The node's server.properties (also how its process is recognised)."""
+        return self.directory / "server.properties"
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the node keeps its log segments and KRaft metadata."""
+        return self.directory / "data"
+
+    @property
+    def log_dir(self) -> Path:
+        """Where log4j writes the broker's own log (server.log)."""
+        return self.directory / "logs"
+
+    @property
+    def pid_file(self) -> Path:
+        """The PID of the running JVM, written at start."""
+        return self.directory / "broker.pid"
+
+    @property
+    def stdout_path(self) -> Path:
+        """What the JVM prints before logging is set up (and on crashes)."""
+        return self.directory / "stdout.log"
+
+    @property
+    def server_log(self) -> Path:
+        """The broker's main log file."""
+        return self.log_dir / "server.log"
+
+    def render_properties(self) -> str:
+        """server.properties for this node; dev-friendly but durable."""
+        min_isr = min(2, self.replication)
+        lines = {
+            "process.roles": "broker,controller",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.voters,
+            "listeners": (
+                f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}"
+            ),
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.data_dir),
+            "num.partitions": "1",
+            "default.replication.factor": str(self.replication),
+            "offsets.topic.replication.factor": str(self.replication),
+            "offsets.topic.num.partitions": "12",
+            "transaction.state.log.replication.factor": str(self.replication),
+            "transaction.state.log.min.isr": str(min_isr),
+            "share.coordinator.state.topic.replication.factor": str(self.replication),
+            "share.coordinator.state.topic.min.isr": str(min_isr),
+            # Topics come from the catalog (safepassage topics provision), never by accident.
+            "auto.create.topics.enable": "false",
+            "unclean.leader.election.enable": "false",
+            # Faster consumer-group joins: tests and the dev stack start many groups.
+            "group.initial.rebalance.delay.ms": "0",
+        }
+        header = f"# Written by safepassage (infra.broker) for node {self.node_id}; do not edit.\n"
+        return header + "".join(f"{key}={value}\n" for key, value in lines.items())
+
+    def render_log4j(self) -> str:
+        """log4j2 configuration: one rolling file in the node's log folder."""
+        return (
+            "status = warn\n"
+            "appender.file.type = RollingFile\n"
+            "appender.file.name = FILE\n"
+            f"appender.file.fileName = {self.server_log}\n"
+            f"appender.file.filePattern = {self.log_dir}/server.log.%i\n"
+            "appender.file.layout.type = PatternLayout\n"
+            "appender.file.layout.pattern = [%d] %p %m (%c)%n\n"
+            "appender.file.policies.type = Policies\n"
+            "appender.file.policies.size.type = SizeBasedTriggeringPolicy\n"
+            "appender.file.policies.size.size = 50MB\n"
+            "appender.file.strategy.type = DefaultRolloverStrategy\n"
+            "appender.file.strategy.max = 5\n"
+            "rootLogger.level = INFO\n"
+            "rootLogger.appenderRef.file.ref = FILE\n"
+            "logger.kafka.name = kafka\nlogger.kafka.level = INFO\n"
+            "logger.apache.name = org.apache.kafka\nlogger.apache.level = INFO\n"
+        )
+
+    def is_formatted(self) -> bool:
+        """True once the storage folder carries a cluster id (formatted)."""
+        return (self.data_dir / "meta.properties").exists()
+
+    def pid(self) -> int | None:
+        """PID of this node's running JVM, or None; clears a stale PID file."""
+        try:
+            pid = int(self.pid_file.read_text(encoding="utf-8").strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        if _runs_config(pid, self.config_path):
+            return pid
+        self.pid_file.unlink(missing_ok=True)
+        return None
+
+    def is_running(self) -> bool:
+        """Whether this node's JVM is alive (it may still be starting)."""
+        return self.pid() is not None
+
+    def answers(self, timeout_s: float = 2.0) -> bool:
+        """Whether the node answers a metadata request and lists itself as a broker."""
+        admin = AdminClient(
+            {"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 2000}, logger=_quiet
+        )
+        try:
+            metadata = admin.list_topics(timeout=timeout_s)
+        except Exception:  # any failure just means "not (yet) answering"
+            return False
+        return self.node_id in metadata.brokers
+
+    def kafka_version(self) -> str | None:
+        """The version the running broker logged at start ("Kafka version: X")."""
+        if not self.server_log.exists():
+            return None
+        version = None
+        with self.server_log.open(encoding="utf-8", errors="replace") as log:
+            for line in log:
+                if "Kafka version: " in line:
+                    version = line.split("Kafka version: ", 1)[1].split()[0]
+        return version
+
+    def tail(self, lines: int = 15) -> str:
+        """The last lines of the node's logs, to explain a failed start."""
+        chunks: list[str] = []
+        for path in (self.stdout_path, self.server_log):
+            if path.exists():
+                text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+                interesting = [ln for ln in text if "ERROR" in ln or "Exception" in ln] or text
+                chunks.extend(f"  {path.name}: {ln}" for ln in interesting[-lines:])
+        return "\n".join(chunks) or "  (no log output)"
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """What ``status`` reports for one node."""
+
+    node_id: int
+    bootstrap: str
+    pid: int | None
+    answering: bool
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """Outcome of starting one node."""
+
+    node_id: int
+    bootstrap: str
+    pid: int
+    already_running: bool
+
+
+class Deployment:
+    """A set of KRaft nodes sharing one cluster id and one state folder."""
+
+    def __init__(
+        self, name: str, settings: BrokerSettings, nodes: Sequence[BrokerNode], directory: Path
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.nodes = tuple(nodes)
+        self.directory = directory
+
+    @property
+    def bootstrap(self) -> str:
+        """bootstrap.servers for clients of this deployment."""
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def node(self, node_id: int) -> BrokerNode:
+        """The node with this id, or a clear error."""
+        for node in self.nodes:
+            if node.node_id == node_id:
+                return node
+        known = ", ".join(str(n.node_id) for n in self.nodes)
+        raise BrokerStartError(
+            f"The {self.name} deployment has no node {node_id} (nodes: {known})."
+        )
+
+    def _select(self, node_ids: Iterable[int] | None) -> list[BrokerNode]:
+        return list(self.nodes) if node_ids is None else [self.node(i) for i in node_ids]
+
+    def cluster_id(self) -> str:
+        """The KRaft cluster id, created once and kept beside the nodes."""
+        path = self.directory / "cluster.id"
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        path.write_text(cluster_id + "\n", encoding="utf-8")
+        return cluster_id
+
+    def status(self) -> list[NodeStatus]:
+        """PID and metadata answer for every node."""
+        out = []
+        for node in self.nodes:
+            pid = node.pid()
+            out.append(
+                NodeStatus(node.node_id, node.bootstrap, pid, pid is not None and node.answers())
+            )
+        return out
+
+    def start(self, node_ids: Iterable[int] | None = None) -> list[StartResult]:
+        """Start the selected nodes (all by default) and wait until each answers.
+
+        Idempotent: a node already running is reported as such and left alone.
+        Nodes are all launched before waiting, since a KRaft quorum needs a
+        majority of controllers before any of them answers.
+        """
+        selected = self._select(node_ids)
+        java = require_tool("java", self.settings.java)
+        classpath = resolve_classpath(self.settings.state_dir, self.settings.mvn)
+        results: dict[int, StartResult] = {}
+        launched: list[tuple[BrokerNode, subprocess.Popen[bytes]]] = []
+        for node in selected:
+            pid = node.pid()
+            if pid is not None:
+                results[node.node_id] = StartResult(node.node_id, node.bootstrap, pid, True)
+                continue
+            self._prepare(node, java, classpath)
+            launched.append((node, self._spawn(node, java)))
+        deadline = time.monotonic() + self.settings.start_timeout_s
+        for node, process in launched:
+            self._wait_ready(node, process, deadline)
+            results[node.node_id] = StartResult(node.node_id, node.bootstrap, process.pid, False)
+        for node in selected:
+            if node.node_id in results and results[node.node_id].already_running:
+                self._wait_ready(node, None, deadline)
+        return [results[node.node_id] for node in selected]
+
+    def stop(self, node_ids: Iterable[int] | None = None) -> list[int]:
+        """Stop the selected nodes cleanly (SIGTERM, then SIGKILL after the timeout).
+
+        All selected nodes get SIGTERM at once: a KRaft node shutting down
+        needs the quorum, so stopping them one after another could leave the
+        last one waiting for controllers that are already gone.
+        Returns the ids of the nodes that were running.
+        """
+        running = [
+            (node, pid) for node in self._select(node_ids) if (pid := node.pid()) is not None
+        ]
+        for _, pid in running:
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.stop_timeout_s
+        for node, pid in running:
+            if not _wait_gone(pid, max(0.1, deadline - time.monotonic())):
+                _signal(pid, signal.SIGKILL)
+                if not _wait_gone(pid, 10.0):
+                    raise BrokerStopError(
+                        f"Kafka node {node.node_id} (PID {pid}) did not exit even after SIGKILL."
+                    )
+            node.pid_file.unlink(missing_ok=True)
+        return [node.node_id for node, _ in running]
+
+    def kill(self, node_id: int) -> int | None:
+        """SIGKILL one node, as a crash would (for durability and failover tests)."""
+        node = self.node(node_id)
+        pid = node.pid()
+        if pid is None:
+            return None
+        _signal(pid, signal.SIGKILL)
+        _wait_gone(pid, 10.0)
+        return pid
+
+    def _prepare(self, node: BrokerNode, java: str, classpath: str) -> None:
+        for folder in (node.directory, node.data_dir, node.log_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        node.config_path.write_text(node.render_properties(), encoding="utf-8")
+        (node.directory / "log4j2.properties").write_text(node.render_log4j(), encoding="utf-8")
+        # A Java argument file keeps the long class path out of `ps` and argv limits.
+        quoted = classpath.replace("\\", "\\\\").replace('"', '\\"')
+        (node.directory / "jvm.args").write_text(f'-cp "{quoted}"\n', encoding="utf-8")
+        busy = [p for p in (node.port, node.controller_port) if _port_in_use(node.host, p)]
+        if busy:
+            raise BrokerStartError(
+                f"Cannot start Kafka node {node.node_id}: port(s) {', '.join(map(str, busy))} on "
+                f"{node.host} are taken by a process that is not this node (state folder "
+                f"{node.directory}). Stop that process or choose other ports with "
+                f"SAFEPASSAGE_BROKER_PORT / SAFEPASSAGE_BROKER_CLUSTER_BASE_PORT."
+            )
+        if not node.is_formatted():
+            result = subprocess.run(
+                [
+                    java,
+                    *self._jvm_options(node),
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--ignore-formatted",
+                    "-t",
+                    self.cluster_id(),
+                    "-c",
+                    str(node.config_path),
+                ],
+                check=False,
+                capture_output=True,
+                text=True,
+                cwd=node.directory,
+            )
+            if result.returncode != 0:
+                raise BrokerStartError(
+                    f"Formatting the storage of Kafka node {node.node_id} failed: "
+                    f"{(result.stderr or result.stdout).strip()[-600:]}"
+                )
+
+    def _jvm_options(self, node: BrokerNode) -> list[str]:
+        return [
+            f"-Xmx{node.heap}",
+            "-Xms128m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            f"-Dkafka.logs.dir={node.log_dir}",
+            f"-Dlog4j2.configurationFile={node.directory / 'log4j2.properties'}",
+            f"@{node.directory / 'jvm.args'}",
+        ]
+
+    def _spawn(self, node: BrokerNode, java: str) -> subprocess.Popen[bytes]:
+        with node.stdout_path.open("ab") as out:
+            process = subprocess.Popen(
+                [java, *self._jvm_options(node), "kafka.Kafka", str(node.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=node.directory,
+                start_new_session=True,  # not killed by the terminal's Ctrl-C
+            )
+        node.pid_file.write_text(f"{process.pid}\n", encoding="utf-8")
+        return process
+
+    def _wait_ready(
+        self, node: BrokerNode, process: subprocess.Popen[bytes] | None, deadline: float
+    ) -> None:
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                node.pid_file.unlink(missing_ok=True)
+                raise BrokerStartError(
+                    f"Kafka node {node.node_id} exited with code {process.returncode} while "
+                    f"starting. Last log lines:\n{node.tail()}"
+                )
+            if node.answers(timeout_s=1.0):
+                return
+            time.sleep(0.25)
+        raise BrokerStartError(
+            f"Kafka node {node.node_id} did not answer a metadata request on {node.bootstrap} "
+            f"within {self.settings.start_timeout_s:.0f} s. Last log lines:\n{node.tail()}"
+        )
+
+
+def single_node(settings: BrokerSettings | None = None) -> Deployment:
+    """The one-node deployment used by the dev stack and the test suite."""
+    settings = settings or BrokerSettings()
+    directory = settings.state_dir.resolve() / "single"
+    controller_port = settings.resolved_controller_port
+    node = BrokerNode(
+        node_id=1,
+        host=settings.host,
+        port=settings.port,
+        controller_port=controller_port,
+        directory=directory / "node-1",
+        voters=f"1@{settings.host}:{controller_port}",
+        replication=1,
+        heap=settings.heap,
+    )
+    return Deployment("single", settings, [node], directory)
+
+
+def cluster(settings: BrokerSettings | None = None) -> Deployment:
+    """Three combined nodes on consecutive loopback ports (replication factor 3)."""
+    settings = settings or BrokerSettings()
+    directory = settings.state_dir.resolve() / "cluster"
+    base = settings.cluster_base_port
+    ids = range(1, CLUSTER_SIZE + 1)
+    voters = ",".join(f"{i}@{settings.host}:{base + 100 + i - 1}" for i in ids)
+    nodes = [
+        BrokerNode(
+            node_id=i,
+            host=settings.host,
+            port=base + i - 1,
+            controller_port=base + 100 + i - 1,
+            directory=directory / f"node-{i}",
+            voters=voters,
+            replication=CLUSTER_SIZE,
+            heap=settings.heap,
+        )
+        for i in ids
+    ]
+    return Deployment("cluster", settings, nodes, directory)
+
+
+def _runs_config(pid: int, config_path: Path) -> bool:
+    """Whether PID is a live JVM started with exactly this node's configuration."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return str(config_path) in process.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    """Wait for a process to exit (reaping it if it is our child)."""
+    try:
+        psutil.Process(pid).wait(timeout=timeout_s)
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.TimeoutExpired:
+        return False
+    return True
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0

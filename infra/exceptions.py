@@ -1,0 +1,21 @@
+"""Errors of the local infrastructure, each with a message a person can act on."""
+
+
+class InfraError(Exception):
+    """Root of every error raised by :mod:`infra`."""
+
+
+class ToolMissingError(InfraError):
+    """Java or Maven is not installed or not on the PATH."""
+
+
+class DependencyResolutionError(InfraError):
+    """Maven could not resolve the broker's jars (offline, or Maven Central unreachable)."""
+
+
+class BrokerStartError(InfraError):
+    """A broker node did not come up, or did not answer a metadata request in time."""
+
+
+class BrokerStopError(InfraError):
+    """A broker node did not stop, even after SIGKILL."""

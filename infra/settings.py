@@ -1,0 +1,57 @@
+"""Settings of the local broker launcher (environment prefix ``SAFEPASSAGE_BROKER_``)."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BrokerSettings(BaseSettings):
+    """Where and how the development broker runs.
+
+    Every field can be set by the environment variable named in its
+    description; the defaults fit one developer machine.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SAFEPASSAGE_BROKER_", frozen=True)
+
+    state_dir: Path = Field(
+        default=Path(".state/kafka"),
+        description="SAFEPASSAGE_BROKER_STATE_DIR: data, logs and PID files (git-ignored).",
+    )
+    host: str = Field(default="127.0.0.1", description="SAFEPASSAGE_BROKER_HOST: loopback only.")
+    port: int = Field(
+        default=9092,
+        ge=1,
+        le=65535,
+        description="SAFEPASSAGE_BROKER_PORT: single-node client port.",
+    )
+    controller_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="SAFEPASSAGE_BROKER_CONTROLLER_PORT: KRaft controller port (default port + 1).",
+    )
+    cluster_base_port: int = Field(
+        default=19092,
+        ge=1,
+        le=65000,
+        description=(
+            "SAFEPASSAGE_BROKER_CLUSTER_BASE_PORT: node N of the cluster listens on base + N - 1, "
+            "its controller on base + 100 + N - 1."
+        ),
+    )
+    heap: str = Field(default="512m", description="SAFEPASSAGE_BROKER_HEAP: JVM -Xmx per node.")
+    start_timeout_s: float = Field(
+        default=90.0, gt=0, description="SAFEPASSAGE_BROKER_START_TIMEOUT_S: wait for metadata."
+    )
+    stop_timeout_s: float = Field(
+        default=30.0, gt=0, description="SAFEPASSAGE_BROKER_STOP_TIMEOUT_S: then SIGKILL."
+    )
+    java: str = Field(default="java", description="SAFEPASSAGE_BROKER_JAVA: java executable.")
+    mvn: str = Field(default="mvn", description="SAFEPASSAGE_BROKER_MVN: Maven executable.")
+
+    @property
+    def resolved_controller_port(self) -> int:
+        """The controller port: explicit, or the client port plus one."""
+        return self.controller_port if self.controller_port is not None else self.port + 1

@@ -1,0 +1,93 @@
+"""structlog set-up: JSON lines by default, a readable console on a TTY.
+
+Log lines carry identifiers as keys (topic, partition, offset, event id,
+referral id, survivor pseudonym) and never personal data: the sealed fields
+of events are never logged, and :func:`bind_record` accepts only record
+coordinates. Standard-library loggers (Faust, aiokafka) are routed through
+the same renderer so that a worker writes one format.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import Processor
+
+from streams.settings import LogFormat
+
+__all__ = ["bind_record", "configure_logging", "get_logger"]
+
+
+def _renderer(fmt: LogFormat, stream: TextIO) -> Processor:
+    use_console = fmt is LogFormat.CONSOLE or (fmt is LogFormat.AUTO and stream.isatty())
+    if use_console:
+        return structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    return structlog.processors.JSONRenderer()
+
+
+def configure_logging(
+    fmt: LogFormat = LogFormat.AUTO, level: str = "INFO", stream: TextIO | None = None
+) -> None:
+    """Configure structlog and the standard library's root logger once per process."""
+    stream = stream or sys.stderr
+    numeric_level = logging.getLevelName(level.upper())
+    if not isinstance(numeric_level, int):
+        raise ValueError(f"unknown log level {level!r}")
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+    ]
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _renderer(fmt, stream),
+        ],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric_level)
+
+
+def get_logger(name: str | None = None, **initial: Any) -> Any:
+    """A structlog logger, optionally with keys bound from the start."""
+    return structlog.get_logger(name, **initial)
+
+
+@contextmanager
+def bind_record(
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    event_id: str | None = None,
+    **ids: str,
+) -> Iterator[None]:
+    """Bind a Kafka record's coordinates (and ids) to every log line in the block."""
+    keys: dict[str, Any] = {"topic": topic, "partition": partition, "offset": offset}
+    if event_id is not None:
+        keys["event_id"] = event_id
+    keys.update(ids)
+    with structlog.contextvars.bound_contextvars(**keys):
+        yield
