@@ -8,6 +8,7 @@ readable paragraph and exit code 1, never a stack trace.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -27,8 +28,12 @@ from streams.topics import catalog
 P = ParamSpec("P")
 R = TypeVar("R")
 
-out = Console()
-err = Console(stderr=True)
+
+def _console(*, stderr: bool = False) -> Console:
+    """A console that does not squeeze tables when output goes to a file or pipe."""
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, width=250 if wide else None)
 
 
 def _friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -39,7 +44,7 @@ def _friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except (InfraError, StreamsError) as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            _console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
             sys.exit(1)
 
     return wrapper
@@ -83,8 +88,10 @@ def kafka_start(use_cluster: bool, nodes: tuple[int, ...]) -> None:
     deployment = _deployment(use_cluster)
     for result in deployment.start(nodes or None):
         state = "already running" if result.already_running else "started"
-        out.print(f"kafka node {result.node_id} {state} on {result.bootstrap} (pid {result.pid})")
-    out.print(f"bootstrap servers: {deployment.bootstrap}")
+        _console().print(
+            f"kafka node {result.node_id} {state} on {result.bootstrap} (pid {result.pid})"
+        )
+    _console().print(f"bootstrap servers: {deployment.bootstrap}")
 
 
 @kafka.command("stop")
@@ -96,9 +103,9 @@ def kafka_stop(use_cluster: bool, nodes: tuple[int, ...]) -> None:
     deployment = _deployment(use_cluster)
     stopped = deployment.stop(nodes or None)
     if stopped:
-        out.print("stopped kafka node(s): " + ", ".join(map(str, stopped)))
+        _console().print("stopped kafka node(s): " + ", ".join(map(str, stopped)))
     else:
-        out.print("kafka is not running")
+        _console().print("kafka is not running")
 
 
 @kafka.command("status")
@@ -116,8 +123,8 @@ def kafka_status(use_cluster: bool) -> None:
             str(status.pid) if status.pid else "-",
             "yes" if status.answering else "no",
         )
-    out.print(table)
-    out.print(f"Apache Kafka {pinned_kafka_version()} (pinned in infra/kafka/pom.xml)")
+    _console().print(table)
+    _console().print(f"Apache Kafka {pinned_kafka_version()} (pinned in infra/kafka/pom.xml)")
     if not any(status.pid for status in statuses):
         sys.exit(3)
 
@@ -132,11 +139,11 @@ def topics() -> None:
 
 def _print_plan(plan: Plan, created: tuple[str, ...]) -> None:
     for name in created:
-        out.print(f"[green]created[/] {name}")
+        _console().print(f"[green]created[/] {name}")
     for name in plan.in_order:
-        out.print(f"ok      {name}")
+        _console().print(f"ok      {name}")
     for drift in plan.drift:
-        out.print(
+        _console().print(
             f"[yellow]drift[/]   {drift.topic}: {drift.setting} is {drift.actual}, "
             f"catalog says {drift.expected} → {drift.remedy}",
             highlight=False,
@@ -178,7 +185,7 @@ def topics_list() -> None:
             str(topic.replication_factor),
             *[topic.config.get(key, "") for key in keys],
         )
-    out.print(table)
+    _console().print(table)
 
 
 # ----------------------------------------------------------------------------- run
@@ -191,11 +198,13 @@ def run() -> None:
     deployment = single_node()
     for result in deployment.start():
         state = "already running" if result.already_running else "started"
-        out.print(f"kafka node {result.node_id} {state} on {result.bootstrap} (pid {result.pid})")
-    out.print(f"Apache Kafka {deployment.nodes[0].kafka_version()}, KRaft mode")
+        _console().print(
+            f"kafka node {result.node_id} {state} on {result.bootstrap} (pid {result.pid})"
+        )
+    _console().print(f"Apache Kafka {deployment.nodes[0].kafka_version()}, KRaft mode")
     the_plan, created = provision(KafkaSettings(bootstrap_servers=deployment.bootstrap))
     _print_plan(the_plan, created)
-    out.print(
+    _console().print(
         "Platform is up. `safepassage topics list` shows the topics; "
         "`safepassage kafka stop` stops the broker."
     )

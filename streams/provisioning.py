@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import (  # type: ignore[attr-defined]  # public, not in __all__
+from confluent_kafka.admin import (
     ConfigResource,
     NewTopic,
     ResourceType,

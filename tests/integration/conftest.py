@@ -1,0 +1,112 @@
+"""Fixtures for tests against a real Apache Kafka broker.
+
+The session broker is a single KRaft node on ``SAFEPASSAGE_TEST_KAFKA_PORT``
+(default 39092), kept in ``.state/test-kafka``. If one is already running
+there it is reused and left running; otherwise the suite starts one from a
+clean folder and stops it at the end (unless
+``SAFEPASSAGE_TEST_KEEP_BROKER=1``). Tests that kill or stop brokers start
+their own on free ports (see :func:`dedicated_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from infra import BrokerSettings, Deployment, single_node
+from streams.settings import KafkaSettings
+from tests.conftest import BROKER_INFO
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def dedicated_settings(state_dir: Path, **overrides: object) -> BrokerSettings:
+    """Settings for a broker of a test's own (free ports, its own state folder).
+
+    The class-path cache is shared with the session broker so that no test
+    pays for a Maven run.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    shared_cache = REPO / ".state" / "test-kafka"
+    for cached in shared_cache.glob("classpath-*.txt"):
+        shutil.copy(cached, state_dir / cached.name)
+    values: dict[str, object] = {
+        "state_dir": state_dir,
+        "port": free_port(),
+        "controller_port": free_port(),
+        "heap": "384m",
+    }
+    values.update(overrides)
+    return BrokerSettings.model_validate(values)
+
+
+def create_topic(
+    bootstrap: str, name: str, partitions: int = 6, replication: int = 1, **config: str
+) -> str:
+    """Create one topic and wait for it (the admin client must outlive the future)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = NewTopic(name, num_partitions=partitions, replication_factor=replication, config=config)
+    admin.create_topics([topic])[name].result(timeout=30)
+    return name
+
+
+@pytest.fixture(scope="session")
+def kafka_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    """The session's single-node broker (started if none runs, stopped if we started it)."""
+    port = int(os.environ.get("SAFEPASSAGE_TEST_KAFKA_PORT", "39092"))
+    settings = BrokerSettings(
+        state_dir=REPO / ".state" / "test-kafka", port=port, controller_port=port + 1
+    )
+    deployment = single_node(settings)
+    node = deployment.nodes[0]
+    started = not node.is_running()
+    if started:
+        shutil.rmtree(deployment.directory, ignore_errors=True)  # a clean cluster each run
+    deployment.start()
+    how = "started by the suite" if started else "already running, reused"
+    request.config.stash[BROKER_INFO] = (
+        f"Apache Kafka {node.kafka_version()} (KRaft, single node) at {node.bootstrap}, {how}"
+    )
+    yield deployment
+    if started and os.environ.get("SAFEPASSAGE_TEST_KEEP_BROKER") != "1":
+        deployment.stop()
+
+
+@pytest.fixture(scope="session")
+def bootstrap(kafka_deployment: Deployment) -> str:
+    """bootstrap.servers of the session broker."""
+    return kafka_deployment.bootstrap
+
+
+@pytest.fixture
+def kafka_settings(bootstrap: str) -> KafkaSettings:
+    """Client settings for the session broker, with a namespace of the test's own."""
+    return KafkaSettings(
+        bootstrap_servers=bootstrap, topic_namespace=f"test-{uuid.uuid4().hex[:12]}"
+    )
+
+
+@pytest.fixture
+def make_topic(bootstrap: str) -> Callable[..., str]:
+    """Create a uniquely named topic for this test and return its name."""
+
+    def create(partitions: int = 6, replication: int = 1, **config: str) -> str:
+        return create_topic(
+            bootstrap, f"test-{uuid.uuid4().hex}", partitions, replication, **config
+        )
+
+    return create

@@ -1,0 +1,72 @@
+"""The topic catalog matches DESIGN.md and keeps survivor topics co-partitioned."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.settings import KafkaSettings, Profile
+from streams.topics import CATEGORIES, CleanupPolicy, catalog, referral_topic
+
+EXPECTED = {
+    "safepassage.intake.v1",
+    "safepassage.provider-responses.v1",
+    "safepassage.providers.v1",
+    "safepassage.referrals.housing.v1",
+    "safepassage.referrals.health.v1",
+    "safepassage.referrals.legal-aid.v1",
+    "safepassage.referrals.financial-support.v1",
+    "safepassage.escalations.v1",
+    "safepassage.case-status.v1",
+    "safepassage.audit.v1",
+    "safepassage.deadletter.v1",
+}
+
+
+def by_name(settings: KafkaSettings) -> dict[str, object]:
+    return {spec.name: spec for spec in catalog(settings)}
+
+
+def test_catalog_has_every_topic_of_the_design() -> None:
+    assert set(by_name(KafkaSettings())) == EXPECTED
+
+
+def test_survivor_keyed_topics_are_co_partitioned() -> None:
+    settings = KafkaSettings(partitions=12)
+    specs = {spec.name: spec for spec in catalog(settings)}
+    survivor_keyed = [s for s in specs.values() if s.key == "survivor id"]
+    assert {s.partitions for s in survivor_keyed} == {12}
+    assert (
+        specs["safepassage.intake.v1"].partitions
+        == specs["safepassage.provider-responses.v1"].partitions
+    )
+
+
+def test_directory_and_status_are_compacted_and_facts_are_kept() -> None:
+    specs = {spec.name: spec for spec in catalog(KafkaSettings())}
+    assert specs["safepassage.providers.v1"].cleanup_policy is CleanupPolicy.COMPACT
+    assert specs["safepassage.case-status.v1"].cleanup_policy is CleanupPolicy.COMPACT
+    assert specs["safepassage.intake.v1"].config()["retention.ms"] == "-1"
+    assert specs["safepassage.intake.v1"].cleanup_policy is CleanupPolicy.DELETE
+
+
+@pytest.mark.parametrize(
+    ("profile", "rf", "min_isr"), [(Profile.DEV, 1, 1), (Profile.PRODUCTION, 3, 2)]
+)
+def test_durability_follows_the_profile(profile: Profile, rf: int, min_isr: int) -> None:
+    for spec in catalog(KafkaSettings(profile=profile)):
+        assert spec.replication_factor == rf
+        assert spec.config()["min.insync.replicas"] == str(min_isr)
+
+
+def test_namespace_prefixes_every_topic() -> None:
+    settings = KafkaSettings(topic_namespace="staging")
+    assert all(spec.name.startswith("staging.") for spec in catalog(settings))
+    assert referral_topic(settings, "legal-aid") == "staging.referrals.legal-aid.v1"
+
+
+def test_every_category_has_a_referral_topic_and_unknown_ones_are_refused() -> None:
+    names = set(by_name(KafkaSettings()))
+    for category in CATEGORIES:
+        assert referral_topic(KafkaSettings(), category) in names
+    with pytest.raises(ValueError, match="unknown service category 'dentistry'"):
+        referral_topic(KafkaSettings(), "dentistry")
