@@ -17,7 +17,9 @@ from infra.exceptions import DependencyResolutionError, ToolMissingError
 POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 
 _VERSION_RE = re.compile(r"<kafka\.version>([^<]+)</kafka\.version>")
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 _NETWORK_HINTS = (
+    "No plugin found for prefix",
     "Could not transfer",
     "Unknown host",
     "UnknownHostException",
@@ -68,7 +70,10 @@ def resolve_classpath(state_dir: Path, mvn: str = "mvn", pom: Path = POM) -> str
         "-q",
         "-f",
         str(pom),
-        "dependency:build-classpath",
+        "-Dstyle.color=never",
+        # Fully qualified: a bare "dependency:" prefix needs plugin-group metadata
+        # first, and fails with a less telling message when offline.
+        "org.apache.maven.plugins:maven-dependency-plugin:build-classpath",
         "-Dmdep.includeScope=runtime",
         f"-Dmdep.outputFile={tmp}",
     ]
@@ -86,6 +91,7 @@ def resolve_classpath(state_dir: Path, mvn: str = "mvn", pom: Path = POM) -> str
 
 def _explain_maven_failure(output: str) -> str:
     """Turn Maven's output into one paragraph: what failed, why, what to do."""
+    output = _ANSI_RE.sub("", output)
     lines = [line.strip() for line in output.splitlines() if "[ERROR]" in line]
     detail = next((line for line in lines if any(h in line for h in _NETWORK_HINTS)), None)
     if detail is None:

@@ -1,0 +1,608 @@
+"""Kafka records ⇄ typed events: Avro bodies, CloudEvents headers, typed failures.
+
+**Value.** The Avro binary encoding of the event's current schema, framed in
+one of two ways; decoding recognises both by their first bytes:
+
+* Avro *single-object encoding* (default): ``C3 01``, the 8-byte little-endian
+  CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form, the body.
+  Self-describing without any service: any Avro library can resolve the
+  fingerprint against the ``.avsc`` files.
+* Confluent wire format, when a :class:`SchemaIdResolver` is configured:
+  ``00``, the 4-byte big-endian schema-registry id, the body. Subjects follow
+  the *RecordNameStrategy*: the subject is the record's full name (e.g.
+  ``org.safepassage.events.ReferralCancelled``). One topic carries several
+  event types, so the topic name cannot be the subject, and one event type
+  (``referral.cancelled``) appears on several topics with one schema history.
+
+Records written with a released older version of a schema (or any
+registry version of the same record) are resolved to the current schema.
+
+**Headers.** CloudEvents 1.0, Kafka protocol binding, binary mode: ``ce_id``,
+``ce_source``, ``ce_type``, ``ce_specversion`` (``1.0``), ``ce_time`` (RFC 3339
+UTC, milliseconds, equal to the event's ``occurred_at``), ``ce_subject`` (the
+survivor pseudonym, or the provider id for ``provider.*`` events) and
+``content-type`` (``application/avro``), all UTF-8. All seven are required.
+
+**Key.** Derived from the topic (:meth:`streams.contract.Contract.key_for`).
+
+**Failures.** Every way a record can be bad raises a subclass of
+:class:`~streams.exceptions.DecodeError`, which a consumer dead-letters with
+:func:`deadletter_headers`; :class:`~streams.exceptions.RegistryUnavailableError`
+is transient and must be retried instead. Messages never contain field values.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from fastavro import schemaless_reader, schemaless_writer
+from pydantic import ValidationError
+
+from schemas.models import Event, from_avro, to_avro
+from schemas.registry import EventSchemas, event_schemas, parse
+from schemas.types import utc_millis
+from streams.contract import Contract
+from streams.exceptions import (
+    EncodeError,
+    InvalidEvent,
+    InvalidHeader,
+    KeyMismatch,
+    MissingHeader,
+    OversizedRecord,
+    RegistryUnavailableError,
+    UndecodableRecord,
+    UnknownSchema,
+    WrongEventType,
+)
+from streams.settings import KafkaSettings
+
+__all__ = [
+    "CE_ID",
+    "CE_SOURCE",
+    "CE_SPECVERSION",
+    "CE_SUBJECT",
+    "CE_TIME",
+    "CE_TYPE",
+    "CONFLUENT_MAGIC",
+    "CONTENT_TYPE",
+    "CONTENT_TYPE_HEADER",
+    "DEADLETTER_HEADERS",
+    "DEFAULT_MAX_RECORD_BYTES",
+    "REQUIRED_HEADERS",
+    "SINGLE_OBJECT_MAGIC",
+    "SPECVERSION",
+    "Codec",
+    "ConfluentSchemaRegistry",
+    "Decoded",
+    "EncodedRecord",
+    "Envelope",
+    "Framing",
+    "Headers",
+    "SchemaIdResolver",
+    "deadletter_headers",
+    "rfc3339",
+]
+
+CE_ID = "ce_id"
+CE_SOURCE = "ce_source"
+CE_TYPE = "ce_type"
+CE_SPECVERSION = "ce_specversion"
+CE_TIME = "ce_time"
+CE_SUBJECT = "ce_subject"
+CONTENT_TYPE_HEADER = "content-type"
+REQUIRED_HEADERS = (
+    CE_ID,
+    CE_SOURCE,
+    CE_TYPE,
+    CE_SPECVERSION,
+    CE_TIME,
+    CE_SUBJECT,
+    CONTENT_TYPE_HEADER,
+)
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/avro"
+
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+CONFLUENT_MAGIC = b"\x00"
+_FINGERPRINT_BYTES = 8
+_SCHEMA_ID = struct.Struct(">I")
+
+DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
+"""Kafka's default ``message.max.bytes`` is about this; events are far smaller."""
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+_URI_REFERENCE = re.compile(r"^[!#-~]+$")  # printable ASCII without spaces or quotes
+
+Headers = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None]
+"""Headers as Kafka clients hand them over: confluent-kafka, aiokafka, Faust."""
+
+
+class Framing(StrEnum):
+    """How the Avro body is framed in the record value."""
+
+    SINGLE_OBJECT = "single-object"
+    CONFLUENT = "confluent"
+
+
+class SchemaIdResolver(Protocol):
+    """A schema registry as the codec needs it (see :class:`ConfluentSchemaRegistry`)."""
+
+    def register(self, subject: str, schema_str: str) -> int:
+        """Register ``schema_str`` under ``subject`` (idempotently); its id."""
+
+    def schema_for(self, schema_id: int) -> str:
+        """The schema text of an id; raise :class:`UnknownSchema` if the registry has none.
+
+        Any other exception means the registry could not answer, and becomes
+        :class:`RegistryUnavailableError` (retry, do not dead-letter).
+        """
+
+
+class _RegistryClient(Protocol):
+    """The part of confluent-kafka's ``SchemaRegistryClient`` the adapter uses."""
+
+    def register_schema(self, subject_name: str, schema: Any) -> int: ...
+
+    def get_schema(self, schema_id: int) -> Any: ...
+
+
+class ConfluentSchemaRegistry:
+    """:class:`SchemaIdResolver` over confluent-kafka's schema-registry client.
+
+    Works with Confluent Schema Registry and with Apicurio Registry's
+    Confluent-compatible API (``/apis/ccompat/v7``). The client caches both
+    directions itself. Needs ``confluent-kafka[schemaregistry]``; it is
+    imported only when an adapter is built from a configuration.
+    """
+
+    def __init__(self, client: _RegistryClient) -> None:
+        """Wrap an existing ``SchemaRegistryClient`` (or its mock)."""
+        self._client = client
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ConfluentSchemaRegistry:
+        """Build the client from its configuration (``{"url": ...}``; ``mock://`` for tests)."""
+        from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
+
+        return cls(SchemaRegistryClient.new_client(dict(config)))
+
+    def register(self, subject: str, schema_str: str) -> int:
+        """Register an Avro schema under ``subject``; the registry's id for it."""
+        from confluent_kafka.schema_registry import Schema  # noqa: PLC0415
+
+        return int(self._client.register_schema(subject, Schema(schema_str, "AVRO")))
+
+    def schema_for(self, schema_id: int) -> str:
+        """The schema text of ``schema_id``; :class:`UnknownSchema` on HTTP 404."""
+        from confluent_kafka.schema_registry.error import (  # noqa: PLC0415
+            SchemaRegistryError,
+        )
+
+        try:
+            schema = self._client.get_schema(schema_id)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                raise UnknownSchema(f"schema id {schema_id} is not in the registry") from exc
+            raise
+        return str(schema.schema_str)
+
+
+@dataclass(frozen=True)
+class EncodedRecord:
+    """What to hand to a producer: key, value and headers, for one topic."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The CloudEvents attributes of a record."""
+
+    id: str
+    source: str
+    type: str
+    specversion: str
+    time: datetime
+    subject: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded record: its envelope, its typed event, and how it was framed."""
+
+    envelope: Envelope
+    event: Event
+    framing: Framing
+    writer_schema: str
+    """Which schema wrote the body: ``crc64:<hex>`` or ``id:<n>``."""
+
+
+@dataclass(frozen=True)
+class _Writer:
+    """A writer schema resolved from a record's frame."""
+
+    event_type: str
+    parsed: Any
+    ref: str
+
+
+def rfc3339(moment: datetime) -> str:
+    """RFC 3339 text of an instant in UTC with milliseconds, e.g. ``2025-01-02T03:04:05.678Z``."""
+    text = utc_millis(moment).isoformat(timespec="milliseconds")
+    return text.removesuffix("+00:00") + "Z"
+
+
+class Codec:
+    """Encodes events for, and decodes records from, the topics of one namespace.
+
+    One instance per service: it caches the schema registry's answers and the
+    topic contract. It holds no connection and does no I/O except through the
+    optional resolver.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        source: str,
+        resolver: SchemaIdResolver | None = None,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        schemas: EventSchemas | None = None,
+    ) -> None:
+        """Configure the codec.
+
+        ``source`` is the CloudEvents source of what this service writes, a
+        URI-reference such as ``/safepassage/router``; it names a service,
+        never a person. With a ``resolver``, events are written in the
+        Confluent wire format; without one, in single-object encoding.
+        """
+        if not _URI_REFERENCE.fullmatch(source):
+            raise ValueError("source must be a non-empty URI-reference without spaces")
+        if max_record_bytes < 1:
+            raise ValueError("max_record_bytes must be positive")
+        self.source = source
+        self.contract = Contract(settings)
+        self.max_record_bytes = max_record_bytes
+        self._resolver = resolver
+        self._schemas = schemas or event_schemas()
+        self._ids: dict[str, int] = {}
+        self._by_id: dict[int, _Writer] = {}
+
+    @property
+    def framing(self) -> Framing:
+        """How :meth:`encode` frames values."""
+        return Framing.SINGLE_OBJECT if self._resolver is None else Framing.CONFLUENT
+
+    # ------------------------------------------------------------------ encode
+
+    def encode(self, event: Event, topic: str, *, event_id: str | None = None) -> EncodedRecord:
+        """Key, value and CloudEvents headers of ``event`` on ``topic``.
+
+        Pass the same ``event_id`` when re-publishing the same fact, so that
+        consumers can drop the duplicate. Raises :class:`EncodeError` when the
+        event may not go on the topic or is too large,
+        :class:`~streams.exceptions.UnknownTopicError` for a topic outside the
+        contract and :class:`RegistryUnavailableError` when registering fails.
+        """
+        reason = self.contract.violation(topic, event)
+        if reason is not None:
+            raise EncodeError(reason)
+        value = self._frame(event.event_type) + self._body(event)
+        if len(value) > self.max_record_bytes:
+            raise EncodeError(
+                f"{event.event_type} encodes to {len(value)} bytes, more than the "
+                f"maximum of {self.max_record_bytes}"
+            )
+        ce_id = event_id if event_id is not None else str(uuid.uuid4())
+        if not ce_id:
+            raise EncodeError("event_id must not be empty")
+        headers = [
+            (CE_ID, ce_id),
+            (CE_SOURCE, self.source),
+            (CE_TYPE, event.event_type),
+            (CE_SPECVERSION, SPECVERSION),
+            (CE_TIME, rfc3339(event.occurred_at)),
+            (CE_SUBJECT, str(event.subject)),
+            (CONTENT_TYPE_HEADER, CONTENT_TYPE),
+        ]
+        return EncodedRecord(
+            topic=topic,
+            key=self.contract.key_for(topic, event),
+            value=value,
+            headers=[(name, text.encode("utf-8")) for name, text in headers],
+        )
+
+    def _body(self, event: Event) -> bytes:
+        schema = self._schemas.current(event.event_type)
+        out = io.BytesIO()
+        try:
+            schemaless_writer(out, schema.parsed, to_avro(event), strict=True)
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            # The models are stricter than the schemas; this is a contract defect.
+            raise EncodeError(
+                f"{event.event_type} does not fit its schema ({type(exc).__name__}); "
+                f"the model and the .avsc are out of step"
+            ) from exc
+        return out.getvalue()
+
+    def _frame(self, event_type: str) -> bytes:
+        schema = self._schemas.current(event_type)
+        if self._resolver is None:
+            return SINGLE_OBJECT_MAGIC + schema.fingerprint
+        schema_id = self._ids.get(event_type)
+        if schema_id is None:
+            try:
+                schema_id = self._resolver.register(schema.full_name, schema.schema_str)
+            except Exception as exc:
+                raise RegistryUnavailableError(
+                    f"could not register subject {schema.full_name} ({type(exc).__name__}: {exc})"
+                ) from exc
+            self._ids[event_type] = schema_id
+            self._by_id[schema_id] = _Writer(event_type, schema.parsed, f"id:{schema_id}")
+        return CONFLUENT_MAGIC + _SCHEMA_ID.pack(schema_id)
+
+    # ------------------------------------------------------------------ decode
+
+    def decode(
+        self,
+        value: bytes | None,
+        headers: Headers | None,
+        *,
+        topic: str | None = None,
+        key: bytes | None = None,
+    ) -> Decoded:
+        """The envelope and typed event of a record.
+
+        With ``topic``, the event type must be allowed there and, with ``key``
+        too, the key must be the one the contract derives. Checks run from the
+        cheapest: size, headers, framing and schema, event type, body, model,
+        then agreement of headers and key with the event. Raises a
+        :class:`~streams.exceptions.DecodeError` subclass for a bad record;
+        :class:`RegistryUnavailableError` and
+        :class:`~streams.exceptions.UnknownTopicError` are not the record's fault.
+        """
+        if not value:
+            raise UndecodableRecord("the record has no value (a tombstone?)")
+        if len(value) > self.max_record_bytes:
+            raise OversizedRecord(
+                f"the value has {len(value)} bytes, more than the maximum of "
+                f"{self.max_record_bytes}"
+            )
+        attrs = _read_headers(headers)
+        writer, framing, offset = self._writer(value)
+        if attrs[CE_TYPE] != writer.event_type:
+            raise WrongEventType(
+                f"ce_type says {_shown(attrs[CE_TYPE])} but the schema ({writer.ref}) is "
+                f"{writer.event_type}"
+            )
+        if topic is not None:
+            allowed = self.contract.topic(topic).event_types
+            if writer.event_type not in allowed:
+                raise WrongEventType(
+                    f"{writer.event_type} is not allowed on {topic} "
+                    f"(allowed: {', '.join(sorted(allowed))})"
+                )
+        event = self._event(writer, value, offset)
+        if topic is not None:
+            reason = self.contract.violation(topic, event)
+            if reason is not None:
+                raise WrongEventType(reason)
+        envelope = _envelope(attrs)
+        _check_agreement(envelope, event)
+        if topic is not None and key is not None and key != self.contract.key_for(topic, event):
+            raise KeyMismatch(
+                f"the key of this {event.event_type} on {topic} is not its "
+                f"{self.contract.topic(topic).key.value}"
+            )
+        return Decoded(envelope, event, framing, writer.ref)
+
+    def _writer(self, value: bytes) -> tuple[_Writer, Framing, int]:
+        if value.startswith(SINGLE_OBJECT_MAGIC):
+            end = len(SINGLE_OBJECT_MAGIC) + _FINGERPRINT_BYTES
+            if len(value) < end:
+                raise UndecodableRecord("single-object header is cut short")
+            fp = value[len(SINGLE_OBJECT_MAGIC) : end]
+            schema = self._schemas.by_fingerprint(fp)
+            if schema is None:
+                raise UnknownSchema(f"no schema of the contract has fingerprint crc64:{fp.hex()}")
+            writer = _Writer(schema.event_type, schema.parsed, f"crc64:{fp.hex()}")
+            return writer, Framing.SINGLE_OBJECT, end
+        if value.startswith(CONFLUENT_MAGIC):
+            end = len(CONFLUENT_MAGIC) + _SCHEMA_ID.size
+            if len(value) < end:
+                raise UndecodableRecord("Confluent wire-format header is cut short")
+            (schema_id,) = _SCHEMA_ID.unpack_from(value, len(CONFLUENT_MAGIC))
+            return self._writer_by_id(schema_id), Framing.CONFLUENT, end
+        raise UndecodableRecord(
+            f"the value starts with {value[:2].hex()}, neither Avro single-object "
+            f"encoding (c301) nor the Confluent wire format (00)"
+        )
+
+    def _writer_by_id(self, schema_id: int) -> _Writer:
+        cached = self._by_id.get(schema_id)
+        if cached is not None:
+            return cached
+        if self._resolver is None:
+            raise UnknownSchema(
+                f"the record names schema id {schema_id} but no schema registry is configured"
+            )
+        try:
+            schema_str = self._resolver.schema_for(schema_id)
+        except UnknownSchema:
+            raise
+        except Exception as exc:
+            raise RegistryUnavailableError(
+                f"the schema registry could not return schema id {schema_id} "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        try:
+            parsed, _, fp = parse(schema_str)
+        except Exception as exc:
+            raise UnknownSchema(
+                f"schema id {schema_id} is not a valid Avro schema ({type(exc).__name__})"
+            ) from exc
+        ref = f"id:{schema_id}"
+        known = self._schemas.by_fingerprint(fp)
+        if known is not None:
+            writer = _Writer(known.event_type, known.parsed, ref)
+        else:
+            # Another version of one of our records (e.g. registered by a newer
+            # producer): read it with its own schema, resolved to the current one.
+            name = parsed.get("name") if isinstance(parsed, dict) else None
+            event_type = self._schemas.event_type_of(str(name))
+            if event_type is None:
+                raise UnknownSchema(f"schema id {schema_id} is not an event schema of the contract")
+            writer = _Writer(event_type, parsed, ref)
+        self._by_id[schema_id] = writer
+        return writer
+
+    def _event(self, writer: _Writer, value: bytes, offset: int) -> Event:
+        reader = self._schemas.current(writer.event_type).parsed
+        body = io.BytesIO(value)
+        body.seek(offset)
+        try:
+            data = schemaless_reader(
+                body, writer.parsed, None if reader is writer.parsed else reader
+            )
+        except Exception as exc:  # fastavro raises EOFError, IndexError, ValueError, ...
+            raise UndecodableRecord(
+                f"the body is not valid Avro for {writer.event_type} ({writer.ref}): "
+                f"{type(exc).__name__}"
+            ) from exc
+        if body.tell() != len(value):
+            raise UndecodableRecord(
+                f"{len(value) - body.tell()} bytes left over after the {writer.event_type} body"
+            )
+        if not isinstance(data, dict):
+            raise UndecodableRecord(f"the body of {writer.event_type} is not a record")
+        try:
+            return from_avro(writer.event_type, data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or '(event)'}: {error['type']}"
+                for error in exc.errors(include_input=False, include_url=False)
+            )
+            raise InvalidEvent(f"{writer.event_type} breaks its model: {problems}") from None
+
+
+def _shown(header_value: str) -> str:
+    """A header value fit for an error message: protocol values are short, so cut at 40."""
+    return repr(header_value[:40] + ("…" if len(header_value) > 40 else ""))
+
+
+def _read_headers(headers: Headers | None) -> dict[str, str]:
+    """The required headers as text; repeated, missing or non-UTF-8 ones are errors."""
+    items = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    found: dict[str, str] = {}
+    for name, raw in items:
+        if name not in REQUIRED_HEADERS or raw is None:
+            continue
+        if name in found:
+            raise InvalidHeader(f"header {name} appears more than once")
+        try:
+            found[name] = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidHeader(f"header {name} is not UTF-8") from None
+    missing = [name for name in REQUIRED_HEADERS if not found.get(name)]
+    if missing:
+        raise MissingHeader(f"missing or empty header(s): {', '.join(missing)}")
+    if found[CE_SPECVERSION] != SPECVERSION:
+        raise InvalidHeader(
+            f"ce_specversion is {_shown(found[CE_SPECVERSION])}; only {SPECVERSION} is supported"
+        )
+    media_type = found[CONTENT_TYPE_HEADER].split(";", 1)[0].strip().lower()
+    if media_type != CONTENT_TYPE:
+        raise InvalidHeader(f"content-type is {_shown(media_type)}, not {CONTENT_TYPE}")
+    return found
+
+
+def _envelope(attrs: Mapping[str, str]) -> Envelope:
+    text = attrs[CE_TIME]
+    if not _RFC3339.fullmatch(text):
+        raise InvalidHeader("ce_time is not an RFC 3339 timestamp")
+    try:
+        moment = datetime.fromisoformat(text.upper())
+    except ValueError:
+        raise InvalidHeader("ce_time is not a valid date and time") from None
+    return Envelope(
+        id=attrs[CE_ID],
+        source=attrs[CE_SOURCE],
+        type=attrs[CE_TYPE],
+        specversion=attrs[CE_SPECVERSION],
+        time=moment,
+        subject=attrs[CE_SUBJECT],
+        content_type=attrs[CONTENT_TYPE_HEADER],
+    )
+
+
+def _check_agreement(envelope: Envelope, event: Event) -> None:
+    """Headers are routing metadata; one that contradicts the body would misroute it."""
+    try:
+        same_subject = uuid.UUID(envelope.subject) == event.subject
+    except ValueError:
+        same_subject = False
+    if not same_subject:
+        raise InvalidHeader(f"ce_subject does not match the subject of this {event.event_type}")
+    try:
+        same_time = utc_millis(envelope.time) == event.occurred_at
+    except ValueError:
+        same_time = False
+    if not same_time:
+        raise InvalidHeader(f"ce_time is not the occurred_at of this {event.event_type}")
+
+
+# ---------------------------------------------------------------------- dead letters
+
+DEADLETTER_HEADERS = (
+    "deadletter.error.class",
+    "deadletter.error.message",
+    "deadletter.source.topic",
+    "deadletter.source.partition",
+    "deadletter.source.offset",
+)
+"""Headers :func:`deadletter_headers` appends, in this order."""
+
+_MAX_MESSAGE_CHARS = 1000
+
+
+def deadletter_headers(
+    original: Headers | None,
+    error: BaseException,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+) -> list[tuple[str, bytes | None]]:
+    """Headers of a dead letter: the original ones, untouched and in order, then the reason.
+
+    The dead letter keeps the original key and value bytes; these headers
+    say what failed (the error's class name and message, truncated to 1000
+    characters) and where the record came from. Pass SafePassage errors:
+    their messages carry no personal data. A record dead-lettered twice
+    carries both sets; the last one is the latest failure.
+    """
+    items = original.items() if isinstance(original, Mapping) else (original or ())
+    out: list[tuple[str, bytes | None]] = [(name, value) for name, value in items]
+    values = (
+        type(error).__name__,
+        str(error)[:_MAX_MESSAGE_CHARS],
+        topic,
+        str(partition),
+        str(offset),
+    )
+    out.extend(
+        (name, text.encode("utf-8")) for name, text in zip(DEADLETTER_HEADERS, values, strict=True)
+    )
+    return out

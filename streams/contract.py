@@ -1,0 +1,187 @@
+"""Which event types may appear on which catalog topic, and what each record's key is.
+
+The topic names and their key kinds come from :mod:`streams.topics` (so the
+namespace of :class:`~streams.settings.KafkaSettings` applies); this module
+adds the event types. Both sides of the wire use it: the codec refuses to
+encode an event onto a topic that must not carry it, and treats such a
+record as a dead letter when decoding.
+
+Key rules (DESIGN.md, topics table):
+
+* survivor-keyed topics (intake, provider responses, escalations): the
+  survivor pseudonym, so that a survivor's events keep their order;
+* provider-keyed topics (the directory, the referral topics): the provider
+  id, so that a provider's offers and directory entry stay together. A
+  ``referral.cancelled`` forwarded to a referral topic must therefore name
+  the provider holding the offer.
+
+A key is the UUID in its canonical text form (36 lower-case ASCII
+characters): every client language produces the same bytes, so every
+partitioner puts the same survivor on the same partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+from uuid import UUID
+
+from schemas.models import Event, SurvivorEvent
+from schemas.types import ServiceCategory
+from streams.exceptions import UnknownTopicError
+from streams.settings import KafkaSettings
+from streams.topics import catalog, referral_topic
+
+__all__ = [
+    "AGENCY_EVENTS",
+    "DIRECTORY_EVENTS",
+    "ESCALATION_EVENTS",
+    "OFFER_EVENTS",
+    "PROVIDER_ANSWERS",
+    "Contract",
+    "KeyKind",
+    "TopicContract",
+]
+
+AGENCY_EVENTS = frozenset(
+    {
+        "survivor.identified",
+        "consent.granted",
+        "consent.withdrawn",
+        "risk.assessed",
+        "referral.requested",
+        "referral.cancelled",
+        "case.closed",
+    }
+)
+"""What agencies publish on ``intake.v1``."""
+
+PROVIDER_ANSWERS = frozenset(
+    {
+        "referral.accepted",
+        "referral.declined",
+        "referral.started",
+        "referral.completed",
+        "referral.failed",
+    }
+)
+"""What providers answer on ``provider-responses.v1``."""
+
+DIRECTORY_EVENTS = frozenset({"provider.registered", "provider.updated", "provider.capacity"})
+"""The compacted directory, ``providers.v1``."""
+
+OFFER_EVENTS = frozenset({"referral.offered", "referral.cancelled"})
+"""What a provider receives on its category's ``referrals.<category>.v1``."""
+
+ESCALATION_EVENTS = frozenset({"referral.escalated"})
+"""What operators watch on ``escalations.v1``."""
+
+_BY_SUFFIX: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "intake.v1": AGENCY_EVENTS,
+        "provider-responses.v1": PROVIDER_ANSWERS,
+        "providers.v1": DIRECTORY_EVENTS,
+        "escalations.v1": ESCALATION_EVENTS,
+    }
+)
+
+
+class KeyKind(StrEnum):
+    """What a topic is keyed by; the values are the catalog's ``TopicSpec.key``."""
+
+    SURVIVOR = "survivor id"
+    PROVIDER = "provider id"
+
+
+@dataclass(frozen=True)
+class TopicContract:
+    """The events one topic may carry and how its records are keyed."""
+
+    topic: str
+    key: KeyKind
+    event_types: frozenset[str]
+    category: ServiceCategory | None = None
+    """The service category of a referral topic; None elsewhere."""
+
+
+class Contract:
+    """The topic contract of one namespace; build it once per codec or service."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        """Derive every event-carrying topic from the catalog of ``settings``."""
+        specs = {spec.name: spec for spec in catalog(settings)}
+        topics: dict[str, TopicContract] = {}
+        for suffix, event_types in _BY_SUFFIX.items():
+            name = f"{settings.topic_namespace}.{suffix}"
+            topics[name] = TopicContract(name, KeyKind(specs[name].key), event_types)
+        for category in ServiceCategory:
+            if category.topic_category is None:
+                continue
+            name = referral_topic(settings, category.topic_category)
+            topics[name] = TopicContract(name, KeyKind(specs[name].key), OFFER_EVENTS, category)
+        self._topics: Mapping[str, TopicContract] = MappingProxyType(topics)
+
+    @property
+    def topics(self) -> Mapping[str, TopicContract]:
+        """Every topic that carries events of the contract, by name."""
+        return self._topics
+
+    def topic(self, name: str) -> TopicContract:
+        """The contract of one topic; :class:`UnknownTopicError` for any other topic."""
+        try:
+            return self._topics[name]
+        except KeyError:
+            raise UnknownTopicError(
+                f"topic {name!r} carries no events of the contract; "
+                f"known: {', '.join(sorted(self._topics))}"
+            ) from None
+
+    def violation(self, topic: str, event: Event) -> str | None:
+        """Why ``event`` must not be on ``topic``, or None when it may be.
+
+        The reason names event types, topics and categories only, never
+        field values, so it can go into logs and dead-letter headers.
+        """
+        contract = self.topic(topic)
+        if event.event_type not in contract.event_types:
+            allowed = ", ".join(sorted(contract.event_types))
+            return f"{event.event_type} is not allowed on {topic} (allowed: {allowed})"
+        if contract.category is not None:
+            category = getattr(event, "category", None)
+            if category is not contract.category:
+                found = "no category" if category is None else f"category {category.value}"
+                return (
+                    f"{event.event_type} with {found} is not allowed on {topic}, "
+                    f"the topic of category {contract.category.value}"
+                )
+        if self._key_id(contract, event) is None:
+            return (
+                f"{event.event_type} on {topic} must name its {contract.key.value}: "
+                f"it is the topic's key"
+            )
+        return None
+
+    def topics_for(self, event: Event) -> tuple[str, ...]:
+        """Every topic this event may be published on (none, e.g., for an UNKNOWN category)."""
+        return tuple(name for name in self._topics if self.violation(name, event) is None)
+
+    def key_for(self, topic: str, event: Event) -> bytes:
+        """The Kafka key of ``event`` on ``topic``: a UUID's canonical text, ASCII-encoded.
+
+        Raises :class:`UnknownTopicError`, or :class:`ValueError` when the event has
+        no id of the topic's key kind (check :meth:`violation` first).
+        """
+        contract = self.topic(topic)
+        key = self._key_id(contract, event)
+        if key is None:
+            raise ValueError(f"{event.event_type} has no {contract.key.value} for {topic}")
+        return str(key).encode("ascii")
+
+    @staticmethod
+    def _key_id(contract: TopicContract, event: Event) -> UUID | None:
+        if contract.key is KeyKind.SURVIVOR:
+            return event.survivor_id if isinstance(event, SurvivorEvent) else None
+        provider_id = getattr(event, "provider_id", None)
+        return provider_id if isinstance(provider_id, UUID) else None
