@@ -74,7 +74,6 @@ __all__ = [
     "CONFLUENT_MAGIC",
     "CONTENT_TYPE",
     "CONTENT_TYPE_HEADER",
-    "DEADLETTER_HEADERS",
     "DEFAULT_MAX_RECORD_BYTES",
     "REQUIRED_HEADERS",
     "SINGLE_OBJECT_MAGIC",
@@ -87,7 +86,6 @@ __all__ = [
     "Framing",
     "Headers",
     "SchemaIdResolver",
-    "deadletter_headers",
     "rfc3339",
 ]
 
@@ -299,12 +297,7 @@ class Codec:
         reason = self.contract.violation(topic, event)
         if reason is not None:
             raise EncodeError(reason)
-        value = self._frame(event.event_type) + self._body(event)
-        if len(value) > self.max_record_bytes:
-            raise EncodeError(
-                f"{event.event_type} encodes to {len(value)} bytes, more than the "
-                f"maximum of {self.max_record_bytes}"
-            )
+        value = self.encode_value(event)
         ce_id = event_id if event_id is not None else str(uuid.uuid4())
         if not ce_id:
             raise EncodeError("event_id must not be empty")
@@ -323,6 +316,32 @@ class Codec:
             value=value,
             headers=[(name, text.encode("utf-8")) for name, text in headers],
         )
+
+    def encode_value(self, event: Event) -> bytes:
+        """The framed Avro value alone (no topic check, no headers): for Faust's codec."""
+        value = self._frame(event.event_type) + self._body(event)
+        if len(value) > self.max_record_bytes:
+            raise EncodeError(
+                f"{event.event_type} encodes to {len(value)} bytes, more than the "
+                f"maximum of {self.max_record_bytes}"
+            )
+        return value
+
+    def decode_value(self, value: bytes | None) -> Event:
+        """The typed event of a framed value alone, resolved by its fingerprint or id.
+
+        Envelope, topic and key checks need :meth:`decode`; this is what a
+        value serializer can do with bytes only.
+        """
+        if not value:
+            raise UndecodableRecord("the record has no value (a tombstone?)")
+        if len(value) > self.max_record_bytes:
+            raise OversizedRecord(
+                f"the value has {len(value)} bytes, more than the maximum of "
+                f"{self.max_record_bytes}"
+            )
+        writer, _, offset = self._writer(value)
+        return self._event(writer, value, offset)
 
     def _body(self, event: Event) -> bytes:
         schema = self._schemas.current(event.event_type)
@@ -564,45 +583,3 @@ def _check_agreement(envelope: Envelope, event: Event) -> None:
 
 
 # ---------------------------------------------------------------------- dead letters
-
-DEADLETTER_HEADERS = (
-    "deadletter.error.class",
-    "deadletter.error.message",
-    "deadletter.source.topic",
-    "deadletter.source.partition",
-    "deadletter.source.offset",
-)
-"""Headers :func:`deadletter_headers` appends, in this order."""
-
-_MAX_MESSAGE_CHARS = 1000
-
-
-def deadletter_headers(
-    original: Headers | None,
-    error: BaseException,
-    *,
-    topic: str,
-    partition: int,
-    offset: int,
-) -> list[tuple[str, bytes | None]]:
-    """Headers of a dead letter: the original ones, untouched and in order, then the reason.
-
-    The dead letter keeps the original key and value bytes; these headers
-    say what failed (the error's class name and message, truncated to 1000
-    characters) and where the record came from. Pass SafePassage errors:
-    their messages carry no personal data. A record dead-lettered twice
-    carries both sets; the last one is the latest failure.
-    """
-    items = original.items() if isinstance(original, Mapping) else (original or ())
-    out: list[tuple[str, bytes | None]] = [(name, value) for name, value in items]
-    values = (
-        type(error).__name__,
-        str(error)[:_MAX_MESSAGE_CHARS],
-        topic,
-        str(partition),
-        str(offset),
-    )
-    out.extend(
-        (name, text.encode("utf-8")) for name, text in zip(DEADLETTER_HEADERS, values, strict=True)
-    )
-    return out

@@ -40,16 +40,15 @@ from schemas.types import (
 )
 from streams.codec import (
     CONTENT_TYPE,
-    DEADLETTER_HEADERS,
     REQUIRED_HEADERS,
     Codec,
     ConfluentSchemaRegistry,
     EncodedRecord,
     Framing,
-    deadletter_headers,
     rfc3339,
 )
 from streams.contract import KeyKind
+from streams.deadletter import DEADLETTER_HEADERS, deadletter_headers
 from streams.exceptions import (
     DecodeError,
     EncodeError,

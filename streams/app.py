@@ -1,0 +1,72 @@
+"""The Faust application, configured the way SafePassage needs it.
+
+Cautions from DESIGN.md, applied here once for every worker:
+
+* at-least-once processing with idempotent handlers (Faust's exactly-once
+  mode is unreliable);
+* an explicit topic replication factor from the durability profile;
+* table web views off: they would serve survivor data over HTTP;
+* the rocksdict store for tables (state survives restarts; changelogs
+  rebuild it elsewhere);
+* agents are declared with ``concurrency=1`` (see :mod:`processors.agents`),
+  as higher concurrency can lose messages on restart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from streams.settings import KafkaSettings, Profile
+
+__all__ = ["create_app", "raw_topic"]
+
+
+def create_app(
+    settings: KafkaSettings,
+    app_id: str,
+    *,
+    data_dir: Path | None = None,
+    web_port: int | None = None,
+    store: str = "rocksdict://",
+    **overrides: Any,
+) -> faust.App:
+    """A Faust app bound to the settings' cluster and namespace.
+
+    ``web_port`` None turns Faust's web server off; otherwise it listens on
+    loopback only, with table views disabled either way.
+    """
+    replication = 3 if settings.profile is Profile.PRODUCTION else 1
+    config: dict[str, Any] = {
+        "broker": [f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        "broker_client_id": settings.client_id,
+        "processing_guarantee": "at_least_once",
+        "topic_replication_factor": replication,
+        "topic_partitions": settings.partitions,
+        "topic_allow_declare": True,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "store": store,
+        "web_enabled": web_port is not None,
+        "web_tables_enabled": False,
+        "web_host": "127.0.0.1",
+        "web_port": web_port or 6066,
+    }
+    if data_dir is not None:
+        config["datadir"] = str(data_dir)
+    config.update(overrides)
+    return faust.App(app_id, **config)
+
+
+def raw_topic(app: faust.App, name: str) -> Any:
+    """A topic whose keys and values stay bytes: SafePassage's codec decodes them.
+
+    Decoding in the agent rather than in Faust's serializer keeps every bad
+    record in our hands (dead-lettered with its reason); Faust would log a
+    value-decode error and move on.
+    """
+    return app.topic(
+        name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )

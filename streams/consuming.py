@@ -1,0 +1,113 @@
+"""Decode, handle, or dead-letter: the one loop every SafePassage agent runs.
+
+Each record of a raw Faust stream is decoded with the codec (envelope,
+typed event, topic and key checks) and handed to a handler. If decoding or
+handling fails, the failure policy decides: dead-letter the original record
+with the reason and go on, or retry it (transient failures). The worker
+never crashes on a record and never drops one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from streams.codec import Codec, Decoded
+from streams.deadletter import (
+    Action,
+    DeadLetter,
+    FailurePolicy,
+    default_policy,
+    describe_error,
+)
+from streams.logs import bind_record, get_logger
+
+__all__ = ["DeadLetterSink", "FaustDeadLetterSink", "Handler", "process_records"]
+
+log = get_logger(__name__)
+
+Handler = Callable[[Decoded], Awaitable[None]]
+"""Applies one decoded record; raising means the record failed."""
+
+
+class DeadLetterSink(Protocol):
+    """Where dead letters go; returns only once the broker acknowledged."""
+
+    async def publish(self, letter: DeadLetter) -> None: ...
+
+
+class FaustDeadLetterSink:
+    """Dead letters through the Faust app's producer, to a raw topic."""
+
+    def __init__(self, topic: Any) -> None:
+        self._topic = topic
+
+    async def publish(self, letter: DeadLetter) -> None:
+        pending = await self._topic.send(key=letter.key, value=letter.value, headers=letter.headers)
+        await pending  # acked before the source offset may be committed
+
+
+async def process_records(
+    stream: Any,
+    codec: Codec,
+    handler: Handler,
+    sink: DeadLetterSink,
+    *,
+    policy: FailurePolicy = default_policy,
+    retry_delay_s: float = 1.0,
+) -> None:
+    """Run ``handler`` on every record of a raw Faust stream; dead-letter failures."""
+    async for event in stream.events():
+        message = event.message
+        with bind_record(topic=message.topic, partition=message.partition, offset=message.offset):
+            await _process_one(
+                message,
+                codec,
+                handler=handler,
+                sink=sink,
+                policy=policy,
+                retry_delay_s=retry_delay_s,
+            )
+
+
+async def _process_one(
+    message: Any,
+    codec: Codec,
+    *,
+    handler: Handler,
+    sink: DeadLetterSink,
+    policy: FailurePolicy,
+    retry_delay_s: float,
+) -> None:
+    while True:
+        try:
+            decoded = codec.decode(
+                message.value, message.headers, topic=message.topic, key=message.key
+            )
+            await handler(decoded)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            action = policy(exc)
+            if action is Action.RETRY:
+                log.warning(
+                    "record.retry", error_class=type(exc).__name__, error=describe_error(exc)
+                )
+                await asyncio.sleep(retry_delay_s)
+                continue
+            letter = DeadLetter.of(
+                key=message.key,
+                value=message.value,
+                headers=message.headers,
+                error=exc,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            )
+            await sink.publish(letter)
+            log.warning(
+                "record.dead_lettered", error_class=type(exc).__name__, error=describe_error(exc)
+            )
+            return
