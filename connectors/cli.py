@@ -19,6 +19,9 @@ from rich.table import Table
 
 from infra import BrokerSettings, Deployment, InfraError, cluster, single_node
 from infra.maven import pinned_kafka_version
+from schemas.compatibility import check, release
+from schemas.exceptions import SchemasError
+from schemas.registry import EventSchemas
 from streams.exceptions import StreamsError
 from streams.logs import configure_logging
 from streams.provisioning import Plan, describe, provision
@@ -43,7 +46,7 @@ def _friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (InfraError, StreamsError) as exc:
+        except (InfraError, StreamsError, SchemasError) as exc:
             _console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
             sys.exit(1)
 
@@ -186,6 +189,52 @@ def topics_list() -> None:
             *[topic.config.get(key, "") for key in keys],
         )
     _console().print(table)
+
+
+# ------------------------------------------------------------------------- schemas
+
+
+@main.group()
+def schemas() -> None:
+    """The event contract (schemas/avro): compatibility and releases."""
+
+
+@schemas.command("check")
+@_friendly_errors
+def schemas_check() -> None:
+    """Check every schema is FULL_TRANSITIVE compatible with its released versions."""
+    contract = EventSchemas()
+    broken = 0
+    for event_type, problems in check(contract).items():
+        releases = len(contract.released(event_type))
+        if not problems:
+            _console().print(f"ok      {event_type} (against {releases} released version(s))")
+        for problem in problems:
+            broken += 1
+            _console().print(f"[red]BREAKS[/]  {problem}", highlight=False)
+    if broken:
+        _console(stderr=True).print(
+            f"[bold red]error:[/] {broken} incompatibilit{'y' if broken == 1 else 'ies'}: "
+            "add defaults to new fields, keep removed fields' defaults, never rename "
+            "records, enum symbols or fields without aliases."
+        )
+        sys.exit(1)
+
+
+@schemas.command("release")
+@click.argument("event_types", nargs=-1)
+@_friendly_errors
+def schemas_release(event_types: tuple[str, ...]) -> None:
+    """Record changed schemas as their next released version (after a check)."""
+    contract = EventSchemas()
+    for event_type in event_types or contract.event_types:
+        try:
+            version = release(contract, event_type)
+        except ValueError as exc:
+            _console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+            sys.exit(1)
+        if version is not None:
+            _console().print(f"released {event_type} v{version}")
 
 
 # ----------------------------------------------------------------------------- run
