@@ -11,6 +11,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import click
@@ -22,6 +23,7 @@ from infra.maven import pinned_kafka_version
 from schemas.compatibility import check, release
 from schemas.exceptions import SchemasError
 from schemas.registry import EventSchemas
+from streams.asyncapi import DOCUMENT, render
 from streams.exceptions import StreamsError
 from streams.logs import configure_logging
 from streams.provisioning import Plan, describe, provision
@@ -235,6 +237,34 @@ def schemas_release(event_types: tuple[str, ...]) -> None:
             sys.exit(1)
         if version is not None:
             _console().print(f"released {event_type} v{version}")
+
+
+# ---------------------------------------------------------------------------- docs
+
+
+@main.group()
+def docs() -> None:
+    """Documents generated from the code."""
+
+
+@docs.command("asyncapi")
+@click.option("--check", is_flag=True, help="Exit 1 if docs/asyncapi.yaml is out of date.")
+@click.option("--output", type=click.Path(path_type=Path), default=DOCUMENT, show_default=True)
+def docs_asyncapi(check: bool, output: Path) -> None:
+    """Write the AsyncAPI 3.0 document of topics, messages and headers."""
+    text = render()
+    if check:
+        current = output.read_text(encoding="utf-8") if output.exists() else ""
+        if current != text:
+            _console(stderr=True).print(
+                f"[bold red]error:[/] {output} is out of date: run `safepassage docs asyncapi`."
+            )
+            sys.exit(1)
+        _console().print(f"{output} is up to date")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    _console().print(f"wrote {output}")
 
 
 # ----------------------------------------------------------------------------- run
