@@ -20,6 +20,7 @@ from rich.table import Table
 
 from infra import BrokerSettings, Deployment, InfraError, cluster, single_node
 from infra.maven import pinned_kafka_version
+from infra.registry import SchemaRegistry
 from schemas.compatibility import check, release
 from schemas.exceptions import SchemasError
 from schemas.registry import EventSchemas
@@ -131,6 +132,40 @@ def kafka_status(use_cluster: bool) -> None:
     _console().print(table)
     _console().print(f"Apache Kafka {pinned_kafka_version()} (pinned in infra/kafka/pom.xml)")
     if not any(status.pid for status in statuses):
+        sys.exit(3)
+
+
+@main.group()
+def registry() -> None:
+    """Run the local schema registry (Apicurio, Confluent-compatible API)."""
+
+
+@registry.command("start")
+@_friendly_errors
+def registry_start() -> None:
+    """Build it with Maven if needed, start it, wait until it answers."""
+    result = SchemaRegistry().start()
+    state = "already running" if result.already_running else "started"
+    _console().print(f"schema registry {state} (pid {result.pid})")
+    _console().print(f"Confluent-compatible API: {SchemaRegistry().ccompat_url}")
+
+
+@registry.command("stop")
+@_friendly_errors
+def registry_stop() -> None:
+    """Stop the registry by its PID."""
+    pid = SchemaRegistry().stop()
+    _console().print(f"stopped schema registry (pid {pid})" if pid else "registry is not running")
+
+
+@registry.command("status")
+@_friendly_errors
+def registry_status() -> None:
+    """PID and whether the API answers; exit 3 when it is not running."""
+    status = SchemaRegistry().status()
+    answers = "answers" if status.answering else "does not answer"
+    _console().print(f"schema registry at {status.url}: pid {status.pid or '-'}, {answers}")
+    if status.pid is None:
         sys.exit(3)
 
 

@@ -19,3 +19,15 @@ class BrokerStartError(InfraError):
 
 class BrokerStopError(InfraError):
     """A broker node did not stop, even after SIGKILL."""
+
+
+class RegistryBuildError(DependencyResolutionError):
+    """Maven could not build the schema registry (Maven Central unreachable, or build failed)."""
+
+
+class RegistryStartError(InfraError):
+    """The schema registry did not come up, or did not answer in time."""
+
+
+class RegistryStopError(InfraError):
+    """The schema registry did not stop, even after SIGKILL."""
