@@ -18,11 +18,8 @@ signalling an unrelated process.
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
-import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -30,11 +27,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 from confluent_kafka.admin import AdminClient
 
 from infra.exceptions import BrokerStartError, BrokerStopError
 from infra.maven import require_tool, resolve_classpath
+from infra.process import port_in_use, runs_with, send_signal, wait_gone
 from infra.settings import BrokerSettings
 
 __all__ = [
@@ -47,6 +44,7 @@ __all__ = [
 ]
 
 CLUSTER_SIZE = 3
+_PURPOSE = "The local Kafka broker runs on Java 17 or newer and its jars are fetched with Maven"
 
 _quiet = logging.getLogger("infra.broker.librdkafka")
 _quiet.addHandler(logging.NullHandler())
@@ -164,7 +162,7 @@ class BrokerNode:
             pid = int(self.pid_file.read_text(encoding="utf-8").strip())
         except (FileNotFoundError, ValueError):
             return None
-        if _runs_config(pid, self.config_path):
+        if runs_with(pid, str(self.config_path)):
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
@@ -283,7 +281,9 @@ class Deployment:
         majority of controllers before any of them answers.
         """
         selected = self._select(node_ids)
-        java = require_tool("java", self.settings.java)
+        java = require_tool(
+            "java", self.settings.java, purpose=_PURPOSE, env_prefix="SAFEPASSAGE_BROKER_"
+        )
         classpath = resolve_classpath(self.settings.state_dir, self.settings.mvn)
         results: dict[int, StartResult] = {}
         launched: list[tuple[BrokerNode, subprocess.Popen[bytes]]] = []
@@ -315,12 +315,12 @@ class Deployment:
             (node, pid) for node in self._select(node_ids) if (pid := node.pid()) is not None
         ]
         for _, pid in running:
-            _signal(pid, signal.SIGTERM)
+            send_signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.settings.stop_timeout_s
         for node, pid in running:
-            if not _wait_gone(pid, max(0.1, deadline - time.monotonic())):
-                _signal(pid, signal.SIGKILL)
-                if not _wait_gone(pid, 10.0):
+            if not wait_gone(pid, max(0.1, deadline - time.monotonic())):
+                send_signal(pid, signal.SIGKILL)
+                if not wait_gone(pid, 10.0):
                     raise BrokerStopError(
                         f"Kafka node {node.node_id} (PID {pid}) did not exit even after SIGKILL."
                     )
@@ -333,8 +333,8 @@ class Deployment:
         pid = node.pid()
         if pid is None:
             return None
-        _signal(pid, signal.SIGKILL)
-        _wait_gone(pid, 10.0)
+        send_signal(pid, signal.SIGKILL)
+        wait_gone(pid, 10.0)
         return pid
 
     def _prepare(self, node: BrokerNode, java: str, classpath: str) -> None:
@@ -345,7 +345,7 @@ class Deployment:
         # A Java argument file keeps the long class path out of `ps` and argv limits.
         quoted = classpath.replace("\\", "\\\\").replace('"', '\\"')
         (node.directory / "jvm.args").write_text(f'-cp "{quoted}"\n', encoding="utf-8")
-        busy = [p for p in (node.port, node.controller_port) if _port_in_use(node.host, p)]
+        busy = [p for p in (node.port, node.controller_port) if port_in_use(node.host, p)]
         if busy:
             raise BrokerStartError(
                 f"Cannot start Kafka node {node.node_id}: port(s) {', '.join(map(str, busy))} on "
@@ -461,36 +461,3 @@ def cluster(settings: BrokerSettings | None = None) -> Deployment:
         for i in ids
     ]
     return Deployment("cluster", settings, nodes, directory)
-
-
-def _runs_config(pid: int, config_path: Path) -> bool:
-    """Whether PID is a live JVM started with exactly this node's configuration."""
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return str(config_path) in process.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return False
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
-def _wait_gone(pid: int, timeout_s: float) -> bool:
-    """Wait for a process to exit (reaping it if it is our child)."""
-    try:
-        psutil.Process(pid).wait(timeout=timeout_s)
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.TimeoutExpired:
-        return False
-    return True
-
-
-def _port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0

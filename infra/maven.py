@@ -39,15 +39,23 @@ def pinned_kafka_version(pom: Path = POM) -> str:
     return match.group(1)
 
 
-def require_tool(name: str, executable: str) -> str:
-    """Return the absolute path of an executable, or explain how to get it."""
+def require_tool(
+    name: str,
+    executable: str,
+    *,
+    purpose: str = "The local Kafka broker runs on Java 17 or newer and its jars are fetched "
+    "with Maven",
+    env_prefix: str = "SAFEPASSAGE_BROKER_",
+    setting: str | None = None,
+) -> str:
+    """Return the absolute path of an executable, or explain in one paragraph how to get it."""
     found = shutil.which(executable)
     if found is None:
         raise ToolMissingError(
-            f"{name} was not found (looked for '{executable}' on the PATH). The local Kafka "
-            f"broker runs on Java 17 or newer and its jars are fetched with Maven; install "
+            f"{name} was not found (looked for '{executable}' on the PATH). {purpose}; install "
             f"them (on Debian: apt-get install openjdk-17-jre-headless maven) or point "
-            f"SAFEPASSAGE_BROKER_{name.upper()} at the executable, then run the command again."
+            f"{env_prefix}{(setting or name).upper()} at the executable, then run the command "
+            f"again."
         )
     return found
 
@@ -84,12 +92,12 @@ def resolve_classpath(state_dir: Path, mvn: str = "mvn", pom: Path = POM) -> str
     if offline.returncode != 0:
         online = subprocess.run(base, check=False, capture_output=True, text=True)
         if online.returncode != 0:
-            raise DependencyResolutionError(_explain_maven_failure(online.stdout + online.stderr))
+            raise DependencyResolutionError(explain_maven_failure(online.stdout + online.stderr))
     tmp.replace(cache)
     return cache.read_text(encoding="utf-8").strip()
 
 
-def _explain_maven_failure(output: str) -> str:
+def explain_maven_failure(output: str, action: str = "fetch the Apache Kafka broker jars") -> str:
     """Turn Maven's output into one paragraph: what failed, why, what to do."""
     output = _ANSI_RE.sub("", output)
     lines = [line.strip() for line in output.splitlines() if "[ERROR]" in line]
@@ -101,12 +109,12 @@ def _explain_maven_failure(output: str) -> str:
         detail = detail[:400] + "..."
     network = any(h in output for h in _NETWORK_HINTS)
     cause = (
-        "Maven Central could not be reached, or it does not serve the pinned version"
+        "Maven Central could not be reached, or it does not serve a pinned version"
         if network
         else "Maven failed"
     )
     return (
-        f"Could not fetch the Apache Kafka broker jars: {cause}. Maven said: {detail} "
+        f"Could not {action}: {cause}. Maven said: {detail} "
         f"The jars are resolved once from Maven Central into ~/.m2 and reused offline "
         f"afterwards; check the network or proxy settings (~/.m2/settings.xml) and run the "
         f"command again."

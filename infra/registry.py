@@ -24,8 +24,6 @@ import contextlib
 import fcntl
 import hashlib
 import http.client
-import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -34,18 +32,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from infra.broker import _port_in_use, _signal, _wait_gone
 from infra.exceptions import (
     RegistryBuildError,
     RegistryStartError,
     RegistryStopError,
-    ToolMissingError,
 )
-from infra.maven import _ANSI_RE, _NETWORK_HINTS
+from infra.maven import explain_maven_failure, require_tool
+from infra.process import port_in_use, runs_with, stop_pid
 
 __all__ = [
     "PROJECT_DIR",
@@ -261,7 +257,7 @@ class SchemaRegistry:
         except (FileNotFoundError, ValueError):
             self.pid_file.unlink(missing_ok=True)
             return None
-        if _runs_registry(pid, self.marker):
+        if runs_with(pid, self.marker):
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
@@ -297,7 +293,7 @@ class SchemaRegistry:
             return StartResult(self.url, pid, already_running=True, built=False)
         java = _require_tool("Java", "java", self.settings.java)
         built = self.build()
-        if _port_in_use(self.settings.host, self.settings.port):
+        if port_in_use(self.settings.host, self.settings.port):
             raise RegistryStartError(
                 f"Cannot start the schema registry: port {self.settings.port} on "
                 f"{self.settings.host} is taken by a process that is not this registry (state "
@@ -336,13 +332,10 @@ class SchemaRegistry:
         return pid
 
     def _terminate(self, pid: int) -> None:
-        _signal(pid, signal.SIGTERM)
-        if not _wait_gone(pid, self.settings.stop_timeout_s):
-            _signal(pid, signal.SIGKILL)
-            if not _wait_gone(pid, 10.0):
-                raise RegistryStopError(
-                    f"The schema registry (PID {pid}) did not exit even after SIGKILL."
-                )
+        if not stop_pid(pid, self.settings.stop_timeout_s):
+            raise RegistryStopError(
+                f"The schema registry (PID {pid}) did not exit even after SIGKILL."
+            )
 
     def _wait_ready(self, process: subprocess.Popen[bytes] | None, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -381,46 +374,18 @@ def build_command(mvn: str, pom: Path) -> list[str]:
 
 def explain_build_failure(output: str) -> str:
     """Turn Maven's output into one paragraph: what failed, why, what to do."""
-    output = _ANSI_RE.sub("", output)
-    lines = [line.strip() for line in output.splitlines() if "[ERROR]" in line]
-    detail = next((line for line in lines if any(h in line for h in _NETWORK_HINTS)), None)
-    if detail is None:
-        detail = lines[0] if lines else (output.strip().splitlines() or ["no output"])[-1]
-    detail = detail.replace("[ERROR]", "").strip()
-    if len(detail) > 400:
-        detail = detail[:400] + "..."
-    if any(h in output for h in _NETWORK_HINTS):
-        cause = "Maven Central could not be reached, or it does not serve a pinned version"
-    else:
-        cause = "the Maven build failed"
-    return (
-        f"Could not build the schema registry (Apicurio Registry, infra/registry/pom.xml): "
-        f"{cause}. Maven said: {detail} The jars are fetched once from Maven Central into "
-        f"~/.m2 and reused offline afterwards; check the network or proxy settings "
-        f"(~/.m2/settings.xml) and run the command again."
+    return explain_maven_failure(
+        output, "build the schema registry (Apicurio Registry, infra/registry/pom.xml)"
     )
 
 
 def _require_tool(name: str, setting: str, executable: str) -> str:
     """Absolute path of an executable, or a paragraph saying how to get it."""
-    found = shutil.which(executable)
-    if found is None:
-        raise ToolMissingError(
-            f"{name} was not found (looked for '{executable}' on the PATH). The local schema "
-            f"registry (Apicurio Registry) runs on Java 17 or newer and is built with Maven; "
-            f"install them (on Debian: apt-get install openjdk-17-jre-headless maven) or point "
-            f"SAFEPASSAGE_REGISTRY_{setting.upper()} at the executable, then run the command "
-            f"again."
-        )
-    return found
-
-
-def _runs_registry(pid: int, marker: str) -> bool:
-    """Whether PID is a live JVM started as the registry of this state folder."""
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return marker in process.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return False
+    return require_tool(
+        name,
+        executable,
+        setting=setting,
+        purpose="The local schema registry (Apicurio Registry) runs on Java 17 or newer and is "
+        "built with Maven",
+        env_prefix="SAFEPASSAGE_REGISTRY_",
+    )

@@ -333,6 +333,12 @@ class Codec:
         Envelope, topic and key checks need :meth:`decode`; this is what a
         value serializer can do with bytes only.
         """
+        value = self._sized(value)
+        writer, _, offset = self._writer(value)
+        return self._event(writer, value, offset)
+
+    def _sized(self, value: bytes | None) -> bytes:
+        """The value, if there is one and it is within the size limit."""
         if not value:
             raise UndecodableRecord("the record has no value (a tombstone?)")
         if len(value) > self.max_record_bytes:
@@ -340,8 +346,7 @@ class Codec:
                 f"the value has {len(value)} bytes, more than the maximum of "
                 f"{self.max_record_bytes}"
             )
-        writer, _, offset = self._writer(value)
-        return self._event(writer, value, offset)
+        return value
 
     def _body(self, event: Event) -> bytes:
         schema = self._schemas.current(event.event_type)
@@ -392,13 +397,7 @@ class Codec:
         :class:`RegistryUnavailableError` and
         :class:`~streams.exceptions.UnknownTopicError` are not the record's fault.
         """
-        if not value:
-            raise UndecodableRecord("the record has no value (a tombstone?)")
-        if len(value) > self.max_record_bytes:
-            raise OversizedRecord(
-                f"the value has {len(value)} bytes, more than the maximum of "
-                f"{self.max_record_bytes}"
-            )
+        value = self._sized(value)
         attrs = _read_headers(headers)
         writer, framing, offset = self._writer(value)
         if attrs[CE_TYPE] != writer.event_type:

@@ -9,7 +9,7 @@ import pytest
 
 from infra import BrokerSettings, ToolMissingError, cluster, single_node
 from infra.maven import (
-    _explain_maven_failure,
+    explain_maven_failure,
     pinned_kafka_version,
     require_tool,
     resolve_classpath,
@@ -96,7 +96,7 @@ def test_unreachable_maven_central_is_explained() -> None:
         "org.apache.kafka:kafka_2.13:pom:4.1.1 from/to central (https://repo.maven.apache.org/"
         "maven2): Unknown host repo.maven.apache.org -> [Help 1]\n[ERROR] \n[ERROR] To see..."
     )
-    message = _explain_maven_failure(output)
+    message = explain_maven_failure(output)
     assert message.startswith("Could not fetch the Apache Kafka broker jars: Maven Central")
     assert "Unknown host" in message
     assert "\n" not in message

@@ -155,7 +155,7 @@ def test_pid_of_another_process_is_never_signalled(
     launcher: SchemaRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sent: list[tuple[int, signal.Signals]] = []
-    monkeypatch.setattr("infra.registry._signal", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.setattr("infra.process.send_signal", lambda pid, sig: sent.append((pid, sig)))
     launcher.directory.mkdir(parents=True)
     # This test's own process: alive, but its command line is not the registry's.
     launcher.pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
@@ -221,7 +221,7 @@ def test_unreachable_central_is_explained_in_one_paragraph() -> None:
 def test_other_build_failures_are_not_blamed_on_the_network() -> None:
     message = explain_build_failure("[ERROR] Build step ArcProcessor#validate threw\n")
 
-    assert "the Maven build failed" in message
+    assert "Maven failed" in message
     assert "ArcProcessor" in message
 
 
