@@ -1,0 +1,101 @@
+"""The one entry point the Faust binding calls per survivor event: :func:`decide`.
+
+``decide`` is deterministic and side-effect free: the same case state,
+directory, event, metadata, instant and policy always give the same
+:class:`~processors.effects.Decision`. That is what makes at-least-once
+delivery safe (a redelivered event is recognised by its CloudEvents source
+and id and changes nothing) and what lets a status view be checked against
+an independent replay of the same events.
+
+Pass ``now = event.occurred_at`` (the CloudEvents ``time``) rather than the
+wall clock: consent expiry and offer deadlines then depend on the event
+stream only, and a replay reproduces every decision exactly.
+
+Survivor-first rules decided here:
+
+* A ``referral.requested`` before ``survivor.identified``, or without active
+  consent for its category, is accepted and kept **on hold**, nothing is
+  offered and nothing shared; it is routed as soon as identification and
+  consent are both present (``survivor.identified`` / ``consent.granted``
+  resume it). It is not refused: the agency's request is a fact worth
+  keeping, and refusing would force it to re-send after consent.
+* ``consent.withdrawn`` cancels every open referral of the affected
+  categories (or crossing borders, when that is withdrawn) that the
+  remaining consents no longer permit; the provider holding the offer gets a
+  ``referral.cancelled`` and the place is released.
+* Consent expiry is checked at every routing decision; an offer already
+  made is not recalled when its consent merely lapses.
+* A referral no provider fits becomes ``unroutable`` and escalates: level 3
+  with reason ``CHILD_PROTECTION`` for a child (minor, unknown age, or a
+  request for a child-specialised service), level 3 for an emergency or a
+  critical risk, level 2 (the case coordinator) otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from processors.case import CaseState
+from processors.directory import Directory
+from processors.effects import AuditAction, Decision
+from processors.exceptions import ProcessorsError, SurvivorMismatchError, UnsupportedEventError
+from processors.handlers import HANDLERS
+from processors.meta import EventMeta
+from processors.policy import DEFAULT_POLICY, RoutingPolicy
+from processors.work import Work
+from schemas.models import SurvivorEvent
+from schemas.types import utc_millis
+
+__all__ = ["EventMeta", "decide"]
+
+
+def decide(
+    case: CaseState | None,
+    directory: Directory,
+    event: SurvivorEvent,
+    meta: EventMeta,
+    *,
+    now: datetime,
+    policy: RoutingPolicy = DEFAULT_POLICY,
+) -> Decision:
+    """Apply one survivor event to that survivor's case; say what to store and publish.
+
+    ``case`` is None for a survivor without state yet. Events handled: every
+    agency event of the intake topic, every provider answer, and
+    ``referral.escalated`` from the escalation engine (rung 1 with
+    ``DEADLINE_MISSED`` re-routes like a decline; others are recorded).
+    ``referral.offered`` is refused (it is the router's own output).
+
+    Raises :class:`UnsupportedEventError` for a directory event (use
+    :func:`~processors.directory.apply_directory`) and
+    :class:`SurvivorMismatchError` when ``case`` is another survivor's.
+    """
+    handler = HANDLERS.get(type(event))
+    if handler is None or not isinstance(event, SurvivorEvent):
+        raise UnsupportedEventError(f"decide does not handle {type(event).__name__}")
+    if now.tzinfo is None:
+        raise ProcessorsError("now must be timezone-aware")
+    state = case if case is not None else CaseState.new(event.survivor_id)
+    if state.survivor_id != event.survivor_id:
+        raise SurvivorMismatchError("the event belongs to another survivor than the case state")
+    key = meta.key
+    if key in state.applied:
+        return Decision(state=state, directory=directory, duplicate=True)
+    work = Work(state, directory, event=event, meta=meta, now=utc_millis(now), policy=policy)
+    rejection = handler(work, event)
+    if rejection is not None:
+        audit = work.record(
+            AuditAction.REJECTED,
+            referral_id=rejection.referral_id,
+            reasons=(rejection.code.value,),
+        )
+        return Decision(state=state, directory=directory, effects=(rejection, audit))
+    applied = (*state.applied, key)[-policy.idempotency_window :]
+    new_state = work.case.model_copy(update={"applied": applied, "updated_at": work.now})
+    return Decision(
+        state=new_state,
+        directory=work.directory,
+        capacity=tuple(work.capacity),
+        effects=tuple(work.effects),
+        changed=True,
+    )

@@ -1,0 +1,286 @@
+"""One handler per input event type: judge the event, refuse it or call the moves.
+
+A handler returns a :class:`~processors.effects.Rejection` *before* changing
+anything when the input must be refused (unknown referral, illegal
+transition, answer for an offer that is not current, ...); otherwise it
+updates the working state through :mod:`processors.moves` and returns None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+from uuid import UUID
+
+from processors.case import ReferralState, SurvivorProfile
+from processors.consent import ConsentGrant, is_whole_withdrawal
+from processors.directory import CapacityAction
+from processors.effects import AuditAction, Rejection, RejectionCode
+from processors.lifecycle import ReferralStatus, Trigger, next_status
+from processors.moves import cancel, next_provider, resume_held, route, still_permitted
+from processors.work import Work, moved
+from schemas.models import (
+    CaseClosed,
+    ConsentGranted,
+    ConsentWithdrawn,
+    Event,
+    ReferralAccepted,
+    ReferralCancelled,
+    ReferralCompleted,
+    ReferralDeclined,
+    ReferralEscalated,
+    ReferralFailed,
+    ReferralOffered,
+    ReferralRequested,
+    ReferralStarted,
+    RiskAssessed,
+    SurvivorIdentified,
+)
+from schemas.types import Actor, CancelReason, EscalationReason, ServiceCategory
+
+__all__ = ["HANDLERS", "Handler"]
+
+Handler = Callable[[Work, Any], Rejection | None]
+"""Applies one event to the work in progress; a Rejection means "refuse, change nothing"."""
+
+
+def _on_identified(work: Work, event: SurvivorIdentified) -> Rejection | None:
+    work.case = work.case.model_copy(update={"profile": SurvivorProfile.from_event(event)})
+    resume_held(work)
+    return None
+
+
+def _on_consent_granted(work: Work, event: ConsentGranted) -> Rejection | None:
+    if event.consent_id in work.case.withdrawn_consents:
+        return work.reject(
+            RejectionCode.CONSENT_WITHDRAWN_EARLIER, "consent.granted for a grant withdrawn earlier"
+        )
+    grant = ConsentGrant.from_event(event)
+    existing = work.case.consents.get(event.consent_id)
+    if existing is not None:
+        if existing.same_terms(grant):
+            return None  # the same grant published again: nothing new
+        return work.reject(
+            RejectionCode.CONSENT_DUPLICATE,
+            "consent.granted reuses the id of a grant with other terms; issue a new consent_id",
+        )
+    consents = {**work.case.consents, grant.consent_id: grant}
+    work.case = work.case.model_copy(update={"consents": consents})
+    resume_held(work)
+    return None
+
+
+def _on_consent_withdrawn(work: Work, event: ConsentWithdrawn) -> Rejection | None:
+    case = work.case
+    grant = case.consents.get(event.consent_id)
+    whole = is_whole_withdrawal(event)
+    consents = dict(case.consents)
+    withdrawn_ids = case.withdrawn_consents
+    if whole:
+        consents.pop(event.consent_id, None)
+        if event.consent_id not in withdrawn_ids:
+            withdrawn_ids = (*withdrawn_ids, event.consent_id)
+    elif grant is not None:
+        consents[event.consent_id] = grant.narrowed(event)
+    work.case = case.model_copy(update={"consents": consents, "withdrawn_consents": withdrawn_ids})
+    affected: set[ServiceCategory] = set(event.categories) or (
+        set(grant.categories) if grant is not None else set(ServiceCategory)
+    )
+    crossing = event.cross_border_withdrawn or whole
+    for referral in work.case.open_referrals():
+        touched = referral.category in affected or (crossing and referral.cross_border)
+        if touched and not still_permitted(work.case, referral, work.now):
+            cancel(work, referral, CancelReason.CONSENT_WITHDRAWN, Actor.SYSTEM)
+    return None
+
+
+def _on_risk(work: Work, event: RiskAssessed) -> Rejection | None:
+    work.case = work.case.model_copy(
+        update={"risk": event.level, "immediate_needs": event.immediate_needs}
+    )
+    return None
+
+
+def _on_requested(work: Work, event: ReferralRequested) -> Rejection | None:
+    if work.case.closed is not None:
+        return work.reject(
+            RejectionCode.CASE_CLOSED, "referral.requested for a closed case", event.referral_id
+        )
+    if event.referral_id in work.case.referrals:
+        return work.reject(
+            RejectionCode.REFERRAL_DUPLICATE,
+            "referral.requested reuses an existing referral_id",
+            event.referral_id,
+        )
+    if event.category is ServiceCategory.UNKNOWN:
+        return work.reject(
+            RejectionCode.CATEGORY_UNKNOWN,
+            "referral.requested for a category this router does not know (newer schema?)",
+            event.referral_id,
+        )
+    referral = ReferralState(
+        referral_id=event.referral_id,
+        agency_id=event.agency_id,
+        category=event.category,
+        urgency=event.urgency,
+        requirements=event.requirements,
+        requested_at=event.occurred_at,
+        status=ReferralStatus.REQUESTED,
+        updated_at=work.now,
+    )
+    route(work, referral, before=None)
+    return None
+
+
+_ANSWERS: Mapping[type[Event], Trigger] = MappingProxyType(
+    {
+        ReferralAccepted: Trigger.ACCEPT,
+        ReferralDeclined: Trigger.DECLINE,
+        ReferralStarted: Trigger.START,
+        ReferralCompleted: Trigger.COMPLETE,
+        ReferralFailed: Trigger.FAIL,
+    }
+)
+
+_Answer = ReferralAccepted | ReferralDeclined | ReferralStarted | ReferralCompleted | ReferralFailed
+
+
+def _known(work: Work, referral_id: UUID) -> ReferralState | Rejection:
+    referral = work.case.referrals.get(referral_id)
+    if referral is None:
+        return work.reject(
+            RejectionCode.REFERRAL_UNKNOWN,
+            f"{work.event.event_type} for a referral this survivor does not have",
+            referral_id,
+        )
+    return referral
+
+
+def _legal(work: Work, referral: ReferralState, trigger: Trigger) -> Rejection | None:
+    if next_status(referral.status, trigger) is None:
+        return work.reject(
+            RejectionCode.TRANSITION_ILLEGAL,
+            f"{work.event.event_type} is not allowed for a referral that is {referral.status}",
+            referral.referral_id,
+        )
+    return None
+
+
+def _current(
+    work: Work, referral: ReferralState, provider_id: UUID | None, attempt: int | None
+) -> Rejection | None:
+    if (provider_id is not None and provider_id != referral.provider_id) or (
+        attempt is not None and attempt != referral.attempt
+    ):
+        return work.reject(
+            RejectionCode.ANSWER_NOT_CURRENT,
+            f"{work.event.event_type} does not name the provider and attempt of the "
+            f"current offer (attempt {referral.attempt})",
+            referral.referral_id,
+        )
+    return None
+
+
+def _on_answer(work: Work, event: _Answer) -> Rejection | None:
+    trigger = _ANSWERS[type(event)]
+    referral = _known(work, event.referral_id)
+    if isinstance(referral, Rejection):
+        return referral
+    refused = _legal(work, referral, trigger) or _current(
+        work, referral, event.provider_id, event.attempt
+    )
+    if refused is not None:
+        return refused
+    if isinstance(event, ReferralDeclined):
+        next_provider(work, referral, trigger, f"declined:{event.reason.value.lower()}")
+        return None
+    changes: dict[str, Any] = {"deadline": None}
+    if isinstance(event, ReferralCompleted):
+        changes["reason"] = f"completed:{event.outcome.value.lower()}"
+    elif isinstance(event, ReferralFailed):
+        changes["reason"] = f"failed:{event.reason.value.lower()}"
+    after = moved(referral, trigger, work.now, **changes)
+    work.store(after)
+    if not after.holds_place:
+        work.change_capacity(CapacityAction.RELEASE, referral)
+    work.record(AuditAction.MOVED, after, before=referral.status, reasons=(trigger.value,))
+    return None
+
+
+def _on_cancelled(work: Work, event: ReferralCancelled) -> Rejection | None:
+    referral = _known(work, event.referral_id)
+    if isinstance(referral, Rejection):
+        return referral
+    refused = _legal(work, referral, Trigger.CANCEL)
+    if refused is not None:
+        return refused
+    cancel(work, referral, event.reason, event.cancelled_by)
+    return None
+
+
+def _on_escalated(work: Work, event: ReferralEscalated) -> Rejection | None:
+    if event.referral_id is None:  # a case-level clock: remember the rung only
+        level = max(work.case.escalation_level, event.level)
+        work.case = work.case.model_copy(update={"escalation_level": level})
+        return None
+    referral = _known(work, event.referral_id)
+    if isinstance(referral, Rejection):
+        return referral
+    if event.reason is EscalationReason.DEADLINE_MISSED and event.level == 1:
+        refused = _legal(work, referral, Trigger.TIMEOUT) or _current(
+            work, referral, event.provider_id, None
+        )
+        if refused is not None:
+            return refused
+        referral = referral.model_copy(
+            update={"escalation_level": max(referral.escalation_level, 1)}
+        )
+        next_provider(work, referral, Trigger.TIMEOUT, "timeout")
+    else:
+        noted = referral.model_copy(
+            update={
+                "escalation_level": max(referral.escalation_level, event.level),
+                "updated_at": work.now,
+            }
+        )
+        work.store(noted)
+        work.record(
+            AuditAction.NOTED, noted, before=referral.status, reasons=(f"escalated:{event.level}",)
+        )
+    level = max(work.case.escalation_level, event.level)
+    work.case = work.case.model_copy(update={"escalation_level": level})
+    return None
+
+
+def _on_offered(work: Work, event: ReferralOffered) -> Rejection | None:
+    return work.reject(
+        RejectionCode.EVENT_UNEXPECTED,
+        "referral.offered is the router's own output, not an input",
+        event.referral_id,
+    )
+
+
+def _on_closed(work: Work, event: CaseClosed) -> Rejection | None:
+    work.case = work.case.model_copy(update={"closed": event.outcome})
+    for referral in work.case.open_referrals():
+        cancel(work, referral, CancelReason.CASE_CLOSED, Actor.AGENCY)
+    return None
+
+
+HANDLERS: Mapping[type[Event], Handler] = MappingProxyType(
+    {
+        SurvivorIdentified: _on_identified,
+        ConsentGranted: _on_consent_granted,
+        ConsentWithdrawn: _on_consent_withdrawn,
+        RiskAssessed: _on_risk,
+        ReferralRequested: _on_requested,
+        ReferralCancelled: _on_cancelled,
+        CaseClosed: _on_closed,
+        ReferralOffered: _on_offered,
+        ReferralEscalated: _on_escalated,
+        **dict.fromkeys(_ANSWERS, _on_answer),
+    }
+)
+
+"""The handler of each input event type; a type not listed is not an input of ``decide``."""

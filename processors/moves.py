@@ -1,0 +1,209 @@
+"""The router's own moves: route, hold, offer, escalate, re-offer, cancel.
+
+These are what happens *to* a referral once an input has been judged
+acceptable; the handlers in :mod:`processors.handlers` decide which move an
+event calls for. Every move updates the working state, the capacity ledger
+and the effects together, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from processors.case import CaseState, ReferralState
+from processors.consent import has_consent_for, permitting_grant
+from processors.directory import CapacityAction
+from processors.effects import AuditAction
+from processors.lifecycle import ReferralStatus, Trigger
+from processors.routing import Match, Need, match
+from processors.work import NO_OFFER, Work, moved
+from schemas.models import ReferralCancelled, ReferralEscalated, ReferralOffered
+from schemas.types import (
+    Actor,
+    CancelReason,
+    EscalationReason,
+    RiskLevel,
+    Urgency,
+    utc_millis,
+)
+
+__all__ = [
+    "cancel",
+    "hold_reason",
+    "next_provider",
+    "resume_held",
+    "route",
+    "still_permitted",
+]
+
+
+def route(work: Work, referral: ReferralState, before: ReferralStatus | None) -> None:
+    """Route a ``requested`` referral: offer, hold or declare it unroutable."""
+    why = hold_reason(work, referral)
+    if why is not None or work.case.profile is None:
+        _hold(work, referral, before, why or "survivor.unidentified")
+        return
+    need = Need.of(work.case.profile, referral)
+    result = match(need, work.case.consents.values(), work.directory, work.now, work.policy)
+    if result.best is None:
+        _unroutable(work, referral, before, need, result)
+    else:
+        _offer(work, referral, before, need, result)
+
+
+def _hold(work: Work, referral: ReferralState, before: ReferralStatus | None, why: str) -> None:
+    held = moved(referral, Trigger.HOLD, work.now, reason=why, **NO_OFFER)
+    work.store(held)
+    work.record(AuditAction.HELD, held, before=before, reasons=(why,))
+
+
+def _offer(
+    work: Work, referral: ReferralState, before: ReferralStatus | None, need: Need, result: Match
+) -> None:
+    best = result.candidates[0]  # the caller routes here only when someone fits
+    vulnerable = need.child or work.case.risk is RiskLevel.CRITICAL
+    deadline = utc_millis(
+        work.policy.ack_deadline(referral.urgency, vulnerable=vulnerable, now=work.now)
+    )
+    offered = moved(
+        referral,
+        Trigger.OFFER,
+        work.now,
+        provider_id=best.provider_id,
+        provider_jurisdiction=best.jurisdiction,
+        cross_border=best.cross_border,
+        attempt=referral.attempt + 1,
+        tried=(*referral.tried, best.provider_id),
+        deadline=deadline,
+        reason=None,
+    )
+    work.store(offered)
+    work.change_capacity(CapacityAction.RESERVE, offered)
+    work.publish(
+        ReferralOffered(
+            survivor_id=work.case.survivor_id,
+            occurred_at=work.now,
+            referral_id=offered.referral_id,
+            provider_id=best.provider_id,
+            category=offered.category,
+            urgency=offered.urgency,
+            score=best.score,
+            reasons=best.reasons,
+            attempt=offered.attempt,
+            deadline=deadline,
+        )
+    )
+    work.record(AuditAction.OFFERED, offered, before=before, reasons=best.reasons, result=result)
+
+
+def _unroutable(
+    work: Work, referral: ReferralState, before: ReferralStatus | None, need: Need, result: Match
+) -> None:
+    if need.child:
+        level, reason, why = 3, EscalationReason.CHILD_PROTECTION, "no-candidate:child-protection"
+    else:
+        severe = referral.urgency is Urgency.EMERGENCY or work.case.risk is RiskLevel.CRITICAL
+        level, reason, why = (3 if severe else 2), EscalationReason.UNROUTABLE, "no-candidate"
+    stuck = moved(
+        referral,
+        Trigger.NO_CANDIDATE,
+        work.now,
+        reason=why,
+        escalation_level=max(referral.escalation_level, level),
+        **NO_OFFER,
+    )
+    work.store(stuck)
+    work.case = work.case.model_copy(
+        update={"escalation_level": max(work.case.escalation_level, level)}
+    )
+    work.publish(
+        ReferralEscalated(
+            survivor_id=work.case.survivor_id,
+            occurred_at=work.now,
+            referral_id=stuck.referral_id,
+            level=level,
+            reason=reason,
+            category=stuck.category,
+            jurisdiction=need.home,
+        )
+    )
+    work.record(AuditAction.UNROUTABLE, stuck, before=before, reasons=(why,), result=result)
+
+
+def next_provider(work: Work, referral: ReferralState, trigger: Trigger, why: str) -> None:
+    """A decline or a timeout: give the place back and offer the next-best provider."""
+    before = referral.status
+    declined = moved(referral, trigger, work.now, reason=why, deadline=None)
+    work.store(declined)
+    work.change_capacity(CapacityAction.RELEASE, referral)
+    if trigger is Trigger.TIMEOUT:
+        # The silent provider must learn the offer is gone before the next one gets it.
+        _forward_cancel(work, referral, CancelReason.OTHER, Actor.SYSTEM)
+    work.record(AuditAction.MOVED, declined, before=before, reasons=(why,))
+    route(work, moved(declined, Trigger.RETRY, work.now), before=ReferralStatus.DECLINED)
+
+
+def hold_reason(work: Work, referral: ReferralState) -> str | None:
+    """Why ``referral`` cannot be routed yet, or None when it can."""
+    if work.case.profile is None:
+        return "survivor.unidentified"
+    if not has_consent_for(work.case.consents.values(), referral.category, work.now):
+        return "consent.missing"
+    return None
+
+
+def resume_held(work: Work) -> None:
+    """Route every held referral whose hold is lifted; keep the others' reason current."""
+    for referral in work.case.open_referrals():
+        if referral.status is not ReferralStatus.ON_HOLD:
+            continue
+        why = hold_reason(work, referral)
+        if why is None:
+            route(work, moved(referral, Trigger.RESUME, work.now), before=ReferralStatus.ON_HOLD)
+        elif why != referral.reason:
+            waiting = referral.model_copy(update={"reason": why, "updated_at": work.now})
+            work.store(waiting)
+            work.record(AuditAction.HELD, waiting, before=referral.status, reasons=(why,))
+
+
+def cancel(work: Work, referral: ReferralState, reason: CancelReason, by: Actor) -> None:
+    before = referral.status
+    why = f"cancelled:{reason.value.lower()}"
+    cancelled = moved(referral, Trigger.CANCEL, work.now, reason=why, deadline=None)
+    work.store(cancelled)
+    if referral.holds_place:
+        work.change_capacity(CapacityAction.RELEASE, referral)
+        _forward_cancel(work, referral, reason, by)
+    work.record(AuditAction.MOVED, cancelled, before=before, reasons=(why,))
+
+
+def _forward_cancel(work: Work, referral: ReferralState, reason: CancelReason, by: Actor) -> None:
+    """Tell the provider holding the offer; provider and category route it to their topic."""
+    work.publish(
+        ReferralCancelled(
+            survivor_id=work.case.survivor_id,
+            occurred_at=work.now,
+            referral_id=referral.referral_id,
+            reason=reason,
+            cancelled_by=by,
+            provider_id=referral.provider_id,
+            category=referral.category,
+        )
+    )
+
+
+def still_permitted(case: CaseState, referral: ReferralState, now: datetime) -> bool:
+    grants = case.consents.values()
+    if not referral.holds_place:
+        return has_consent_for(grants, referral.category, now)
+    if case.profile is None or referral.provider_jurisdiction is None:
+        return False
+    grant = permitting_grant(
+        grants,
+        referral.category,
+        referral.provider_jurisdiction,
+        home=case.profile.jurisdiction,
+        abroad=referral.cross_border,
+        now=now,
+    )
+    return grant is not None
