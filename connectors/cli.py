@@ -302,13 +302,57 @@ def docs_asyncapi(check: bool, output: Path) -> None:
     _console().print(f"wrote {output}")
 
 
+# -------------------------------------------------------------------------- worker
+
+
+def _run_worker(app_id: str | None, web_port: int, data_dir: Path) -> None:
+    """Run the router's Faust worker in the foreground until Ctrl-C."""
+    # Imported here: Faust and the router are heavy, and most commands need neither.
+    import faust  # noqa: PLC0415
+
+    from processors.agents import build_router  # noqa: PLC0415
+
+    settings = KafkaSettings()
+    router = build_router(settings, app_id=app_id, data_dir=data_dir, web_port=web_port)
+    worker = faust.Worker(router.app, loglevel=settings.log_level.lower())
+    worker.execute_from_commandline()
+
+
+_worker_options = [
+    click.option("--app-id", default=None, help="Consumer group (default <namespace>-router)."),
+    click.option("--web-port", type=int, default=6066, show_default=True),
+    click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path),
+        default=Path(".state/worker"),
+        show_default=True,
+        help="Table stores (one folder per worker on a machine).",
+    ),
+]
+
+
+def _with_worker_options(func: Callable[P, R]) -> Callable[P, R]:
+    for option in reversed(_worker_options):
+        func = option(func)
+    return func
+
+
+@main.command("worker")
+@_with_worker_options
+@_friendly_errors
+def worker(app_id: str | None, web_port: int, data_dir: Path) -> None:
+    """Run one router worker (start several with other ports and data dirs to scale)."""
+    _run_worker(app_id, web_port, data_dir)
+
+
 # ----------------------------------------------------------------------------- run
 
 
 @main.command("run")
+@_with_worker_options
 @_friendly_errors
-def run() -> None:
-    """Bring the platform up locally: broker, then every catalog topic."""
+def run(app_id: str | None, web_port: int, data_dir: Path) -> None:
+    """Bring the platform up locally: broker, every catalog topic, then a router worker."""
     deployment = single_node()
     for result in deployment.start():
         state = "already running" if result.already_running else "started"
@@ -319,6 +363,11 @@ def run() -> None:
     the_plan, created = provision(KafkaSettings(bootstrap_servers=deployment.bootstrap))
     _print_plan(the_plan, created)
     _console().print(
-        "Platform is up. `safepassage topics list` shows the topics; "
-        "`safepassage kafka stop` stops the broker."
+        f"Starting the router worker (status at http://127.0.0.1:{web_port}/v1/survivors/<id>"
+        "/status). Ctrl-C stops it; `safepassage kafka stop` stops the broker."
     )
+    _run_worker(app_id, web_port, data_dir)
+
+
+if __name__ == "__main__":
+    main()

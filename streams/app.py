@@ -6,8 +6,10 @@ Cautions from DESIGN.md, applied here once for every worker:
   mode is unreliable);
 * an explicit topic replication factor from the durability profile;
 * table web views off: they would serve survivor data over HTTP;
-* the rocksdict store for tables (state survives restarts; changelogs
-  rebuild it elsewhere);
+* the RocksDB store through rocksdict for tables (Faust's ``rocksdb://``
+  store picks rocksdict when python-rocksdb is absent; tables pass
+  ``options={"driver": "rocksdict"}`` to be explicit); state survives
+  restarts and changelogs rebuild it elsewhere;
 * agents are declared with ``concurrency=1`` (see :mod:`processors.agents`),
   as higher concurrency can lose messages on restart.
 """
@@ -30,7 +32,7 @@ def create_app(
     *,
     data_dir: Path | None = None,
     web_port: int | None = None,
-    store: str = "rocksdict://",
+    store: str = "rocksdb://",
     **overrides: Any,
 ) -> faust.App:
     """A Faust app bound to the settings' cluster and namespace.

@@ -10,6 +10,7 @@ __all__ = [
     "MissingHeader",
     "OversizedRecord",
     "ProvisioningError",
+    "RecordRejected",
     "RegistryUnavailableError",
     "StreamsError",
     "UndecodableRecord",
@@ -87,3 +88,11 @@ class KeyMismatch(DecodeError):  # noqa: N818
 
 class OversizedRecord(DecodeError):  # noqa: N818
     """The value is larger than the configured maximum."""
+
+
+class RecordRejected(StreamsError):  # noqa: N818 - the class name is the dead-letter reason
+    """A well-formed record the domain refused (illegal transition, unknown referral...).
+
+    The message is the domain's reason code and text, which name statuses,
+    event types and ids only.
+    """

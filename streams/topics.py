@@ -147,6 +147,13 @@ def catalog(settings: KafkaSettings) -> tuple[TopicSpec, ...]:
             "Routing decisions and status reads, for accountability.",
         ),
         spec(
+            "capacity-ledger.v1",
+            "provider id",
+            "Internal: places reserved and released by the router, per referral (JSON); every "
+            "worker replays it to know each provider's free places.",
+            partitions=3,
+        ),
+        spec(
             "deadletter.v1",
             "original key",
             "Records that could not be processed, with error headers naming the reason.",

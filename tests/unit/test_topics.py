@@ -19,6 +19,7 @@ EXPECTED = {
     "safepassage.case-status.v1",
     "safepassage.audit.v1",
     "safepassage.deadletter.v1",
+    "safepassage.capacity-ledger.v1",
 }
 
 

@@ -1,0 +1,292 @@
+"""Faust bindings of the router: records into :func:`processors.core.decide`, effects out.
+
+Thin edge over the pure core, nothing decided here:
+
+* ``cases``: one agent over the co-partitioned intake and provider-response
+  topics (keyed by survivor pseudonym). For each record: decode (bad
+  records are dead-lettered by :func:`streams.consuming.process_records`),
+  decide, then carry the decision out in order: publish events (offers and
+  cancellations to the provider's category topic, escalations to the
+  escalation topic) and audit records, append capacity changes to the
+  ledger, publish the status view, and only then write the survivor's
+  table entry. A crash in between replays the record; the core recognises
+  it by its CloudEvents source and id and the re-published events carry the
+  same ids, so consumers can drop the copies. A refused input is audited
+  and dead-lettered with the core's reason.
+* :class:`DirectoryView`: every worker's copy of the provider directory
+  and the capacity ledger, replayed from the start of both topics (all
+  partitions, no consumer group) and kept up to date; the ``cases`` agent
+  waits until it has caught up before deciding anything.
+* ``GET /v1/survivors/{id}/status``: served by any worker, forwarded by
+  Faust to the worker that owns the survivor's partition; 404 when unknown.
+
+Faust cautions of DESIGN.md are applied in :func:`streams.app.create_app`
+and here: ``concurrency=1``, at-least-once, table web views off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.web import Request, Response, View
+
+from processors.case import CaseState
+from processors.core import decide
+from processors.directory import CapacityChange, Directory, apply_capacity, apply_directory
+from processors.effects import AuditRecord, Decision, Publish
+from processors.exceptions import ProcessorsError
+from processors.meta import EventMeta
+from processors.policy import DEFAULT_POLICY, RoutingPolicy
+from processors.status import status_view
+from schemas.models import Event, ProviderEvent, SurvivorEvent
+from streams.app import create_app, raw_topic
+from streams.codec import Codec, Decoded
+from streams.consuming import FaustDeadLetterSink, process_records
+from streams.exceptions import RecordRejected, StreamsError, WrongEventType
+from streams.logs import get_logger
+from streams.settings import KafkaSettings
+from streams.topics import CATEGORIES, referral_topic
+
+__all__ = ["DirectoryView", "Router", "build_router"]
+
+log = get_logger(__name__)
+
+SOURCE = "/safepassage/router"
+"""CloudEvents source of everything the router publishes."""
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+
+
+class DirectoryView:
+    """The provider directory with its free places, as every worker must see it whole.
+
+    A consumer without a group reads every partition of the (compacted)
+    directory topic and of the capacity ledger from the start, so a restart
+    rebuilds the view from Kafka. ``ready`` is set once it has reached the
+    end offsets it saw at start.
+    """
+
+    def __init__(self, settings: KafkaSettings, codec: Codec) -> None:
+        self.settings = settings
+        self.codec = codec
+        self.directory = Directory()
+        self.ready = asyncio.Event()
+        self.providers_topic = f"{settings.topic_namespace}.providers.v1"
+        self.ledger_topic = f"{settings.topic_namespace}.capacity-ledger.v1"
+
+    def apply_local(self, changes: Iterable[CapacityChange]) -> None:
+        """Apply this worker's own reservations at once (the ledger replay repeats them)."""
+        self.directory = apply_capacity(self.directory, changes)
+
+    async def run(self) -> None:
+        """Replay, then follow, both topics until cancelled."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            client_id=f"{self.settings.client_id}-directory",
+            group_id=None,
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            # consumer.topics() does not refresh the metadata partitions_for_topic
+            # reads (aiokafka 0.14); ask the client for the cluster metadata itself.
+            cluster = await consumer._client.fetch_all_metadata()
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in (self.providers_topic, self.ledger_topic)
+                for p in sorted(cluster.partitions_for_topic(topic) or ())
+            ]
+            if not partitions:
+                raise StreamsError(
+                    f"{self.providers_topic} and {self.ledger_topic} do not exist: "
+                    "run `safepassage topics provision`"
+                )
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            end = await consumer.end_offsets(partitions)
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+                for records in batch.values():
+                    for record in records:
+                        self._apply(record)
+                if not self.ready.is_set():
+                    positions = [await consumer.position(tp) for tp in partitions]
+                    if all(pos >= end[tp] for pos, tp in zip(positions, partitions, strict=True)):
+                        self.ready.set()
+                        log.info("directory.ready", providers=len(self.directory.providers))
+        finally:
+            await consumer.stop()
+
+    def _apply(self, record: Any) -> None:
+        try:
+            if record.topic == self.ledger_topic:
+                change = CapacityChange.model_validate_json(record.value)
+                self.directory = apply_capacity(self.directory, [change])
+                return
+            decoded = self.codec.decode(
+                record.value, record.headers, topic=record.topic, key=record.key
+            )
+            if not isinstance(decoded.event, ProviderEvent):
+                raise WrongEventType(f"{decoded.event.event_type} is not a directory event")
+            self.directory = apply_directory(self.directory, decoded.event)
+        except (StreamsError, ProcessorsError, ValueError) as exc:
+            # Every worker reads this record; the directory agent of one
+            # worker is not the place to dead-letter it. Log coordinates only.
+            log.warning(
+                "directory.record_skipped",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error_class=type(exc).__name__,
+            )
+
+
+@dataclass
+class Router:
+    """The Faust app of the router and the parts tests and the CLI need to reach."""
+
+    app: faust.App
+    view: DirectoryView
+    cases: Any
+    """The Faust table: survivor pseudonym (str) → :meth:`CaseState.to_dict`."""
+
+
+@dataclass
+class _Binding:
+    """Carries one decoded record through the core and its decision out to Kafka."""
+
+    codec: Codec
+    view: DirectoryView
+    policy: RoutingPolicy
+    cases: Any
+    audit: Any
+    status: Any
+    ledger: Any
+    outputs: dict[str, Any]
+
+    async def handle(self, decoded: Decoded) -> None:
+        """Decide on one record; raise :class:`RecordRejected` when the core refused it."""
+        event: Event = decoded.event
+        if not isinstance(event, SurvivorEvent):
+            raise WrongEventType(f"{event.event_type} does not belong to a survivor's case")
+        survivor = str(event.survivor_id)
+        stored = self.cases.get(survivor)
+        case = CaseState.from_dict(stored) if stored else None
+        decision = decide(
+            case,
+            self.view.directory,
+            event,
+            EventMeta.of(decoded.envelope),
+            now=event.occurred_at,
+            policy=self.policy,
+        )
+        await self._carry_out(survivor, decision)
+        rejection = decision.rejection
+        if rejection is not None:
+            raise RecordRejected(f"{rejection.code.value}: {rejection.message}")
+
+    async def _publish(self, published: Publish) -> None:
+        topics = [t for t in self.codec.contract.topics_for(published.event) if t in self.outputs]
+        if len(topics) != 1:
+            raise ProcessorsError(f"no single output topic for {published.event.event_type}")
+        record = self.codec.encode(published.event, topics[0], event_id=published.event_id)
+        await _sent(self.outputs[topics[0]], record.key, record.value, record.headers)
+
+    async def _carry_out(self, survivor: str, decision: Decision) -> None:
+        """Publish (and wait for acks) before the table write: a crash replays the record."""
+        for effect in decision.effects:
+            if isinstance(effect, Publish):
+                await self._publish(effect)
+            elif isinstance(effect, AuditRecord):
+                await _sent(self.audit, survivor.encode(), _json(effect.to_dict()))
+        for change in decision.capacity:
+            key = str(change.provider_id).encode()
+            await _sent(self.ledger, key, change.model_dump_json().encode())
+        self.view.apply_local(decision.capacity)
+        if decision.changed:
+            current = status_view(decision.state, datetime.now(UTC))
+            await _sent(self.status, survivor.encode(), _json(current.to_dict()))
+            self.cases[survivor] = decision.state.to_dict()
+
+
+async def _sent(topic: Any, key: bytes, value: bytes, headers: Any = None) -> None:
+    """Send one record through Faust's producer and wait for the broker's ack."""
+    pending = await topic.send(key=key, value=value, headers=headers)
+    await pending
+
+
+def build_router(
+    settings: KafkaSettings,
+    *,
+    policy: RoutingPolicy = DEFAULT_POLICY,
+    data_dir: Path | None = None,
+    web_port: int | None = None,
+    store: str = "rocksdb://",
+    app_id: str | None = None,
+) -> Router:
+    """Create the router's Faust app: agents, table, directory view and status page."""
+    ns = settings.topic_namespace
+    app = create_app(
+        settings, app_id or f"{ns}-router", data_dir=data_dir, web_port=web_port, store=store
+    )
+    codec = Codec(settings, source=SOURCE)
+    view = DirectoryView(settings, codec)
+    inputs = app.topic(
+        f"{ns}.intake.v1",
+        f"{ns}.provider-responses.v1",
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    deadletters = raw_topic(app, f"{ns}.deadletter.v1")
+    audit = raw_topic(app, f"{ns}.audit.v1")
+    status = raw_topic(app, f"{ns}.case-status.v1")
+    ledger = raw_topic(app, f"{ns}.capacity-ledger.v1")
+    outputs = {
+        name: raw_topic(app, name)
+        for name in [f"{ns}.escalations.v1", *(referral_topic(settings, c) for c in CATEGORIES)]
+    }
+    cases = app.Table(
+        "cases",
+        partitions=settings.partitions,
+        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
+        options={"driver": "rocksdict"},
+    )
+
+    binding = _Binding(codec, view, policy, cases, audit, status, ledger, outputs)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_directory() -> None:
+        await view.run()
+
+    @app.agent(inputs, concurrency=1)
+    async def route(stream: Any) -> None:
+        await view.ready.wait()
+        await process_records(stream, codec, binding.handle, FaustDeadLetterSink(deadletters))
+
+    @app.page("/v1/survivors/{survivor_id}/status")
+    @app.table_route(table=cases, match_info="survivor_id")
+    async def survivor_status(web: View, request: Request, survivor_id: str) -> Response:
+        try:
+            key = str(UUID(survivor_id))
+        except ValueError:
+            return web.json({"title": "not a survivor id", "status": 400}, status=400)
+        stored = cases.get(key)
+        if not stored:
+            return web.json({"title": "unknown survivor", "status": 404}, status=404)
+        return web.json(status_view(CaseState.from_dict(stored), datetime.now(UTC)).to_dict())
+
+    del follow_directory, route, survivor_status  # registered on the app
+    return Router(app=app, view=view, cases=cases)

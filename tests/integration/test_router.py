@@ -1,0 +1,172 @@
+"""The router's Faust worker on the real broker: offer, answer, status, escalation, refusal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from schemas.models import Event
+from schemas.types import AgeGroup, EscalationReason
+from streams.clients import consumer_config, producer_config
+from streams.codec import Codec
+from streams.provisioning import provision
+from streams.settings import KafkaSettings
+from streams.topics import referral_topic
+from tests.integration.conftest import REPO, free_port
+from tests.unit.domain_builders import (
+    accepted,
+    consent,
+    identified,
+    provider,
+    request,
+    uid,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def router(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    namespace = f"router-{uuid.uuid4().hex[:10]}"
+    settings = KafkaSettings(bootstrap_servers=bootstrap, topic_namespace=namespace)
+    provision(settings)
+    folder = tmp_path_factory.mktemp("router")
+    port = free_port()
+    env = {
+        **os.environ,
+        "SAFEPASSAGE_BOOTSTRAP_SERVERS": bootstrap,
+        "SAFEPASSAGE_TOPIC_NAMESPACE": namespace,
+    }
+    log_path = folder / "worker.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "connectors.cli",
+                "worker",
+                "--web-port",
+                str(port),
+                "--data-dir",
+                str(folder / "data"),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield {"settings": settings, "port": port, "log": log_path, "worker": worker}
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
+
+
+def send(settings: KafkaSettings, topic_suffix: str, *events: Event) -> None:
+    codec = Codec(settings, source="/test/agency")
+    producer = Producer(producer_config(settings))
+    topic = f"{settings.topic_namespace}.{topic_suffix}"
+    for event in events:
+        record = codec.encode(event, topic)
+        producer.produce(
+            topic, key=record.key, value=record.value, headers=list[Any](record.headers)
+        )
+    assert producer.flush(30) == 0
+
+
+def read_until(
+    settings: KafkaSettings, topic: str, done: Any, timeout_s: float = 90.0
+) -> list[Any]:
+    consumer = Consumer(consumer_config(settings, group_id=f"t-{uuid.uuid4().hex}"))
+    consumer.subscribe([topic])
+    seen: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not done(seen):
+            seen.extend(m for m in consumer.consume(100, timeout=0.5) if m.error() is None)
+    finally:
+        consumer.close()
+    return seen
+
+
+def http_get(port: int, path: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> None:
+    settings: KafkaSettings = router["settings"]
+    codec = Codec(settings, source="/test/reader")
+    home = uid(f"provider-{settings.topic_namespace}")
+    send(settings, "providers.v1", provider(home, capacity=3))
+    adult, child = uuid.uuid4(), uuid.uuid4()
+    r_adult, r_child = uuid.uuid4(), uuid.uuid4()
+    send(
+        settings,
+        "intake.v1",
+        identified(adult),
+        consent(adult),
+        request(adult, r_adult),
+        identified(child, age=AgeGroup.UNKNOWN),
+        consent(child),
+        request(child, r_child),
+    )
+
+    housing = referral_topic(settings, "housing")
+    offers = read_until(settings, housing, lambda seen: len(seen) >= 1)
+    offer = codec.decode(offers[0].value(), offers[0].headers(), topic=housing, key=offers[0].key())
+    assert offer.event.event_type == "referral.offered"
+    assert offer.event.referral_id == r_adult  # type: ignore[attr-defined]
+    assert offers[0].key() == str(home).encode()  # addressed to the provider
+
+    escalations = f"{settings.topic_namespace}.escalations.v1"
+    found = read_until(settings, escalations, lambda seen: len(seen) >= 1)
+    escalation = codec.decode(found[0].value(), found[0].headers(), topic=escalations).event
+    assert escalation.survivor_id == child  # type: ignore[attr-defined]
+    assert escalation.reason is EscalationReason.CHILD_PROTECTION  # type: ignore[attr-defined]
+    assert escalation.level == 3  # type: ignore[attr-defined]
+
+    send(settings, "provider-responses.v1", accepted(adult, r_adult, home, 1))
+    deadline = time.monotonic() + 60
+    status: Any = None
+    while time.monotonic() < deadline:
+        code, status = http_get(router["port"], f"/v1/survivors/{adult}/status")
+        if code == 200 and status["referrals"][0]["status"] == "accepted":
+            break
+        time.sleep(0.5)
+    assert status["referrals"][0]["status"] == "accepted", status
+    assert status["referrals"][0]["provider_id"] == str(home)
+    assert status["consent"]["categories"]
+    assert "personal_data" not in json.dumps(status)
+    assert http_get(router["port"], f"/v1/survivors/{uuid.uuid4()}/status")[0] == 404
+
+    # An answer for a referral nobody requested is refused and dead-lettered.
+    send(settings, "provider-responses.v1", accepted(adult, uuid.uuid4(), home, 1))
+    letters = read_until(
+        settings, f"{settings.topic_namespace}.deadletter.v1", lambda seen: len(seen) >= 1
+    )
+    reason = dict(letters[0].headers())
+    assert reason["deadletter.error.class"] == b"RecordRejected"
+    assert b"referral.unknown" in reason["deadletter.error.message"]
+    assert router["worker"].poll() is None, Path(router["log"]).read_text()[-3000:]
