@@ -311,9 +311,16 @@ def _run_worker(app_id: str | None, web_port: int, data_dir: Path) -> None:
     import faust  # noqa: PLC0415
 
     from processors.agents import build_router  # noqa: PLC0415
+    from processors.settings import RouterSettings  # noqa: PLC0415
 
     settings = KafkaSettings()
-    router = build_router(settings, app_id=app_id, data_dir=data_dir, web_port=web_port)
+    router = build_router(
+        settings,
+        policy=RouterSettings().to_policy(),
+        app_id=app_id,
+        data_dir=data_dir,
+        web_port=web_port,
+    )
     worker = faust.Worker(router.app, loglevel=settings.log_level.lower())
     worker.execute_from_commandline()
 

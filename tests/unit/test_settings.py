@@ -6,6 +6,7 @@ import pydantic
 import pytest
 
 from infra import BrokerSettings
+from processors.settings import RouterSettings
 from streams.settings import KafkaSettings, Profile
 
 
@@ -51,3 +52,13 @@ def test_invalid_values_are_refused_with_the_field_named(monkeypatch: pytest.Mon
     monkeypatch.setenv("SAFEPASSAGE_TOPIC_NAMESPACE", "has spaces")
     with pytest.raises(pydantic.ValidationError, match="topic_namespace"):
         KafkaSettings()
+
+
+def test_router_cross_border_pairs_come_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAFEPASSAGE_ROUTER_CROSS_BORDER_PAIRS", '[["NL","BE"],["BE","DE"]]')
+    policy = RouterSettings().to_policy()
+    assert policy.allows_cross_border("NL", "BE")
+    assert not policy.allows_cross_border("BE", "NL")
+    monkeypatch.setenv("SAFEPASSAGE_ROUTER_CROSS_BORDER_PAIRS", '[["NL"]]')
+    with pytest.raises(pydantic.ValidationError, match="cross_border_pairs"):
+        RouterSettings()
