@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -77,7 +77,16 @@ class DirectoryView:
     end offsets it saw at start.
     """
 
+    WRITER_HEADER = "safepassage-writer"
+    """Names the worker that appended a ledger record; a worker skips its own."""
+
     def __init__(self, settings: KafkaSettings, codec: Codec) -> None:
+        self.writer = uuid4().hex.encode()
+        """This process's id: its own ledger records are applied locally already, at once.
+
+        Replaying them as well would re-reserve a place released meanwhile
+        until the release is replayed too; a restarted worker has a new id
+        and so rebuilds everything from the ledger."""
         self.settings = settings
         self.codec = codec
         self.directory = Directory()
@@ -131,6 +140,8 @@ class DirectoryView:
     def _apply(self, record: Any) -> None:
         try:
             if record.topic == self.ledger_topic:
+                if (self.WRITER_HEADER, self.writer) in (record.headers or ()):
+                    return
                 change = CapacityChange.model_validate_json(record.value)
                 self.directory = apply_capacity(self.directory, [change])
                 return
@@ -212,7 +223,12 @@ class _Binding:
                 await _sent(self.audit, survivor.encode(), _json(effect.to_dict()))
         for change in decision.capacity:
             key = str(change.provider_id).encode()
-            await _sent(self.ledger, key, change.model_dump_json().encode())
+            await _sent(
+                self.ledger,
+                key,
+                change.model_dump_json().encode(),
+                [(DirectoryView.WRITER_HEADER, self.view.writer)],
+            )
         self.view.apply_local(decision.capacity)
         if decision.changed:
             current = status_view(decision.state, datetime.now(UTC))

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +20,7 @@ from streams.codec import Codec
 from streams.provisioning import provision
 from streams.settings import KafkaSettings
 from streams.topics import referral_topic
-from tests.integration.conftest import REPO, free_port
+from tests.integration.workers import start_worker
 from tests.unit.domain_builders import (
     accepted,
     consent,
@@ -43,41 +38,11 @@ def router(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     namespace = f"router-{uuid.uuid4().hex[:10]}"
     settings = KafkaSettings(bootstrap_servers=bootstrap, topic_namespace=namespace)
     provision(settings)
-    folder = tmp_path_factory.mktemp("router")
-    port = free_port()
-    env = {
-        **os.environ,
-        "SAFEPASSAGE_BOOTSTRAP_SERVERS": bootstrap,
-        "SAFEPASSAGE_TOPIC_NAMESPACE": namespace,
-    }
-    log_path = folder / "worker.log"
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "connectors.cli",
-                "worker",
-                "--web-port",
-                str(port),
-                "--data-dir",
-                str(folder / "data"),
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    worker = start_worker(bootstrap, namespace, tmp_path_factory.mktemp("router"))
     try:
-        yield {"settings": settings, "port": port, "log": log_path, "worker": worker}
+        yield {"settings": settings, "port": worker.port, "worker": worker}
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
+        worker.stop()
 
 
 def send(settings: KafkaSettings, topic_suffix: str, *events: Event) -> None:
@@ -169,4 +134,4 @@ def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> N
     reason = dict(letters[0].headers())
     assert reason["deadletter.error.class"] == b"RecordRejected"
     assert b"referral.unknown" in reason["deadletter.error.message"]
-    assert router["worker"].poll() is None, Path(router["log"]).read_text()[-3000:]
+    assert router["worker"].alive(), router["worker"].log_tail()

@@ -1,0 +1,69 @@
+"""Start and stop real router workers (``safepassage worker`` subprocesses) for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.integration.conftest import REPO, free_port
+
+
+@dataclass
+class RunningWorker:
+    """A router worker process with its web port and log file."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL: Faust sometimes hangs while shutting down."""
+        if not self.alive():
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def start_worker(bootstrap: str, namespace: str, folder: Path, **env: str) -> RunningWorker:
+    """One `safepassage worker` on the namespace, with its own data folder and port."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = folder / "worker.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "connectors.cli",
+                "worker",
+                "--web-port",
+                str(port),
+                "--data-dir",
+                str(folder / "data"),
+            ],
+            cwd=REPO,
+            env={
+                **os.environ,
+                "SAFEPASSAGE_BOOTSTRAP_SERVERS": bootstrap,
+                "SAFEPASSAGE_TOPIC_NAMESPACE": namespace,
+                **env,
+            },
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return RunningWorker(process, port, log)
