@@ -18,7 +18,8 @@ Thin edge over the pure core, nothing decided here:
   partitions, no consumer group) and kept up to date; the ``cases`` agent
   waits until it has caught up before deciding anything.
 * ``GET /v1/survivors/{id}/status``: served by any worker, forwarded by
-  Faust to the worker that owns the survivor's partition; 404 when unknown.
+  Faust to the worker that owns the survivor's intake partition (and so
+  its table entry); 404 when unknown.
 
 Faust cautions of DESIGN.md are applied in :func:`streams.app.create_app`
 and here: ``concurrency=1``, at-least-once, table web views off.
@@ -253,8 +254,15 @@ def build_router(
 ) -> Router:
     """Create the router's Faust app: agents, table, directory view and status page."""
     ns = settings.topic_namespace
+    app_id = app_id or f"{ns}-router"
     app = create_app(
-        settings, app_id or f"{ns}-router", data_dir=data_dir, web_port=web_port, store=store
+        settings,
+        app_id,
+        # Faust's table files do not name the app: keep each app's apart, or a
+        # store left by another namespace would be taken for this one's.
+        data_dir=None if data_dir is None else data_dir / app_id,
+        web_port=web_port,
+        store=store,
     )
     codec = Codec(settings, source=SOURCE)
     view = DirectoryView(settings, codec)
@@ -266,6 +274,7 @@ def build_router(
         key_serializer="raw",
         value_serializer="raw",
     )
+    intake_route = raw_topic(app, f"{ns}.intake.v1")  # for routing web requests only
     deadletters = raw_topic(app, f"{ns}.deadletter.v1")
     audit = raw_topic(app, f"{ns}.audit.v1")
     status = raw_topic(app, f"{ns}.case-status.v1")
@@ -293,7 +302,12 @@ def build_router(
         await process_records(stream, codec, binding.handle, FaustDeadLetterSink(deadletters))
 
     @app.page("/v1/survivors/{survivor_id}/status")
-    @app.table_route(table=cases, match_info="survivor_id")
+    # Routed by the owner of the survivor's *intake* partition (the table's
+    # owner too: co-partitioned). Faust's table_route maps keys through the
+    # changelog assignment, which includes standbys, and sent requests to a
+    # worker that does not serve the key (seen with two workers; cf.
+    # faust-streaming issue #514).
+    @app.topic_route(topic=intake_route, match_info="survivor_id")
     async def survivor_status(web: View, request: Request, survivor_id: str) -> Response:
         try:
             key = str(UUID(survivor_id))

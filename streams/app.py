@@ -55,8 +55,12 @@ def create_app(
         "web_tables_enabled": False,
         "web_host": "127.0.0.1",
         "web_port": web_port or 6066,
+        # Where other workers forward a status request for a key this worker
+        # owns (Faust's table_route); it must name this worker's real port.
+        "canonical_url": f"http://127.0.0.1:{web_port or 6066}",
     }
     if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
         config["datadir"] = str(data_dir)
     config.update(overrides)
     return faust.App(app_id, **config)

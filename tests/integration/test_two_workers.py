@@ -1,0 +1,95 @@
+"""Two router workers in one consumer group: shared partitions, same answers, failover."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+
+from schemas.models import Event
+from streams.clients import producer_config
+from streams.codec import Codec
+from streams.provisioning import provision
+from streams.settings import KafkaSettings
+from tests.integration.workers import RunningWorker, start_worker
+from tests.unit.domain_builders import consent, identified, provider, request
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SURVIVORS = 30
+
+
+def status(worker: RunningWorker, survivor: uuid.UUID) -> tuple[int, Any]:
+    url = f"http://127.0.0.1:{worker.port}/v1/survivors/{survivor}/status"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, None
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, None
+
+
+def wait_for(check: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_any_worker_answers_the_same_and_failover_keeps_answers(
+    bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    settings = KafkaSettings(
+        bootstrap_servers=bootstrap, topic_namespace=f"two-{uuid.uuid4().hex[:8]}"
+    )
+    provision(settings)
+    folder = tmp_path_factory.mktemp("two-workers")
+    first = start_worker(bootstrap, settings.topic_namespace, folder / "w1")
+    second = start_worker(bootstrap, settings.topic_namespace, folder / "w2")
+    try:
+        codec = Codec(settings, source="/test/agency")
+        producer = Producer(producer_config(settings))
+
+        def send(suffix: str, event: Event) -> None:
+            record = codec.encode(event, f"{settings.topic_namespace}.{suffix}")
+            producer.produce(
+                record.topic, key=record.key, value=record.value, headers=list[Any](record.headers)
+            )
+
+        home = uuid.uuid4()
+        send("providers.v1", provider(home, capacity=SURVIVORS * 2))
+        survivors = [uuid.uuid4() for _ in range(SURVIVORS)]
+        for sid in survivors:
+            for event in (identified(sid), consent(sid), request(sid, uuid.uuid4())):
+                send("intake.v1", event)
+        assert producer.flush(30) == 0
+
+        def all_offered(worker: RunningWorker) -> bool:
+            answers = [status(worker, sid) for sid in survivors]
+            return all(
+                code == 200 and body["referrals"][0]["status"] == "offered"
+                for code, body in answers
+            )
+
+        wait_for(lambda: all_offered(first), 120, "every survivor offered, asked via worker 1")
+        via_first = {sid: status(first, sid)[1] for sid in survivors}
+        via_second = {sid: status(second, sid)[1] for sid in survivors}
+        assert via_first == via_second  # Faust forwards to the owner of the partition
+
+        first.stop()
+        wait_for(lambda: all_offered(second), 180, "worker 2 answering for every survivor alone")
+        after = {sid: status(second, sid)[1] for sid in survivors}
+        assert after == via_first
+        assert second.alive(), second.log_tail()
+    finally:
+        first.stop()
+        second.stop()
