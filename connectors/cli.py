@@ -26,7 +26,7 @@ from schemas.exceptions import SchemasError
 from schemas.registry import EventSchemas
 from streams.asyncapi import DOCUMENT, render
 from streams.exceptions import StreamsError
-from streams.logs import configure_logging
+from streams.logs import configure_logging, dict_config
 from streams.provisioning import Plan, describe, provision
 from streams.settings import KafkaSettings
 from streams.topics import catalog
@@ -321,7 +321,11 @@ def _run_worker(app_id: str | None, web_port: int, data_dir: Path) -> None:
         data_dir=data_dir,
         web_port=web_port,
     )
-    worker = faust.Worker(router.app, loglevel=settings.log_level.lower())
+    worker = faust.Worker(
+        router.app,
+        loglevel=settings.log_level.lower(),
+        logging_config=dict_config(settings.log_format, settings.log_level),
+    )
     worker.execute_from_commandline()
 
 

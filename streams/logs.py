@@ -20,7 +20,13 @@ from structlog.typing import Processor
 
 from streams.settings import LogFormat
 
-__all__ = ["bind_record", "configure_logging", "get_logger"]
+__all__ = [
+    "bind_record",
+    "configure_logging",
+    "dict_config",
+    "get_logger",
+    "processor_formatter",
+]
 
 
 def _renderer(fmt: LogFormat, stream: TextIO) -> Processor:
@@ -28,6 +34,50 @@ def _renderer(fmt: LogFormat, stream: TextIO) -> Processor:
     if use_console:
         return structlog.dev.ConsoleRenderer(colors=stream.isatty())
     return structlog.processors.JSONRenderer()
+
+
+def _shared() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+    ]
+
+
+def processor_formatter(
+    fmt: LogFormat | str = LogFormat.AUTO, stream: TextIO | None = None
+) -> logging.Formatter:
+    """A logging formatter rendering standard-library and structlog records alike."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *_shared()],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _renderer(LogFormat(fmt), stream or sys.stderr),
+        ],
+    )
+
+
+def dict_config(fmt: LogFormat, level: str) -> dict[str, Any]:
+    """``logging.config.dictConfig`` form of the same set-up, for Faust's worker.
+
+    Faust (mode) replaces the root logger's handlers when a worker starts;
+    handing it this configuration keeps one format for every line.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"structlog": {"()": processor_formatter, "fmt": fmt.value}},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "structlog",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": level.upper(), "handlers": ["default"]},
+    }
 
 
 def configure_logging(
@@ -38,15 +88,9 @@ def configure_logging(
     numeric_level = logging.getLevelName(level.upper())
     if not isinstance(numeric_level, int):
         raise ValueError(f"unknown log level {level!r}")
-    shared: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.stdlib.ExtraAdder(),
-    ]
     structlog.configure(
         processors=[
-            *shared,
+            *_shared(),
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
@@ -55,16 +99,8 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         cache_logger_on_first_use=False,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            _renderer(fmt, stream),
-        ],
-    )
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
+    handler.setFormatter(processor_formatter(fmt, stream))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)

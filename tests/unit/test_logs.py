@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import logging.config
 
-from streams.logs import bind_record, configure_logging, get_logger
+import pytest
+
+from streams.logs import bind_record, configure_logging, dict_config, get_logger
 from streams.settings import LogFormat
 
 
@@ -51,3 +54,12 @@ def test_console_renderer_is_readable_text() -> None:
     assert "hello" in text
     assert "topic" in text
     assert not text.lstrip().startswith("{")
+
+
+def test_dict_config_gives_faust_the_same_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    logging.config.dictConfig(dict_config(LogFormat.JSON, "INFO"))
+    logging.getLogger("faust.worker").info("Ready")
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    record = json.loads(line)
+    assert record["event"] == "Ready"
+    assert record["logger"] == "faust.worker"
