@@ -28,7 +28,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from uuid import UUID
 
-from schemas.models import Event, SurvivorEvent
+from schemas.models import Event, ProviderCapacity, SurvivorEvent
 from schemas.types import ServiceCategory
 from streams.exceptions import UnknownTopicError
 from streams.settings import KafkaSettings
@@ -177,6 +177,11 @@ class Contract:
         key = self._key_id(contract, event)
         if key is None:
             raise ValueError(f"{event.event_type} has no {contract.key.value} for {topic}")
+        if isinstance(event, ProviderCapacity) and contract.event_types == DIRECTORY_EVENTS:
+            # The directory topic is compacted: under the bare provider id, a
+            # capacity report would erase the provider's registration. Each
+            # category's latest report keeps a key of its own instead.
+            return f"{key}/{event.category.value}".encode("ascii")
         return str(key).encode("ascii")
 
     @staticmethod

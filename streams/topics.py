@@ -114,7 +114,8 @@ def catalog(settings: KafkaSettings) -> tuple[TopicSpec, ...]:
         spec(
             "providers.v1",
             "provider id",
-            "Compacted provider directory (registrations, updates, capacity).",
+            "Compacted provider directory: registrations and updates keyed by provider id, "
+            "capacity reports by provider id/CATEGORY so compaction keeps both.",
             cleanup=CleanupPolicy.COMPACT,
             partitions=3,
             extra=compacted,

@@ -47,7 +47,7 @@ from streams.codec import (
     Framing,
     rfc3339,
 )
-from streams.contract import KeyKind
+from streams.contract import Contract, KeyKind
 from streams.deadletter import DEADLETTER_HEADERS, deadletter_headers
 from streams.exceptions import (
     DecodeError,
@@ -270,7 +270,8 @@ def test_provider_events_have_the_provider_as_subject_and_key() -> None:
     )
     record = single_object_codec().encode(event, PROVIDERS)
     assert dict(record.headers)["ce_subject"] == str(PROVIDER).encode()
-    assert record.key == str(PROVIDER).encode()
+    # One key per category on the compacted directory (see the test further down).
+    assert record.key == f"{PROVIDER}/HEALTH".encode()
 
 
 def test_offers_are_keyed_by_provider_but_about_the_survivor() -> None:
@@ -745,3 +746,22 @@ def test_adapter_passes_other_registry_errors_on() -> None:
 
     with pytest.raises(SchemaRegistryError):
         ConfluentSchemaRegistry(Failing()).schema_for(1)
+
+
+def test_capacity_reports_have_a_key_per_category_on_the_compacted_directory() -> None:
+    """A capacity report must not replace the provider's registration under compaction."""
+    contract = Contract(KafkaSettings())
+    pid = UUID(int=7)
+    report = ProviderCapacity(
+        provider_id=pid,
+        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+        category=ServiceCategory.HEALTH,
+        total=4,
+        available=1,
+    )
+    assert contract.key_for(PROVIDERS, report) == f"{pid}/HEALTH".encode()
+    codec = single_object_codec()
+    record = codec.encode(report, PROVIDERS)
+    assert (
+        codec.decode(record.value, record.headers, topic=PROVIDERS, key=record.key).event == report
+    )
