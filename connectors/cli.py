@@ -18,12 +18,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from connectors.escalations import EscalationFilter, FollowStats, follow
 from infra import BrokerSettings, Deployment, InfraError, cluster, single_node
 from infra.maven import pinned_kafka_version
 from infra.registry import SchemaRegistry
 from schemas.compatibility import check, release
 from schemas.exceptions import SchemasError
 from schemas.registry import EventSchemas
+from schemas.types import ServiceCategory
 from streams.asyncapi import DOCUMENT, render
 from streams.exceptions import StreamsError
 from streams.logs import configure_logging, dict_config
@@ -300,6 +302,74 @@ def docs_asyncapi(check: bool, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
     _console().print(f"wrote {output}")
+
+
+# --------------------------------------------------------------------- escalations
+
+
+@main.group()
+def escalations() -> None:
+    """What operators and coordinators watch."""
+
+
+_LEVEL_STYLE = {1: "yellow", 2: "bold yellow", 3: "bold red"}
+
+
+@escalations.command("follow")
+@click.option("--level", "levels", type=click.IntRange(1, 3), multiple=True, help="Repeatable.")
+@click.option("--jurisdiction", "jurisdictions", multiple=True, help="ISO 3166 code; repeatable.")
+@click.option(
+    "--category",
+    "categories",
+    type=click.Choice([c.value for c in ServiceCategory if c is not ServiceCategory.UNKNOWN]),
+    multiple=True,
+    help="Repeatable.",
+)
+@click.option("--from-beginning", is_flag=True, help="Replay the topic before following it.")
+@click.option("--max", "max_events", type=int, default=None, help="Stop after N escalations.")
+@click.option("--idle-timeout", type=float, default=None, help="Stop after S quiet seconds.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_friendly_errors
+def escalations_follow(  # noqa: PLR0917 - click passes every option positionally
+    levels: tuple[int, ...],
+    jurisdictions: tuple[str, ...],
+    categories: tuple[str, ...],
+    from_beginning: bool,
+    max_events: int | None,
+    idle_timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Stream escalations live in the terminal, filtered by level, jurisdiction, category."""
+    which = EscalationFilter(
+        levels=frozenset(levels),
+        jurisdictions=frozenset(j.upper() for j in jurisdictions),
+        categories=frozenset(ServiceCategory(c) for c in categories),
+    )
+    stats = FollowStats()
+    console = _console()
+    for event in follow(
+        KafkaSettings(),
+        which,
+        from_beginning=from_beginning,
+        max_events=max_events,
+        idle_timeout_s=idle_timeout,
+        stats=stats,
+    ):
+        if as_json:
+            click.echo(event.model_dump_json())
+            continue
+        missed = event.missed_deadline.isoformat() if event.missed_deadline else "-"
+        console.print(
+            f"{event.occurred_at:%Y-%m-%d %H:%M:%S}Z "
+            f"[{_LEVEL_STYLE[event.level]}]L{event.level}[/] {event.reason.value:<16} "
+            f"{event.jurisdiction:<5} {(event.category.value if event.category else '-'):<17} "
+            f"survivor {event.survivor_id} referral {event.referral_id or '-'} missed {missed}",
+            highlight=False,
+        )
+    _console(stderr=True).print(
+        f"{stats.shown} shown, {stats.filtered_out} filtered out, {stats.undecodable} undecodable",
+        highlight=False,
+    )
 
 
 # -------------------------------------------------------------------------- worker

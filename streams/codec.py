@@ -119,7 +119,7 @@ DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _URI_REFERENCE = re.compile(r"^[!#-~]+$")  # printable ASCII without spaces or quotes
 
-Headers = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None]
+Headers = Iterable[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None]
 """Headers as Kafka clients hand them over: confluent-kafka, aiokafka, Faust."""
 
 
@@ -530,7 +530,7 @@ def _read_headers(headers: Headers | None) -> dict[str, str]:
         if name in found:
             raise InvalidHeader(f"header {name} appears more than once")
         try:
-            found[name] = bytes(raw).decode("utf-8")
+            found[name] = raw if isinstance(raw, str) else bytes(raw).decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidHeader(f"header {name} is not UTF-8") from None
     missing = [name for name in REQUIRED_HEADERS if not found.get(name)]

@@ -60,7 +60,10 @@ def deadletter_headers(
     carries both sets; the last one is the latest failure.
     """
     items = original.items() if isinstance(original, Mapping) else (original or ())
-    out: list[tuple[str, bytes | None]] = [(name, value) for name, value in items]
+    # Header values stay bytes on the way out (a client may hand over text).
+    out: list[tuple[str, bytes | None]] = [
+        (name, value.encode("utf-8") if isinstance(value, str) else value) for name, value in items
+    ]
     values = (
         type(error).__name__,
         describe_error(error)[:_MAX_MESSAGE_CHARS],

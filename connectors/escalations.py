@@ -1,0 +1,113 @@
+"""The operator's live view of ``safepassage.escalations.v1``.
+
+``safepassage escalations follow`` reads escalations as they are published
+and prints one line each (or one JSON object per line with ``--json``),
+filtered by level, jurisdiction and category. Escalations carry
+pseudonyms, codes and times only; nothing here can show personal data.
+Records that do not decode are counted and skipped: the topic's own
+consumers dead-letter them, an operator's terminal is not the place.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, KafkaError
+
+from schemas.models import ReferralEscalated
+from schemas.types import ServiceCategory
+from streams.clients import consumer_config
+from streams.codec import Codec
+from streams.exceptions import DecodeError
+from streams.settings import KafkaSettings
+
+__all__ = ["EscalationFilter", "follow"]
+
+
+@dataclass(frozen=True)
+class EscalationFilter:
+    """Which escalations to show; empty sets mean all."""
+
+    levels: frozenset[int] = frozenset()
+    jurisdictions: frozenset[str] = frozenset()
+    categories: frozenset[ServiceCategory] = frozenset()
+
+    def matches(self, event: ReferralEscalated) -> bool:
+        """Whether an escalation passes every non-empty criterion."""
+        if self.levels and event.level not in self.levels:
+            return False
+        if self.jurisdictions and not any(
+            event.jurisdiction == j or event.jurisdiction.startswith(f"{j}-")
+            for j in self.jurisdictions
+        ):
+            return False
+        return not self.categories or event.category in self.categories
+
+
+@dataclass
+class FollowStats:
+    """What a follow session saw, for its closing line."""
+
+    shown: int = 0
+    filtered_out: int = 0
+    undecodable: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def follow(
+    settings: KafkaSettings,
+    which: EscalationFilter,
+    *,
+    from_beginning: bool = False,
+    max_events: int | None = None,
+    idle_timeout_s: float | None = None,
+    stats: FollowStats | None = None,
+) -> Iterator[ReferralEscalated]:
+    """Yield matching escalations as they arrive, until a limit is reached (or forever).
+
+    A private consumer group per session: following never moves another
+    reader's offsets, and by default starts at the end of the topic.
+    """
+    stats = stats if stats is not None else FollowStats()
+    topic = f"{settings.topic_namespace}.escalations.v1"
+    codec = Codec(settings, source="/safepassage/console")
+    consumer = Consumer(
+        consumer_config(
+            settings,
+            group_id=f"{settings.client_id}-console-{uuid.uuid4().hex[:12]}",
+            **{"auto.offset.reset": "earliest" if from_beginning else "latest"},
+        )
+    )
+    consumer.subscribe([topic])
+    last = time.monotonic()
+    try:
+        while max_events is None or stats.shown < max_events:
+            if idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
+                return
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    stats.errors.append(str(error))
+                continue
+            last = time.monotonic()
+            try:
+                decoded = codec.decode(
+                    message.value(), message.headers(), topic=topic, key=message.key()
+                )
+            except DecodeError:
+                stats.undecodable += 1
+                continue
+            event = decoded.event
+            if not isinstance(event, ReferralEscalated) or not which.matches(event):
+                stats.filtered_out += 1
+                continue
+            stats.shown += 1
+            yield event
+    finally:
+        consumer.close()
