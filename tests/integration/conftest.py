@@ -64,6 +64,29 @@ def create_topic(
     return name
 
 
+UNREACHABLE_MIRROR = """<settings>
+  <mirrors>
+    <mirror>
+      <id>nowhere</id>
+      <mirrorOf>*</mirrorOf>
+      <url>http://127.0.0.1:9/maven2</url>
+    </mirror>
+  </mirrors>
+</settings>
+"""
+
+
+@pytest.fixture
+def unreachable_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Maven with an empty local repository and every download sent to a closed port."""
+    home = tmp_path / "maven-home"
+    (home / ".m2").mkdir(parents=True)
+    (home / ".m2" / "settings.xml").write_text(UNREACHABLE_MIRROR)
+    monkeypatch.setenv(
+        "MAVEN_OPTS", f"-Duser.home={home} -Dmaven.repo.local={tmp_path / 'empty-repo'}"
+    )
+
+
 @pytest.fixture(scope="session")
 def kafka_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     """The session's single-node broker (started if none runs, stopped if we started it)."""

@@ -11,28 +11,10 @@ from infra.maven import resolve_classpath
 
 pytestmark = pytest.mark.integration
 
-SETTINGS_XML = """<settings>
-  <mirrors>
-    <mirror>
-      <id>nowhere</id>
-      <mirrorOf>*</mirrorOf>
-      <url>http://127.0.0.1:9/maven2</url>
-    </mirror>
-  </mirrors>
-</settings>
-"""
-
 
 def test_unreachable_repository_is_one_paragraph_naming_the_cause(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, unreachable_maven: None
 ) -> None:
-    home = tmp_path / "home"
-    (home / ".m2").mkdir(parents=True)
-    (home / ".m2" / "settings.xml").write_text(SETTINGS_XML)
-    # An empty local repository and every download sent to a closed port.
-    monkeypatch.setenv(
-        "MAVEN_OPTS", f"-Duser.home={home} -Dmaven.repo.local={tmp_path / 'empty-repo'}"
-    )
 
     with pytest.raises(DependencyResolutionError) as caught:
         resolve_classpath(tmp_path / "state")

@@ -118,31 +118,12 @@ def test_register_fetch_and_refuse_a_breaking_version(client: SchemaRegistryClie
     assert client.get_versions(subject) == [1, 2]
 
 
-SETTINGS_XML = """<settings>
-  <mirrors>
-    <mirror>
-      <id>nowhere</id>
-      <mirrorOf>*</mirrorOf>
-      <url>http://127.0.0.1:9/maven2</url>
-    </mirror>
-  </mirrors>
-</settings>
-"""
-
-
 def test_unreachable_maven_central_is_one_paragraph(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, unreachable_maven: None
 ) -> None:
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(PROJECT_DIR / "pom.xml", project / "pom.xml")
-    home = tmp_path / "home"
-    (home / ".m2").mkdir(parents=True)
-    (home / ".m2" / "settings.xml").write_text(SETTINGS_XML)
-    # An empty local repository and every download sent to a closed port.
-    monkeypatch.setenv(
-        "MAVEN_OPTS", f"-Duser.home={home} -Dmaven.repo.local={tmp_path / 'empty-repo'}"
-    )
     registry = SchemaRegistry(RegistrySettings(state_dir=tmp_path / "state"), project)
 
     with pytest.raises(RegistryBuildError) as caught:
