@@ -28,8 +28,9 @@ and here: ``concurrency=1``, at-least-once, table web views off.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -243,6 +244,35 @@ async def _sent(topic: Any, key: bytes, value: bytes, headers: Any = None) -> No
     await pending
 
 
+def _problem(web: View, status: int, title: str, detail: str, **headers: str) -> Response:
+    """An RFC 9457 problem document (no personal data: titles and ids only)."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return web.json(
+        body, status=status, content_type="application/problem+json", headers=headers or None
+    )
+
+
+_Page = Callable[..., Awaitable[Response]]
+
+
+def _ready_or_503(app: faust.App) -> Callable[[_Page], _Page]:
+    """503 with Retry-After until the worker has partitions: Faust cannot route before."""
+
+    def decorate(handler: _Page) -> _Page:
+        @functools.wraps(handler)
+        async def wrapper(web: View, request: Request, **kwargs: Any) -> Response:
+            if not app.assignor.assigned_actives():
+                return _problem(
+                    web, 503, "Not ready", "the worker is joining its group", **{"Retry-After": "2"}
+                )
+            result: Response = await handler(web, request, **kwargs)
+            return result
+
+        return wrapper
+
+    return decorate
+
+
 def build_router(
     settings: KafkaSettings,
     *,
@@ -302,6 +332,7 @@ def build_router(
         await process_records(stream, codec, binding.handle, FaustDeadLetterSink(deadletters))
 
     @app.page("/v1/survivors/{survivor_id}/status")
+    @_ready_or_503(app)
     # Routed by the owner of the survivor's *intake* partition (the table's
     # owner too: co-partitioned). Faust's table_route maps keys through the
     # changelog assignment, which includes standbys, and sent requests to a
@@ -312,10 +343,10 @@ def build_router(
         try:
             key = str(UUID(survivor_id))
         except ValueError:
-            return web.json({"title": "not a survivor id", "status": 400}, status=400)
+            return _problem(web, 400, "Not a survivor id", "the id must be a UUID")
         stored = cases.get(key)
         if not stored:
-            return web.json({"title": "unknown survivor", "status": 404}, status=404)
+            return _problem(web, 404, "Unknown survivor", "no case for this survivor id")
         return web.json(status_view(CaseState.from_dict(stored), datetime.now(UTC)).to_dict())
 
     del follow_directory, route, survivor_status  # registered on the app

@@ -125,6 +125,8 @@ def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> N
     assert status["consent"]["categories"]
     assert "personal_data" not in json.dumps(status)
     assert http_get(router["port"], f"/v1/survivors/{uuid.uuid4()}/status")[0] == 404
+    code, problem = http_get(router["port"], "/v1/survivors/not-a-uuid/status")
+    assert code == 400 and problem["title"] == "Not a survivor id"
 
     # An answer for a referral nobody requested is refused and dead-lettered.
     send(settings, "provider-responses.v1", accepted(adult, uuid.uuid4(), home, 1))
