@@ -101,11 +101,20 @@ class ReferralState(_Value):
     tried: tuple[UUID, ...] = ()
     """Providers offered so far, in order; none is offered twice."""
     deadline: UtcDatetime | None = None
-    """SLA deadline of the open offer (placeholder until the escalation engine owns SLAs)."""
+    """Deadline of the open offer, as told to the provider (``RoutingPolicy.offer_deadline``)."""
     escalation_level: EscalationRung = 0
     reason: ReasonCode | None = None
     """Why it is in its status (e.g. ``consent.missing``, ``declined:no_capacity``)."""
     updated_at: UtcDatetime
+    """Last change of any kind, a noted escalation or a new hold reason included."""
+    status_since: UtcDatetime | None = None
+    """When it entered its current status (set by every status move).
+
+    SLA clocks run from here, not from :attr:`updated_at`: an escalation
+    noted on an accepted referral must not push its service-start deadline
+    later. None in states stored before the field existed; readers then
+    fall back to :attr:`updated_at`.
+    """
 
     @property
     def holds_place(self) -> bool:

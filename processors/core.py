@@ -28,7 +28,12 @@ Survivor-first rules decided here:
 * A referral no provider fits becomes ``unroutable`` and escalates: level 3
   with reason ``CHILD_PROTECTION`` for a child (minor, unknown age, or a
   request for a child-specialised service), level 3 for an emergency or a
-  critical risk, level 2 (the case coordinator) otherwise.
+  critical risk, level 2 (the case coordinator) otherwise; always one rung
+  above any the referral already reached, and no new event once it is at 3.
+* A rung-1 timeout for an offer that is no longer open (the provider
+  answered, or the referral moved on, before the timeout arrived) is only
+  audited: a race between the escalation engine and the provider, not an
+  error to dead-letter.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ if that deadline is still part of the plan. So:
 
 1. re-offer to the next-best provider: a rung-1 ``DEADLINE_MISSED`` naming
    the silent provider, which :func:`processors.core.decide` turns into a
-   timeout and a new offer; the event on the escalation stream is also the
+   timeout and a new offer (or, if the provider answered meanwhile, only
+   audits); the event on the escalation stream is also the
    case coordinator's note. Used at most once per referral, and only for
    an unanswered offer (an accepted referral cannot be re-offered).
 2. alert the case coordinator;
@@ -39,13 +40,18 @@ rung. At the first miss of a referral starting above 1, the re-offer
 alert without a re-offer, the next rung is due one acknowledgement window
 later (as long as a provider has to answer an offer of that urgency and
 category), if nothing moved; a new offer or an acceptance gets its own SLA
-deadline instead (the offer's ``deadline``, or the policy's start window).
+deadline instead (the offer's ``deadline``, or the policy's start window
+counted from the referral's ``status_since``: the acceptance itself, not
+its last update, so an escalation noted on the accepted referral does not
+postpone its start deadline; a state stored before ``status_since`` existed
+falls back to ``updated_at``).
 Rung 3 is the top: after it the referral is in human hands and the ladder
 schedules nothing more for it. Levels are fixed when a deadline is
 planned; a new risk assessment re-plans open deadlines at once.
 
 **Unroutable referrals** escalate in :func:`~processors.core.decide` (rung 2,
-or 3 for a child, an emergency or critical risk). Their status is
+or 3 for a child, an emergency or critical risk, and always above the rung
+the referral already reached; nothing new at rung 3). Their status is
 ``unroutable`` and the plan has nothing for them, so the ladder never
 escalates them again.
 
@@ -219,7 +225,7 @@ def _referral_plan(
             child=_child(case, referral),
             risk=case.risk,
             status=referral.status,
-            at=referral.updated_at,
+            at=referral.status_since or referral.updated_at,  # older states lack status_since
         )
     if due is None:  # pragma: no cover - offered and accepted always have an SLA
         return ()

@@ -12,6 +12,7 @@ record, because every following record would fail the same way.
 __all__ = [
     "LedgerError",
     "ProcessorsError",
+    "SlaPolicyError",
     "SurvivorMismatchError",
     "UnsupportedEventError",
 ]
@@ -39,3 +40,19 @@ class LedgerError(ProcessorsError):
     Offers are only made to providers the directory knows, so a reservation
     for an unknown one means the change was applied to the wrong directory.
     """
+
+
+class SlaPolicyError(ProcessorsError, ValueError):
+    """The SLA policy file is unreadable or invalid; ``problems`` lists each ``key: problem``.
+
+    Raised at load, before a worker starts: a policy that would escalate too
+    late must stop the service, not be half-applied. All problems are
+    collected so an operator fixes the file in one go. It lives here with
+    the other errors of the package so callers (settings, the CLI) can catch
+    it without importing the YAML loader; :mod:`processors.sla` re-exports it.
+    """
+
+    def __init__(self, source: str, problems: tuple[str, ...]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"invalid SLA policy {source}:\n  " + "\n  ".join(problems))

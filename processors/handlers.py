@@ -128,6 +128,7 @@ def _on_requested(work: Work, event: ReferralRequested) -> Rejection | None:
         requested_at=event.occurred_at,
         status=ReferralStatus.REQUESTED,
         updated_at=work.now,
+        status_since=work.now,
     )
     route(work, referral, before=None)
     return None
@@ -219,6 +220,22 @@ def _on_cancelled(work: Work, event: ReferralCancelled) -> Rejection | None:
     return None
 
 
+def _answered_before(referral: ReferralState, event: ReferralEscalated) -> bool:
+    """Whether a rung-1 timeout names an offer that was made but is no longer open.
+
+    The escalation engine and the provider race: the engine may find the
+    deadline due and publish just before the provider's answer (or an
+    agency's cancellation) reaches the router. That is no error of anyone's,
+    so the timeout is audited and otherwise ignored rather than refused and
+    dead-lettered. A timeout naming a provider this referral was never
+    offered to, or none at all, is not such a race and is still refused.
+    """
+    if event.provider_id is None or event.provider_id not in referral.tried:
+        return False
+    still_open = referral.status is ReferralStatus.OFFERED
+    return not (still_open and event.provider_id == referral.provider_id)
+
+
 def _on_escalated(work: Work, event: ReferralEscalated) -> Rejection | None:
     if event.referral_id is None:  # a case-level clock: remember the rung only
         level = max(work.case.escalation_level, event.level)
@@ -228,6 +245,14 @@ def _on_escalated(work: Work, event: ReferralEscalated) -> Rejection | None:
     if isinstance(referral, Rejection):
         return referral
     if event.reason is EscalationReason.DEADLINE_MISSED and event.level == 1:
+        if _answered_before(referral, event):
+            work.record(
+                AuditAction.NOTED,
+                referral,
+                before=referral.status,
+                reasons=("escalated:1", "offer.no-longer-current"),
+            )
+            return None
         refused = _legal(work, referral, Trigger.TIMEOUT) or _current(
             work, referral, event.provider_id, None
         )

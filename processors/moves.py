@@ -24,7 +24,6 @@ from schemas.types import (
     EscalationReason,
     RiskLevel,
     Urgency,
-    utc_millis,
 )
 
 __all__ = [
@@ -61,9 +60,8 @@ def _offer(
     work: Work, referral: ReferralState, before: ReferralStatus | None, need: Need, result: Match
 ) -> None:
     best = result.candidates[0]  # the caller routes here only when someone fits
-    vulnerable = need.child or work.case.risk is RiskLevel.CRITICAL
-    deadline = utc_millis(
-        work.policy.ack_deadline(referral.urgency, vulnerable=vulnerable, now=work.now)
+    deadline = work.policy.offer_deadline(
+        referral.urgency, referral.category, child=need.child, risk=work.case.risk, now=work.now
     )
     offered = moved(
         referral,
@@ -96,38 +94,70 @@ def _offer(
     work.record(AuditAction.OFFERED, offered, before=before, reasons=best.reasons, result=result)
 
 
+TOP_RUNG = 3
+"""The operator on duty: the ladder's highest rung (as in ``referral.escalated``)."""
+
+
 def _unroutable(
     work: Work, referral: ReferralState, before: ReferralStatus | None, need: Need, result: Match
 ) -> None:
+    """No provider fits: mark the referral unroutable and escalate it one rung it has not seen.
+
+    The rung is the higher of the rung the situation calls for (2, or 3 for
+    a child, an emergency or critical risk) and one above the highest rung
+    the referral already reached (a re-offer's 1, a coordinator's 2, noted
+    from the ladder), capped at 3: whoever was alerted before has been told
+    already, and a second event at the same rung would page them twice. At
+    the cap nothing is published (the operator already has the referral);
+    the audit record says so.
+
+    Only the referral's own rung counts, not the case's: the case's rung
+    also collects legal clocks and other referrals, and taking it would
+    silence the alert for a new referral nobody has seen yet.
+    """
     if need.child:
-        level, reason, why = 3, EscalationReason.CHILD_PROTECTION, "no-candidate:child-protection"
+        wanted, reason, why = (
+            TOP_RUNG,
+            EscalationReason.CHILD_PROTECTION,
+            "no-candidate:child-protection",
+        )
     else:
         severe = referral.urgency is Urgency.EMERGENCY or work.case.risk is RiskLevel.CRITICAL
-        level, reason, why = (3 if severe else 2), EscalationReason.UNROUTABLE, "no-candidate"
+        wanted, reason, why = (
+            (TOP_RUNG if severe else 2),
+            EscalationReason.UNROUTABLE,
+            "no-candidate",
+        )
+    reached = referral.escalation_level
+    level = min(TOP_RUNG, max(wanted, reached + 1))
     stuck = moved(
         referral,
         Trigger.NO_CANDIDATE,
         work.now,
         reason=why,
-        escalation_level=max(referral.escalation_level, level),
+        escalation_level=max(reached, level),
         **NO_OFFER,
     )
     work.store(stuck)
     work.case = work.case.model_copy(
         update={"escalation_level": max(work.case.escalation_level, level)}
     )
-    work.publish(
-        ReferralEscalated(
-            survivor_id=work.case.survivor_id,
-            occurred_at=work.now,
-            referral_id=stuck.referral_id,
-            level=level,
-            reason=reason,
-            category=stuck.category,
-            jurisdiction=need.home,
+    reasons: tuple[str, ...] = (why,)
+    if level > reached:
+        work.publish(
+            ReferralEscalated(
+                survivor_id=work.case.survivor_id,
+                occurred_at=work.now,
+                referral_id=stuck.referral_id,
+                level=level,
+                reason=reason,
+                category=stuck.category,
+                jurisdiction=need.home,
+            )
         )
-    )
-    work.record(AuditAction.UNROUTABLE, stuck, before=before, reasons=(why,), result=result)
+    else:
+        reasons = (why, f"escalation.already-at:{reached}")
+    work.record(AuditAction.UNROUTABLE, stuck, before=before, reasons=reasons, result=result)
 
 
 def next_provider(work: Work, referral: ReferralState, trigger: Trigger, why: str) -> None:

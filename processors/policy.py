@@ -3,6 +3,14 @@
 Everything here is data passed into the pure core, so a test (or a
 jurisdiction with other rules) changes behaviour by passing another policy,
 not by patching code.
+
+**Offer deadlines.** The escalation ladder takes an offer's deadline as
+written on the offer (it is what the provider was told), so the router and
+the ladder must agree on it. A policy with an :class:`~processors.sla.SlaPolicy`
+(``sla``) therefore computes offer deadlines from that SLA file, with its
+per-category overrides, child and critical-risk factors and demo time
+scale; without one, the built-in :attr:`RoutingPolicy.ack_windows` apply
+(DESIGN.md's figures), as before the SLA file existed.
 """
 
 from __future__ import annotations
@@ -12,8 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
+from processors.exceptions import ProcessorsError
 from processors.geo import country_of
-from schemas.types import Urgency
+from processors.lifecycle import ReferralStatus
+from processors.sla import SlaPolicy
+from schemas.types import RiskLevel, ServiceCategory, Urgency, utc_millis
 
 __all__ = ["DEFAULT_ACK_WINDOWS", "DEFAULT_POLICY", "RoutingPolicy", "both_ways"]
 
@@ -52,6 +63,12 @@ class RoutingPolicy:
     """How many recently applied event ids each survivor's case state remembers."""
     audit_candidates: int = 10
     """How many ranked candidates an audit record lists (exclusions are always counted)."""
+    sla: SlaPolicy | None = None
+    """SLA policy whose acknowledgement windows give offer deadlines; None: ``ack_windows``.
+
+    Set it to the policy the escalation engine runs on, so that an offer's
+    deadline and the ladder's first deadline are one and the same instant.
+    """
 
     def __post_init__(self) -> None:
         """Refuse a policy that would make the core misbehave silently."""
@@ -81,6 +98,36 @@ class RoutingPolicy:
         if vulnerable:
             window = window * self.vulnerable_factor
         return now + window
+
+    def offer_deadline(
+        self,
+        urgency: Urgency,
+        category: ServiceCategory,
+        *,
+        child: bool,
+        risk: RiskLevel,
+        now: datetime,
+    ) -> datetime:
+        """When an offer made ``now`` must be answered, from the SLA policy when there is one.
+
+        ``child`` is routing's notion (minor, unknown age or a child-specialised
+        request), ``risk`` the case's last assessment. Without :attr:`sla`, this
+        is :meth:`ack_deadline` with ``vulnerable = child or risk is CRITICAL``.
+        """
+        if self.sla is None:
+            vulnerable = child or risk is RiskLevel.CRITICAL
+            return utc_millis(self.ack_deadline(urgency, vulnerable=vulnerable, now=now))
+        deadline = self.sla.referral_deadline(
+            urgency=urgency,
+            category=category,
+            child=child,
+            risk=risk,
+            status=ReferralStatus.OFFERED,
+            at=now,
+        )
+        if deadline is None:  # pragma: no cover - an offered referral always has an SLA
+            raise ProcessorsError("the SLA policy gave an offer no deadline")
+        return deadline
 
 
 DEFAULT_POLICY = RoutingPolicy()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from processors.policy import RoutingPolicy
+from processors.sla import SlaPolicy, default_policy, load_policy
 
 __all__ = ["RouterSettings"]
 
@@ -28,10 +31,29 @@ class RouterSettings(BaseSettings):
         ge=1,
         description="SAFEPASSAGE_ROUTER_IDEMPOTENCY_WINDOW: event ids remembered per survivor.",
     )
+    sla_policy: Path | None = Field(
+        default=None,
+        description=(
+            "SAFEPASSAGE_ROUTER_SLA_POLICY: path of the SLA policy YAML file whose "
+            "acknowledgement windows give offer deadlines; unset: the shipped "
+            "processors/sla_policy.yaml. Give the escalation engine the same file, so an "
+            "offer's deadline and the ladder's first deadline agree."
+        ),
+    )
+
+    def sla(self) -> SlaPolicy:
+        """The SLA policy: the configured file, else the shipped default.
+
+        Loaded and validated here, so a worker with a bad file refuses to
+        start with :class:`~processors.exceptions.SlaPolicyError` naming
+        every bad key, rather than routing with deadlines nobody configured.
+        """
+        return default_policy() if self.sla_policy is None else load_policy(self.sla_policy)
 
     def to_policy(self) -> RoutingPolicy:
-        """The routing policy these settings describe."""
+        """The routing policy these settings describe (offer deadlines from :meth:`sla`)."""
         return RoutingPolicy(
             cross_border_pairs=frozenset(self.cross_border_pairs),
             idempotency_window=self.idempotency_window,
+            sla=self.sla(),
         )

@@ -55,7 +55,7 @@ from pydantic import (
     model_validator,
 )
 
-from processors.exceptions import ProcessorsError
+from processors.exceptions import SlaPolicyError  # re-exported: it used to live here
 from processors.geo import within
 from processors.lifecycle import ReferralStatus
 from schemas.types import Jurisdiction, RiskLevel, ServiceCategory, Urgency, utc_millis
@@ -85,15 +85,6 @@ DEFAULT_POLICY_FILE = "sla_policy.yaml"
 
 MIN_REFLECTION_PERIOD = timedelta(days=30)
 """Council of Europe Convention, Art. 13: the recovery and reflection period is at least 30 days."""
-
-
-class SlaPolicyError(ProcessorsError, ValueError):
-    """The SLA policy file is unreadable or invalid; ``problems`` lists each ``key: problem``."""
-
-    def __init__(self, source: str, problems: tuple[str, ...]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__(f"invalid SLA policy {source}:\n  " + "\n  ".join(problems))
 
 
 # --------------------------------------------------------------------------- durations

@@ -114,11 +114,16 @@ class Work:
 def moved(
     referral: ReferralState, trigger: Trigger, now: datetime, **changes: Any
 ) -> ReferralState:
-    """The referral after a move the table allows; any other move is a bug of the core."""
+    """The referral after a move the table allows; any other move is a bug of the core.
+
+    Every move stamps ``status_since`` (the SLA clocks' anchor) as well as
+    ``updated_at``, so no caller can forget one of them.
+    """
     target = next_status(referral.status, trigger)
     if target is None:
         raise ProcessorsError(f"internal move {referral.status}+{trigger} is not in the table")
-    return referral.model_copy(update={"status": target, "updated_at": now, **changes})
+    stamps = {"status": target, "updated_at": now, "status_since": now}
+    return referral.model_copy(update={**stamps, **changes})
 
 
 NO_OFFER: Mapping[str, Any] = MappingProxyType(

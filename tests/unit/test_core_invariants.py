@@ -15,6 +15,11 @@ consent or routing code:
 * never beyond capacity; never the same provider twice for one referral;
 * capacity conserved: the ledger equals the places held by open referrals,
   and reserved + held + available == total;
+* no (referral, rung) escalation is published twice: the router's own
+  (unroutable) escalations never repeat a rung the escalation engine or the
+  router already published for that referral, through re-offers, alerts
+  and re-routing;
+* every stored referral says since when it is in its status;
 * a redelivered event changes nothing and emits nothing;
 * replaying the log (with the state serialised between events, as a Faust
   table does) reproduces every state and the directory exactly.
@@ -76,7 +81,7 @@ CATEGORIES = (ServiceCategory.HOUSING, ServiceCategory.HEALTH, ServiceCategory.L
 GENDERS = (Gender.FEMALE, Gender.MALE, Gender.UNKNOWN)
 POLICY = RoutingPolicy(cross_border_pairs=both_ways([("NL", "BE")]))
 KINDS = (
-    *("identify", "grant", "grant", "withdraw", "risk", "timeout", "cancel"),
+    *("identify", "grant", "grant", "withdraw", "risk", "timeout", "escalate", "cancel"),
     *(["request"] * 4),
     *(["answer"] * 8),
 )
@@ -172,6 +177,8 @@ class World:
     consents: dict[UUID, list[UUID]] = field(default_factory=dict)
     applied: list[tuple[SurvivorEvent, EventMeta]] = field(default_factory=list)
     ids: itertools.count[int] = field(default_factory=itertools.count)
+    rungs: dict[UUID, set[int]] = field(default_factory=dict)
+    """Escalation rungs published per referral so far, by the engine stand-in or the router."""
 
     def new_id(self, kind: str) -> UUID:
         return b.uid(f"{kind}-{next(self.ids)}")
@@ -266,6 +273,8 @@ def _survivor_event(draw: Draw, w: World, sid: UUID) -> SurvivorEvent:  # noqa: 
         attempt = draw(st.integers(1, 3))
     if kind == "timeout":
         return b.timeout(sid, rid, pid, at=at)
+    if kind == "escalate":
+        return _ladder_alert(draw, w, sid, rid, pid=pid, at=at)
     if kind == "cancel":
         return b.cancelled(sid, rid, at=at)
     fitting = _ANSWERS.get(current.status if current else ReferralStatus.OFFERED, ())
@@ -273,6 +282,33 @@ def _survivor_event(draw: Draw, w: World, sid: UUID) -> SurvivorEvent:  # noqa: 
         fitting = (b.accepted, b.declined, b.started, b.completed, b.failed)
     answer: Answer = draw(st.sampled_from(fitting))
     return answer(sid, rid, pid, attempt, at=at)
+
+
+def _ladder_alert(
+    draw: Draw, w: World, sid: UUID, rid: UUID, *, pid: UUID, at: datetime
+) -> SurvivorEvent:
+    """A well-behaved escalation engine's alert: the rung above every one published so far.
+
+    Above rung 3 there is nothing left to publish; a (possibly stale) timeout
+    stands in, which is what a late rung-1 copy would look like.
+    """
+    case = w.harness.cases.get(sid)
+    current = case.referrals.get(rid) if case else None
+    highest = max([0, *w.rungs.get(rid, ()), current.escalation_level if current else 0])
+    if highest >= 3:
+        return b.timeout(sid, rid, pid, at=at)
+    return ReferralEscalated(
+        survivor_id=sid,
+        occurred_at=at,
+        referral_id=rid,
+        level=max(2, highest + 1),
+        reason=draw(
+            st.sampled_from((EscalationReason.DEADLINE_MISSED, EscalationReason.DELIVERY_FAILED))
+        ),
+        provider_id=pid,
+        category=current.category if current else ServiceCategory.HOUSING,
+        jurisdiction="NL",
+    )
 
 
 def _directory_event(draw: Draw, w: World) -> Event:
@@ -323,9 +359,16 @@ def _check_decision(w: World, event: SurvivorEvent, before: Directory, d: Decisi
         assert entry.reserved_total <= entry.profile.capacity
         assert before.providers[offer.provider_id].available(offer.category) >= 1
         assert 0.0 <= offer.score <= 1.0 and offer.reasons
+    # An engine's escalation counts as published, whatever the router made of it.
+    if isinstance(event, ReferralEscalated) and event.referral_id is not None and not d.duplicate:
+        w.rungs.setdefault(event.referral_id, set()).add(event.level)
     for escalation in (e for e in d.events if isinstance(e, ReferralEscalated)):
         if escalation.reason is EscalationReason.CHILD_PROTECTION:
             assert escalation.level == 3
+        assert escalation.referral_id is not None
+        published = w.rungs.setdefault(escalation.referral_id, set())
+        assert escalation.level not in published, "a rung published twice for one referral"
+        published.add(escalation.level)
 
 
 def _check_world(w: World) -> None:
@@ -343,6 +386,8 @@ def _check_world(w: World) -> None:
             assert referral.status not in TRANSIENT
             assert len(set(referral.tried)) == len(referral.tried)
             assert referral.holds_place == (referral.status in HOLDING)
+            assert referral.status_since is not None
+            assert referral.status_since <= referral.updated_at
 
 
 def _check_redelivery(w: World, draw: Draw) -> None:
@@ -387,6 +432,9 @@ def _tally(seen: set[str], decision: Decision) -> None:
     for audit in decision.audits:
         if audit.action is AuditAction.UNROUTABLE:
             seen.update(f"unroutable-because:{x.criterion.value}" for x in audit.exclusions)
+        seen.update(
+            f"audited:{r}" for r in audit.reasons if r.startswith(("escalation.", "offer.no-"))
+        )
 
 
 # --------------------------------------------------------------------------- the property

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from processors.case import CaseState
 from processors.deadlines import Deadline, DeadlineKind, MemoryDeadlines
-from processors.effects import Decision, Publish
+from processors.effects import AuditAction, Decision, Publish
 from processors.escalation import (
     EscalationState,
     Outcome,
@@ -374,6 +374,94 @@ def test_the_ladder_does_not_repeat_a_rung_reached_elsewhere() -> None:
     (deadline,) = [d for d in world.store if d.referral_id == rid]
     assert (deadline.level, deadline.due_at) == (3, referral.deadline)
     assert levels(world.advance(timedelta(hours=72))) == [(3, EscalationReason.DEADLINE_MISSED)]
+
+
+def test_the_start_deadline_counts_from_the_acceptance_not_the_last_update() -> None:
+    world, rid = offered_world()
+    world.now += timedelta(hours=1)
+    world.answer(rid, accepted)
+    accepted_at = world.now
+    referral = world.case.referrals[rid]
+    assert referral.status_since == referral.updated_at == accepted_at
+    world.now += timedelta(days=2)  # e.g. the delivery connector alerts the coordinator
+    world.feed(
+        ReferralEscalated(
+            survivor_id=SID,
+            occurred_at=world.now,
+            referral_id=rid,
+            level=2,
+            reason=EscalationReason.DELIVERY_FAILED,
+            provider_id=referral.provider_id,
+            category=HOUSING,
+            jurisdiction="NL",
+        )
+    )
+    noted = world.case.referrals[rid]
+    assert (noted.updated_at, noted.status_since) == (world.now, accepted_at)
+    (start,) = [d for d in world.store if d.referral_id == rid]
+    assert (start.kind, start.level) == (DeadlineKind.START, 3)
+    assert start.due_at == accepted_at + timedelta(days=7)  # not pushed back by the note
+
+
+def test_a_state_stored_before_status_since_existed_counts_from_updated_at() -> None:
+    world, rid = offered_world()
+    world.answer(rid, accepted)
+    data = world.case.to_dict()
+    for referral in data["referrals"].values():
+        del referral["status_since"]
+    old = CaseState.from_dict(data)
+    assert old.referrals[rid].status_since is None
+    (start,) = [d for d in plan(old, EscalationState.new(SID), POLICY) if d.referral_id == rid]
+    assert start.due_at == old.referrals[rid].updated_at + timedelta(days=7)
+
+
+def test_a_timeout_that_raced_the_providers_answer_is_only_audited() -> None:
+    world, rid = offered_world()
+    assert world.tick(timedelta(hours=72)) == [Outcome.ESCALATED]  # published, not delivered
+    world.answer(rid, accepted)  # the provider answers in the meantime
+    before = world.case.referrals[rid]
+    (p,) = world.pending
+    decision = world.feed(p.event, EventMeta(source="/safepassage/escalation", id=p.event_id))  # type: ignore[arg-type]
+    assert decision.rejection is None  # nothing to dead-letter
+    assert decision.events == () and decision.capacity == ()
+    (audit,) = decision.audits
+    assert audit.action is AuditAction.NOTED
+    assert audit.reasons == ("escalated:1", "offer.no-longer-current")
+    assert world.case.referrals[rid] == before  # still accepted, with the same provider
+
+
+def test_unroutable_after_a_coordinator_alert_goes_to_the_operator() -> None:
+    world = World()
+    world.providers(2)
+    world.identify()
+    rid = uid("referral")
+    world.request(rid)
+    assert levels(world.advance(timedelta(hours=72))) == [(1, EscalationReason.DEADLINE_MISSED)]
+    assert levels(world.advance(timedelta(hours=72))) == [(2, EscalationReason.DEADLINE_MISSED)]
+    assert world.case.referrals[rid].escalation_level == 2
+    decision = world.answer(rid, declined)  # the last provider says no: nobody fits
+    (event,) = decision.events
+    assert isinstance(event, ReferralEscalated)
+    assert (event.level, event.reason) == (3, EscalationReason.UNROUTABLE)  # not rung 2 again
+    assert world.case.referrals[rid].status is ReferralStatus.UNROUTABLE
+    assert world.case.referrals[rid].escalation_level == 3
+
+
+def test_unroutable_at_the_top_rung_is_audited_without_a_second_operator_alert() -> None:
+    world = World()
+    world.providers(2, child=True)
+    world.identify(AgeGroup.MINOR)
+    rid = uid("referral")
+    world.request(rid, urgency=Urgency.EMERGENCY)
+    assert levels(world.advance(timedelta(minutes=30))) == [
+        (1, EscalationReason.DEADLINE_MISSED),
+        (3, EscalationReason.DEADLINE_MISSED),
+    ]
+    decision = world.answer(rid, declined)
+    assert decision.events == ()
+    (audit,) = [a for a in decision.audits if a.action is AuditAction.UNROUTABLE]
+    assert audit.reasons == ("no-candidate:child-protection", "escalation.already-at:3")
+    assert world.case.referrals[rid].status is ReferralStatus.UNROUTABLE
 
 
 # --------------------------------------------------------------------------- idempotency

@@ -183,6 +183,15 @@ def test_every_status_and_event(status: ReferralStatus, trigger: Trigger) -> Non
     case_before, directory_before = h.cases[S], h.directory
     decision = h.survivor(EVENTS[trigger](P1, 1))
     target = next_status(status, trigger)
+    if target is None and trigger is Trigger.TIMEOUT and P1 in case_before.referrals[R].tried:
+        # The ladder raced P1's answer (or a cancellation): audited, otherwise a no-op.
+        assert decision.rejection is None
+        assert h.cases[S].referrals == case_before.referrals
+        assert h.cases[S].escalation_level == case_before.escalation_level
+        assert h.directory == directory_before
+        assert decision.capacity == () and decision.events == ()
+        assert [a.action for a in decision.audits] == [AuditAction.NOTED]
+        return
     if target is None:
         assert decision.rejection is not None
         assert decision.rejection.code is RejectionCode.TRANSITION_ILLEGAL
@@ -346,6 +355,84 @@ def test_a_timeout_withdraws_the_offer_and_offers_the_next_provider() -> None:
     late = h.survivor(accepted(S, R, P1, 1))
     assert late.rejection is not None
     assert late.rejection.code is RejectionCode.ANSWER_NOT_CURRENT
+
+
+def test_a_timeout_for_an_offer_already_declined_does_not_touch_the_new_offer() -> None:
+    """The ladder found P1 silent just as P1's decline arrived: a race, not an error."""
+    h = _ready()
+    h.survivor(request(S, R))
+    h.survivor(declined(S, R, P1, 1))
+    offer = h.referral(S, R)
+    assert (offer.provider_id, offer.attempt) == (P2, 2)
+    late = h.survivor(timeout(S, R, P1))
+    assert late.rejection is None and late.events == () and late.capacity == ()
+    assert [(a.action, a.reasons) for a in late.audits] == [
+        (AuditAction.NOTED, ("escalated:1", "offer.no-longer-current"))
+    ]
+    assert h.referral(S, R) == offer  # P2 keeps its offer and its deadline
+    assert h.cases[S].escalation_level == 0
+    # A timeout naming a provider that was never offered this referral is still refused.
+    stranger = h.survivor(timeout(S, R, uid("provider-3")))
+    assert stranger.rejection is not None
+    assert stranger.rejection.code is RejectionCode.ANSWER_NOT_CURRENT
+
+
+def test_a_timeout_after_the_router_declared_the_referral_unroutable_is_only_audited() -> None:
+    h = _ready()
+    h.survivor(request(S, R))
+    h.survivor(declined(S, R, P1, 1))
+    h.survivor(declined(S, R, P2, 2))
+    assert h.referral(S, R).status is ReferralStatus.UNROUTABLE
+    late = h.survivor(timeout(S, R, P2))
+    assert late.rejection is None and late.events == ()
+    assert h.referral(S, R).escalation_level == 2  # the router's own rung, unchanged
+
+
+def test_unroutable_after_a_re_offer_escalates_above_it() -> None:
+    h = _ready()
+    h.survivor(request(S, R))
+    h.survivor(timeout(S, R, P1))  # rung 1: re-offered to P2
+    (escalation,) = h.survivor(declined(S, R, P2, 2)).events
+    assert isinstance(escalation, ReferralEscalated)
+    assert escalation.level == 2
+    h2 = _ready()
+    h2.survivor(request(S, R))
+    h2.survivor(
+        ReferralEscalated(
+            survivor_id=S,
+            occurred_at=T0,
+            referral_id=R,
+            level=3,
+            reason=EscalationReason.DELIVERY_FAILED,
+            provider_id=P1,
+            category=HOUSING,
+            jurisdiction="NL",
+        )
+    )
+    h2.survivor(declined(S, R, P1, 1))
+    silent = h2.survivor(declined(S, R, P2, 2))  # the operator already has it: no new event
+    assert silent.events == ()
+    assert [a.reasons for a in silent.audits if a.action is AuditAction.UNROUTABLE] == [
+        ("no-candidate", "escalation.already-at:3")
+    ]
+    assert h2.referral(S, R).status is ReferralStatus.UNROUTABLE
+
+
+def test_every_status_move_records_when_it_happened() -> None:
+    h = Harness()
+    h.feed(provider(P1))
+    h.survivor(request(S, R, at=T0))
+    assert h.referral(S, R).status_since == T0  # on hold
+    h.survivor(identified(S, at=T0 + timedelta(hours=1)))  # new hold reason, same status
+    held = h.referral(S, R)
+    assert (held.status_since, held.updated_at) == (T0, T0 + timedelta(hours=1))
+    h.survivor(consent(S, at=T0 + timedelta(hours=2)))
+    assert h.referral(S, R).status is ReferralStatus.OFFERED
+    assert h.referral(S, R).status_since == T0 + timedelta(hours=2)
+    h.survivor(accepted(S, R, P1, 1, at=T0 + timedelta(hours=3)))
+    assert h.referral(S, R).status_since == T0 + timedelta(hours=3)
+    h.survivor(started(S, R, P1, 1, at=T0 + timedelta(hours=4)))
+    assert h.referral(S, R).status_since == T0 + timedelta(hours=4)
 
 
 def test_higher_escalation_rungs_are_noted_without_moving_the_referral() -> None:

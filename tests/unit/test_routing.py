@@ -8,10 +8,14 @@ offer with its reason codes, or an exclusion counted under the criterion.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
+import yaml
 
 from processors.case import ReferralState
 from processors.directory import (
@@ -25,12 +29,21 @@ from processors.directory import (
     reconcile,
 )
 from processors.effects import Decision
-from processors.exceptions import LedgerError, UnsupportedEventError
+from processors.exceptions import LedgerError, SlaPolicyError, UnsupportedEventError
 from processors.lifecycle import ReferralStatus
 from processors.policy import RoutingPolicy, both_ways
 from processors.routing import Criterion, Need, match
+from processors.settings import RouterSettings
+from processors.sla import default_policy
 from schemas.models import ReferralEscalated, ReferralOffered, SurvivorEvent
-from schemas.types import AgeGroup, EscalationReason, Gender, ServiceCategory, Urgency
+from schemas.types import (
+    AgeGroup,
+    EscalationReason,
+    Gender,
+    RiskLevel,
+    ServiceCategory,
+    Urgency,
+)
 
 from .domain_builders import (
     HOUSING,
@@ -42,6 +55,7 @@ from .domain_builders import (
     identified,
     provider,
     request,
+    risk,
     uid,
     updated,
 )
@@ -49,6 +63,8 @@ from .domain_builders import (
 S, R = uid("survivor"), uid("referral")
 P1, P2, P3 = uid("p1"), uid("p2"), uid("p3")
 NL_BE = RoutingPolicy(cross_border_pairs=both_ways([("NL", "BE")]))
+HEALTH = ServiceCategory.HEALTH
+POLICY = default_policy()
 
 
 def route(
@@ -471,3 +487,85 @@ def test_policy_refuses_nonsense() -> None:
         RoutingPolicy(idempotency_window=0)
     with pytest.raises(ValueError, match="vulnerable_factor"):
         RoutingPolicy(vulnerable_factor=0)
+
+
+# --------------------------------------------------------------------------- deadlines from SLA
+
+
+def _sla_file(tmp_path: Path) -> Path:
+    """The shipped SLA file with a health override and a stricter child factor."""
+    text = resources.files("processors").joinpath("sla_policy.yaml").read_text("utf-8")
+    data = yaml.safe_load(text)
+    data["categories"] = {"HEALTH": {"acknowledge": {"routine": "10h"}}}
+    data["shorter_for"] = {"child": 0.25, "critical_risk": 0.5}
+    path = tmp_path / "sla.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("category", "age", "level", "hours"),
+    [
+        (HOUSING, AgeGroup.ADULT, RiskLevel.LOW, 72),  # the base routine window
+        (HEALTH, AgeGroup.ADULT, RiskLevel.LOW, 10),  # the category override
+        (HEALTH, AgeGroup.MINOR, RiskLevel.LOW, 2.5),  # override, then the child factor
+        (HOUSING, AgeGroup.UNKNOWN, RiskLevel.LOW, 18),  # unknown age counts as a child
+        (HOUSING, AgeGroup.ADULT, RiskLevel.CRITICAL, 36),
+        (HOUSING, AgeGroup.MINOR, RiskLevel.CRITICAL, 18),  # strictest factor, not compounded
+    ],
+)
+def test_offer_deadlines_follow_the_configured_sla_policy_file(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    category: ServiceCategory,
+    age: AgeGroup,
+    level: RiskLevel,
+    hours: float,
+) -> None:
+    """The router tells the provider the deadline the escalation ladder will act on."""
+    monkeypatch.setenv("SAFEPASSAGE_ROUTER_SLA_POLICY", str(_sla_file(tmp_path)))
+    policy = RouterSettings().to_policy()
+    assert policy.sla is not None
+    h = Harness(policy=policy)
+    h.all(
+        provider(P1, categories=(HOUSING, HEALTH), child=True),
+        identified(S, age=age),
+        consent(S),
+        risk(S, level),
+    )
+    offer = h.survivor(request(S, R, category=category, urgency=Urgency.ROUTINE)).events[0]
+    assert isinstance(offer, ReferralOffered)
+    assert offer.deadline == T0 + timedelta(hours=hours)
+    assert h.referral(S, R).deadline == offer.deadline
+
+
+def test_offer_deadlines_from_the_sla_policy_follow_its_demo_time_scale() -> None:
+    demo = default_policy().model_copy(update={"time_scale": 60.0})
+    _, d = route(provider(P1), policy=RoutingPolicy(sla=demo))
+    offer = d.events[0]
+    assert isinstance(offer, ReferralOffered)
+    assert offer.deadline == T0 + timedelta(minutes=72)  # 72 SLA hours in 72 real minutes
+
+
+def test_an_unknown_urgency_gets_the_shortest_sla_window() -> None:
+    """The SLA file's rule (when in doubt, faster) replaces the routing fallback's 24 h."""
+    _, d = route(provider(P1), req={"urgency": Urgency.UNKNOWN}, policy=RoutingPolicy(sla=POLICY))
+    offer = d.events[0]
+    assert isinstance(offer, ReferralOffered)
+    assert offer.deadline == T0 + timedelta(hours=1)
+
+
+def test_router_settings_default_to_the_shipped_sla_policy() -> None:
+    assert RouterSettings().sla_policy is None
+    assert RouterSettings().to_policy().sla == default_policy()
+
+
+def test_router_settings_refuse_an_invalid_sla_policy_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nacknowledge: {emergency: 0h}\n", encoding="utf-8")
+    monkeypatch.setenv("SAFEPASSAGE_ROUTER_SLA_POLICY", str(bad))
+    with pytest.raises(SlaPolicyError, match=r"acknowledge\.emergency"):
+        RouterSettings().to_policy()
