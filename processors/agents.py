@@ -92,9 +92,29 @@ class DirectoryView:
         self.settings = settings
         self.codec = codec
         self.directory = Directory()
+        self.pending: list[CapacityChange] = []
+        """Ledger changes whose provider the directory does not know yet."""
         self.ready = asyncio.Event()
         self.providers_topic = f"{settings.topic_namespace}.providers.v1"
         self.ledger_topic = f"{settings.topic_namespace}.capacity-ledger.v1"
+
+    def _apply_change(self, change: CapacityChange) -> None:
+        """Apply a ledger change, or keep it until its provider's entry arrives.
+
+        The two topics are read side by side, so a reservation can be seen
+        before the registration of its provider; dropping it would let this
+        worker offer that place again.
+        """
+        entry = self.directory.get(change.provider_id)
+        if entry is None or change.category not in entry.places:
+            self.pending.append(change)  # releases too: order per referral must hold
+            return
+        self.directory = apply_capacity(self.directory, [change])
+
+    def _retry_pending(self) -> None:
+        waiting, self.pending = self.pending, []
+        for change in waiting:
+            self._apply_change(change)
 
     def apply_local(self, changes: Iterable[CapacityChange]) -> None:
         """Apply this worker's own reservations at once (the ledger replay repeats them)."""
@@ -144,8 +164,7 @@ class DirectoryView:
             if record.topic == self.ledger_topic:
                 if (self.WRITER_HEADER, self.writer) in (record.headers or ()):
                     return
-                change = CapacityChange.model_validate_json(record.value)
-                self.directory = apply_capacity(self.directory, [change])
+                self._apply_change(CapacityChange.model_validate_json(record.value))
                 return
             decoded = self.codec.decode(
                 record.value, record.headers, topic=record.topic, key=record.key
@@ -153,6 +172,7 @@ class DirectoryView:
             if not isinstance(decoded.event, ProviderEvent):
                 raise WrongEventType(f"{decoded.event.event_type} is not a directory event")
             self.directory = apply_directory(self.directory, decoded.event)
+            self._retry_pending()
         except (StreamsError, ProcessorsError, ValueError) as exc:
             # Every worker reads this record; the directory agent of one
             # worker is not the place to dead-letter it. Log coordinates only.
