@@ -31,7 +31,7 @@ from confluent_kafka.admin import AdminClient
 
 from infra.exceptions import BrokerStartError, BrokerStopError
 from infra.maven import require_tool, resolve_classpath
-from infra.process import port_in_use, runs_with, send_signal, wait_gone
+from infra.process import port_in_use, read_pid, send_signal, tail, wait_gone
 from infra.settings import BrokerSettings
 
 __all__ = [
@@ -158,14 +158,7 @@ class BrokerNode:
 
     def pid(self) -> int | None:
         """PID of this node's running JVM, or None; clears a stale PID file."""
-        try:
-            pid = int(self.pid_file.read_text(encoding="utf-8").strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        if runs_with(pid, str(self.config_path)):
-            return pid
-        self.pid_file.unlink(missing_ok=True)
-        return None
+        return read_pid(self.pid_file, str(self.config_path))
 
     def is_running(self) -> bool:
         """Whether this node's JVM is alive (it may still be starting)."""
@@ -195,13 +188,7 @@ class BrokerNode:
 
     def tail(self, lines: int = 15) -> str:
         """The last lines of the node's logs, to explain a failed start."""
-        chunks: list[str] = []
-        for path in (self.stdout_path, self.server_log):
-            if path.exists():
-                text = path.read_text(encoding="utf-8", errors="replace").splitlines()
-                interesting = [ln for ln in text if "ERROR" in ln or "Exception" in ln] or text
-                chunks.extend(f"  {path.name}: {ln}" for ln in interesting[-lines:])
-        return "\n".join(chunks) or "  (no log output)"
+        return tail((self.stdout_path, self.server_log), lines)
 
 
 @dataclass(frozen=True)

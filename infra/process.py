@@ -13,10 +13,20 @@ import contextlib
 import os
 import signal
 import socket
+from collections.abc import Iterable
+from pathlib import Path
 
 import psutil
 
-__all__ = ["port_in_use", "runs_with", "send_signal", "stop_pid", "wait_gone"]
+__all__ = [
+    "port_in_use",
+    "read_pid",
+    "runs_with",
+    "send_signal",
+    "stop_pid",
+    "tail",
+    "wait_gone",
+]
 
 
 def runs_with(pid: int, marker: str) -> bool:
@@ -61,3 +71,29 @@ def port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+def read_pid(pid_file: Path, marker: str) -> int | None:
+    """The PID in ``pid_file`` if that process runs with ``marker``; a stale file is removed."""
+    try:
+        pid = int(pid_file.read_text(encoding="utf-8").strip())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        pid_file.unlink(missing_ok=True)
+        return None
+    if runs_with(pid, marker):
+        return pid
+    pid_file.unlink(missing_ok=True)
+    return None
+
+
+def tail(paths: Iterable[Path], lines: int = 15) -> str:
+    """The last error lines (or last lines) of log files, to explain a failed start."""
+    chunks: list[str] = []
+    for path in paths:
+        if path.exists():
+            text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            interesting = [ln for ln in text if "ERROR" in ln or "Exception" in ln] or text
+            chunks.extend(f"  {path.name}: {ln}" for ln in interesting[-lines:])
+    return "\n".join(chunks) or "  (no log output)"

@@ -41,7 +41,7 @@ from infra.exceptions import (
     RegistryStopError,
 )
 from infra.maven import explain_maven_failure, require_tool
-from infra.process import port_in_use, runs_with, stop_pid
+from infra.process import port_in_use, read_pid, stop_pid, tail
 
 __all__ = [
     "PROJECT_DIR",
@@ -252,15 +252,7 @@ class SchemaRegistry:
 
     def pid(self) -> int | None:
         """PID of this registry's running JVM, or None; clears a stale PID file."""
-        try:
-            pid = int(self.pid_file.read_text(encoding="utf-8").strip())
-        except (FileNotFoundError, ValueError):
-            self.pid_file.unlink(missing_ok=True)
-            return None
-        if runs_with(pid, self.marker):
-            return pid
-        self.pid_file.unlink(missing_ok=True)
-        return None
+        return read_pid(self.pid_file, self.marker)
 
     def is_running(self) -> bool:
         """Whether this registry's JVM is alive (it may still be starting)."""
@@ -360,11 +352,7 @@ class SchemaRegistry:
 
     def tail(self, lines: int = 15) -> str:
         """The last lines of the JVM's output, to explain a failed start."""
-        if not self.stdout_path.exists():
-            return "  (no log output)"
-        text = self.stdout_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        interesting = [ln for ln in text if "ERROR" in ln or "Exception" in ln] or text
-        return "\n".join(f"  {ln}" for ln in interesting[-lines:]) or "  (no log output)"
+        return tail((self.stdout_path,), lines)
 
 
 def build_command(mvn: str, pom: Path) -> list[str]:
