@@ -76,7 +76,9 @@ def test_any_worker_answers_the_same_and_failover_keeps_answers(
         def all_offered(worker: RunningWorker) -> bool:
             answers = [status(worker, sid) for sid in survivors]
             return all(
-                code == 200 and body["referrals"][0]["status"] == "offered"
+                code == 200
+                and bool(body["referrals"])  # identified, request not applied yet
+                and body["referrals"][0]["status"] == "offered"
                 for code, body in answers
             )
 
