@@ -11,6 +11,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -31,6 +32,7 @@ from streams.exceptions import StreamsError
 from streams.logs import configure_logging, dict_config
 from streams.provisioning import Plan, describe, provision
 from streams.settings import KafkaSettings
+from streams.ticks import publish_ticks, tick_topic
 from streams.topics import catalog
 
 P = ParamSpec("P")
@@ -367,9 +369,37 @@ def escalations_follow(  # noqa: PLR0917 - click passes every option positionall
             highlight=False,
         )
     _console(stderr=True).print(
-        f"{stats.shown} shown, {stats.filtered_out} filtered out, {stats.undecodable} undecodable",
+        f"{stats.shown} shown, {stats.filtered_out} filtered out, {stats.undecodable} undecodable"
+        f", {stats.copies} copies dropped",
         highlight=False,
     )
+
+
+@escalations.command("tick")
+@click.option(
+    "--at",
+    "at",
+    default="now",
+    show_default=True,
+    help="The instant (ISO 8601 with a zone, e.g. 2026-03-05T08:00:00Z) or 'now'.",
+)
+@_friendly_errors
+def escalations_tick(at: str) -> None:
+    """Tell the workers it is now AT, so they escalate what is due.
+
+    For workers run with SAFEPASSAGE_ESCALATION_CLOCK=external (demos, drills).
+    """
+    try:
+        now = (
+            datetime.now(UTC) if at == "now" else datetime.fromisoformat(at.replace("Z", "+00:00"))
+        )
+    except ValueError as exc:
+        raise click.BadParameter(f"{at!r} is not an ISO 8601 instant", param_hint="--at") from exc
+    if now.tzinfo is None:
+        raise click.BadParameter("give the instant a zone, e.g. Z or +01:00", param_hint="--at")
+    settings = KafkaSettings()
+    count = publish_ticks(settings, now)
+    _console().print(f"ticked {count} partitions of {tick_topic(settings)} at {now.isoformat()}")
 
 
 # -------------------------------------------------------------------------- worker
@@ -380,7 +410,7 @@ def _run_worker(app_id: str | None, web_port: int, data_dir: Path) -> None:
     # Imported here: Faust and the router are heavy, and most commands need neither.
     import faust  # noqa: PLC0415
 
-    from processors.agents import build_router  # noqa: PLC0415
+    from processors.agents import build_router, declare_changelogs  # noqa: PLC0415
     from processors.settings import RouterSettings  # noqa: PLC0415
 
     settings = KafkaSettings()
@@ -391,6 +421,7 @@ def _run_worker(app_id: str | None, web_port: int, data_dir: Path) -> None:
         data_dir=data_dir,
         web_port=web_port,
     )
+    declare_changelogs(router, settings)
     worker = faust.Worker(
         router.app,
         loglevel=settings.log_level.lower(),

@@ -47,6 +47,10 @@ class EscalationFilter:
         return not self.categories or event.category in self.categories
 
 
+SEEN_IDS = 100_000
+"""How many recent escalation ids a follow session remembers to drop copies."""
+
+
 @dataclass
 class FollowStats:
     """What a follow session saw, for its closing line."""
@@ -54,6 +58,8 @@ class FollowStats:
     shown: int = 0
     filtered_out: int = 0
     undecodable: int = 0
+    copies: int = 0
+    """Records whose CloudEvents id was already shown (re-published after a worker crash)."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -82,6 +88,8 @@ def follow(
         )
     )
     consumer.subscribe([topic])
+    seen: dict[str, None] = {}
+    """Ids shown lately, oldest first: each escalation appears once on the terminal."""
     last = time.monotonic()
     try:
         while max_events is None or stats.shown < max_events:
@@ -104,9 +112,15 @@ def follow(
                 stats.undecodable += 1
                 continue
             event = decoded.event
+            if decoded.envelope.id in seen:
+                stats.copies += 1
+                continue
             if not isinstance(event, ReferralEscalated) or not which.matches(event):
                 stats.filtered_out += 1
                 continue
+            seen[decoded.envelope.id] = None
+            if len(seen) > SEEN_IDS:
+                del seen[next(iter(seen))]
             stats.shown += 1
             yield event
     finally:

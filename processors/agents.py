@@ -42,12 +42,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.web import Request, Response, View
 
 from processors.case import CaseState
-from processors.core import decide
+from processors.deadlines import Deadline, StoredDeadlines, partition_prefix
 from processors.directory import CapacityChange, Directory, apply_capacity, apply_directory
-from processors.effects import AuditRecord, Decision, Publish
+from processors.effects import AuditRecord, Publish
+from processors.engine import Step, on_due, on_event
+from processors.escalation import EscalationState
 from processors.exceptions import ProcessorsError
 from processors.meta import EventMeta
 from processors.policy import DEFAULT_POLICY, RoutingPolicy
+from processors.settings import ClockMode, EscalationSettings
+from processors.sla import SlaPolicy, default_policy
 from processors.status import status_view
 from schemas.models import Event, ProviderEvent, SurvivorEvent
 from streams.app import create_app, raw_topic
@@ -55,10 +59,12 @@ from streams.codec import Codec, Decoded
 from streams.consuming import FaustDeadLetterSink, process_records
 from streams.exceptions import RecordRejected, StreamsError, WrongEventType
 from streams.logs import get_logger
-from streams.settings import KafkaSettings
-from streams.topics import CATEGORIES, referral_topic
+from streams.provisioning import provision
+from streams.settings import KafkaSettings, Profile
+from streams.ticks import TICK_KEY, decode_tick, encode_tick, tick_topic
+from streams.topics import CATEGORIES, CleanupPolicy, TopicSpec, referral_topic
 
-__all__ = ["DirectoryView", "Router", "build_router"]
+__all__ = ["DirectoryView", "Router", "build_router", "changelog_specs", "declare_changelogs"]
 
 log = get_logger(__name__)
 
@@ -193,20 +199,87 @@ class Router:
     view: DirectoryView
     cases: Any
     """The Faust table: survivor pseudonym (str) → :meth:`CaseState.to_dict`."""
+    ladder: Any
+    """The Faust table: survivor pseudonym (str) → :meth:`EscalationState.to_dict`."""
+    deadlines: Any
+    """The Faust table: partition-prefixed deadline key → :meth:`Deadline.to_dict`."""
+
+
+Scan = Callable[[str, str], Iterable[str]]
+
+
+def _rocksdb_scan(table: Any, partition: int) -> Scan:
+    """Keys ``start <= key < stop`` of one partition's RocksDB, in byte order: one seek.
+
+    The store holds keys as the table serialises them (Faust's default for
+    table keys is JSON: ``"p00003|…"``). Deadline keys are printable ASCII
+    without quotes or backslashes, so quoting them keeps their order: a
+    closing quote sorts below every character a key may hold.
+    """
+    store = table.data
+
+    def scan(start: str, stop: str) -> Iterable[str]:
+        db = store._db_for_partition(partition)
+        bound = store._encode_key(stop)
+        for key in db.keys(from_key=store._encode_key(start)):
+            if key >= bound:
+                return
+            yield store._decode_key(key)
+
+    return scan
+
+
+def _sorted_scan(table: Any) -> Scan:
+    """The same over a store without ordered iteration (memory://): O(n log n), tests only."""
+
+    def scan(start: str, stop: str) -> Iterable[str]:
+        return sorted(k for k in table if start <= k < stop)
+
+    return scan
 
 
 @dataclass
 class _Binding:
-    """Carries one decoded record through the core and its decision out to Kafka."""
+    """Carries each input through the pure engine and its step out to Kafka and the tables."""
 
     codec: Codec
     view: DirectoryView
     policy: RoutingPolicy
+    sla: SlaPolicy
+    clock: EscalationSettings
     cases: Any
+    ladder: Any
+    deadlines: Any
     audit: Any
     status: Any
     ledger: Any
+    ticks: Any
     outputs: dict[str, Any]
+    ordered_store: bool
+    queues: dict[int, StoredDeadlines]
+    """One deadline queue per owned partition; dropped at every rebalance (its low-water
+    mark is only valid while this worker owned the partition throughout)."""
+
+    def _case(self, survivor: str) -> CaseState | None:
+        stored = self.cases.get(survivor)
+        return CaseState.from_dict(stored) if stored else None
+
+    def _ladder(self, survivor: str) -> EscalationState | None:
+        stored = self.ladder.get(survivor)
+        return EscalationState.from_dict(stored) if stored else None
+
+    def queue(self, partition: int) -> StoredDeadlines:
+        """The deadline queue of one partition (this worker must own it)."""
+        queue = self.queues.get(partition)
+        if queue is None:
+            scan = (
+                _rocksdb_scan(self.deadlines, partition)
+                if self.ordered_store
+                else _sorted_scan(self.deadlines)
+            )
+            queue = StoredDeadlines(self.deadlines, scan, partition_prefix(partition))
+            self.queues[partition] = queue
+        return queue
 
     async def handle(self, decoded: Decoded) -> None:
         """Decide on one record; raise :class:`RecordRejected` when the core refused it."""
@@ -214,53 +287,129 @@ class _Binding:
         if not isinstance(event, SurvivorEvent):
             raise WrongEventType(f"{event.event_type} does not belong to a survivor's case")
         survivor = str(event.survivor_id)
-        stored = self.cases.get(survivor)
-        case = CaseState.from_dict(stored) if stored else None
-        decision = decide(
-            case,
+        step = on_event(
+            self._case(survivor),
+            self._ladder(survivor),
             self.view.directory,
             event,
             EventMeta.of(decoded.envelope),
             now=event.occurred_at,
             policy=self.policy,
+            sla=self.sla,
         )
-        await self._carry_out(survivor, decision)
-        rejection = decision.rejection
+        await self._carry_out(survivor, step, _current_partition())
+        rejection = step.rejection
         if rejection is not None:
             raise RecordRejected(f"{rejection.code.value}: {rejection.message}")
 
-    async def _publish(self, published: Publish) -> None:
+    async def tick(self, message: Any) -> None:
+        """Escalate the deadlines of the message's partition due at the tick's instant.
+
+        At most ``max_due_per_tick`` at once; when there may be more, a
+        follow-up tick with the same instant goes to the back of the
+        partition, so the partition's events are not held up by a burst.
+        """
+        now = decode_tick(message.value)
+        partition: int = message.partition
+        queue = self.queue(partition)
+        limit = self.clock.max_due_per_tick
+        due = queue.peek_due(now, limit)
+        outcomes: dict[str, int] = {}
+        for deadline in due:
+            step = await self._escalate(deadline, now, partition)
+            name = step.outcome.value if step.outcome else "none"
+            outcomes[name] = outcomes.get(name, 0) + 1
+        if len(due) >= limit:
+            await _sent(self.ticks, TICK_KEY, encode_tick(now), partition=partition)
+        if due:
+            log.info("escalation.tick", at=now.isoformat(), due=len(due), **outcomes)
+
+    async def _escalate(self, deadline: Deadline, now: datetime, partition: int) -> Step:
+        survivor = str(deadline.survivor_id)
+        step = on_due(
+            deadline,
+            self._case(survivor),
+            self._ladder(survivor),
+            self.view.directory,
+            now=now,
+            policy=self.policy,
+            sla=self.sla,
+        )
+        await self._carry_out(survivor, step, partition)
+        if step.rejection is not None:  # a planned deadline should never meet one
+            log.warning(
+                "escalation.refused_by_router",
+                survivor_id=survivor,
+                referral_id=str(deadline.referral_id),
+                code=step.rejection.code.value,
+            )
+        return step
+
+    async def _publish(self, published: Publish) -> Awaitable[Any]:
         topics = [t for t in self.codec.contract.topics_for(published.event) if t in self.outputs]
         if len(topics) != 1:
             raise ProcessorsError(f"no single output topic for {published.event.event_type}")
         record = self.codec.encode(published.event, topics[0], event_id=published.event_id)
-        await _sent(self.outputs[topics[0]], record.key, record.value, record.headers)
+        pending: Awaitable[Any] = await self.outputs[topics[0]].send(
+            key=record.key, value=record.value, headers=record.headers
+        )
+        return pending
 
-    async def _carry_out(self, survivor: str, decision: Decision) -> None:
-        """Publish (and wait for acks) before the table write: a crash replays the record."""
-        for effect in decision.effects:
+    async def _carry_out(self, survivor: str, step: Step, partition: int) -> None:
+        """Carry out a step in the order of :mod:`processors.engine`: add early, remove late.
+
+        Records are all sent, then their acks awaited together (the
+        idempotent producer keeps each partition's order), before any
+        table write: a crash replays the input.
+        """
+        pending: list[Awaitable[Any]] = []
+        for effect in step.effects:
             if isinstance(effect, Publish):
-                await self._publish(effect)
+                pending.append(await self._publish(effect))
             elif isinstance(effect, AuditRecord):
-                await _sent(self.audit, survivor.encode(), _json(effect.to_dict()))
-        for change in decision.capacity:
-            key = str(change.provider_id).encode()
-            await _sent(
-                self.ledger,
-                key,
-                change.model_dump_json().encode(),
-                [(DirectoryView.WRITER_HEADER, self.view.writer)],
+                pending.append(
+                    await self.audit.send(key=survivor.encode(), value=_json(effect.to_dict()))
+                )
+        for change in step.capacity:
+            pending.append(
+                await self.ledger.send(
+                    key=str(change.provider_id).encode(),
+                    value=change.model_dump_json().encode(),
+                    headers=[(DirectoryView.WRITER_HEADER, self.view.writer)],
+                )
             )
-        self.view.apply_local(decision.capacity)
-        if decision.changed:
-            current = status_view(decision.state, datetime.now(UTC))
-            await _sent(self.status, survivor.encode(), _json(current.to_dict()))
-            self.cases[survivor] = decision.state.to_dict()
+        if step.case is not None:
+            current = status_view(step.case, datetime.now(UTC))
+            pending.append(
+                await self.status.send(key=survivor.encode(), value=_json(current.to_dict()))
+            )
+        await asyncio.gather(*pending)
+        self.view.apply_local(step.capacity)
+        queue = self.queue(partition)
+        for deadline in step.add:
+            queue.add(deadline)
+        if step.case is not None:
+            self.cases[survivor] = step.case.to_dict()
+        if step.ladder is not None:
+            self.ladder[survivor] = step.ladder.to_dict()
+        for deadline in step.remove:
+            queue.discard(deadline)
 
 
-async def _sent(topic: Any, key: bytes, value: bytes, headers: Any = None) -> None:
+def _current_partition() -> int:
+    """The partition of the record being processed (table writes go to its changelog too)."""
+    event = faust.current_event()
+    if event is None:  # pragma: no cover - only called from the agent
+        raise ProcessorsError("no record is being processed")
+    partition: int = event.message.partition
+    return partition
+
+
+async def _sent(
+    topic: Any, key: bytes, value: bytes, headers: Any = None, partition: int | None = None
+) -> None:
     """Send one record through Faust's producer and wait for the broker's ack."""
-    pending = await topic.send(key=key, value=value, headers=headers)
+    pending = await topic.send(key=key, value=value, headers=headers, partition=partition)
     await pending
 
 
@@ -293,6 +442,52 @@ def _ready_or_503(app: faust.App) -> Callable[[_Page], _Page]:
     return decorate
 
 
+def changelog_specs(router: Router, settings: KafkaSettings) -> tuple[TopicSpec, ...]:
+    """The changelog topics of the router's tables, as the catalog would describe them."""
+    production = settings.profile is Profile.PRODUCTION
+    keys = {"cases": "survivor id", "ladder": "survivor id", "deadlines": "deadline key"}
+    return tuple(
+        TopicSpec(
+            name=table.changelog_topic.get_topic_name(),
+            key=keys[name],
+            description=f"Faust changelog of the router's {name} table.",
+            partitions=settings.partitions,
+            replication_factor=3 if production else 1,
+            min_insync_replicas=2 if production else 1,
+            cleanup_policy=CleanupPolicy.COMPACT,
+            retention_ms=-1,
+        )
+        for name, table in (
+            ("cases", router.cases),
+            ("ladder", router.ladder),
+            ("deadlines", router.deadlines),
+        )
+    )
+
+
+def declare_changelogs(router: Router, settings: KafkaSettings) -> tuple[str, ...]:
+    """Create the tables' changelog topics before Faust starts; refuse a mismatched one.
+
+    Faust creates missing changelogs itself, at start, while its consumer
+    is already joining: with three tables, its metadata snapshot was seen
+    holding a changelog still being created, and every first write to that
+    table failed with ``PartitionsMismatch``. Created beforehand, they are
+    complete when Faust looks. A changelog whose partitions differ from the
+    intake topic's can never work (a table partition is an intake
+    partition), so that is an error naming the topic.
+    """
+    the_plan, created = provision(settings, changelog_specs(router, settings))
+    wrong = [d for d in the_plan.drift if d.setting == "partitions"]
+    if wrong:
+        raise StreamsError(
+            "; ".join(
+                f"{d.topic} has {d.actual} partitions, the tables need {d.expected}: {d.remedy}"
+                for d in wrong
+            )
+        )
+    return created
+
+
 def build_router(
     settings: KafkaSettings,
     *,
@@ -301,8 +496,16 @@ def build_router(
     web_port: int | None = None,
     store: str = "rocksdb://",
     app_id: str | None = None,
+    clock: EscalationSettings | None = None,
+    sla: SlaPolicy | None = None,
 ) -> Router:
-    """Create the router's Faust app: agents, table, directory view and status page."""
+    """Create the router's Faust app: agents, tables, directory view, ticks and status page.
+
+    ``sla`` defaults to the policy's, else the shipped SLA policy; ``clock``
+    to :class:`EscalationSettings` from the environment.
+    """
+    clock = clock if clock is not None else EscalationSettings()
+    sla = sla or policy.sla or default_policy()
     ns = settings.topic_namespace
     app_id = app_id or f"{ns}-router"
     app = create_app(
@@ -316,15 +519,18 @@ def build_router(
     )
     codec = Codec(settings, source=SOURCE)
     view = DirectoryView(settings, codec)
+    ticks_name = tick_topic(settings)
     inputs = app.topic(
         f"{ns}.intake.v1",
         f"{ns}.provider-responses.v1",
+        ticks_name,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
     )
-    intake_route = raw_topic(app, f"{ns}.intake.v1")  # for routing web requests only
+    intake = f"{ns}.intake.v1"
+    intake_route = raw_topic(app, intake)  # for routing web requests only
     deadletters = raw_topic(app, f"{ns}.deadletter.v1")
     audit = raw_topic(app, f"{ns}.audit.v1")
     status = raw_topic(app, f"{ns}.case-status.v1")
@@ -333,14 +539,40 @@ def build_router(
         name: raw_topic(app, name)
         for name in [f"{ns}.escalations.v1", *(referral_topic(settings, c) for c in CATEGORIES)]
     }
-    cases = app.Table(
-        "cases",
-        partitions=settings.partitions,
-        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
-        options={"driver": "rocksdict"},
+    ticks = raw_topic(app, ticks_name)
+
+    def table(name: str) -> Any:
+        return app.Table(
+            name,
+            partitions=settings.partitions,
+            schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
+            options={"driver": "rocksdict"},
+        )
+
+    cases, ladder, deadlines = table("cases"), table("ladder"), table("deadlines")
+    binding = _Binding(
+        codec=codec,
+        view=view,
+        policy=policy,
+        sla=sla,
+        clock=clock,
+        cases=cases,
+        ladder=ladder,
+        deadlines=deadlines,
+        audit=audit,
+        status=status,
+        ledger=ledger,
+        ticks=ticks,
+        outputs=outputs,
+        ordered_store=store.startswith("rocksdb:"),
+        queues={},
     )
 
-    binding = _Binding(codec, view, policy, cases, audit, status, ledger, outputs)
+    async def forget_queues(_sender: Any, *_args: Any, **_kwargs: Any) -> None:  # Faust signal
+        binding.queues.clear()
+
+    app.on_partitions_revoked.connect(forget_queues)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(forget_queues)  # type: ignore[arg-type]
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_directory() -> None:
@@ -349,7 +581,23 @@ def build_router(
     @app.agent(inputs, concurrency=1)
     async def route(stream: Any) -> None:
         await view.ready.wait()
-        await process_records(stream, codec, binding.handle, FaustDeadLetterSink(deadletters))
+        await process_records(
+            stream,
+            codec,
+            binding.handle,
+            FaustDeadLetterSink(deadletters),
+            raw={ticks_name: binding.tick},
+        )
+
+    async def tick_owned_partitions() -> None:
+        """Wall clock: tick each intake partition this worker owns (ticks are co-partitioned)."""
+        now = datetime.now(UTC)
+        owned = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == intake]
+        for partition in owned:
+            await ticks.send(key=TICK_KEY, value=encode_tick(now), partition=partition)
+
+    if clock.clock is ClockMode.WALL:
+        app.timer(clock.tick_interval_s)(tick_owned_partitions)
 
     @app.page("/v1/survivors/{survivor_id}/status")
     @_ready_or_503(app)
@@ -370,4 +618,4 @@ def build_router(
         return web.json(status_view(CaseState.from_dict(stored), datetime.now(UTC)).to_dict())
 
     del follow_directory, route, survivor_status  # registered on the app
-    return Router(app=app, view=view, cases=cases)
+    return Router(app=app, view=view, cases=cases, ladder=ladder, deadlines=deadlines)

@@ -65,8 +65,9 @@ class Places(_Value):
     total: Count = 0
     held: Count = 0
     """Places the provider reported taken beyond SafePassage's reservations."""
-    holders: tuple[UUID, ...] = ()
-    """Referrals holding a place here, sorted (the reservations)."""
+    holders: frozenset[UUID] = frozenset()
+    """Referrals holding a place here (the reservations): a set, so a reservation is O(1)
+    to look up and a busy provider's thousands of holders are not re-sorted per offer."""
     reported: bool = False
     """Whether ``total`` comes from a ``provider.capacity`` report (else from registration)."""
 
@@ -84,15 +85,13 @@ class Places(_Value):
         """These places with ``referral_id`` holding one (unchanged if it already does)."""
         if referral_id in self.holders:
             return self
-        return self.model_copy(update={"holders": tuple(sorted((*self.holders, referral_id)))})
+        return self.model_copy(update={"holders": self.holders | {referral_id}})
 
     def release(self, referral_id: UUID) -> Places:
         """These places without ``referral_id`` (unchanged if it held none)."""
         if referral_id not in self.holders:
             return self
-        return self.model_copy(
-            update={"holders": tuple(h for h in self.holders if h != referral_id)}
-        )
+        return self.model_copy(update={"holders": self.holders - {referral_id}})
 
     def report(self, total: int, available: int) -> Places:
         """Take a ``provider.capacity`` report, assuming it counts our reservations as taken."""
@@ -142,12 +141,21 @@ class ProviderEntry(_Value):
         """Reservations across every category (capped by the registered capacity)."""
         return sum(p.reserved for p in self.places.values())
 
-    def available(self, category: ServiceCategory) -> int:
-        """Places routing may offer in ``category``, within the provider-wide capacity too."""
+    def available(self, category: ServiceCategory, holder: UUID | None = None) -> int:
+        """Places routing may offer in ``category``, within the provider-wide capacity too.
+
+        A place ``holder`` (a referral) already holds here counts as free *for it*:
+        a decision replayed after a crash finds its own reservation in the ledger
+        and must rank the providers exactly as the first time, or it would offer
+        another provider under the same event ids.
+        """
         places = self.places.get(category)
         if places is None or self.profile is None:
             return 0
-        return max(0, min(places.available, self.profile.capacity - self.reserved_total))
+        mine = 1 if holder is not None and holder in places.holders else 0
+        in_category = places.total - places.held - places.reserved + mine
+        overall = self.profile.capacity - self.reserved_total + mine
+        return max(0, min(in_category, overall))
 
     def with_places(self, category: ServiceCategory, places: Places) -> ProviderEntry:
         """This entry with ``category``'s places replaced."""
@@ -270,7 +278,7 @@ def reconcile(
     for provider_id, entry in directory.providers.items():
         places = {
             category: p.model_copy(
-                update={"holders": tuple(sorted(wanted.get((provider_id, category), set())))}
+                update={"holders": frozenset(wanted.get((provider_id, category), ()))}
             )
             for category, p in entry.places.items()
         }

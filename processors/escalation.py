@@ -109,6 +109,7 @@ __all__ = [
     "Reached",
     "Schedule",
     "clock_level",
+    "diff_plans",
     "escalate",
     "first_rung",
     "plan",
@@ -285,7 +286,7 @@ def plan(case: CaseState, state: EscalationState, policy: SlaPolicy) -> tuple[De
     return tuple(sorted(deadlines, key=lambda d: d.key))
 
 
-def _diff(
+def diff_plans(
     old: tuple[Deadline, ...], new: tuple[Deadline, ...]
 ) -> tuple[tuple[Deadline, ...], tuple[Deadline, ...]]:
     """(to remove, to add), each earliest first."""
@@ -334,7 +335,7 @@ def schedule(
     if current.clocks_started_at is None and after.profile is not None:
         anchored = current.model_copy(update={"clocks_started_at": after.profile.identified_at})
     old = plan(before, current, policy) if before is not None else ()
-    remove, add = _diff(old, plan(after, anchored, policy))
+    remove, add = diff_plans(old, plan(after, anchored, policy))
     return Schedule(remove=remove, add=add, state=anchored, changed=anchored != state)
 
 
@@ -463,5 +464,5 @@ def escalate(
         reached = Reached(level=deadline.level, at=at, kind=deadline.kind, attempt=deadline.attempt)
         after = current.model_copy(update={"referrals": {**current.referrals, owner: reached}})
     replanned = tuple(d for d in plan(case, after, policy) if d.referral_id == owner)
-    remove, add = _diff(planned, replanned)
+    remove, add = diff_plans(planned, replanned)
     return Escalation(Outcome.ESCALATED, published, after, remove, add)

@@ -115,6 +115,8 @@ class Need:
     gender_specific: bool
     accessible: bool
     tried: frozenset[UUID]
+    referral_id: UUID | None = None
+    """The referral being routed: a place it already holds counts as free for it."""
 
     @classmethod
     def of(cls, profile: SurvivorProfile, referral: ReferralState) -> Need:
@@ -130,6 +132,7 @@ class Need:
             gender_specific=req.gender_specific,
             accessible=req.accessibility,
             tried=frozenset(referral.tried),
+            referral_id=referral.referral_id,
         )
 
 
@@ -199,7 +202,7 @@ def _judge(
     place = _place(profile, need, grants, now, policy)
     if isinstance(place, Criterion):
         return place
-    free = entry.available(need.category)
+    free = entry.available(need.category, need.referral_id)
     if free <= 0:
         return Criterion.CAPACITY
     total = entry.places[need.category].total

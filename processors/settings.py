@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field
@@ -10,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from processors.policy import RoutingPolicy
 from processors.sla import SlaPolicy, default_policy, load_policy
 
-__all__ = ["RouterSettings"]
+__all__ = ["ClockMode", "EscalationSettings", "RouterSettings"]
 
 
 class RouterSettings(BaseSettings):
@@ -57,3 +58,48 @@ class RouterSettings(BaseSettings):
             idempotency_window=self.idempotency_window,
             sla=self.sla(),
         )
+
+
+class ClockMode(StrEnum):
+    """Where the escalation ladder's time comes from (see :mod:`streams.ticks`)."""
+
+    WALL = "wall"
+    """Each worker ticks the partitions it owns with its own clock."""
+    EXTERNAL = "external"
+    """Only ticks published from outside (``safepassage escalations tick``, tests)."""
+
+
+class EscalationSettings(BaseSettings):
+    """How the ladder keeps time (environment prefix ``SAFEPASSAGE_ESCALATION_``).
+
+    The SLA windows themselves (and ``time_scale`` for demos) live in the
+    SLA policy file, shared with the router (``SAFEPASSAGE_ROUTER_SLA_POLICY``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SAFEPASSAGE_ESCALATION_", frozen=True)
+
+    clock: ClockMode = Field(
+        default=ClockMode.WALL,
+        description=(
+            "SAFEPASSAGE_ESCALATION_CLOCK: wall (each worker ticks its partitions) or "
+            "external (time is driven by published ticks only)."
+        ),
+    )
+    tick_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description=(
+            "SAFEPASSAGE_ESCALATION_TICK_INTERVAL_S: seconds between a worker's ticks (wall "
+            "clock): how late at most a deadline escalates, beyond the processing of its "
+            "partition's backlog."
+        ),
+    )
+    max_due_per_tick: int = Field(
+        default=500,
+        ge=1,
+        description=(
+            "SAFEPASSAGE_ESCALATION_MAX_DUE_PER_TICK: due deadlines one tick handles; more "
+            "are handled by a follow-up tick, so a burst never stalls a partition's events."
+        ),
+    )

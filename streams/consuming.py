@@ -10,7 +10,7 @@ never crashes on a record and never drops one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from streams.codec import Codec, Decoded
@@ -23,12 +23,15 @@ from streams.deadletter import (
 )
 from streams.logs import bind_record, get_logger
 
-__all__ = ["DeadLetterSink", "FaustDeadLetterSink", "Handler", "process_records"]
+__all__ = ["DeadLetterSink", "FaustDeadLetterSink", "Handler", "RawHandler", "process_records"]
 
 log = get_logger(__name__)
 
 Handler = Callable[[Decoded], Awaitable[None]]
 """Applies one decoded record; raising means the record failed."""
+
+RawHandler = Callable[[Any], Awaitable[None]]
+"""Applies one record of an internal topic that is not an event (no codec); raising fails it."""
 
 
 class DeadLetterSink(Protocol):
@@ -56,8 +59,15 @@ async def process_records(
     *,
     policy: FailurePolicy = default_policy,
     retry_delay_s: float = 1.0,
+    raw: Mapping[str, RawHandler] | None = None,
 ) -> None:
-    """Run ``handler`` on every record of a raw Faust stream; dead-letter failures."""
+    """Run ``handler`` on every record of a raw Faust stream; dead-letter failures.
+
+    Records of a topic named in ``raw`` skip the codec and go to that
+    handler instead (internal records such as clock ticks), with the same
+    failure policy.
+    """
+    raw = raw or {}
     async for event in stream.events():
         message = event.message
         with bind_record(topic=message.topic, partition=message.partition, offset=message.offset):
@@ -65,6 +75,7 @@ async def process_records(
                 message,
                 codec,
                 handler=handler,
+                raw=raw.get(message.topic),
                 sink=sink,
                 policy=policy,
                 retry_delay_s=retry_delay_s,
@@ -76,12 +87,16 @@ async def _process_one(
     codec: Codec,
     *,
     handler: Handler,
+    raw: RawHandler | None,
     sink: DeadLetterSink,
     policy: FailurePolicy,
     retry_delay_s: float,
 ) -> None:
     while True:
         try:
+            if raw is not None:
+                await raw(message)
+                return
             decoded = codec.decode(
                 message.value, message.headers, topic=message.topic, key=message.key
             )

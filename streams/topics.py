@@ -155,6 +155,13 @@ def catalog(settings: KafkaSettings) -> tuple[TopicSpec, ...]:
             partitions=3,
         ),
         spec(
+            "escalation-ticks.v1",
+            "tick",
+            "Internal: clock ticks of the escalation ladder (JSON instant), one per partition "
+            "and interval; co-partitioned with intake so the owner of a partition ticks it.",
+            retention_ms=DAY_MS,
+        ),
+        spec(
             "deadletter.v1",
             "original key",
             "Records that could not be processed, with error headers naming the reason.",

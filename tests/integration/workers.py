@@ -34,16 +34,27 @@ class RunningWorker:
             self.process.kill()
             self.process.wait(10)
 
+    def kill(self) -> None:
+        """SIGKILL the worker's whole process group: a crash, nothing flushed."""
+        if self.alive():
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
     def log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
 
 
 def start_worker(bootstrap: str, namespace: str, folder: Path, **env: str) -> RunningWorker:
-    """One `safepassage worker` on the namespace, with its own data folder and port."""
+    """One `safepassage worker` on the namespace, with its own data folder and port.
+
+    The escalation clock is external unless ``env`` says otherwise: test
+    events are dated in the past, and a wall clock would escalate them all
+    at once; tests that want time to pass publish ticks.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = folder / "worker.log"
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -60,6 +71,7 @@ def start_worker(bootstrap: str, namespace: str, folder: Path, **env: str) -> Ru
                 **os.environ,
                 "SAFEPASSAGE_BOOTSTRAP_SERVERS": bootstrap,
                 "SAFEPASSAGE_TOPIC_NAMESPACE": namespace,
+                "SAFEPASSAGE_ESCALATION_CLOCK": "external",
                 **env,
             },
             stdout=out,

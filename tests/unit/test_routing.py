@@ -422,7 +422,7 @@ def test_an_update_replaces_the_profile_and_keeps_reservations_and_reports() -> 
     )
     entry = d.providers[P1]
     assert entry.profile is not None and entry.profile.languages == ("nl",)
-    assert entry.places[HOUSING].total == 6 and entry.places[HOUSING].holders == (R,)
+    assert entry.places[HOUSING].total == 6 and entry.places[HOUSING].holders == {R}
     assert entry.places[ServiceCategory.HEALTH].total == 9
 
 

@@ -20,6 +20,7 @@ EXPECTED = {
     "safepassage.audit.v1",
     "safepassage.deadletter.v1",
     "safepassage.capacity-ledger.v1",
+    "safepassage.escalation-ticks.v1",
 }
 
 

@@ -1,0 +1,110 @@
+"""Clock ticks of the escalation ladder: records that say "it is now T" to one partition.
+
+Faust allows table writes only while an agent processes a record, and the
+ladder must write (deadlines, its own state) when time passes. So time
+arrives as records: a tick on partition *p* of ``escalation-ticks.v1``
+(co-partitioned with intake) makes the worker that owns *p* escalate the
+deadlines of *p* due at T, in order with that partition's events.
+
+Where ticks come from is the injected clock:
+
+* ``wall`` (default): every worker ticks its own partitions each interval;
+* ``external``: only ticks published from outside count, e.g. by
+  ``safepassage escalations tick --at`` or a test driving time; nothing
+  sleeps for a real SLA duration.
+
+A tick carries no personal data: an instant, and the key ``tick``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from confluent_kafka import KafkaException, Producer
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from schemas.types import UtcDatetime
+from streams.clients import producer_config
+from streams.exceptions import StreamsError
+from streams.settings import KafkaSettings
+
+__all__ = [
+    "TICK_KEY",
+    "Tick",
+    "TickError",
+    "decode_tick",
+    "encode_tick",
+    "publish_ticks",
+    "tick_topic",
+]
+
+TICK_KEY = b"tick"
+
+
+class TickError(StreamsError):
+    """A tick record that does not say what time it is."""
+
+
+class Tick(BaseModel):
+    """``{"now": "<ISO 8601 instant>"}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    now: UtcDatetime
+
+
+def tick_topic(settings: KafkaSettings) -> str:
+    """Name of the ticks topic of the settings' namespace."""
+    return f"{settings.topic_namespace}.escalation-ticks.v1"
+
+
+def encode_tick(now: datetime) -> bytes:
+    """The record value of a tick at ``now`` (aware datetime)."""
+    return Tick(now=now).model_dump_json().encode()
+
+
+def decode_tick(value: bytes | None) -> datetime:
+    """The instant of a tick record; :class:`TickError` when it is not one."""
+    if value is None:
+        raise TickError("a tick record needs a value")
+    try:
+        return Tick.model_validate_json(value).now
+    except ValidationError as exc:
+        raise TickError(f"not a tick: {exc.errors()[0]['msg']}") from exc
+
+
+def publish_ticks(
+    settings: KafkaSettings, now: datetime, partitions: Iterable[int] | None = None
+) -> int:
+    """Publish a tick at ``now`` to each partition (all by default); wait for acks.
+
+    Returns how many were acknowledged; raises :class:`StreamsError` when one was not.
+    """
+    targets = list(range(settings.partitions) if partitions is None else partitions)
+    producer = Producer(producer_config(settings))
+    failures: list[str] = []
+
+    def acked(err: object, _msg: object) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    value = encode_tick(now)
+    try:
+        for partition in targets:
+            producer.produce(
+                tick_topic(settings),
+                key=TICK_KEY,
+                value=value,
+                partition=partition,
+                on_delivery=acked,
+            )
+        remaining = producer.flush(30)
+    except KafkaException as exc:
+        raise StreamsError(f"ticks not published: {exc}") from exc
+    if remaining or failures:
+        raise StreamsError(
+            f"ticks not published to {tick_topic(settings)}: "
+            + ("; ".join(failures) or f"{remaining} unacknowledged after 30 s")
+        )
+    return len(targets)
