@@ -285,11 +285,21 @@ class Codec:
 
     # ------------------------------------------------------------------ encode
 
-    def encode(self, event: Event, topic: str, *, event_id: str | None = None) -> EncodedRecord:
+    def encode(
+        self,
+        event: Event,
+        topic: str,
+        *,
+        event_id: str | None = None,
+        source: str | None = None,
+    ) -> EncodedRecord:
         """Key, value and CloudEvents headers of ``event`` on ``topic``.
 
         Pass the same ``event_id`` when re-publishing the same fact, so that
-        consumers can drop the duplicate. Raises :class:`EncodeError` when the
+        consumers can drop the duplicate. ``source`` overrides the codec's
+        CloudEvents source for this record: a gateway (the intake API)
+        forwards its callers' events under *their* source and id, which is
+        what idempotency downstream keys on. Raises :class:`EncodeError` when the
         event may not go on the topic or is too large,
         :class:`~streams.exceptions.UnknownTopicError` for a topic outside the
         contract and :class:`RegistryUnavailableError` when registering fails.
@@ -301,9 +311,12 @@ class Codec:
         ce_id = event_id if event_id is not None else str(uuid.uuid4())
         if not ce_id:
             raise EncodeError("event_id must not be empty")
+        ce_source = self.source if source is None else source
+        if not ce_source:
+            raise EncodeError("source must not be empty")
         headers = [
             (CE_ID, ce_id),
-            (CE_SOURCE, self.source),
+            (CE_SOURCE, ce_source),
             (CE_TYPE, event.event_type),
             (CE_SPECVERSION, SPECVERSION),
             (CE_TIME, rfc3339(event.occurred_at)),
