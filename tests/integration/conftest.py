@@ -91,8 +91,10 @@ def unreachable_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def kafka_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     """The session's single-node broker (started if none runs, stopped if we started it)."""
     port = int(os.environ.get("SAFEPASSAGE_TEST_KAFKA_PORT", "39092"))
+    # One state folder per port: suites run side by side must not share (or wipe) a broker.
+    folder = "test-kafka" if port == 39092 else f"test-kafka-{port}"
     settings = BrokerSettings(
-        state_dir=REPO / ".state" / "test-kafka", port=port, controller_port=port + 1
+        state_dir=REPO / ".state" / folder, port=port, controller_port=port + 1
     )
     deployment = single_node(settings)
     node = deployment.nodes[0]
