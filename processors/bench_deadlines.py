@@ -11,8 +11,8 @@ uniformly over 30 days in a :class:`~processors.deadlines.MemoryDeadlines`
 horizon (not timed), so the open count stays N.
 
 The production store (:class:`~processors.deadlines.StoredDeadlines` over
-the partition's RocksDB) is not measured here: this package imports only
-the standard library, pydantic and its own packages (see
+the partition's RocksDB) is measured by ``python -m processors.bench_rocksdb``
+with the same workload; this module stays pure (see
 ``tests/unit/test_core_invariants.py``).
 
 Garbage collection is off while it runs: a million live objects would make
@@ -40,7 +40,7 @@ from processors.deadlines import (
     to_millis,
 )
 
-__all__ = ["TickStats", "main", "measure"]
+__all__ = ["TickStats", "main", "measure", "report"]
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 HORIZON = timedelta(days=30)
@@ -133,20 +133,23 @@ def measure(
     return results
 
 
-def _report(rows: list[TickStats], args: argparse.Namespace) -> None:
+def report(
+    rows: list[TickStats], sizes: list[int], dues: list[int], *, store: str = "memory"
+) -> None:
+    """Print the timings and the ratio of the largest to the smallest size per due count."""
     print(f"{'store':<8} {'open':>10} {'due':>5} {'ticks':>6} {'mean µs':>10} {'median µs':>10}")
     for row in rows:
         print(
             f"{row.store:<8} {row.open:>10,} {row.due:>5} {row.ticks:>6} "
             f"{row.mean_us:>10.1f} {row.median_us:>10.1f}"
         )
-    small, large = min(args.sizes), max(args.sizes)
+    small, large = min(sizes), max(sizes)
     if small == large:
         return
     print(f"\nratio {large:,} / {small:,} open, of the median (about 1: a tick is O(due)):")
     cells = {(r.store, r.open, r.due): r for r in rows}
-    for due in args.dues:
-        a, b = cells[("memory", small, due)], cells[("memory", large, due)]
+    for due in dues:
+        a, b = cells[(store, small, due)], cells[(store, large, due)]
         print(f"  {due:>4} due: {b.median_us / a.median_us:5.2f}")
 
 
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             gc.collect()
     finally:
         gc.enable()
-    _report(rows, args)
+    report(rows, args.sizes, args.dues)
     return 0
 
 

@@ -83,6 +83,8 @@ def test_any_worker_answers_the_same_and_failover_keeps_answers(
             )
 
         wait_for(lambda: all_offered(first), 120, "every survivor offered, asked via worker 1")
+        # Both must have joined the group (a worker mid-rebalance answers 503 Retry-After).
+        wait_for(lambda: all_offered(second), 60, "worker 2 answering too")
         via_first = {sid: status(first, sid)[1] for sid in survivors}
         via_second = {sid: status(second, sid)[1] for sid in survivors}
         assert via_first == via_second  # Faust forwards to the owner of the partition
