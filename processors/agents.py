@@ -17,6 +17,13 @@ Thin edge over the pure core, nothing decided here:
   and the capacity ledger, replayed from the start of both topics (all
   partitions, no consumer group) and kept up to date; the ``cases`` agent
   waits until it has caught up before deciding anything.
+* the escalation ladder, in the same agent: each decision also keeps the
+  survivor's deadlines in step (``deadlines`` table, keyed by partition and
+  due time; ``ladder`` table for the rungs reached), and a record on the
+  co-partitioned ``escalation-ticks.v1`` topic escalates the partition's
+  due deadlines (:mod:`processors.engine` decides, this module carries
+  out). Ticks come from each worker's wall clock for the partitions it
+  owns, or from outside (``SAFEPASSAGE_ESCALATION_CLOCK=external``).
 * ``GET /v1/survivors/{id}/status``: served by any worker, forwarded by
   Faust to the worker that owns the survivor's intake partition (and so
   its table entry); 404 when unknown.
