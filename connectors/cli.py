@@ -19,6 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from connectors.delivery import register as register_delivery
 from connectors.escalations import EscalationFilter, FollowStats, follow
 from infra import BrokerSettings, Deployment, InfraError, cluster, single_node
 from infra.maven import pinned_kafka_version
@@ -480,6 +481,8 @@ def run(app_id: str | None, web_port: int, data_dir: Path) -> None:
     )
     _run_worker(app_id, web_port, data_dir)
 
+
+register_delivery(main)  # safepassage deliver webhooks
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,246 @@
+"""Errors of the connectors (intake API, SDKs, webhook delivery): one root, translated at the edge.
+
+HTTP handlers turn them into problem+json answers; the delivery connector
+into dead letters and escalations. Nothing here carries personal data.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConnectorsError"]
+
+
+class ConnectorsError(Exception):
+    """Root of every error the connectors raise on purpose."""
+
+
+# ---------------------------------------------------------------- intake API (issue 6)
+
+__all__ += [
+    "ApiKeysError",
+    "BrokerUnavailableError",
+    "ForbiddenError",
+    "IdempotencyStoreError",
+]
+
+
+class ApiKeysError(ConnectorsError):
+    """The API keys file is missing, not YAML, or has an invalid entry.
+
+    The message names the file and the entry's position, never a key or a
+    key hash, so that it can be printed and logged.
+    """
+
+
+class ForbiddenError(ConnectorsError):
+    """An authenticated principal asked for something its role does not allow.
+
+    ``location`` points at the part of the request that is not allowed (a
+    JSON Pointer such as ``/data/provider_id``), or is None for the request
+    as a whole.
+    """
+
+    def __init__(self, message: str, location: str | None = None) -> None:
+        """Keep the reason and where in the request it applies."""
+        super().__init__(message)
+        self.location = location
+
+
+class BrokerUnavailableError(ConnectorsError):
+    """Kafka did not acknowledge a record (down, timed out, queue full): retry later."""
+
+
+class IdempotencyStoreError(ConnectorsError):
+    """The idempotency store could not be read or written (disk full, corrupt file)."""
+
+
+# --------------------------------------------------------------------------- SDKs
+# Errors of the agency and provider SDKs (connectors.agency_sdk,
+# connectors.provider_sdk, connectors.transport). Each carries the CloudEvents
+# ids concerned, so a caller can retry later under the same ids.
+
+__all__ += [
+    "SdkConsumeError",
+    "SdkError",
+    "SdkNotAddressedError",
+    "SdkPublishError",
+    "SdkRejectedError",
+    "SdkRetriesExhaustedError",
+    "SdkTransientError",
+    "SdkValidationError",
+]
+
+
+class SdkError(ConnectorsError):
+    """Root of every error of the agency and provider SDKs."""
+
+
+class SdkValidationError(SdkError, ValueError):
+    """The event breaks the contract; nothing was sent.
+
+    ``errors`` lists each problem as ``{"loc": "field.path", "type": ..., "msg": ...}``
+    without the offending values: they may be personal data, and SDK errors
+    end up in callers' logs.
+    """
+
+    def __init__(self, message: str, errors: tuple[dict[str, str], ...] = ()) -> None:
+        """Keep the problems next to the message."""
+        super().__init__(message)
+        self.errors = errors
+
+
+class SdkNotAddressedError(SdkError, ValueError):
+    """A provider tried to answer an offer made to another provider; nothing was sent."""
+
+
+class SdkPublishError(SdkError):
+    """Publishing failed; ``event_ids`` are the CloudEvents ids not known to be accepted.
+
+    Publishing them again under the same ids is always safe: the platform
+    drops a second copy of an id it has already seen.
+    """
+
+    def __init__(self, message: str, *, event_ids: tuple[str, ...] = ()) -> None:
+        """Keep the ids of the events concerned."""
+        super().__init__(message)
+        self.event_ids = event_ids
+
+
+class SdkTransientError(SdkPublishError):
+    """A failure that may go away by itself (timeout, broker or server busy): retried.
+
+    ``retry_after`` is the server's Retry-After in seconds, when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        event_ids: tuple[str, ...] = (),
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        """Keep the server's hint and status for the retry policy and the caller."""
+        super().__init__(message, event_ids=event_ids)
+        self.retry_after = retry_after
+        self.status = status
+
+
+class SdkRejectedError(SdkPublishError):
+    """The platform refused the event for good (invalid, unauthorised, conflicting): not retried.
+
+    Over HTTP the attributes are those of the RFC 9457 problem document
+    (``status``, ``title``, ``detail``, ``type``, ``errors``); over Kafka
+    ``status`` is None and ``title`` is the broker's error name.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        event_ids: tuple[str, ...] = (),
+        status: int | None = None,
+        title: str = "",
+        detail: str | None = None,
+        type: str = "about:blank",
+        errors: tuple[dict[str, object], ...] = (),
+    ) -> None:
+        """Keep the problem document's members."""
+        super().__init__(message, event_ids=event_ids)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.type = type
+        self.errors = errors
+
+
+class SdkRetriesExhaustedError(SdkPublishError):
+    """Transient failures went on past the retry policy's attempts or time budget.
+
+    The last transient error is the ``__cause__``. The events may or may not
+    have arrived: publish them again later under the same ids.
+    """
+
+    def __init__(self, message: str, *, event_ids: tuple[str, ...] = (), attempts: int) -> None:
+        """Keep how many attempts were made."""
+        super().__init__(message, event_ids=event_ids)
+        self.attempts = attempts
+
+
+class SdkConsumeError(SdkError):
+    """The provider SDK's consumer hit a fatal error and cannot go on."""
+
+
+# ------------------------------------------------------------- webhook delivery (issue 6)
+# Errors of connectors.webhooks (verification, used by providers too) and
+# connectors.delivery (the delivery connector).
+
+from streams.exceptions import StreamsError  # noqa: E402 - appended with this section
+
+__all__ += [
+    "FutureTimestampError",
+    "MalformedSignatureError",
+    "MissingSignatureError",
+    "SignatureError",
+    "SignatureMismatchError",
+    "StaleTimestampError",
+    "WebhookConfigError",
+    "WebhookDeliveryError",
+    "WebhookError",
+    "WebhookRejectedError",
+    "WebhookUndeliverableError",
+]
+
+
+class WebhookError(ConnectorsError):
+    """Root of the errors of signed webhooks and their delivery."""
+
+
+class WebhookConfigError(WebhookError):
+    """The webhooks file is missing, unreadable, or has an invalid entry.
+
+    The message names the file and the entry's path, never a URL or a
+    secret, so that it can be printed and logged.
+    """
+
+
+class SignatureError(WebhookError):
+    """A received webhook failed verification: answer 401/400 and do not act on it."""
+
+
+class MissingSignatureError(SignatureError):
+    """The request carries no ``SafePassage-Signature`` header."""
+
+
+class MalformedSignatureError(SignatureError):
+    """The signature header is present but not ``t=<seconds>,v1=<64 hex digits>[,...]``."""
+
+
+class StaleTimestampError(SignatureError):
+    """The signed timestamp is older than the tolerance: possibly a replayed request."""
+
+
+class FutureTimestampError(SignatureError):
+    """The signed timestamp is further ahead than the tolerance: a clock is wrong, or a forgery."""
+
+
+class SignatureMismatchError(SignatureError):
+    """No signature matches: the body was changed, or the secret is not the provider's."""
+
+
+class WebhookDeliveryError(WebhookError, StreamsError):
+    """A webhook could not be delivered; the record is dead-lettered and escalated.
+
+    Also a :class:`~streams.exceptions.StreamsError` on purpose:
+    :func:`streams.deadletter.describe_error` copies into dead-letter headers
+    only the messages of errors written never to carry personal data, which
+    these are (status codes, error classes, counts and seconds; no URL, no
+    body). The class name is the dead letter's reason.
+    """
+
+
+class WebhookRejectedError(WebhookDeliveryError):
+    """The provider answered with a status that is not retried (a 4xx other than 429, a 3xx)."""
+
+
+class WebhookUndeliverableError(WebhookDeliveryError):
+    """No 2xx came back within the delivery horizon (timeouts, refused connections, 5xx, 429)."""
