@@ -1,0 +1,477 @@
+"""The agency SDK: one typed method per event an agency publishes.
+
+An agency's case-management system calls, say, ``client.request_referral(...)``;
+the SDK builds the :mod:`schemas.models` event (so a contract violation is
+a :class:`~connectors.exceptions.SdkValidationError` raised before anything
+leaves the process), gives it a CloudEvents id and the agency's source
+(``/agencies/<agency_id>``), and publishes it through a
+:class:`~connectors.transport.Transport`: straight to Kafka or through the
+intake API. Each method returns the CloudEvents id once the platform has
+acknowledged the event.
+
+**Ids and retries.** The id is a fresh uuid4 unless the caller passes
+``event_id``. A caller that retries a *logical* operation (its own job
+queue ran it again after a crash) must pass the id *and* the
+``occurred_at`` of the first try, so that the second publication is the
+same event: the platform then drops it as a copy (the intake API by its
+idempotency store, which answers 409 to the same id with other content; the
+router by its idempotency window keyed on source and id). Within one call
+the transport retries transient failures itself, with the very same event.
+See ``docs/sdk.md``.
+
+The SDK never logs event contents: log lines carry ids and error classes only.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from pydantic import SecretStr, TypeAdapter, ValidationError
+
+from connectors.exceptions import SdkValidationError
+from connectors.transport import (
+    HttpTransport,
+    KafkaTransport,
+    Outgoing,
+    RetryPolicy,
+    Transport,
+    check_event_id,
+)
+from schemas.models import (
+    CaseClosed,
+    ConsentGranted,
+    ConsentWithdrawn,
+    Event,
+    ReferralCancelled,
+    ReferralRequested,
+    RiskAssessed,
+    SurvivorIdentified,
+)
+from schemas.types import (
+    Actor,
+    AgeBand,
+    AgeGroup,
+    CancelReason,
+    CaseOutcome,
+    Gender,
+    Identifier,
+    ImmediateNeed,
+    Requirements,
+    RiskLevel,
+    Sealed,
+    ServiceCategory,
+    Urgency,
+)
+from streams.contract import AGENCY_EVENTS
+from streams.settings import KafkaSettings
+
+__all__ = ["AgencyClient", "RememberedTimes", "build_event", "invalid_event"]
+
+E = TypeVar("E", bound=Event)
+
+_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
+
+
+def invalid_event(model: type[Event] | str, exc: ValidationError) -> SdkValidationError:
+    """The SDK error for a pydantic failure: field paths and error types, never the values."""
+    name = model if isinstance(model, str) else model.event_type
+    errors = tuple(
+        {
+            "loc": ".".join(str(part) for part in error["loc"]) or "(event)",
+            "type": error["type"],
+            "msg": error["msg"],
+        }
+        for error in exc.errors(include_input=False, include_url=False, include_context=False)
+    )
+    summary = "; ".join(f"{e['loc']}: {e['type']}" for e in errors)
+    return SdkValidationError(f"invalid {name}: {summary}", errors)
+
+
+def build_event(model: type[E], **fields: Any) -> E:
+    """``model(**fields)``, with a validation failure as :class:`SdkValidationError`.
+
+    For callers that assemble events themselves (for :meth:`AgencyClient.publish_many`
+    or :meth:`AgencyClient.publish_async`) and want the SDK's error type.
+    """
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise invalid_event(model, exc) from None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RememberedTimes:
+    """``occurred_at`` of recently published ids, so that a retry in this process is the same event.
+
+    The intake API fingerprints the whole event: the same id with another
+    ``occurred_at`` (a caller retrying without passing the time again) is a
+    409 conflict, not a replay. Remembering the first time per id makes an
+    in-process retry byte-identical. Bounded, least recently used first out.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        """Remember at most ``capacity`` ids."""
+        self.capacity = capacity
+        self._times: OrderedDict[str, datetime] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def resolve(
+        self, event_id: str, given: datetime | None, clock: Callable[[], datetime]
+    ) -> datetime:
+        """``given`` if set, else the time remembered for ``event_id``, else now; remembered."""
+        with self._lock:
+            moment = given if given is not None else self._times.get(event_id) or clock()
+            self._times[event_id] = moment
+            self._times.move_to_end(event_id)
+            while len(self._times) > self.capacity:
+                self._times.popitem(last=False)
+            return moment
+
+
+class AgencyClient:
+    """Publishes one agency's events; every method returns the event's CloudEvents id.
+
+    Build it over a transport, or with :meth:`over_kafka` / :meth:`over_http`.
+    Use it as a context manager (or call :meth:`close`) so queued records are
+    flushed and connections closed. Methods are safe to call from several
+    threads: the transports are.
+    """
+
+    def __init__(
+        self,
+        agency_id: str,
+        transport: Transport,
+        *,
+        source: str | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        """Publish as ``agency_id`` (e.g. ``agency:nl-police``) through ``transport``.
+
+        ``source`` defaults to ``/agencies/<agency_id>``: the CloudEvents
+        source names the organisation, never a person, and together with the
+        id it names one fact. ``clock`` gives ``occurred_at`` when a call
+        does not (tests pass a fixed one).
+        """
+        try:
+            self.agency_id = _IDENTIFIER.validate_python(agency_id)
+        except ValidationError as exc:
+            raise invalid_event("agency client", exc) from None
+        self.source = source if source is not None else f"/agencies/{self.agency_id}"
+        if not 0 < len(self.source) <= 512 or any(not "!" <= ch <= "~" for ch in self.source):
+            raise SdkValidationError("source must be a URI-reference without spaces, at most 512")
+        self.transport = transport
+        self._clock = clock
+        self._times = RememberedTimes()
+
+    @classmethod
+    def over_kafka(
+        cls,
+        agency_id: str,
+        settings: KafkaSettings,
+        *,
+        retry: RetryPolicy | None = None,
+        delivery_timeout_s: float = 30.0,
+        source: str | None = None,
+    ) -> AgencyClient:
+        """A client writing to ``<namespace>.intake.v1`` with its own idempotent producer."""
+        transport = KafkaTransport(settings, retry=retry, delivery_timeout_s=delivery_timeout_s)
+        return cls(agency_id, transport, source=source)
+
+    @classmethod
+    def over_http(
+        cls,
+        agency_id: str,
+        base_url: str,
+        api_key: SecretStr | str,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout_s: float = 10.0,
+        source: str | None = None,
+    ) -> AgencyClient:
+        """A client POSTing to the intake API at ``base_url`` with the agency's API key."""
+        transport = HttpTransport(base_url, api_key, retry=retry, timeout_s=timeout_s)
+        return cls(agency_id, transport, source=source)
+
+    # ------------------------------------------------------------------ one method per event
+
+    def identify_survivor(
+        self,
+        survivor_id: UUID | str,
+        *,
+        jurisdiction: str,
+        age_group: AgeGroup | str,
+        languages: Iterable[str],
+        gender: Gender | str,
+        age_band: AgeBand | str | None = None,
+        personal_data: Sealed | None = None,
+        occurred_at: datetime | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """``survivor.identified``: a presumed survivor and the pseudonym the agency issued.
+
+        ``age_group`` UNKNOWN (age uncertain) is routed as a minor. Personal
+        data travels only sealed, in ``personal_data``.
+        """
+        return self._send(
+            SurvivorIdentified,
+            event_id,
+            survivor_id=survivor_id,
+            occurred_at=occurred_at,
+            agency_id=self.agency_id,
+            jurisdiction=jurisdiction,
+            age_group=age_group,
+            age_band=age_band,
+            languages=tuple(languages),
+            gender=gender,
+            personal_data=personal_data,
+        )
+
+    def grant_consent(
+        self,
+        survivor_id: UUID | str,
+        *,
+        consent_id: UUID | str,
+        categories: Iterable[ServiceCategory | str],
+        cross_border_allowed: bool,
+        jurisdictions: Iterable[str] = (),
+        expires_at: datetime | None = None,
+        occurred_at: datetime | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """``consent.granted``: what may be shared, for which services, where, until when.
+
+        ``consent_id`` is the agency's id of the grant: a later
+        :meth:`withdraw_consent` names it. An empty ``jurisdictions`` means
+        the survivor's home jurisdiction only.
+        """
+        return self._send(
+            ConsentGranted,
+            event_id,
+            survivor_id=survivor_id,
+            occurred_at=occurred_at,
+            consent_id=consent_id,
+            agency_id=self.agency_id,
+            categories=tuple(categories),
+            cross_border_allowed=cross_border_allowed,
+            jurisdictions=tuple(jurisdictions),
+            expires_at=expires_at,
+        )
+
+    def withdraw_consent(
+        self,
+        survivor_id: UUID | str,
+        *,
+        consent_id: UUID | str,
+        categories: Iterable[ServiceCategory | str] = (),
+        jurisdictions: Iterable[str] = (),
+        cross_border_withdrawn: bool = False,
+        occurred_at: datetime | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """``consent.withdrawn``: the whole grant by default, or the listed part of it.
+
+        With no ``categories`` and no ``jurisdictions`` the grant is
+        withdrawn entirely, which is why those are the defaults: it is what
+        a survivor saying "stop" means. ``cross_border_withdrawn`` removes
+        cross-border sharing from a grant that otherwise stays.
+        """
+        return self._send(
+            ConsentWithdrawn,
+            event_id,
+            survivor_id=survivor_id,
+            occurred_at=occurred_at,
+            consent_id=consent_id,
+            agency_id=self.agency_id,
+            categories=tuple(categories),
+            jurisdictions=tuple(jurisdictions),
+            cross_border_withdrawn=cross_border_withdrawn,
+        )
+
+    def assess_risk(
+        self,
+        survivor_id: UUID | str,
+        *,
+        level: RiskLevel | str,
+        immediate_needs: Iterable[ImmediateNeed | str] = (),
+        occurred_at: datetime | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """``risk.assessed``: the risk level and needs that must be met at once."""
+        return self._send(
+            RiskAssessed,
+            event_id,
+            survivor_id=survivor_id,
+            occurred_at=occurred_at,
+            agency_id=self.agency_id,
+            level=level,
+            immediate_needs=tuple(immediate_needs),
+        )
+
+    def request_referral(
+        self,
+        survivor_id: UUID | str,
+        *,
+        referral_id: UUID | str,
+        category: ServiceCategory | str,
+        urgency: Urgency | str,
+        jurisdiction: str,
+        languages: Iterable[str] = (),
+        gender_specific: bool = False,
+        child_specialised: bool = False,
+        accessibility: bool = False,
+        notes: Sealed | None = None,
+        occurred_at: datetime | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """``referral.requested``: ask for one service of one category.
+
+        ``referral_id`` is the agency's own id of the referral (it names the
+        referral in every later event; keep it to cancel). The keyword
+        arguments from ``jurisdiction`` to ``accessibility`` are the
+        referral's requirements.
+        """
+        try:
+            requirements = Requirements(
+                languages=tuple(languages),
+                gender_specific=gender_specific,
+                child_specialised=child_specialised,
+                accessibility=accessibility,
+                jurisdiction=jurisdiction,
+            )
+        except ValidationError as exc:
+            raise invalid_event(ReferralRequested, exc) from None
+        return self._send(
+            ReferralRequested,
+            event_id,
+            survivor_id=survivor_id,
+            occurred_at=occurred_at,
+            referral_id=referral_id,
+            agency_id=self.agency_id,
+            category=category,
+            urgency=urgency,
+            requirements=requirements,
+            notes=notes,
+        )
+
+    def cancel_referral(
+        self,
+        survivor_id: UUID | str,
+        *,
+        referral_id: UUID | str,
+        reason: CancelReason | str = CancelReason.AGENCY_REQUEST,
+        occurred_at: datetime | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """``referral.cancelled`` by the agency; the router tells the provider holding it."""
+        return self._send(
+            ReferralCancelled,
+            event_id,
+            survivor_id=survivor_id,
+            occurred_at=occurred_at,
+            referral_id=referral_id,
+            reason=reason,
+            cancelled_by=Actor.AGENCY,
+        )
+
+    def close_case(
+        self,
+        survivor_id: UUID | str,
+        *,
+        outcome: CaseOutcome | str,
+        occurred_at: datetime | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """``case.closed``: the agency's case for the survivor ended, with how."""
+        return self._send(
+            CaseClosed,
+            event_id,
+            survivor_id=survivor_id,
+            occurred_at=occurred_at,
+            agency_id=self.agency_id,
+            outcome=outcome,
+        )
+
+    # ------------------------------------------------------------------ events built elsewhere
+
+    def publish(self, event: Event, *, event_id: str | None = None) -> str:
+        """Publish an agency event built by the caller (see :func:`build_event`)."""
+        item = self.outgoing(event, event_id=event_id)
+        return self.transport.publish(item.event, event_id=item.event_id, source=item.source)
+
+    async def publish_async(self, event: Event, *, event_id: str | None = None) -> str:
+        """:meth:`publish` for asyncio callers; the transport's blocking work runs in a thread."""
+        item = self.outgoing(event, event_id=event_id)
+        return await self.transport.publish_async(
+            item.event, event_id=item.event_id, source=item.source
+        )
+
+    def publish_many(
+        self, events: Sequence[Event], *, event_ids: Sequence[str] | None = None
+    ) -> list[str]:
+        """Publish several agency events in one go; a survivor's events keep their order.
+
+        ``event_ids``, when given, pairs with ``events`` one to one (for a
+        retried batch). All events are checked before any is sent.
+        """
+        if event_ids is not None and len(event_ids) != len(events):
+            raise SdkValidationError("event_ids must have one id per event")
+        ids: Sequence[str | None] = event_ids if event_ids is not None else [None] * len(events)
+        items = [
+            self.outgoing(event, event_id=event_id)
+            for event, event_id in zip(events, ids, strict=True)
+        ]
+        return self.transport.publish_many(items)
+
+    def outgoing(self, event: Event, *, event_id: str | None = None) -> Outgoing:
+        """The event with this agency's source and its id, after the agency-side checks.
+
+        Only agency event types are accepted, and an event naming an agency
+        must name this one: an agency publishes its own facts only.
+        """
+        if event.event_type not in AGENCY_EVENTS:
+            raise SdkValidationError(
+                f"{event.event_type} is not an agency event "
+                f"(agency events: {', '.join(sorted(AGENCY_EVENTS))})"
+            )
+        named = getattr(event, "agency_id", None)
+        if named is not None and named != self.agency_id:
+            raise SdkValidationError(
+                f"the {event.event_type} names another agency than this client's",
+                ({"loc": "agency_id", "type": "agency_mismatch", "msg": "not this agency"},),
+            )
+        ce_id = check_event_id(event_id) if event_id is not None else str(uuid.uuid4())
+        return Outgoing(event=event, event_id=ce_id, source=self.source)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _send(self, model: type[Event], event_id: str | None, **fields: Any) -> str:
+        """Build ``model`` and publish it.
+
+        ``occurred_at`` is the caller's, else (for an id the caller passes
+        again) the time of its first use in this process, else now.
+        """
+        ce_id = check_event_id(event_id) if event_id is not None else str(uuid.uuid4())
+        fields["occurred_at"] = self._times.resolve(ce_id, fields.get("occurred_at"), self._clock)
+        values: Mapping[str, Any] = {k: v for k, v in fields.items() if v is not None}
+        return self.publish(build_event(model, **values), event_id=ce_id)
+
+    def close(self) -> None:
+        """Flush and close the transport."""
+        self.transport.close()
+
+    def __enter__(self) -> AgencyClient:
+        """Use as a context manager to close the transport on exit."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the transport."""
+        self.close()

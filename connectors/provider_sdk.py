@@ -1,0 +1,710 @@
+"""The provider SDK: receive the offers made to one provider, answer them.
+
+A provider (a shelter, a clinic, a legal-aid office) runs a
+:class:`ProviderClient`. It reads the referral topics of the provider's
+service categories (``<ns>.referrals.<category>.v1``, keyed by provider id)
+in the provider's own consumer group, and :meth:`ProviderClient.offers`
+yields the ``referral.offered`` and ``referral.cancelled`` records
+addressed to this provider, each once. The answers, :meth:`~ProviderClient.accept`,
+:meth:`~ProviderClient.decline`, :meth:`~ProviderClient.start`,
+:meth:`~ProviderClient.complete` and :meth:`~ProviderClient.fail`, go to
+``<ns>.provider-responses.v1`` through a :class:`~connectors.transport.Transport`
+(Kafka, or the intake API).
+
+**Delivery: at least once, acknowledged by the caller.** An item's offset
+is committed only after the caller has handled it: with ``auto_ack=True``
+(the default) when the caller asks for the next item (the body of a ``for``
+loop ran to its end), or whenever the caller calls :meth:`ProviderClient.ack`.
+Leaving the loop by an exception, a crash or ``break`` does not acknowledge
+the item in hand: it comes again after a restart, or at once after
+:meth:`ProviderClient.rewind`, so handlers must be idempotent, which the
+answers are (below). Offsets are committed per
+partition up to the oldest item not yet acknowledged, so acknowledging out
+of order never skips an item.
+
+**Duplicates.** The router may publish an offer twice (a worker that
+crashed after writing but before committing publishes it again under the
+same CloudEvents id). The client remembers, in a bounded LRU memory, the
+CloudEvents ids, the (referral, attempt) of offers and the referral of
+cancellations it has yielded, and drops records matching any of them.
+
+**Answers are idempotent.** Each answer's CloudEvents id is derived from
+(provider, referral, attempt, answer type): answering the same offer the
+same way twice (a retry, a restart) publishes the same fact, which the
+platform drops as a copy.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Generator, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+from uuid import UUID
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from pydantic import ValidationError
+
+from connectors.agency_sdk import RememberedTimes, invalid_event
+from connectors.exceptions import SdkConsumeError, SdkNotAddressedError, SdkValidationError
+from connectors.transport import LIBRDKAFKA_LOG, KafkaTransport, Transport
+from schemas.models import (
+    ReferralAccepted,
+    ReferralCancelled,
+    ReferralCompleted,
+    ReferralDeclined,
+    ReferralFailed,
+    ReferralOffered,
+    ReferralStarted,
+)
+from schemas.types import DeclineReason, FailureReason, ReferralOutcome, ServiceCategory
+from streams.clients import consumer_config
+from streams.codec import Codec, Decoded
+from streams.exceptions import DecodeError, RegistryUnavailableError
+from streams.logs import get_logger
+from streams.settings import KafkaSettings
+from streams.topics import referral_topic
+
+__all__ = [
+    "ANSWER_ID_NAMESPACE",
+    "DEFAULT_DEDUPE_CAPACITY",
+    "Deduplicator",
+    "Incoming",
+    "OfferRef",
+    "OffsetTracker",
+    "ProviderClient",
+    "ProviderStats",
+    "answer_id",
+    "dedupe_keys",
+]
+
+log = get_logger(__name__)
+
+ANSWER_ID_NAMESPACE = UUID("7e1d78b6-5121-4e54-9b9d-c6bc766a5f4f")
+"""UUIDv5 namespace of provider answers' CloudEvents ids."""
+
+DEFAULT_DEDUPE_CAPACITY = 50_000
+"""Keys remembered for de-duplication (about three per item): some 16,000 recent items."""
+
+_ANSWER = ReferralAccepted | ReferralDeclined | ReferralStarted | ReferralCompleted | ReferralFailed
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class OfferRef:
+    """What names an offer for an answer: keep it to start, complete or fail later."""
+
+    survivor_id: UUID
+    referral_id: UUID
+    attempt: int
+
+    @classmethod
+    def of(cls, offer: ReferralOffered) -> OfferRef:
+        """The reference of an offer."""
+        return cls(offer.survivor_id, offer.referral_id, offer.attempt)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One offer or cancellation for this provider, with where it came from."""
+
+    event: ReferralOffered | ReferralCancelled
+    event_id: str
+    source: str
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def is_offer(self) -> bool:
+        """Whether this is a ``referral.offered`` (else a ``referral.cancelled``)."""
+        return isinstance(self.event, ReferralOffered)
+
+    @property
+    def ref(self) -> OfferRef | None:
+        """The offer's reference; None for a cancellation."""
+        return OfferRef.of(self.event) if isinstance(self.event, ReferralOffered) else None
+
+
+@dataclass
+class ProviderStats:
+    """What :meth:`ProviderClient.offers` saw besides what it yielded."""
+
+    yielded: int = 0
+    duplicates: int = 0
+    not_addressed: int = 0
+    """Records for other providers sharing the partition."""
+    undecodable: int = 0
+    """Records that broke the contract; the router's own consumers dead-letter such records."""
+
+
+def answer_id(provider_id: UUID, ref: OfferRef, event_type: str) -> str:
+    """The CloudEvents id of one answer: the same for the same (provider, offer, answer)."""
+    name = f"{provider_id}|{ref.referral_id}|{ref.attempt}|{event_type}"
+    return str(uuid.uuid5(ANSWER_ID_NAMESPACE, name))
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def dedupe_keys(
+    event: ReferralOffered | ReferralCancelled, *, event_id: str, source: str
+) -> tuple[Hashable, ...]:
+    """Every key under which a copy of this record would be recognised.
+
+    The CloudEvents identity (source and id) catches re-publications of the
+    same record; the domain key catches a second record of the same fact
+    under another id: an offer is one (referral, attempt), a cancellation
+    one per referral.
+    """
+    domain: Hashable
+    if isinstance(event, ReferralOffered):
+        domain = ("offer", event.referral_id, event.attempt)
+    else:
+        domain = ("cancel", event.referral_id, event.event_type)
+    return (("ce", source, event_id), domain)
+
+
+class Deduplicator:
+    """A bounded memory of keys already seen, evicting the least recently seen.
+
+    Pure: no Kafka, so its invariant (each item once, in first-seen order,
+    whatever the interleaving of copies) is tested with hypothesis.
+    """
+
+    def __init__(self, capacity: int = DEFAULT_DEDUPE_CAPACITY) -> None:
+        """Remember at most ``capacity`` keys."""
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self._seen: OrderedDict[Hashable, None] = OrderedDict()
+
+    def __len__(self) -> int:
+        """How many keys are remembered."""
+        return len(self._seen)
+
+    def first_time(self, keys: Iterable[Hashable]) -> bool:
+        """Whether none of ``keys`` was seen; all of them are remembered (as most recent) after.
+
+        A copy refreshes its keys, so a record that keeps being re-sent is
+        never forgotten while it does.
+        """
+        keys = tuple(keys)
+        seen = any(key in self._seen for key in keys)
+        for key in keys:
+            self._seen[key] = None
+            self._seen.move_to_end(key)
+        while len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+        return not seen
+
+    def forget(self, keys: Iterable[Hashable]) -> None:
+        """Drop keys, so that the record they came from is new again (it is to be re-read)."""
+        for key in keys:
+            self._seen.pop(key, None)
+
+
+Partition = tuple[str, int]
+
+_Rebalance = Callable[[Any, list[TopicPartition]], None]
+
+
+class _Consumer(Protocol):
+    """The part of confluent-kafka's ``Consumer`` the client uses (a test can supply one)."""
+
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assign: _Rebalance | None = None,
+        on_revoke: _Rebalance | None = None,
+        on_lost: _Rebalance | None = None,
+    ) -> None: ...
+
+    def poll(self, timeout: float = -1) -> Message | None: ...
+
+    def commit(
+        self, *, offsets: list[TopicPartition], asynchronous: Literal[False]
+    ) -> list[TopicPartition]: ...
+
+    def seek(self, partition: TopicPartition) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class OffsetTracker:
+    """Which offset each partition may commit, given the items still being handled.
+
+    A partition's commit position is its oldest outstanding item's offset,
+    or one past the last record consumed when none is outstanding. Records
+    skipped (other providers', copies) are done as soon as they are read.
+    """
+
+    def __init__(self) -> None:
+        """Track nothing yet."""
+        self._outstanding: dict[Partition, set[int]] = {}
+        self._next: dict[Partition, int] = {}
+        self._committed: dict[Partition, int] = {}
+
+    def consumed(self, topic: str, partition: int, offset: int, *, outstanding: bool) -> None:
+        """A record was read; ``outstanding`` when it was handed to the caller."""
+        key = (topic, partition)
+        self._next[key] = max(self._next.get(key, 0), offset + 1)
+        if outstanding:
+            self._outstanding.setdefault(key, set()).add(offset)
+
+    def done(self, topic: str, partition: int, offset: int) -> bool:
+        """The caller finished an item; False when it was not outstanding (e.g. revoked)."""
+        pending = self._outstanding.get((topic, partition))
+        if pending is None or offset not in pending:
+            return False
+        pending.discard(offset)
+        return True
+
+    def position(self, topic: str, partition: int) -> int | None:
+        """Where a restart should begin reading this partition; None if nothing was read."""
+        key = (topic, partition)
+        if key not in self._next:
+            return None
+        pending = self._outstanding.get(key)
+        return min(pending) if pending else self._next[key]
+
+    def committable(self, only: Iterable[Partition] | None = None) -> dict[Partition, int]:
+        """Positions that moved since the last commit (of the ``only`` partitions, if given)."""
+        keys = list(self._next) if only is None else [k for k in only if k in self._next]
+        moved: dict[Partition, int] = {}
+        for topic, partition in keys:
+            position = self.position(topic, partition)
+            if position is not None and position != self._committed.get((topic, partition)):
+                moved[(topic, partition)] = position
+        return moved
+
+    def committed(self, positions: Mapping[Partition, int]) -> None:
+        """These positions are now committed."""
+        self._committed.update(positions)
+
+    def outstanding(self) -> dict[Partition, set[int]]:
+        """The offsets handed out and not yet done, per partition (a copy)."""
+        return {key: set(offsets) for key, offsets in self._outstanding.items() if offsets}
+
+    def rewind(self, topic: str, partition: int) -> int | None:
+        """Give the partition's outstanding items back: the offset to read again from, if any.
+
+        Records after the oldest outstanding one are read again too (they
+        were done, but a consumer can only go back to one offset).
+        """
+        key = (topic, partition)
+        pending = self._outstanding.get(key)
+        if not pending:
+            return None
+        oldest = min(pending)
+        pending.clear()
+        self._next[key] = oldest
+        return oldest
+
+    def forget(self, partitions: Iterable[Partition]) -> None:
+        """The partitions were revoked: another consumer carries on from the committed offsets."""
+        for key in partitions:
+            self._outstanding.pop(key, None)
+            self._next.pop(key, None)
+            self._committed.pop(key, None)
+
+
+# --------------------------------------------------------------------------- the client
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _category(value: ServiceCategory | str) -> str:
+    """A category's topic part from an enum member, its value or its topic spelling."""
+    if isinstance(value, ServiceCategory):
+        part = value.topic_category
+    else:
+        text = value.strip()
+        try:
+            part = ServiceCategory(text.upper().replace("-", "_")).topic_category
+        except ValueError:
+            part = None
+    if part is None:
+        raise SdkValidationError(f"unknown service category {value!r}")
+    return part
+
+
+class ProviderClient:
+    """One provider's connection: its offers in, its answers out.
+
+    Not thread-safe on the consuming side (confluent-kafka consumers are
+    not): iterate :meth:`offers` in one thread. Answers may be sent from
+    any thread. Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        provider_id: UUID | str,
+        categories: Iterable[ServiceCategory | str],
+        settings: KafkaSettings,
+        *,
+        group_id: str | None = None,
+        transport: Transport | None = None,
+        source: str | None = None,
+        codec: Codec | None = None,
+        auto_ack: bool = True,
+        dedupe_capacity: int = DEFAULT_DEDUPE_CAPACITY,
+        poll_interval_s: float = 0.5,
+        commit_interval_s: float = 5.0,
+        clock: Callable[[], datetime] = _utc_now,
+        consumer_overrides: Mapping[str, Any] | None = None,
+        consumer: _Consumer | None = None,
+    ) -> None:
+        """Configure the client; nothing connects until :meth:`offers` or the first answer.
+
+        ``group_id`` defaults to ``<client_id>-provider-<provider_id>``: the
+        provider's own group, so its offsets are its alone and several
+        instances of the provider's system share the work. ``transport``
+        defaults to a :class:`KafkaTransport` on ``settings``; pass an
+        :class:`~connectors.transport.HttpTransport` to answer through the
+        intake API. ``source`` defaults to ``/providers/<provider_id>``.
+        ``consumer`` replaces the confluent-kafka consumer (tests); the
+        client subscribes it and closes it.
+        """
+        try:
+            self.provider_id = provider_id if isinstance(provider_id, UUID) else UUID(provider_id)
+        except ValueError:
+            raise SdkValidationError("provider_id must be a UUID") from None
+        parts = sorted({_category(category) for category in categories})
+        if not parts:
+            raise SdkValidationError("a provider client needs at least one service category")
+        self.settings = settings
+        self.topics = tuple(referral_topic(settings, part) for part in parts)
+        self.group_id = group_id or f"{settings.client_id}-provider-{self.provider_id}"
+        self.source = source or f"/providers/{self.provider_id}"
+        self.auto_ack = auto_ack
+        self.poll_interval_s = poll_interval_s
+        self.commit_interval_s = commit_interval_s
+        self.stats = ProviderStats()
+        self._codec = codec or Codec(settings, source=self.source)
+        self._transport = transport
+        self._owns_transport = transport is None
+        self._clock = clock
+        self._times = RememberedTimes()
+        self._dedupe = Deduplicator(dedupe_capacity)
+        self._offsets = OffsetTracker()
+        self._held: dict[tuple[str, int, int], tuple[Hashable, ...]] = {}
+        """De-duplication keys of the items handed out and not acknowledged."""
+        self._consumer: _Consumer | None = consumer
+        self._subscribed_yet = False
+        self._consumer_overrides = dict(consumer_overrides or {})
+        self._last_commit = time.monotonic()
+
+    # ------------------------------------------------------------------ receiving
+
+    @property
+    def transport(self) -> Transport:
+        """Where answers go (a Kafka transport is created on first use)."""
+        if self._transport is None:
+            self._transport = KafkaTransport(self.settings)
+        return self._transport
+
+    def _subscribed(self) -> _Consumer:
+        if self._consumer is None:
+            config = consumer_config(self.settings, self.group_id, logger=LIBRDKAFKA_LOG)
+            self._consumer = Consumer({**config, **self._consumer_overrides})
+        if not self._subscribed_yet:
+            self._consumer.subscribe(
+                list(self.topics), on_revoke=self._on_revoke, on_lost=self._on_lost
+            )
+            self._subscribed_yet = True
+        return self._consumer
+
+    def offers(
+        self, *, idle_timeout_s: float | None = None, max_items: int | None = None
+    ) -> Generator[Incoming, None, None]:
+        """Yield this provider's offers and cancellations, each once, oldest first per partition.
+
+        Runs until ``max_items`` were yielded or nothing arrived for
+        ``idle_timeout_s`` (forever by default). With ``auto_ack`` an item
+        is acknowledged when the next one is asked for; see the module
+        docstring for what that guarantees.
+        """
+        consumer = self._subscribed()
+        yielded = 0
+        quiet_since = time.monotonic()
+        while max_items is None or yielded < max_items:
+            if idle_timeout_s is not None and time.monotonic() - quiet_since > idle_timeout_s:
+                break
+            message = consumer.poll(self.poll_interval_s)
+            if message is None:
+                self._commit_if_due(force=True)
+                continue
+            item = self._accept(message)
+            quiet_since = time.monotonic()
+            if item is None:
+                self._commit_if_due()
+                continue
+            yielded += 1
+            self.stats.yielded += 1
+            yield item
+            if self.auto_ack:
+                self.ack(item)
+        self._commit_if_due(force=True)
+
+    def _accept(self, message: Message) -> Incoming | None:
+        """The item of one record, or None when it is an error, not ours, or a copy."""
+        error = message.error()
+        if error is not None:
+            if error.fatal():
+                raise SdkConsumeError(f"the consumer failed: {error.name()}")
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("sdk.consume.error", error=error.name(), reason=error.str())
+            return None
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        if topic is None or partition is None or offset is None:
+            return None
+        decoded = self._decode(message, topic, partition, offset)
+        return None if decoded is None else self._admit(decoded, topic, partition, offset)
+
+    def _decode(self, message: Message, topic: str, partition: int, offset: int) -> Decoded | None:
+        """The decoded record; None (and the record skipped, or re-read later) when it fails."""
+        try:
+            return self._codec.decode(
+                message.value(), message.headers(), topic=topic, key=message.key()
+            )
+        except RegistryUnavailableError:
+            # Not the record's fault: read it again after a pause.
+            log.warning("sdk.consume.registry_unavailable", topic=topic, partition=partition)
+            self._subscribed().seek(TopicPartition(topic, partition, offset))
+            time.sleep(self.poll_interval_s)
+        except DecodeError as exc:
+            self.stats.undecodable += 1
+            log.warning(
+                "sdk.consume.undecodable",
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                error=type(exc).__name__,
+            )
+            self._offsets.consumed(topic, partition, offset, outstanding=False)
+        return None
+
+    def _admit(self, decoded: Decoded, topic: str, partition: int, offset: int) -> Incoming | None:
+        """The item, if the record is addressed to this provider and not a copy."""
+        event = decoded.event
+        if (
+            not isinstance(event, ReferralOffered | ReferralCancelled)
+            or event.provider_id != self.provider_id
+        ):
+            self.stats.not_addressed += 1
+            self._offsets.consumed(topic, partition, offset, outstanding=False)
+            return None
+        envelope = decoded.envelope
+        keys = dedupe_keys(event, event_id=envelope.id, source=envelope.source)
+        if not self._dedupe.first_time(keys):
+            self.stats.duplicates += 1
+            log.info(
+                "sdk.consume.duplicate",
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                event_id=envelope.id,
+            )
+            self._offsets.consumed(topic, partition, offset, outstanding=False)
+            return None
+        self._offsets.consumed(topic, partition, offset, outstanding=True)
+        self._held[(topic, partition, offset)] = keys
+        return Incoming(event, envelope.id, envelope.source, topic, partition, offset)
+
+    def ack(self, item: Incoming) -> None:
+        """The caller handled ``item``: commit its offset (and any before it) now.
+
+        Acknowledging twice, or an item of a partition this client no longer
+        owns, does nothing.
+        """
+        self._held.pop((item.topic, item.partition, item.offset), None)
+        if self._offsets.done(item.topic, item.partition, item.offset):
+            self._commit({(item.topic, item.partition)})
+
+    def rewind(self) -> None:
+        """Give back every item not acknowledged: the next :meth:`offers` yields them again.
+
+        For a caller whose handler failed and that wants to carry on with
+        the same client (instead of restarting, which has the same effect).
+        Records between a partition's oldest unacknowledged item and where
+        reading had got to are read again; those already yielded and
+        acknowledged are dropped as copies.
+        """
+        if self._consumer is None:
+            return
+        for topic, partition in self._offsets.outstanding():
+            oldest = self._offsets.rewind(topic, partition)
+            if oldest is not None:
+                self._consumer.seek(TopicPartition(topic, partition, oldest))
+            self._release({(topic, partition)})
+
+    def _release(self, partitions: set[Partition]) -> None:
+        """Forget the de-duplication keys of unacknowledged items of ``partitions``."""
+        for where in [w for w in self._held if (w[0], w[1]) in partitions]:
+            self._dedupe.forget(self._held.pop(where))
+
+    def commit(self) -> None:
+        """Commit every partition's position now (what :meth:`close` does too)."""
+        self._commit(None)
+
+    def _commit_if_due(self, *, force: bool = False) -> None:
+        if force or time.monotonic() - self._last_commit >= self.commit_interval_s:
+            self._commit(None)
+
+    def _commit(self, only: set[Partition] | None) -> None:
+        if self._consumer is None:
+            return
+        positions = self._offsets.committable(only)
+        if not positions:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # Not fatal for at-least-once: the next commit carries the same positions.
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            log.warning("sdk.consume.commit_failed", error=error.name() if error else str(exc))
+            return
+        self._offsets.committed(positions)
+        self._last_commit = time.monotonic()
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Commit what was handled before another consumer takes the partitions over."""
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        self._commit(revoked)
+        self._release(revoked)
+        self._offsets.forget(revoked)
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Partitions lost without a clean hand-over: commits would fail, just forget them."""
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        self._release(lost)
+        self._offsets.forget(lost)
+
+    # ------------------------------------------------------------------ answering
+
+    def accept(
+        self, offer: Incoming | ReferralOffered | OfferRef, *, occurred_at: datetime | None = None
+    ) -> str:
+        """``referral.accepted``: the provider takes the referral."""
+        return self._answer(ReferralAccepted, offer, occurred_at)
+
+    def decline(
+        self,
+        offer: Incoming | ReferralOffered | OfferRef,
+        reason: DeclineReason | str,
+        *,
+        occurred_at: datetime | None = None,
+    ) -> str:
+        """``referral.declined`` with a reason code; the router offers it to the next provider."""
+        return self._answer(ReferralDeclined, offer, occurred_at, reason=reason)
+
+    def start(
+        self, offer: Incoming | ReferralOffered | OfferRef, *, occurred_at: datetime | None = None
+    ) -> str:
+        """``referral.started``: service delivery began (after accepting)."""
+        return self._answer(ReferralStarted, offer, occurred_at)
+
+    def complete(
+        self,
+        offer: Incoming | ReferralOffered | OfferRef,
+        outcome: ReferralOutcome | str = ReferralOutcome.SERVICE_PROVIDED,
+        *,
+        occurred_at: datetime | None = None,
+    ) -> str:
+        """``referral.completed`` with how the service ended."""
+        return self._answer(ReferralCompleted, offer, occurred_at, outcome=outcome)
+
+    def fail(
+        self,
+        offer: Incoming | ReferralOffered | OfferRef,
+        reason: FailureReason | str,
+        *,
+        occurred_at: datetime | None = None,
+    ) -> str:
+        """``referral.failed``: an accepted or started service could not be delivered."""
+        return self._answer(ReferralFailed, offer, occurred_at, reason=reason)
+
+    def ref(self, offer: Incoming | ReferralOffered | OfferRef) -> OfferRef:
+        """The reference of an offer made to this provider.
+
+        Raises :class:`SdkValidationError` for a cancellation and
+        :class:`SdkNotAddressedError` for another provider's offer.
+        """
+        if isinstance(offer, OfferRef):
+            return offer
+        event = offer.event if isinstance(offer, Incoming) else offer
+        if not isinstance(event, ReferralOffered):
+            raise SdkValidationError("only an offer can be answered, not a cancellation")
+        if event.provider_id != self.provider_id:
+            raise SdkNotAddressedError("this offer was made to another provider")
+        return OfferRef.of(event)
+
+    def build_answer(
+        self,
+        model: type[_ANSWER],
+        offer: Incoming | ReferralOffered | OfferRef,
+        *,
+        occurred_at: datetime | None = None,
+        **fields: Any,
+    ) -> tuple[_ANSWER, str]:
+        """The answer event and its deterministic CloudEvents id, without sending it.
+
+        Without ``occurred_at``, an answer given before in this process keeps
+        its first time, so that answering again is the very same event (the
+        intake API would call the same id with another time a conflict).
+        """
+        ref = self.ref(offer)
+        event_id = answer_id(self.provider_id, ref, model.event_type)
+        try:
+            event = model(
+                survivor_id=ref.survivor_id,
+                occurred_at=self._times.resolve(event_id, occurred_at, self._clock),
+                referral_id=ref.referral_id,
+                provider_id=self.provider_id,
+                attempt=ref.attempt,
+                **fields,
+            )
+        except ValidationError as exc:
+            raise invalid_event(model, exc) from None
+        return event, event_id
+
+    def _answer(
+        self,
+        model: type[_ANSWER],
+        offer: Incoming | ReferralOffered | OfferRef,
+        occurred_at: datetime | None,
+        **fields: Any,
+    ) -> str:
+        event, event_id = self.build_answer(model, offer, occurred_at=occurred_at, **fields)
+        return self.transport.publish(event, event_id=event_id, source=self.source)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Commit what was handled, leave the group, flush answers."""
+        try:
+            if self._consumer is not None:
+                self.commit()
+                self._consumer.close()
+                self._consumer = None
+                self._subscribed_yet = False
+        finally:
+            if self._owns_transport and self._transport is not None:
+                self._transport.close()
+
+    def __enter__(self) -> ProviderClient:
+        """Use as a context manager to close on exit."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Commit, leave the group, flush."""
+        self.close()

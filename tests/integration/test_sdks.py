@@ -1,0 +1,324 @@
+"""The agency and provider SDKs against a real broker.
+
+The agency SDK writes every agency event type to the intake topic, and a
+re-published id stays the same id on the wire. The provider SDK reads only
+its own offers, each once, answers onto provider-responses under the
+survivor's key, and after a restart in the same group does not see again
+what it acknowledged.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from uuid import UUID
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Message, Producer
+
+from connectors.agency_sdk import AgencyClient
+from connectors.exceptions import SdkRetriesExhaustedError, SdkTransientError
+from connectors.provider_sdk import Incoming, OfferRef, ProviderClient, answer_id
+from connectors.transport import KafkaTransport, RetryPolicy
+from schemas.models import (
+    Event,
+    ReferralAccepted,
+    ReferralCancelled,
+    ReferralOffered,
+)
+from schemas.types import (
+    Actor,
+    AgeGroup,
+    CancelReason,
+    CaseOutcome,
+    Gender,
+    RiskLevel,
+    ServiceCategory,
+    Urgency,
+)
+from streams.clients import consumer_config, producer_config
+from streams.codec import Codec
+from streams.provisioning import provision
+from streams.settings import KafkaSettings
+from streams.topics import referral_topic
+from tests.integration.conftest import free_port
+from tests.unit.domain_builders import (
+    AGENCY,
+    T0,
+    cancelled,
+    closed,
+    consent,
+    identified,
+    request,
+    risk,
+    uid,
+    withdrawal,
+)
+
+pytestmark = [pytest.mark.integration]
+
+HOUSING = ServiceCategory.HOUSING
+
+
+@pytest.fixture
+def settings(bootstrap: str) -> KafkaSettings:
+    """A namespace of the test's own, with every catalog topic provisioned."""
+    ns = KafkaSettings(bootstrap_servers=bootstrap, topic_namespace=f"sdk-{uuid.uuid4().hex[:12]}")
+    provision(ns)
+    return ns
+
+
+def read(settings: KafkaSettings, topic: str, count: int, timeout_s: float = 30) -> list[Message]:
+    """The first ``count`` records of ``topic`` (fewer if they do not come in time)."""
+    consumer = Consumer(consumer_config(settings, f"reader-{uuid.uuid4().hex}"))
+    consumer.subscribe([topic])
+    records: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(records) < count and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                assert error.code() == KafkaError._PARTITION_EOF, error
+                continue
+            records.append(message)
+    finally:
+        consumer.close()
+    return records
+
+
+def offer(
+    provider: UUID, referral: UUID, attempt: int = 1, survivor: UUID | None = None
+) -> ReferralOffered:
+    """A ``referral.offered`` as the router writes it (see processors/moves.py)."""
+    return ReferralOffered(
+        survivor_id=survivor or uid(f"survivor-of-{referral}"),
+        occurred_at=T0,
+        referral_id=referral,
+        provider_id=provider,
+        category=HOUSING,
+        urgency=Urgency.ROUTINE,
+        score=0.75,
+        reasons=("language:en", "jurisdiction:nl"),
+        attempt=attempt,
+        deadline=T0 + timedelta(hours=72),
+    )
+
+
+def forwarded_cancel(provider: UUID, referral: UUID) -> ReferralCancelled:
+    """The router's copy of a cancellation, addressed to the provider holding the offer."""
+    return ReferralCancelled(
+        survivor_id=uid(f"survivor-of-{referral}"),
+        occurred_at=T0,
+        referral_id=referral,
+        reason=CancelReason.CONSENT_WITHDRAWN,
+        cancelled_by=Actor.AGENCY,
+        provider_id=provider,
+        category=HOUSING,
+    )
+
+
+def route(settings: KafkaSettings, records: list[tuple[Event, str]]) -> None:
+    """Write offers and cancellations to the housing topic as the router does."""
+    codec = Codec(settings, source="/safepassage/router")
+    topic = referral_topic(settings, "housing")
+    producer = Producer(producer_config(settings))
+    for event, ce_id in records:
+        record = codec.encode(event, topic, event_id=ce_id)
+        producer.produce(topic, key=record.key, value=record.value, headers=list(record.headers))
+    assert producer.flush(30) == 0
+
+
+def take(client: ProviderClient, count: int, idle_timeout_s: float = 20) -> list[Incoming]:
+    """Up to ``count`` items, acknowledging none (the client is built with auto_ack off)."""
+    return list(client.offers(idle_timeout_s=idle_timeout_s, max_items=count))
+
+
+# --------------------------------------------------------------------------- agency SDK
+
+
+def test_agency_sdk_over_kafka_publishes_every_agency_event(settings: KafkaSettings) -> None:
+    sid, rid = uid(f"sdk-survivor-{settings.topic_namespace}"), uid("sdk-referral")
+    expected = [
+        ("identify-1", identified(sid)),
+        ("consent-1", consent(sid, categories=(HOUSING,))),
+        ("risk-1", risk(sid, RiskLevel.HIGH)),
+        ("request-1", request(sid, rid)),
+        ("cancel-1", cancelled(sid, rid)),
+        ("withdraw-1", withdrawal(sid)),
+        ("close-1", closed(sid)),
+    ]
+    with AgencyClient.over_kafka(AGENCY, settings) as client:
+        ids = [
+            client.identify_survivor(
+                sid,
+                jurisdiction="NL",
+                age_group=AgeGroup.ADULT,
+                languages=["en"],
+                gender=Gender.FEMALE,
+                occurred_at=T0,
+                event_id="identify-1",
+            ),
+            client.grant_consent(
+                sid,
+                consent_id=uid(f"consent:{sid}"),
+                categories=[HOUSING],
+                cross_border_allowed=False,
+                occurred_at=T0,
+                event_id="consent-1",
+            ),
+            client.assess_risk(sid, level=RiskLevel.HIGH, occurred_at=T0, event_id="risk-1"),
+            client.request_referral(
+                sid,
+                referral_id=rid,
+                category=HOUSING,
+                urgency=Urgency.ROUTINE,
+                jurisdiction="NL",
+                occurred_at=T0,
+                event_id="request-1",
+            ),
+            client.cancel_referral(sid, referral_id=rid, occurred_at=T0, event_id="cancel-1"),
+            client.withdraw_consent(
+                sid, consent_id=uid(f"consent:{sid}"), occurred_at=T0, event_id="withdraw-1"
+            ),
+            client.close_case(
+                sid, outcome=CaseOutcome.SUPPORT_COMPLETED, occurred_at=T0, event_id="close-1"
+            ),
+        ]
+        # A caller retrying its logical "close case" step passes the same id again.
+        again = client.close_case(
+            sid, outcome=CaseOutcome.SUPPORT_COMPLETED, occurred_at=T0, event_id="close-1"
+        )
+
+    assert ids == [ce_id for ce_id, _ in expected]
+    assert again == "close-1"
+    intake = f"{settings.topic_namespace}.intake.v1"
+    records = read(settings, intake, len(expected) + 1)
+    codec = Codec(settings, source="/test/reader")
+    decoded = [codec.decode(r.value(), r.headers(), topic=intake, key=r.key()) for r in records]
+    # One survivor, one partition: the order is the order of the calls.
+    assert [(d.envelope.id, d.event) for d in decoded] == [*expected, expected[-1]]
+    assert {d.envelope.source for d in decoded} == {f"/agencies/{AGENCY}"}
+    assert {r.key() for r in records} == {str(sid).encode()}
+    # The retry is a second record with the same CloudEvents id: the platform
+    # (the router's idempotency window on source + id) drops it downstream.
+    assert records[-1].offset() != records[-2].offset()
+    assert decoded[-1].envelope.id == decoded[-2].envelope.id == "close-1"
+
+
+# --------------------------------------------------------------------------- provider SDK
+
+
+def test_provider_sdk_yields_its_own_offers_once_answers_and_resumes(
+    settings: KafkaSettings,
+) -> None:
+    provider_a, provider_b = uid("sdk-provider-a"), uid("sdk-provider-b")
+    r1, r2, r3, r4 = (uid(f"sdk-r{n}") for n in range(1, 5))
+    a1, b1, a2 = offer(provider_a, r1), offer(provider_b, r2), offer(provider_a, r3, attempt=2)
+    route(
+        settings,
+        [
+            (a1, "offer-a1"),
+            (b1, "offer-b1"),
+            (a1, "offer-a1"),  # the router re-published after a crash: same record again
+            (a2, "offer-a2"),
+            (forwarded_cancel(provider_b, r2), "cancel-b1"),
+            (forwarded_cancel(provider_a, r4), "cancel-a4"),
+            (forwarded_cancel(provider_a, r4), "cancel-a4-copy"),  # same fact, another id
+        ],
+    )
+    group = f"provider-a-{uuid.uuid4().hex[:8]}"
+    client = ProviderClient(provider_a, ["housing"], settings, group_id=group, auto_ack=False)
+    try:
+        items = take(client, 3)
+        assert [(i.event_id, type(i.event).__name__) for i in items] == [
+            ("offer-a1", "ReferralOffered"),
+            ("offer-a2", "ReferralOffered"),
+            ("cancel-a4", "ReferralCancelled"),
+        ]
+        assert [i.event for i in items[:2]] == [a1, a2]
+        assert take(client, 1, idle_timeout_s=3) == []  # nothing else: the copies were dropped
+        assert (client.stats.duplicates, client.stats.not_addressed) == (2, 2)
+
+        ce_id = client.accept(items[0])
+        client.ack(items[0])
+    finally:
+        client.close()
+
+    responses = f"{settings.topic_namespace}.provider-responses.v1"
+    [record] = read(settings, responses, 1)
+    assert record.key() == str(a1.survivor_id).encode()
+    answer = Codec(settings, source="/test/reader").decode(
+        record.value(), record.headers(), topic=responses, key=record.key()
+    )
+    assert isinstance(answer.event, ReferralAccepted)
+    assert answer.event.provider_id == provider_a
+    assert (answer.event.referral_id, answer.event.attempt) == (r1, 1)
+    assert (
+        answer.envelope.id == ce_id == answer_id(provider_a, OfferRef.of(a1), "referral.accepted")
+    )
+    assert answer.envelope.source == f"/providers/{provider_a}"
+
+    # A restart in the same group: the acknowledged offer does not come again,
+    # the two that were handed out but not acknowledged do.
+    restarted = ProviderClient(provider_a, ["housing"], settings, group_id=group, auto_ack=False)
+    try:
+        again = take(restarted, 2)
+        assert take(restarted, 1, idle_timeout_s=3) == []
+    finally:
+        restarted.close()
+    assert [i.event_id for i in again] == ["offer-a2", "cancel-a4"]
+
+
+def test_auto_ack_acknowledges_an_item_when_the_next_is_asked_for(
+    settings: KafkaSettings,
+) -> None:
+    provider_a = uid("sdk-auto-a")
+    offers = [offer(provider_a, uid(f"sdk-auto-r{n}")) for n in range(3)]
+    route(settings, [(event, f"auto-{n}") for n, event in enumerate(offers)])
+    group = f"provider-auto-{uuid.uuid4().hex[:8]}"
+
+    def first_two(client: ProviderClient) -> Iterator[str]:
+        for item in client.offers(idle_timeout_s=20):
+            yield item.event_id
+            if item.event_id == "auto-1":
+                return  # leave the loop holding auto-1: it is not acknowledged
+
+    client = ProviderClient(provider_a, ["housing"], settings, group_id=group)
+    try:
+        assert list(first_two(client)) == ["auto-0", "auto-1"]
+        # The same client hands auto-1 back after rewind(), without a restart;
+        # taking one item and not asking for the next leaves it unacknowledged.
+        client.rewind()
+        assert next(client.offers(idle_timeout_s=10)).event_id == "auto-1"
+    finally:
+        client.close()
+
+    # auto-0 was acknowledged (the loop asked for auto-1); auto-1 never was.
+    restarted = ProviderClient(provider_a, ["housing"], settings, group_id=group)
+    try:
+        rest = [i.event_id for i in restarted.offers(idle_timeout_s=15, max_items=2)]
+    finally:
+        restarted.close()
+    assert rest == ["auto-1", "auto-2"]
+
+
+def test_an_unreachable_broker_is_transient_and_retried_under_the_same_id() -> None:
+    """librdkafka's own verdict (``_MSG_TIMED_OUT``) on a port nobody listens on."""
+    settings = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}", topic_namespace="gone")
+    waits: list[float] = []
+    policy = RetryPolicy(max_attempts=2, initial_wait_s=0, max_wait_s=0, sleep=waits.append)
+    transport = KafkaTransport(settings, retry=policy, delivery_timeout_s=1.0)
+    client = AgencyClient(AGENCY, transport)
+
+    with pytest.raises(SdkRetriesExhaustedError) as caught:
+        client.close_case(uid("nobody"), outcome=CaseOutcome.OTHER, event_id="close-gone")
+
+    assert caught.value.attempts == 2 and waits == [0.0]
+    assert caught.value.event_ids == ("close-gone",)
+    assert isinstance(caught.value.__cause__, SdkTransientError)
+    assert "MSG_TIMED_OUT" in str(caught.value.__cause__)

@@ -1,0 +1,1240 @@
+"""The agency and provider SDKs without a broker or a server.
+
+Event building and validation, which failures are retried, the HTTP
+transport against httpx's own test transport (CloudEvents structured
+mode, problem+json, Retry-After), the Kafka transport's retry and ordering
+logic with a scripted stand-in for the producer, and the provider side's
+pure de-duplication and offset bookkeeping.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from confluent_kafka import KafkaError, Message, TopicPartition
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tenacity import RetryCallState, Retrying
+
+from connectors.agency_sdk import AgencyClient, build_event
+from connectors.exceptions import (
+    SdkNotAddressedError,
+    SdkRejectedError,
+    SdkRetriesExhaustedError,
+    SdkTransientError,
+    SdkValidationError,
+)
+from connectors.provider_sdk import (
+    Deduplicator,
+    Incoming,
+    OfferRef,
+    OffsetTracker,
+    ProviderClient,
+    answer_id,
+    dedupe_keys,
+)
+from connectors.transport import (
+    BATCH_CONTENT_TYPE,
+    STRUCTURED_CONTENT_TYPE,
+    HttpTransport,
+    KafkaTransport,
+    Outgoing,
+    RetryPolicy,
+    kafka_error_is_transient,
+    parse_retry_after,
+    structured_cloudevent,
+)
+from schemas.models import (
+    CaseClosed,
+    ConsentGranted,
+    ConsentWithdrawn,
+    Event,
+    ReferralAccepted,
+    ReferralCancelled,
+    ReferralCompleted,
+    ReferralDeclined,
+    ReferralFailed,
+    ReferralOffered,
+    ReferralRequested,
+    ReferralStarted,
+    RiskAssessed,
+    SurvivorEvent,
+    SurvivorIdentified,
+    model_for,
+)
+from schemas.types import (
+    Actor,
+    AgeBand,
+    AgeGroup,
+    CancelReason,
+    CaseOutcome,
+    DeclineReason,
+    FailureReason,
+    Gender,
+    ImmediateNeed,
+    ReferralOutcome,
+    RiskLevel,
+    SealAlgorithm,
+    Sealed,
+    ServiceCategory,
+    Urgency,
+)
+from streams.codec import CE_ID, Codec
+from streams.settings import KafkaSettings
+from tests.unit.domain_builders import AGENCY, T0, closed, identified, uid
+
+SID = uid("survivor")
+RID = uid("referral")
+PROVIDER_A = uid("provider-a")
+PROVIDER_B = uid("provider-b")
+NO_WAIT = RetryPolicy(initial_wait_s=0, max_wait_s=0, max_attempts=5)
+
+
+@dataclass
+class Recorder:
+    """A transport that keeps what it is given (the SDK's side of the interface only)."""
+
+    sent: list[Outgoing] = field(default_factory=list)
+    closed: bool = False
+
+    def publish(self, event: Event, *, event_id: str, source: str) -> str:
+        self.sent.append(Outgoing(event, event_id, source))
+        return event_id
+
+    def publish_many(self, items: Sequence[Outgoing]) -> list[str]:
+        self.sent.extend(items)
+        return [item.event_id for item in items]
+
+    async def publish_async(self, event: Event, *, event_id: str, source: str) -> str:
+        return self.publish(event, event_id=event_id, source=source)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def agency(transport: Any = None) -> tuple[AgencyClient, Recorder]:
+    recorder = transport or Recorder()
+    return AgencyClient(AGENCY, recorder, clock=lambda: T0), recorder
+
+
+def offer(provider: UUID = PROVIDER_A, attempt: int = 1, rid: UUID = RID) -> ReferralOffered:
+    """A ``referral.offered`` as the router writes it."""
+    return ReferralOffered(
+        survivor_id=SID,
+        occurred_at=T0,
+        referral_id=rid,
+        provider_id=provider,
+        category=ServiceCategory.HOUSING,
+        urgency=Urgency.ROUTINE,
+        score=0.8,
+        reasons=("language:en",),
+        attempt=attempt,
+        deadline=T0 + timedelta(hours=72),
+    )
+
+
+# --------------------------------------------------------------------------- agency SDK: events
+
+
+AGENCY_CALLS: dict[str, tuple[str, dict[str, Any], type[Event]]] = {
+    "identify": (
+        "identify_survivor",
+        {
+            "jurisdiction": "NL",
+            "age_group": AgeGroup.ADULT,
+            "languages": ["en", "ro"],
+            "gender": Gender.FEMALE,
+            "age_band": AgeBand.FROM_25_TO_34,
+        },
+        SurvivorIdentified,
+    ),
+    "consent": (
+        "grant_consent",
+        {
+            "consent_id": uid("consent"),
+            "categories": [ServiceCategory.HOUSING, "HEALTH"],
+            "cross_border_allowed": False,
+        },
+        ConsentGranted,
+    ),
+    "withdraw": ("withdraw_consent", {"consent_id": uid("consent")}, ConsentWithdrawn),
+    "risk": (
+        "assess_risk",
+        {"level": RiskLevel.HIGH, "immediate_needs": [ImmediateNeed.EMERGENCY_SHELTER]},
+        RiskAssessed,
+    ),
+    "request": (
+        "request_referral",
+        {
+            "referral_id": RID,
+            "category": ServiceCategory.HOUSING,
+            "urgency": Urgency.PRIORITY,
+            "jurisdiction": "NL",
+            "languages": ["en"],
+        },
+        ReferralRequested,
+    ),
+    "cancel": ("cancel_referral", {"referral_id": RID}, ReferralCancelled),
+    "close": ("close_case", {"outcome": CaseOutcome.SUPPORT_COMPLETED}, CaseClosed),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AGENCY_CALLS))
+def test_each_agency_method_builds_its_event_with_the_agency_identity(name: str) -> None:
+    method, kwargs, model = AGENCY_CALLS[name]
+    client, sent = agency()
+
+    ce_id = getattr(client, method)(str(SID), **kwargs)
+
+    [item] = sent.sent
+    assert type(item.event) is model
+    assert isinstance(item.event, SurvivorEvent)
+    assert item.event.survivor_id == SID
+    assert item.event.occurred_at == T0
+    assert item.source == f"/agencies/{AGENCY}"
+    assert item.event_id == ce_id
+    assert UUID(ce_id).version == 4
+    if hasattr(item.event, "agency_id"):
+        assert item.event.agency_id == AGENCY
+
+
+def test_a_caller_retrying_passes_its_own_id_and_gets_the_same_event() -> None:
+    client, sent = agency()
+    for _ in range(2):
+        client.close_case(SID, outcome="TRANSFERRED", event_id="case-close-42", occurred_at=T0)
+    first, second = sent.sent
+    assert first == second
+    assert first.event_id == "case-close-42"
+
+
+def test_an_id_passed_again_keeps_its_first_time_so_the_retry_is_the_same_event() -> None:
+    """The intake API would answer the same id with another ``occurred_at`` with a 409."""
+    ticks = iter(T0 + timedelta(seconds=n) for n in range(10))
+    recorder = Recorder()
+    client = AgencyClient(AGENCY, recorder, clock=lambda: next(ticks))
+    client.close_case(SID, outcome="OTHER", event_id="job-1")
+    client.close_case(SID, outcome="OTHER", event_id="job-1")
+    client.close_case(SID, outcome="OTHER")
+    first, retried, fresh = recorder.sent
+    assert retried == first and first.event.occurred_at == T0
+    assert fresh.event.occurred_at == T0 + timedelta(seconds=1)
+
+
+def test_request_referral_puts_the_requirements_together() -> None:
+    client, sent = agency()
+    client.request_referral(
+        SID,
+        referral_id=RID,
+        category="LEGAL_AID",
+        urgency="EMERGENCY",
+        jurisdiction="BE",
+        gender_specific=True,
+        child_specialised=True,
+    )
+    event = sent.sent[0].event
+    assert isinstance(event, ReferralRequested)
+    assert event.category is ServiceCategory.LEGAL_AID
+    assert event.requirements.jurisdiction == "BE"
+    assert event.requirements.child_specialised and event.requirements.gender_specific
+    assert not event.requirements.accessibility
+
+
+def test_cancel_referral_is_by_the_agency_without_a_provider() -> None:
+    client, sent = agency()
+    client.cancel_referral(SID, referral_id=RID, reason=CancelReason.SURVIVOR_REQUEST)
+    event = sent.sent[0].event
+    assert isinstance(event, ReferralCancelled)
+    assert event.cancelled_by is Actor.AGENCY
+    assert event.provider_id is None and event.category is None
+
+
+def test_invalid_fields_raise_a_typed_error_before_anything_is_sent() -> None:
+    client, sent = agency()
+    with pytest.raises(SdkValidationError) as caught:
+        client.identify_survivor(
+            SID,
+            jurisdiction="Netherlands",
+            age_group=AgeGroup.ADULT,
+            languages=["English"],
+            gender=Gender.FEMALE,
+        )
+    assert sent.sent == []
+    assert isinstance(caught.value, ValueError)
+    locs = {error["loc"] for error in caught.value.errors}
+    assert {"jurisdiction", "languages.0"} <= locs
+    # Values never appear in the message: they may be personal data.
+    assert "Netherlands" not in str(caught.value) and "English" not in str(caught.value)
+
+
+def test_a_band_contradicting_the_age_group_is_refused() -> None:
+    client, sent = agency()
+    with pytest.raises(SdkValidationError, match=r"survivor\.identified"):
+        client.identify_survivor(
+            SID,
+            jurisdiction="NL",
+            age_group=AgeGroup.ADULT,
+            age_band=AgeBand.FROM_12_TO_15,
+            languages=["en"],
+            gender=Gender.FEMALE,
+        )
+    assert sent.sent == []
+
+
+def test_bad_requirements_and_bad_ids_are_validation_errors() -> None:
+    client, sent = agency()
+    with pytest.raises(SdkValidationError) as caught:
+        client.request_referral(
+            SID, referral_id=RID, category="HOUSING", urgency="ROUTINE", jurisdiction="nl"
+        )
+    assert caught.value.errors[0]["loc"] == "jurisdiction"
+    with pytest.raises(SdkValidationError):
+        client.close_case("not-a-uuid", outcome="OTHER")
+    with pytest.raises(SdkValidationError):
+        client.close_case(SID, outcome="OTHER", event_id="has a space")
+    with pytest.raises(SdkValidationError):
+        client.close_case(SID, outcome="OTHER", event_id="")
+    assert sent.sent == []
+
+
+def test_an_agency_publishes_only_its_own_agency_events() -> None:
+    client, sent = agency()
+    with pytest.raises(SdkValidationError, match="not an agency event"):
+        client.publish(offer())
+    other = build_event(
+        CaseClosed,
+        survivor_id=SID,
+        occurred_at=T0,
+        agency_id="agency:be-ngo",
+        outcome=CaseOutcome.OTHER,
+    )
+    with pytest.raises(SdkValidationError, match="another agency"):
+        client.publish(other)
+    with pytest.raises(SdkValidationError):
+        AgencyClient("has spaces", Recorder())
+    assert sent.sent == []
+
+
+def test_build_event_gives_the_sdk_error_type() -> None:
+    with pytest.raises(SdkValidationError) as caught:
+        build_event(CaseClosed, survivor_id=SID, occurred_at=T0, agency_id=AGENCY)
+    assert caught.value.errors[0]["loc"] == "outcome"
+
+
+def test_publish_many_checks_everything_first_and_pairs_ids() -> None:
+    client, sent = agency()
+    events = [identified(SID), closed(SID)]
+    assert client.publish_many(events, event_ids=["a-1", "a-2"]) == ["a-1", "a-2"]
+    with pytest.raises(SdkValidationError):
+        client.publish_many(events, event_ids=["only-one"])
+    with pytest.raises(SdkValidationError):
+        client.publish_many([closed(SID), offer()])
+    assert [item.event_id for item in sent.sent] == ["a-1", "a-2"]
+
+
+async def test_publish_async_goes_through_the_transport() -> None:
+    client, sent = agency()
+    ce_id = await client.publish_async(closed(SID), event_id="async-1")
+    assert ce_id == "async-1" and sent.sent[0].event_id == "async-1"
+
+
+def test_the_client_closes_its_transport() -> None:
+    recorder = Recorder()
+    with AgencyClient(AGENCY, recorder):
+        pass
+    assert recorder.closed
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def test_transient_kafka_errors() -> None:
+    transient = [
+        KafkaError(KafkaError._MSG_TIMED_OUT),
+        KafkaError(KafkaError._TRANSPORT),
+        KafkaError(KafkaError.BROKER_NOT_AVAILABLE),
+        KafkaError(KafkaError.NOT_ENOUGH_REPLICAS),
+        KafkaError(KafkaError._ALL_BROKERS_DOWN),
+        KafkaError(KafkaError.UNKNOWN, retriable=True),
+    ]
+    permanent = [
+        KafkaError(KafkaError.MSG_SIZE_TOO_LARGE),
+        KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED),
+        KafkaError(KafkaError._INVALID_ARG),
+        KafkaError(KafkaError._MSG_TIMED_OUT, fatal=True),
+        KafkaError(KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER, fatal=True, retriable=True),
+    ]
+    assert all(kafka_error_is_transient(error) for error in transient)
+    assert not any(kafka_error_is_transient(error) for error in permanent)
+
+
+def test_the_policy_retries_transient_errors_only() -> None:
+    waits: list[float] = []
+    policy = RetryPolicy(initial_wait_s=0, max_wait_s=0, max_attempts=4, sleep=waits.append)
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise SdkTransientError("busy", event_ids=("x",))
+        return "ok"
+
+    assert policy.run(flaky, event_ids=("x",)) == "ok"
+    assert len(calls) == 3 and waits == [0.0, 0.0]
+
+    calls.clear()
+
+    def refused() -> None:
+        calls.append(1)
+        raise SdkRejectedError("no", status=400)
+
+    with pytest.raises(SdkRejectedError):
+        policy.run(refused, event_ids=("x",))
+    assert len(calls) == 1
+
+
+def test_the_policy_gives_up_with_the_last_error_as_cause() -> None:
+    policy = RetryPolicy(initial_wait_s=0, max_wait_s=0, max_attempts=3, sleep=lambda _: None)
+
+    def down() -> None:
+        raise SdkTransientError("still down", event_ids=("e-1",))
+
+    with pytest.raises(SdkRetriesExhaustedError) as caught:
+        policy.run(down, event_ids=("e-1",))
+    assert caught.value.attempts == 3
+    assert caught.value.event_ids == ("e-1",)
+    assert isinstance(caught.value.__cause__, SdkTransientError)
+
+
+def test_backoff_is_exponential_with_full_jitter_and_bounded() -> None:
+    policy = RetryPolicy(initial_wait_s=1.0, max_wait_s=4.0)
+
+    def state(attempt: int) -> RetryCallState:
+        retry_state = RetryCallState(Retrying(), lambda: None, (), {})
+        retry_state.attempt_number = attempt
+        retry_state.set_exception((SdkTransientError, SdkTransientError("x"), None))
+        return retry_state
+
+    for attempt in range(1, 8):
+        waits = [policy.wait(state(attempt)) for _ in range(50)]
+        assert all(0 <= w <= min(4.0, 2 ** (attempt - 1)) for w in waits)
+    assert len({policy.wait(state(3)) for _ in range(20)}) > 1  # jittered
+
+
+def test_a_longer_retry_after_than_the_policy_allows_stops_at_once() -> None:
+    waits: list[float] = []
+    policy = RetryPolicy(initial_wait_s=0, max_retry_after_s=30, sleep=waits.append)
+    calls: list[int] = []
+
+    def throttled() -> None:
+        calls.append(1)
+        raise SdkTransientError("slow down", retry_after=3600, status=429)
+
+    with pytest.raises(SdkRetriesExhaustedError):
+        policy.run(throttled, event_ids=("x",))
+    assert len(calls) == 1 and waits == []
+
+
+def test_parse_retry_after() -> None:
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(" 0 ") == 0.0
+    assert parse_retry_after("Thu, 01 Jan 2026 12:00:30 GMT", now=now) == 30.0
+    assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("-5") is None
+    assert parse_retry_after(None) is None
+
+
+# --------------------------------------------------------------------------- HTTP transport
+
+
+class Server:
+    """Scripted intake API answers for httpx.MockTransport, keeping every request."""
+
+    def __init__(self, *answers: httpx.Response | Exception) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def bodies(self) -> list[Any]:
+        return [json.loads(request.content) for request in self.requests]
+
+
+def accepted() -> httpx.Response:
+    return httpx.Response(202, json={"id": "ignored"})
+
+
+def problem(status: int, title: str, detail: str, **more: Any) -> httpx.Response:
+    body: dict[str, Any] = {"type": f"https://safepassage.example/problems/{status}"}
+    body["title"] = title
+    body |= {"status": status, "detail": detail, **more}
+    return httpx.Response(
+        status, content=json.dumps(body), headers={"Content-Type": "application/problem+json"}
+    )
+
+
+def http(server: Server, **kwargs: Any) -> tuple[HttpTransport, list[float]]:
+    waits: list[float] = []
+    policy = RetryPolicy(initial_wait_s=0, max_wait_s=0, max_attempts=5, sleep=waits.append)
+    transport = HttpTransport(
+        "https://intake.example.org/api",
+        "sk-agency-123",
+        retry=policy,
+        http_transport=httpx.MockTransport(server),
+        **kwargs,
+    )
+    return transport, waits
+
+
+def test_http_posts_a_structured_cloudevent_with_the_api_key() -> None:
+    server = Server(accepted())
+    transport, _ = http(server)
+    client = AgencyClient(AGENCY, transport, clock=lambda: T0)
+
+    ce_id = client.grant_consent(
+        SID,
+        consent_id=uid("consent"),
+        categories=[ServiceCategory.HOUSING],
+        cross_border_allowed=True,
+        jurisdictions=["NL", "BE"],
+        expires_at=T0 + timedelta(days=90),
+        event_id="consent-1",
+    )
+
+    assert ce_id == "consent-1"
+    [request] = server.requests
+    assert request.method == "POST"
+    assert str(request.url) == "https://intake.example.org/api/v1/events"
+    assert request.headers["Content-Type"] == STRUCTURED_CONTENT_TYPE
+    assert request.headers["Authorization"] == "Bearer sk-agency-123"
+    body = json.loads(request.content)
+    assert body == {
+        "specversion": "1.0",
+        "id": "consent-1",
+        "source": f"/agencies/{AGENCY}",
+        "type": "consent.granted",
+        "time": "2025-03-01T09:00:00.000Z",
+        "subject": str(SID),
+        "datacontenttype": "application/json",
+        "data": body["data"],
+    }
+    # What the intake API does with data: validate it back into the model.
+    assert ConsentGranted.model_validate(body["data"]) == ConsentGranted(
+        survivor_id=SID,
+        occurred_at=T0,
+        consent_id=uid("consent"),
+        agency_id=AGENCY,
+        categories=(ServiceCategory.HOUSING,),
+        cross_border_allowed=True,
+        jurisdictions=("NL", "BE"),
+        expires_at=T0 + timedelta(days=90),
+    )
+
+
+def test_http_503_then_202_is_retried_with_the_same_id() -> None:
+    server = Server(problem(503, "Service Unavailable", "Kafka is not answering"), accepted())
+    transport, waits = http(server)
+
+    ce_id = transport.publish(closed(SID), event_id="close-7", source="/agencies/x")
+
+    assert ce_id == "close-7"
+    assert [body["id"] for body in server.bodies()] == ["close-7", "close-7"]
+    assert server.requests[0].content == server.requests[1].content
+    assert waits == [0.0]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), httpx.RemoteProtocolError("eof")],
+)
+def test_http_timeouts_and_connection_errors_are_retried(failure: Exception) -> None:
+    server = Server(failure, accepted())
+    transport, waits = http(server)
+    transport.publish(closed(SID), event_id="e-1", source="/agencies/x")
+    assert len(server.requests) == 2 and len(waits) == 1
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_http_gateway_errors_are_retried(status: int) -> None:
+    server = Server(httpx.Response(status, text="bad gateway"), accepted())
+    transport, _ = http(server)
+    transport.publish(closed(SID), event_id="e-1", source="/agencies/x")
+    assert len(server.requests) == 2
+
+
+def test_http_400_problem_is_a_typed_error_without_retry() -> None:
+    errors = [{"loc": "/data/jurisdiction", "msg": "does not match"}]
+    server = Server(problem(400, "Invalid event", "data does not fit the model", errors=errors))
+    transport, waits = http(server)
+
+    with pytest.raises(SdkRejectedError) as caught:
+        transport.publish(closed(SID), event_id="bad-1", source="/agencies/x")
+
+    error = caught.value
+    assert (error.status, error.title) == (400, "Invalid event")
+    assert error.detail == "data does not fit the model"
+    assert error.type == "https://safepassage.example/problems/400"
+    assert error.errors == tuple(errors)
+    assert error.event_ids == ("bad-1",)
+    assert len(server.requests) == 1 and waits == []
+
+
+@pytest.mark.parametrize("status", [401, 403, 409, 413, 415, 500])
+def test_http_other_failures_are_permanent(status: int) -> None:
+    server = Server(httpx.Response(status, text="<html>nope</html>"))
+    transport, _ = http(server)
+    with pytest.raises(SdkRejectedError) as caught:
+        transport.publish(closed(SID), event_id="e-1", source="/agencies/x")
+    assert caught.value.status == status
+    assert caught.value.title == httpx.codes.get_reason_phrase(status)
+    assert len(server.requests) == 1
+
+
+def test_http_429_retry_after_is_honoured() -> None:
+    throttled = httpx.Response(429, headers={"Retry-After": "7"}, json={"title": "Slow down"})
+    server = Server(throttled, accepted())
+    transport, waits = http(server)
+    transport.publish(closed(SID), event_id="e-1", source="/agencies/x")
+    assert waits == [7.0]
+    assert [body["id"] for body in server.bodies()] == ["e-1", "e-1"]
+
+
+def test_http_gives_up_after_the_attempts() -> None:
+    server = Server(httpx.Response(503, headers={"Retry-After": "1"}))
+    transport, waits = http(server)
+    with pytest.raises(SdkRetriesExhaustedError) as caught:
+        transport.publish(closed(SID), event_id="e-1", source="/agencies/x")
+    assert caught.value.attempts == 5 and len(server.requests) == 5
+    assert waits == [1.0] * 4
+
+
+def test_http_batch_is_a_json_array_in_order_and_chunked() -> None:
+    server = Server(accepted())
+    transport, _ = http(server, batch_size=2)
+    client = AgencyClient(AGENCY, transport, clock=lambda: T0)
+    events = [identified(SID), closed(SID), closed(uid("other"))]
+
+    ids = client.publish_many(events, event_ids=["b-1", "b-2", "b-3"])
+
+    assert ids == ["b-1", "b-2", "b-3"]
+    assert [r.headers["Content-Type"] for r in server.requests] == [BATCH_CONTENT_TYPE] * 2
+    assert [[doc["id"] for doc in body] for body in server.bodies()] == [["b-1", "b-2"], ["b-3"]]
+    assert server.bodies()[0][0]["type"] == "survivor.identified"
+
+
+def test_http_batch_failure_names_the_ids_not_accepted() -> None:
+    server = Server(accepted(), problem(413, "Too large", "batch too large"))
+    transport, _ = http(server, batch_size=1)
+    items = [Outgoing(closed(SID), f"b-{n}", "/agencies/x") for n in range(3)]
+    with pytest.raises(SdkRejectedError) as caught:
+        transport.publish_many(items)
+    assert caught.value.event_ids == ("b-1", "b-2")
+
+
+def test_sealed_ciphertext_travels_as_base64_and_comes_back_equal() -> None:
+    """Ciphertext is arbitrary bytes: pydantic's JSON form (UTF-8 text) would fail or corrupt."""
+    sealed = Sealed(
+        ciphertext=b"\xfa\xfb\x00\x01" + bytes(range(256)),
+        key_id="key-1",
+        algorithm=SealAlgorithm.AES_256_GCM,
+        recipient="agency:nl-police",
+    )
+    server = Server(accepted())
+    transport, _ = http(server)
+    client = AgencyClient(AGENCY, transport, clock=lambda: T0)
+
+    client.request_referral(
+        SID,
+        referral_id=RID,
+        category="HOUSING",
+        urgency="ROUTINE",
+        jurisdiction="NL",
+        notes=sealed,
+        event_id="r-1",
+    )
+
+    data = server.bodies()[0]["data"]
+    notes = data["notes"]
+    assert notes["key_id"] == "key-1" and notes["algorithm"] == "AES_256_GCM"
+    assert base64.b64decode(notes["ciphertext"], validate=True) == sealed.ciphertext
+    # What the intake API does: decode the base64, then validate into the model.
+    data["notes"] = {**notes, "ciphertext": base64.b64decode(notes["ciphertext"])}
+    assert ReferralRequested.model_validate(data).notes == sealed
+
+
+def test_http_409_in_progress_is_retried_but_an_id_conflict_is_not() -> None:
+    busy = httpx.Response(
+        409,
+        json={"type": "urn:safepassage:problem:in-progress", "title": "Event is being published"},
+        headers={"Retry-After": "1"},
+    )
+    server = Server(busy, accepted())
+    transport, waits = http(server)
+    transport.publish(closed(SID), event_id="e-1", source="/agencies/x")
+    assert len(server.requests) == 2 and waits == [1.0]
+
+    conflict = problem(409, "Event id already used", "use a new id")
+    server = Server(conflict)
+    transport, waits = http(server)
+    with pytest.raises(SdkRejectedError) as caught:
+        transport.publish(closed(SID), event_id="e-1", source="/agencies/x")
+    assert caught.value.status == 409 and len(server.requests) == 1 and waits == []
+
+
+async def test_http_publish_async() -> None:
+    server = Server(problem(503, "busy", "later"), accepted())
+    transport, _ = http(server)
+    assert await transport.publish_async(closed(SID), event_id="a-1", source="/a") == "a-1"
+    assert len(server.requests) == 2
+
+
+def test_structured_cloudevent_of_a_provider_answer_has_the_survivor_as_subject() -> None:
+    answer = ReferralAccepted(
+        survivor_id=SID, occurred_at=T0, referral_id=RID, provider_id=PROVIDER_A, attempt=2
+    )
+    document = structured_cloudevent(Outgoing(answer, "x", "/providers/p"))
+    assert document["subject"] == str(SID)
+    assert document["data"]["attempt"] == 2
+    assert document["data"]["provider_id"] == str(PROVIDER_A)
+
+
+# --------------------------------------------------------------------------- Kafka transport
+
+
+@dataclass
+class ScriptedProducer:
+    """Stands in for confluent-kafka's producer: keeps records, reports what a script says."""
+
+    script: Callable[[int, dict[str, Any]], KafkaError | None]
+    produced: list[dict[str, Any]] = field(default_factory=list)
+    _reports: list[tuple[Callable[..., None], KafkaError | None]] = field(default_factory=list)
+
+    def produce(self, topic: str, value: Any = None, key: Any = None, **kw: Any) -> None:
+        record = {"topic": topic, "value": value, "key": key, "headers": kw["headers"]}
+        self.produced.append(record)
+        error = self.script(len(self.produced), record)
+        self._reports.append((kw["on_delivery"], error))
+
+    def poll(self, timeout: float = -1) -> int:
+        reports, self._reports = self._reports, []
+        for callback, error in reports:
+            callback(error, None)
+        return len(reports)
+
+    def flush(self, timeout: float = -1) -> int:
+        self.poll()
+        return 0
+
+
+def kafka(script: Callable[[int, dict[str, Any]], KafkaError | None]) -> tuple[Any, Any]:
+    producer = ScriptedProducer(script)
+    settings = KafkaSettings(topic_namespace="unit")
+    transport = KafkaTransport(settings, retry=NO_WAIT, producer=producer)
+    return transport, producer
+
+
+def ce_id_of(record: dict[str, Any]) -> str:
+    return str(dict(record["headers"])[CE_ID].decode())
+
+
+def test_kafka_retries_a_timed_out_record_under_the_same_id() -> None:
+    transport, producer = kafka(
+        lambda n, _: KafkaError(KafkaError._MSG_TIMED_OUT) if n == 1 else None
+    )
+    ce_id = transport.publish(closed(SID), event_id="k-1", source="/agencies/x")
+    assert ce_id == "k-1"
+    first, second = producer.produced
+    assert first == second
+    assert first["topic"] == "unit.intake.v1"
+    assert first["key"] == str(SID).encode()
+    assert ce_id_of(first) == "k-1"
+    decoded = Codec(KafkaSettings(topic_namespace="unit"), source="/x").decode(
+        first["value"], first["headers"], topic=first["topic"], key=first["key"]
+    )
+    assert decoded.envelope.source == "/agencies/x"
+    assert decoded.event == closed(SID)
+
+
+def test_kafka_permanent_errors_are_not_retried() -> None:
+    transport, producer = kafka(lambda *_: KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+    with pytest.raises(SdkRejectedError) as caught:
+        transport.publish(closed(SID), event_id="k-1", source="/agencies/x")
+    assert caught.value.title == "MSG_SIZE_TOO_LARGE" and caught.value.status is None
+    assert caught.value.event_ids == ("k-1",)
+    assert len(producer.produced) == 1
+
+
+def test_kafka_routes_answers_to_provider_responses_and_refuses_router_events() -> None:
+    transport, producer = kafka(lambda *_: None)
+    answer = ReferralAccepted(
+        survivor_id=SID, occurred_at=T0, referral_id=RID, provider_id=PROVIDER_A, attempt=1
+    )
+    transport.publish(answer, event_id="a-1", source="/providers/a")
+    assert producer.produced[0]["topic"] == "unit.provider-responses.v1"
+    with pytest.raises(SdkValidationError):
+        transport.publish(offer(), event_id="o-1", source="/router")
+    assert len(producer.produced) == 1
+
+
+def test_kafka_batch_keeps_each_survivors_order_across_a_failure() -> None:
+    """The first event of survivor 1 fails once: its second waits; survivor 2 goes on."""
+    other = uid("survivor-2")
+
+    def script(n: int, record: dict[str, Any]) -> KafkaError | None:
+        return KafkaError(KafkaError._TRANSPORT) if ce_id_of(record) == "s1-a" and n == 1 else None
+
+    transport, producer = kafka(script)
+    items = [
+        Outgoing(identified(SID), "s1-a", "/agencies/x"),
+        Outgoing(closed(SID), "s1-b", "/agencies/x"),
+        Outgoing(identified(other), "s2-a", "/agencies/x"),
+        Outgoing(closed(other), "s2-b", "/agencies/x"),
+    ]
+
+    assert transport.publish_many(items) == ["s1-a", "s1-b", "s2-a", "s2-b"]
+
+    sent = [ce_id_of(record) for record in producer.produced]
+    assert [i for i in sent if i.startswith("s1")] == ["s1-a", "s1-a", "s1-b"]
+    assert [i for i in sent if i.startswith("s2")] == ["s2-a", "s2-b"]
+
+
+def test_kafka_batch_refused_names_the_events_not_acknowledged() -> None:
+    """One survivor's first record is refused for good; what was acknowledged is not named."""
+    survivors = [uid(f"batch-{n}") for n in range(3)]
+
+    def script(n: int, record: dict[str, Any]) -> KafkaError | None:
+        refused = ce_id_of(record) == "s1-a"
+        return KafkaError(KafkaError.MSG_SIZE_TOO_LARGE) if refused else None
+
+    transport, producer = kafka(script)
+    items = [
+        Outgoing(event, f"s{n}-{step}", "/agencies/x")
+        for n, sid in enumerate(survivors)
+        for step, event in (("a", identified(sid)), ("b", closed(sid)))
+    ]
+    with pytest.raises(SdkRejectedError) as caught:
+        transport.publish_many(items)
+    # s0-a's acknowledgement let s0-b go before s1-a's refusal was read; s2-a
+    # was acknowledged meanwhile; s2-b was never sent.
+    assert [ce_id_of(r) for r in producer.produced] == ["s0-a", "s1-a", "s2-a", "s0-b"]
+    assert caught.value.event_ids == ("s1-a", "s1-b", "s2-b")
+
+
+def test_kafka_gives_up_after_the_policys_attempts() -> None:
+    transport, producer = kafka(lambda *_: KafkaError(KafkaError.BROKER_NOT_AVAILABLE))
+    with pytest.raises(SdkRetriesExhaustedError) as caught:
+        transport.publish(closed(SID), event_id="k-1", source="/agencies/x")
+    assert caught.value.attempts == 5 and len(producer.produced) == 5
+    assert {ce_id_of(r) for r in producer.produced} == {"k-1"}
+
+
+# --------------------------------------------------------------------------- provider side: pure
+
+
+OfferKey = tuple[int, int]
+
+
+@st.composite
+def offer_streams(draw: st.DrawFn) -> tuple[list[tuple[OfferKey, str]], list[OfferKey]]:
+    """Distinct offers and a stream of their records with copies, in any interleaving.
+
+    A copy is either the same record again (same CloudEvents id) or another
+    record of the same (referral, attempt) under a new id.
+    """
+    keys = draw(
+        st.lists(
+            st.tuples(st.integers(0, 5), st.integers(1, 3)), min_size=1, max_size=12, unique=True
+        )
+    )
+    copies = draw(st.lists(st.sampled_from(keys), max_size=30))
+    order = draw(st.permutations([*keys, *copies]))
+    stream: list[tuple[OfferKey, str]] = []
+    ids: dict[OfferKey, str] = {}
+    for n, key in enumerate(order):
+        if key not in ids or draw(st.booleans()):
+            ids.setdefault(key, f"ce-{n}")
+            stream.append((key, ids[key] if draw(st.booleans()) else f"ce-{n}"))
+        else:
+            stream.append((key, ids[key]))
+    first_seen = list(dict.fromkeys(key for key, _ in stream))
+    return stream, first_seen
+
+
+@given(offer_streams())
+@settings(max_examples=200, deadline=None)
+def test_every_offer_is_yielded_once_in_first_seen_order(
+    case: tuple[list[tuple[OfferKey, str]], list[OfferKey]],
+) -> None:
+    stream, first_seen = case
+    dedupe = Deduplicator(capacity=1000)
+    yielded: list[OfferKey] = []
+    for (referral, attempt), ce_id in stream:
+        event = offer(rid=UUID(int=referral + 1), attempt=attempt)
+        if dedupe.first_time(dedupe_keys(event, event_id=ce_id, source="/router")):
+            yielded.append((referral, attempt))
+    assert yielded == first_seen
+
+
+def test_a_cancellation_is_yielded_once_per_referral() -> None:
+    dedupe = Deduplicator()
+    cancel = ReferralCancelled(
+        survivor_id=SID,
+        occurred_at=T0,
+        referral_id=RID,
+        reason=CancelReason.CONSENT_WITHDRAWN,
+        cancelled_by=Actor.SYSTEM,
+        provider_id=PROVIDER_A,
+        category=ServiceCategory.HOUSING,
+    )
+    assert dedupe.first_time(dedupe_keys(cancel, event_id="c-1", source="/router"))
+    assert not dedupe.first_time(dedupe_keys(cancel, event_id="c-2", source="/router"))
+    # The offer of the same referral is another fact.
+    assert dedupe.first_time(dedupe_keys(offer(), event_id="o-1", source="/router"))
+
+
+def test_the_memory_is_bounded_and_least_recently_seen_goes_first() -> None:
+    dedupe = Deduplicator(capacity=2)
+    assert dedupe.first_time(["a"]) and dedupe.first_time(["b"])
+    assert not dedupe.first_time(["a"])  # refreshes a
+    assert dedupe.first_time(["c"])  # evicts b
+    assert len(dedupe) == 2
+    assert not dedupe.first_time(["a"])
+    assert dedupe.first_time(["b"])
+    dedupe.forget(["b"])
+    assert dedupe.first_time(["b"])
+
+
+def test_offsets_commit_up_to_the_oldest_item_still_in_hand() -> None:
+    tracker = OffsetTracker()
+    tracker.consumed("t", 0, 10, outstanding=True)
+    tracker.consumed("t", 0, 11, outstanding=False)  # another provider's offer
+    tracker.consumed("t", 0, 12, outstanding=True)
+    tracker.consumed("t", 1, 5, outstanding=False)
+    assert tracker.committable() == {("t", 0): 10, ("t", 1): 6}
+    tracker.committed(tracker.committable())
+    assert tracker.committable() == {}
+
+    assert tracker.done("t", 0, 12)  # out of order: 10 is still in hand
+    assert tracker.committable() == {}
+    assert tracker.done("t", 0, 10)
+    assert tracker.committable() == {("t", 0): 13}
+    assert not tracker.done("t", 0, 10)  # twice: nothing
+
+    tracker.consumed("t", 0, 13, outstanding=True)
+    tracker.consumed("t", 0, 14, outstanding=True)
+    assert tracker.rewind("t", 0) == 13
+    assert tracker.position("t", 0) == 13
+    tracker.forget([("t", 0)])
+    assert tracker.position("t", 0) is None
+    assert not tracker.done("t", 0, 14)
+
+
+def test_answer_ids_are_stable_per_provider_offer_and_answer() -> None:
+    ref = OfferRef(SID, RID, 1)
+    same = answer_id(PROVIDER_A, ref, "referral.accepted")
+    assert same == answer_id(PROVIDER_A, OfferRef(SID, RID, 1), "referral.accepted")
+    others = {
+        answer_id(PROVIDER_B, ref, "referral.accepted"),
+        answer_id(PROVIDER_A, OfferRef(SID, RID, 2), "referral.accepted"),
+        answer_id(PROVIDER_A, ref, "referral.declined"),
+    }
+    assert same not in others and len(others) == 3
+
+
+# --------------------------------------------------------------------------- provider answers
+
+
+def provider(recorder: Recorder) -> ProviderClient:
+    # Nothing connects: the consumer is created by offers(), the transport is the recorder.
+    return ProviderClient(
+        PROVIDER_A,
+        ["housing", ServiceCategory.LEGAL_AID],
+        KafkaSettings(topic_namespace="unit"),
+        transport=recorder,
+        clock=lambda: T0,
+    )
+
+
+def incoming(event: ReferralOffered | ReferralCancelled) -> Incoming:
+    return Incoming(event, "ce-1", "/router", "unit.referrals.housing.v1", 0, 7)
+
+
+def test_provider_client_reads_its_categories_topics_in_its_own_group() -> None:
+    client = provider(Recorder())
+    assert client.topics == ("unit.referrals.housing.v1", "unit.referrals.legal-aid.v1")
+    assert client.group_id == f"safepassage-provider-{PROVIDER_A}"
+    assert client.source == f"/providers/{PROVIDER_A}"
+    with pytest.raises(SdkValidationError):
+        ProviderClient(PROVIDER_A, ["shelter"], KafkaSettings())
+    with pytest.raises(SdkValidationError):
+        ProviderClient(PROVIDER_A, [], KafkaSettings())
+    with pytest.raises(SdkValidationError):
+        ProviderClient("p-1", ["housing"], KafkaSettings())
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "model"),
+    [
+        ("accept", (), ReferralAccepted),
+        ("decline", (DeclineReason.NO_CAPACITY,), ReferralDeclined),
+        ("start", (), ReferralStarted),
+        ("complete", (ReferralOutcome.PARTIALLY_PROVIDED,), ReferralCompleted),
+        ("fail", ("LOST_CONTACT",), ReferralFailed),
+    ],
+)
+def test_each_answer_names_the_offer_and_has_a_stable_id(
+    method: str, args: tuple[Any, ...], model: type[Event]
+) -> None:
+    recorder = Recorder()
+    client = provider(recorder)
+    the_offer = offer(attempt=3)
+
+    first = getattr(client, method)(incoming(the_offer), *args)
+    again = getattr(client, method)(OfferRef(SID, RID, 3), *args)
+
+    assert first == again == answer_id(PROVIDER_A, OfferRef(SID, RID, 3), model.event_type)
+    answer = recorder.sent[0].event
+    assert type(answer) is model
+    assert model_for(answer.event_type) is model
+    fields = answer.model_dump()
+    assert (fields["survivor_id"], fields["referral_id"], fields["attempt"]) == (SID, RID, 3)
+    assert fields["provider_id"] == PROVIDER_A
+    assert recorder.sent[0].source == f"/providers/{PROVIDER_A}"
+
+
+def test_answering_again_in_the_same_process_is_the_very_same_event() -> None:
+    ticks = iter(T0 + timedelta(minutes=n) for n in range(10))
+    recorder = Recorder()
+    client = ProviderClient(
+        PROVIDER_A,
+        ["housing"],
+        KafkaSettings(topic_namespace="unit"),
+        transport=recorder,
+        clock=lambda: next(ticks),
+    )
+    client.decline(offer(), DeclineReason.NO_CAPACITY)
+    client.decline(offer(), DeclineReason.NO_CAPACITY)
+    client.accept(offer(attempt=2))
+    first, again, other = recorder.sent
+    assert again == first and first.event.occurred_at == T0
+    assert other.event.occurred_at == T0 + timedelta(minutes=1)
+
+
+def test_a_provider_cannot_answer_another_providers_offer_or_a_cancellation() -> None:
+    recorder = Recorder()
+    client = provider(recorder)
+    with pytest.raises(SdkNotAddressedError):
+        client.accept(offer(provider=PROVIDER_B))
+    cancel = ReferralCancelled(
+        survivor_id=SID,
+        occurred_at=T0,
+        referral_id=RID,
+        reason=CancelReason.CASE_CLOSED,
+        cancelled_by=Actor.AGENCY,
+        provider_id=PROVIDER_A,
+        category=ServiceCategory.HOUSING,
+    )
+    with pytest.raises(SdkValidationError):
+        client.accept(incoming(cancel))
+    with pytest.raises(SdkValidationError):
+        client.decline(offer(), "BUSY")
+    with pytest.raises(SdkValidationError):
+        client.fail(offer(), FailureReason.OTHER, occurred_at=datetime(2025, 1, 1))  # naive
+    assert recorder.sent == []
+
+
+def test_incoming_knows_offers_from_cancellations() -> None:
+    item = incoming(offer())
+    assert item.is_offer and item.ref == OfferRef(SID, RID, 1)
+    assert uuid.UUID(answer_id(PROVIDER_A, item.ref, "referral.accepted")).version == 5
+
+
+# --------------------------------------------------------------------------- provider: records in
+
+
+class ScriptedConsumer:
+    """Stands in for confluent-kafka's consumer: hands out records, keeps commits and seeks."""
+
+    def __init__(self, messages: list[Message]) -> None:
+        self.messages = messages
+        self.cursor = 0
+        self.commits: list[dict[tuple[str, int], int]] = []
+        self.seeks: list[tuple[str, int, int]] = []
+        self.on_revoke: Callable[..., None] | None = None
+        self.closed = False
+
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assign: Any = None,
+        on_revoke: Any = None,
+        on_lost: Any = None,
+    ) -> None:
+        self.on_revoke = on_revoke
+
+    def poll(self, timeout: float = -1) -> Message | None:
+        if self.cursor >= len(self.messages):
+            return None
+        self.cursor += 1
+        return self.messages[self.cursor - 1]
+
+    def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> list[Any]:
+        assert asynchronous is False
+        self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
+        return offsets
+
+    def seek(self, partition: TopicPartition) -> None:
+        where = (partition.topic, partition.partition, partition.offset)
+        self.seeks.append(where)
+        self.cursor = next(
+            n
+            for n, m in enumerate(self.messages)
+            if (m.topic(), m.partition(), m.offset()) == where
+        )
+
+    def close(self) -> None:
+        self.closed = True
+
+
+HOUSING_TOPIC = "unit.referrals.housing.v1"
+
+
+def routed(events: list[tuple[Event, str]], partition: int = 0) -> list[Message]:
+    """Records of the housing topic as the router writes them, at offsets 0, 1, 2..."""
+    codec = Codec(KafkaSettings(topic_namespace="unit"), source="/safepassage/router")
+    messages = []
+    for offset, (event, ce_id) in enumerate(events):
+        record = codec.encode(event, HOUSING_TOPIC, event_id=ce_id)
+        messages.append(
+            Message(
+                topic=HOUSING_TOPIC,
+                partition=partition,
+                offset=offset,
+                key=record.key,
+                value=record.value,
+                headers=list(record.headers),
+            )
+        )
+    return messages
+
+
+def consuming(messages: list[Message], **kwargs: Any) -> tuple[ProviderClient, ScriptedConsumer]:
+    consumer = ScriptedConsumer(messages)
+    client = ProviderClient(
+        PROVIDER_A,
+        ["housing"],
+        KafkaSettings(topic_namespace="unit"),
+        transport=Recorder(),
+        consumer=consumer,
+        poll_interval_s=0,
+        **kwargs,
+    )
+    return client, consumer
+
+
+def test_offers_are_this_providers_each_once_and_bad_records_are_skipped() -> None:
+    a1, a2 = offer(rid=uid("r1")), offer(rid=uid("r2"), attempt=2)
+    garbage = Message(topic=HOUSING_TOPIC, partition=0, offset=99, key=b"x", value=b"junk")
+    eof = Message(error=KafkaError(KafkaError._PARTITION_EOF))
+    messages = [
+        *routed(
+            [
+                (a1, "o-1"),
+                (offer(provider=PROVIDER_B), "o-b"),
+                (a1, "o-1"),  # re-published: same id
+                (a1, "o-1-bis"),  # same (referral, attempt), another id
+                (a2, "o-2"),
+            ]
+        ),
+        garbage,
+        eof,
+    ]
+    client, consumer = consuming(messages)
+
+    items = list(client.offers(idle_timeout_s=0.05))
+
+    assert [(i.event, i.event_id, i.offset) for i in items] == [(a1, "o-1", 0), (a2, "o-2", 4)]
+    assert (client.stats.duplicates, client.stats.not_addressed, client.stats.undecodable) == (
+        2,
+        1,
+        1,
+    )
+    # Auto-ack: a1 when a2 was asked for, a2 when the loop asked for more; then
+    # the skipped garbage at 99: everything up to it is committed.
+    assert consumer.commits[-1] == {(HOUSING_TOPIC, 0): 100}
+    client.close()
+    assert consumer.closed
+
+
+def test_with_auto_ack_the_item_in_hand_is_not_committed() -> None:
+    messages = routed([(offer(rid=uid(f"r{n}")), f"o-{n}") for n in range(3)])
+    client, consumer = consuming(messages)
+    stream = client.offers(idle_timeout_s=0.05)
+    assert next(stream).event_id == "o-0"
+    assert consumer.commits == []  # o-0 is in hand
+    assert next(stream).event_id == "o-1"
+    assert consumer.commits == [{(HOUSING_TOPIC, 0): 1}]  # o-0 done, o-1 in hand
+    stream.close()  # the caller leaves the loop (break, exception) holding o-1
+    client.close()
+    assert consumer.commits[-1] == {(HOUSING_TOPIC, 0): 1}
+
+
+def test_explicit_acks_out_of_order_commit_up_to_the_oldest_in_hand() -> None:
+    messages = routed([(offer(rid=uid(f"r{n}")), f"o-{n}") for n in range(3)])
+    client, consumer = consuming(messages, auto_ack=False)
+    first, second, third = client.offers(max_items=3)
+    client.ack(third)
+    client.ack(second)
+    # first is still in hand: nothing past it is committed
+    assert all(commit == {(HOUSING_TOPIC, 0): 0} for commit in consumer.commits)
+    client.ack(first)
+    assert consumer.commits[-1] == {(HOUSING_TOPIC, 0): 3}
+    count = len(consumer.commits)
+    client.ack(first)  # twice: nothing more
+    assert len(consumer.commits) == count
+
+
+def test_rewind_gives_back_what_was_not_acknowledged() -> None:
+    messages = routed([(offer(rid=uid(f"r{n}")), f"o-{n}") for n in range(3)])
+    client, consumer = consuming(messages, auto_ack=False)
+    first, _, third = client.offers(max_items=3)
+    client.ack(first)
+    client.ack(third)
+
+    client.rewind()
+
+    assert consumer.seeks == [(HOUSING_TOPIC, 0, 1)]
+    again = list(client.offers(idle_timeout_s=0.05))
+    assert [i.event_id for i in again] == ["o-1"]  # o-2 was acknowledged: a copy now
+    client.ack(again[0])
+    assert consumer.commits[-1] == {(HOUSING_TOPIC, 0): 3}
+
+
+def test_a_revoked_partitions_items_are_forgotten_for_whoever_reads_it_next() -> None:
+    messages = routed([(offer(rid=uid(f"r{n}")), f"o-{n}") for n in range(2)])
+    client, consumer = consuming(messages, auto_ack=False)
+    first, _ = client.offers(max_items=2)
+    client.ack(first)
+    assert consumer.on_revoke is not None
+
+    consumer.on_revoke(consumer, [TopicPartition(HOUSING_TOPIC, 0)])
+
+    assert consumer.commits[-1] == {(HOUSING_TOPIC, 0): 1}
+    # Assigned again later and read from the committed offset: o-1 is new again.
+    consumer.cursor = 1
+    assert [i.event_id for i in client.offers(idle_timeout_s=0.05)] == ["o-1"]
