@@ -19,8 +19,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from connectors.auth import ApiKeyStore
 from connectors.delivery import register as register_delivery
 from connectors.escalations import EscalationFilter, FollowStats, follow
+from connectors.exceptions import ConnectorsError
 from infra import BrokerSettings, Deployment, InfraError, cluster, single_node
 from infra.maven import pinned_kafka_version
 from infra.registry import SchemaRegistry
@@ -32,7 +34,7 @@ from streams.asyncapi import DOCUMENT, render
 from streams.exceptions import StreamsError
 from streams.logs import configure_logging, dict_config
 from streams.provisioning import Plan, describe, provision
-from streams.settings import KafkaSettings
+from streams.settings import KafkaSettings, Profile
 from streams.ticks import publish_ticks, tick_topic
 from streams.topics import catalog
 
@@ -54,7 +56,7 @@ def _friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (InfraError, StreamsError, SchemasError) as exc:
+        except (InfraError, StreamsError, SchemasError, ConnectorsError) as exc:
             _console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
             sys.exit(1)
 
@@ -406,6 +408,27 @@ def escalations_tick(at: str) -> None:
 # -------------------------------------------------------------------------- worker
 
 
+def _status_keys(settings: KafkaSettings) -> ApiKeyStore | None:
+    """The API keys the worker's status page accepts (operators).
+
+    ``SAFEPASSAGE_API_KEYS_FILE`` unset: the page stays open on the dev
+    profile (with a warning) and the production profile refuses to start.
+    """
+    path = os.environ.get("SAFEPASSAGE_API_KEYS_FILE")
+    if path:
+        return ApiKeyStore(Path(path))
+    if settings.profile is Profile.PRODUCTION:
+        raise click.ClickException(
+            "SAFEPASSAGE_API_KEYS_FILE is not set: the production profile never serves "
+            "survivor status without authentication (create keys with `safepassage keys add`)"
+        )
+    _console(stderr=True).print(
+        "[yellow]SAFEPASSAGE_API_KEYS_FILE is not set: the status page is open (dev profile "
+        "only)[/]"
+    )
+    return None
+
+
 def _run_worker(app_id: str | None, web_port: int, data_dir: Path) -> None:
     """Run the router's Faust worker in the foreground until Ctrl-C."""
     # Imported here: Faust and the router are heavy, and most commands need neither.
@@ -421,6 +444,7 @@ def _run_worker(app_id: str | None, web_port: int, data_dir: Path) -> None:
         app_id=app_id,
         data_dir=data_dir,
         web_port=web_port,
+        keys=_status_keys(settings),
     )
     declare_changelogs(router, settings)
     worker = faust.Worker(

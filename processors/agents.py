@@ -48,6 +48,8 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.web import Request, Response, View
 
+from connectors.auth import ApiKeyStore, authorize_status_read
+from connectors.exceptions import ForbiddenError
 from processors.case import CaseState
 from processors.deadlines import Deadline, StoredDeadlines, partition_prefix
 from processors.directory import CapacityChange, Directory, apply_capacity, apply_directory
@@ -431,6 +433,41 @@ def _problem(web: View, status: int, title: str, detail: str, **headers: str) ->
 _Page = Callable[..., Awaitable[Response]]
 
 
+def _authenticated(keys: ApiKeyStore | None) -> Callable[[_Page], _Page]:
+    """Bearer API key of an operator, or 401/403 problem+json (``keys`` None: open, dev only).
+
+    Checked on the worker that receives the request; Faust forwards the
+    headers to the worker owning the survivor, which checks them again.
+    """
+
+    def decorate(handler: _Page) -> _Page:
+        if keys is None:
+            return handler
+
+        @functools.wraps(handler)
+        async def wrapper(web: View, request: Request, **kwargs: Any) -> Response:
+            scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+            principal = keys.authenticate(key.strip()) if scheme.lower() == "bearer" else None
+            if principal is None:
+                return _problem(
+                    web,
+                    401,
+                    "Unauthenticated",
+                    "send an operator's API key as 'Authorization: Bearer <key>'",
+                    **{"WWW-Authenticate": 'Bearer realm="safepassage"'},
+                )
+            try:
+                authorize_status_read(principal)
+            except ForbiddenError as exc:
+                return _problem(web, 403, "Forbidden", str(exc))
+            result: Response = await handler(web, request, **kwargs)
+            return result
+
+        return wrapper
+
+    return decorate
+
+
 def _ready_or_503(app: faust.App) -> Callable[[_Page], _Page]:
     """503 with Retry-After until the worker has partitions: Faust cannot route before."""
 
@@ -505,11 +542,14 @@ def build_router(
     app_id: str | None = None,
     clock: EscalationSettings | None = None,
     sla: SlaPolicy | None = None,
+    keys: ApiKeyStore | None = None,
 ) -> Router:
     """Create the router's Faust app: agents, tables, directory view, ticks and status page.
 
     ``sla`` defaults to the policy's, else the shipped SLA policy; ``clock``
-    to :class:`EscalationSettings` from the environment.
+    to :class:`EscalationSettings` from the environment. ``keys``: the API
+    keys the status page accepts (operators); None leaves it open, which
+    only a dev profile allows (see ``safepassage worker``).
     """
     clock = clock if clock is not None else EscalationSettings()
     sla = sla or policy.sla or default_policy()
@@ -607,6 +647,7 @@ def build_router(
         app.timer(clock.tick_interval_s)(tick_owned_partitions)
 
     @app.page("/v1/survivors/{survivor_id}/status")
+    @_authenticated(keys)
     @_ready_or_503(app)
     # Routed by the owner of the survivor's *intake* partition (the table's
     # owner too: co-partitioned). Faust's table_route maps keys through the

@@ -35,6 +35,13 @@ from processors.deadlines import StoredDeadlines, partition_prefix
 __all__ = ["RocksEntries", "main"]
 
 
+def _raw(key: object) -> bytes:
+    """A key of a raw-mode Rdict (typed loosely by rocksdict's stubs)."""
+    if not isinstance(key, bytes):
+        raise TypeError(f"raw-mode RocksDB returned a {type(key).__name__} key")
+    return key
+
+
 class RocksEntries(MutableMapping[str, Any]):
     """A RocksDB partition as the key → value mapping StoredDeadlines writes through.
 
@@ -65,7 +72,7 @@ class RocksEntries(MutableMapping[str, Any]):
         return isinstance(key, str) and self.db.get(self._key(key)) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return (json.loads(k) for k in self.db.keys())  # noqa: SIM118 - an Rdict, not a dict
+        return (json.loads(_raw(k)) for k in self.db.keys())  # noqa: SIM118 - an Rdict
 
     def __len__(self) -> int:
         return sum(1 for _ in self.db.keys())  # noqa: SIM118 - an Rdict, not a dict
@@ -73,7 +80,8 @@ class RocksEntries(MutableMapping[str, Any]):
     def scan(self, start: str, stop: str) -> Iterable[str]:
         """Keys ``start <= key < stop`` in byte order, from one seek (as the binding scans)."""
         bound = self._key(stop)
-        for key in self.db.keys(from_key=self._key(start)):
+        for stored in self.db.keys(from_key=self._key(start)):
+            key = _raw(stored)
             if key >= bound:
                 return
             yield json.loads(key)

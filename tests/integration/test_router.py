@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from connectors.auth import Role, add_key
 from schemas.models import Event
 from schemas.types import AgeGroup, EscalationReason
 from streams.clients import consumer_config, producer_config
@@ -40,7 +40,7 @@ def router(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     provision(settings)
     worker = start_worker(bootstrap, namespace, tmp_path_factory.mktemp("router"))
     try:
-        yield {"settings": settings, "port": worker.port, "worker": worker}
+        yield {"settings": settings, "port": worker.port, "worker": worker, "auth": worker.auth}
     finally:
         worker.stop()
 
@@ -72,12 +72,9 @@ def read_until(
     return seen
 
 
-def http_get(port: int, path: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    answer = httpx.get(f"http://127.0.0.1:{port}{path}", headers=headers or {}, timeout=5)
+    return answer.status_code, answer.json() if answer.content else None
 
 
 def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> None:
@@ -116,7 +113,7 @@ def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> N
     deadline = time.monotonic() + 60
     status: Any = None
     while time.monotonic() < deadline:
-        code, status = http_get(router["port"], f"/v1/survivors/{adult}/status")
+        code, status = http_get(router["port"], f"/v1/survivors/{adult}/status", router["auth"])
         if code == 200 and status["referrals"][0]["status"] == "accepted":
             break
         time.sleep(0.5)
@@ -124,9 +121,21 @@ def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> N
     assert status["referrals"][0]["provider_id"] == str(home)
     assert status["consent"]["categories"]
     assert "personal_data" not in json.dumps(status)
-    assert http_get(router["port"], f"/v1/survivors/{uuid.uuid4()}/status")[0] == 404
-    code, problem = http_get(router["port"], "/v1/survivors/not-a-uuid/status")
+    assert (
+        http_get(router["port"], f"/v1/survivors/{uuid.uuid4()}/status", router["auth"])[0] == 404
+    )
+    code, problem = http_get(router["port"], "/v1/survivors/not-a-uuid/status", router["auth"])
     assert code == 400 and problem["title"] == "Not a survivor id"
+    # Only operators read status: no key is 401, another role's key 403.
+    worker = router["worker"]
+    code, problem = http_get(router["port"], f"/v1/survivors/{adult}/status")
+    assert code == 401 and problem["status"] == 401 and "referrals" not in problem
+    agency_key, _ = add_key(worker.keys_file, role=Role.AGENCY, principal="a", agency_id="ag-1")
+    time.sleep(2.5)  # the worker reloads a changed keys file within 2 s
+    code, problem = http_get(
+        router["port"], f"/v1/survivors/{adult}/status", {"Authorization": f"Bearer {agency_key}"}
+    )
+    assert code == 403 and "referrals" not in problem
 
     # An answer for a referral nobody requested is refused and dead-lettered.
     send(settings, "provider-responses.v1", accepted(adult, uuid.uuid4(), home, 1))

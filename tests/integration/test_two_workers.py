@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka import Producer
 
@@ -28,12 +26,12 @@ SURVIVORS = 30
 def status(worker: RunningWorker, survivor: uuid.UUID) -> tuple[int, Any]:
     url = f"http://127.0.0.1:{worker.port}/v1/survivors/{survivor}/status"
     try:
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, None
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        answer = httpx.get(url, headers=worker.auth, timeout=10)
+    except httpx.HTTPError:
         return 0, None
+    if answer.status_code != 200:
+        return answer.status_code, None
+    return 200, answer.json()
 
 
 def wait_for(check: Any, timeout_s: float, what: str) -> None:

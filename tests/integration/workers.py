@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from connectors.auth import Role, add_key
 from tests.integration.conftest import REPO, free_port
 
 
@@ -19,6 +20,14 @@ class RunningWorker:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    operator_key: str
+    """An operator's API key: the status page answers 401 without one."""
+    keys_file: Path
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """Headers of an authenticated status request."""
+        return {"Authorization": f"Bearer {self.operator_key}"}
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -54,6 +63,12 @@ def start_worker(bootstrap: str, namespace: str, folder: Path, **env: str) -> Ru
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = folder / "worker.log"
+    # Workers of one group must share their keys (Faust forwards a request, with its
+    # Authorization header, to the worker owning the survivor): one file per parent folder.
+    keys_file, key_file = folder.parent / "api-keys.yaml", folder.parent / "operator.key"
+    if not key_file.exists():
+        key, _ = add_key(keys_file, role=Role.OPERATOR, principal="test-operator")
+        key_file.write_text(key)
     with log.open("ab") as out:
         process = subprocess.Popen(
             [
@@ -72,10 +87,11 @@ def start_worker(bootstrap: str, namespace: str, folder: Path, **env: str) -> Ru
                 "SAFEPASSAGE_BOOTSTRAP_SERVERS": bootstrap,
                 "SAFEPASSAGE_TOPIC_NAMESPACE": namespace,
                 "SAFEPASSAGE_ESCALATION_CLOCK": "external",
+                "SAFEPASSAGE_API_KEYS_FILE": str(keys_file),
                 **env,
             },
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return RunningWorker(process, port, log)
+    return RunningWorker(process, port, log, key_file.read_text(), keys_file)
