@@ -23,6 +23,7 @@ from connectors.auth import ApiKeyStore
 from connectors.delivery import register as register_delivery
 from connectors.escalations import EscalationFilter, FollowStats, follow
 from connectors.exceptions import ConnectorsError
+from connectors.intake_api import register as register_intake
 from infra import BrokerSettings, Deployment, InfraError, cluster, single_node
 from infra.maven import pinned_kafka_version
 from infra.registry import SchemaRegistry
@@ -507,6 +508,7 @@ def run(app_id: str | None, web_port: int, data_dir: Path) -> None:
 
 
 register_delivery(main)  # safepassage deliver webhooks
+register_intake(main)  # safepassage intake serve, safepassage keys add
 
 if __name__ == "__main__":
     main()

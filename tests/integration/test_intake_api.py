@@ -1,0 +1,385 @@
+"""The intake API served by uvicorn against a real Kafka broker.
+
+Events posted over HTTP are read back from the topics: they carry the
+caller's CloudEvents id and source, a 202 names an offset that is really
+there, a retry is on the topic once. With the test's own broker stopped the
+API answers 503, never 202, and takes events again once the broker is back;
+every event that was ever answered 202 is on the topic afterwards.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from connectors.auth import Role, add_key
+from connectors.intake_api import (
+    BATCH_MEDIA_TYPE,
+    STRUCTURED_MEDIA_TYPE,
+    IntakeSettings,
+    create_app,
+)
+from infra import Deployment, single_node
+from streams.clients import consumer_config
+from streams.codec import Codec
+from streams.provisioning import provision
+from streams.settings import KafkaSettings
+from streams.topics import catalog
+from tests.integration.conftest import dedicated_settings, free_port
+from tests.unit.test_intake_api import AGENCY_ID, PROVIDER_ID, cloudevent, provider_answer
+
+pytestmark = [pytest.mark.integration]
+
+OWN_BROKER_PORT = 43140
+"""The dedicated broker of the outage test (its controller takes the next port)."""
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True)
+class Intake:
+    """A running intake API: its URL, keys and the Kafka namespace it writes to."""
+
+    url: str
+    keys: dict[str, str]
+    settings: KafkaSettings
+
+    @property
+    def intake_topic(self) -> str:
+        return f"{self.settings.topic_namespace}.intake.v1"
+
+    @property
+    def responses_topic(self) -> str:
+        return f"{self.settings.topic_namespace}.provider-responses.v1"
+
+    def post(
+        self,
+        key: str,
+        document: Any,
+        content_type: str = STRUCTURED_MEDIA_TYPE,
+        timeout: float = 30,
+    ) -> httpx.Response:
+        return httpx.post(
+            f"{self.url}/v1/events",
+            json=document,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": content_type},
+            timeout=timeout,
+        )
+
+
+def provision_intake_topics(settings: KafkaSettings) -> None:
+    wanted = {f"{settings.topic_namespace}.{s}" for s in ("intake.v1", "provider-responses.v1")}
+    provision(settings, [spec for spec in catalog(settings) if spec.name in wanted])
+
+
+@dataclass
+class Record:
+    ce_id: str
+    ce_source: str
+    ce_type: str
+    partition: int
+    offset: int
+
+
+def read_topic(settings: KafkaSettings, topic: str, *, settle_s: float = 3.0) -> list[Record]:
+    """Every record of ``topic`` from the beginning, decoded, until nothing more comes."""
+    codec = Codec(settings, source="/tests/reader")
+    consumer = Consumer(
+        consumer_config(
+            settings, group_id=f"reader-{uuid.uuid4().hex}", **{"enable.partition.eof": True}
+        )
+    )
+    metadata = consumer.list_topics(topic, timeout=30)
+    partitions = sorted(metadata.topics[topic].partitions)
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    records: list[Record] = []
+    at_end: set[int] = set()
+    last = time.monotonic()
+    try:
+        while time.monotonic() - last < settle_s or len(at_end) < len(partitions):
+            if time.monotonic() - last > 60:
+                raise AssertionError(f"reading {topic} did not reach its end")
+            message = consumer.poll(0.2)
+            if message is None:
+                continue
+            error = message.error()
+            partition, offset = message.partition(), message.offset()
+            assert partition is not None
+            if error is not None:
+                assert error.code() == KafkaError._PARTITION_EOF, error
+                at_end.add(partition)
+                continue
+            assert offset is not None
+            last = time.monotonic()
+            at_end.discard(partition)
+            decoded = codec.decode(
+                message.value(), message.headers(), topic=topic, key=message.key()
+            )
+            records.append(
+                Record(
+                    decoded.envelope.id,
+                    decoded.envelope.source,
+                    decoded.envelope.type,
+                    partition,
+                    offset,
+                )
+            )
+    finally:
+        consumer.close()
+    return records
+
+
+class Server:
+    """uvicorn serving an app in a thread of the test process, on a free port."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="intake-uvicorn", daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise AssertionError("uvicorn did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def make_keys(path: Path) -> dict[str, str]:
+    return {
+        "agency": add_key(path, role=Role.AGENCY, principal="nl-police", agency_id=AGENCY_ID)[0],
+        "provider": add_key(
+            path, role=Role.PROVIDER, principal="shelter-1", provider_id=PROVIDER_ID
+        )[0],
+    }
+
+
+@pytest.fixture
+def intake(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[Intake]:
+    """The intake API on the session broker, with topics of the test's own namespace."""
+    provision_intake_topics(kafka_settings)
+    keys = make_keys(tmp_path / "api-keys.yaml")
+    port = free_port()
+    app = create_app(
+        IntakeSettings(api_keys_file=tmp_path / "api-keys.yaml", state_dir=tmp_path / "state"),
+        kafka=kafka_settings,
+    )
+    with Server(app, port):
+        yield Intake(f"http://127.0.0.1:{port}", keys, kafka_settings)
+
+
+# ------------------------------------------------------------------------ tests
+
+
+def test_structured_and_batch_events_land_on_intake_under_the_callers_ids(intake: Intake) -> None:
+    survivor = uuid.uuid4()
+    single = cloudevent(
+        "survivor.identified", survivor_id=survivor, event_id="cms-1", source="/agencies/nl/cms"
+    )
+    batch = [
+        cloudevent(t, survivor_id=survivor, event_id=f"cms-{i}", source="/agencies/nl/cms")
+        for i, t in enumerate(["consent.granted", "risk.assessed", "referral.requested"], 2)
+    ]
+
+    first = intake.post(intake.keys["agency"], single)
+    second = intake.post(intake.keys["agency"], batch, BATCH_MEDIA_TYPE)
+
+    assert first.status_code == 202, first.text
+    assert second.status_code == 202, second.text
+    receipts = [first.json(), *second.json()["accepted"]]
+    records = {r.ce_id: r for r in read_topic(intake.settings, intake.intake_topic)}
+    assert set(records) == {"cms-1", "cms-2", "cms-3", "cms-4"}
+    for receipt in receipts:
+        record = records[receipt["id"]]
+        # The receipt names the broker's own coordinates: the 202 came after the ack.
+        assert (record.partition, record.offset) == (receipt["partition"], receipt["offset"])
+        assert record.ce_source == "/agencies/nl/cms"
+        assert record.ce_type == receipt["type"]
+    # One survivor, one partition, in the order posted.
+    assert [records[f"cms-{i}"].offset for i in range(1, 5)] == sorted(
+        records[f"cms-{i}"].offset for i in range(1, 5)
+    )
+
+
+def test_a_retried_event_is_on_the_topic_once(intake: Intake) -> None:
+    event = cloudevent(event_id="retry-me")
+
+    answers = [intake.post(intake.keys["agency"], event) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    assert answers[1].content == answers[0].content == answers[2].content
+    ids = Counter(r.ce_id for r in read_topic(intake.settings, intake.intake_topic))
+    assert ids == {"retry-me": 1}
+
+
+def test_a_provider_answer_lands_on_provider_responses(intake: Intake) -> None:
+    answer = provider_answer("referral.declined", event_id="answer-1")
+
+    response = intake.post(intake.keys["provider"], answer)
+
+    assert response.status_code == 202, response.text
+    assert response.json()["topic"] == intake.responses_topic
+    [record] = read_topic(intake.settings, intake.responses_topic)
+    assert (record.ce_id, record.ce_source, record.ce_type) == (
+        "answer-1",
+        "/providers/shelter-1",
+        "referral.declined",
+    )
+    assert read_topic(intake.settings, intake.intake_topic, settle_s=1) == []
+
+
+def test_healthz_reports_the_broker(intake: Intake) -> None:
+    response = httpx.get(f"{intake.url}/healthz", timeout=10)
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "broker": "reachable"}
+
+
+# ------------------------------------------------------------- broker outage
+
+
+@pytest.fixture(scope="module")
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """A broker of this module's own, which the outage test stops and starts again."""
+    deployment = single_node(
+        dedicated_settings(
+            tmp_path_factory.mktemp("intake-kafka"),
+            port=OWN_BROKER_PORT,
+            controller_port=OWN_BROKER_PORT + 1,
+        )
+    )
+    deployment.start()
+    yield deployment
+    deployment.stop()
+
+
+class Traffic(threading.Thread):
+    """Posts one new event after another and remembers every answer."""
+
+    def __init__(self, intake: Intake) -> None:
+        super().__init__(name="intake-traffic", daemon=True)
+        self.intake = intake
+        self.answers: list[tuple[str, int]] = []
+        self.latency: dict[int, list[float]] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            event_id = f"traffic-{len(self.answers)}"
+            started = time.monotonic()
+            try:
+                status = self.intake.post(
+                    self.intake.keys["agency"], cloudevent(event_id=event_id), timeout=30
+                ).status_code
+            except httpx.HTTPError:
+                status = 0
+            self.answers.append((event_id, status))
+            self.latency.setdefault(status, []).append(time.monotonic() - started)
+            time.sleep(0.05)
+
+    def ids_with(self, status: int) -> set[str]:
+        return {event_id for event_id, code in self.answers if code == status}
+
+
+def wait_for_status(intake: Intake, status: int, timeout_s: float) -> list[int]:
+    """Post new events until one gets ``status``; every status seen on the way."""
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        code = intake.post(
+            intake.keys["agency"], cloudevent(event_id=f"probe-{uuid.uuid4()}")
+        ).status_code
+        seen.append(code)
+        if code == status:
+            return seen
+        time.sleep(0.5)
+    raise AssertionError(f"no {status} within {timeout_s} s; saw {seen}")
+
+
+def test_with_the_broker_down_the_answer_is_503_and_nothing_accepted_is_lost(
+    own_broker: Deployment, tmp_path: Path
+) -> None:
+    settings = KafkaSettings(
+        bootstrap_servers=own_broker.bootstrap, topic_namespace=f"outage-{uuid.uuid4().hex[:8]}"
+    )
+    provision_intake_topics(settings)
+    keys = make_keys(tmp_path / "api-keys.yaml")
+    port = free_port()
+    app = create_app(
+        IntakeSettings(
+            api_keys_file=tmp_path / "api-keys.yaml",
+            state_dir=tmp_path / "state",
+            publish_timeout_s=5,
+        ),
+        kafka=settings,
+    )
+    with Server(app, port):
+        intake = Intake(f"http://127.0.0.1:{port}", keys, settings)
+        before = cloudevent(event_id="before-outage")
+        assert intake.post(keys["agency"], before).status_code == 202
+        traffic = Traffic(intake)
+        traffic.start()
+        time.sleep(1)
+
+        own_broker.stop()
+        stopped = time.monotonic()
+        during = wait_for_status(intake, 503, timeout_s=60)
+        first_503_s = time.monotonic() - stopped
+        unsent = cloudevent(event_id="during-outage")
+        refused = intake.post(keys["agency"], unsent)
+        health = httpx.get(f"{intake.url}/healthz", timeout=30)
+        retry_of_acked = intake.post(keys["agency"], before)
+
+        own_broker.start()
+        restarted = time.monotonic()
+        after = wait_for_status(intake, 202, timeout_s=90)
+        first_202_s = time.monotonic() - restarted
+        retried = intake.post(keys["agency"], unsent)
+        time.sleep(1)
+        traffic.stop.set()
+        traffic.join(timeout=60)
+
+    assert during[-1] == 503
+    assert set(during) <= {202, 503}  # 202 only while the stop had not yet taken effect
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["Retry-After"]
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert health.status_code == 503
+    # An event acknowledged before the outage is answered from the store, outage or not.
+    assert retry_of_acked.status_code == 202
+    assert set(after) <= {202, 503}
+    assert retried.status_code == 202, retried.text
+    statuses = Counter(code for _, code in traffic.answers)
+    assert set(statuses) <= {202, 503}, statuses
+    assert statuses[503] > 0
+    assert statuses[202] > 0
+
+    on_topic = Counter(r.ce_id for r in read_topic(settings, intake.intake_topic))
+    accepted = traffic.ids_with(202) | {"before-outage", "during-outage"}
+    missing = accepted - set(on_topic)
+    assert not missing, f"answered 202 but not on the topic: {sorted(missing)}"
+    assert on_topic["before-outage"] == 1
+    slowest = {code: round(max(times), 2) for code, times in traffic.latency.items()}
+    print(  # the measured outage behaviour, for the record
+        f"\noutage: traffic {dict(statuses)} (slowest answer s {slowest}); first 503 "
+        f"{first_503_s:.1f} s after the stop, first 202 {first_202_s:.1f} s after the restart; "
+        f"{len(on_topic)} ids on the topic, none missing"
+    )
