@@ -71,7 +71,7 @@ class Scenario:
 
 
 def generate() -> Scenario:
-    providers = [
+    providers: list[ProviderEvent] = [
         provider(uuid.uuid4(), categories=[category], capacity=4 * OFFERS)
         for category in CATEGORIES
         for _ in range(3)
@@ -79,18 +79,21 @@ def generate() -> Scenario:
     events: list[tuple[SurvivorEvent, str]] = []
     survivors = [uuid.uuid4() for _ in range(SURVIVORS)]
     for sid in survivors:
-        for event in (identified(sid, at=T0 - timedelta(hours=1)), consent(sid, at=T0)):
-            events.append((event, str(uuid.uuid4())))
+        opening: tuple[SurvivorEvent, ...] = (
+            identified(sid, at=T0 - timedelta(hours=1)),
+            consent(sid, at=T0),
+        )
+        events.extend((event, str(uuid.uuid4())) for event in opening)
     for i in range(OFFERS):
         sid = survivors[i % SURVIVORS]
-        event = request(
+        requested = request(
             sid,
             uuid.uuid4(),
             category=CATEGORIES[i % len(CATEGORIES)],
             urgency=URGENCIES[(i // len(CATEGORIES)) % len(URGENCIES)],
             at=T0 + SPREAD * i,
         )
-        events.append((event, str(uuid.uuid4())))
+        events.append((requested, str(uuid.uuid4())))
     return Scenario(providers, events)
 
 
