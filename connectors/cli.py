@@ -23,7 +23,7 @@ from connectors.auth import ApiKeyStore
 from connectors.delivery import register as register_delivery
 from connectors.escalations import EscalationFilter, FollowStats, follow
 from connectors.exceptions import ConnectorsError
-from connectors.intake_api import register as register_intake
+from connectors.intake import register as register_intake
 from infra import BrokerSettings, Deployment, InfraError, cluster, single_node
 from infra.maven import pinned_kafka_version
 from infra.registry import SchemaRegistry

@@ -24,7 +24,7 @@ import uvicorn
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from connectors.auth import Role, add_key
-from connectors.intake_api import (
+from connectors.intake import (
     BATCH_MEDIA_TYPE,
     STRUCTURED_MEDIA_TYPE,
     IntakeSettings,

@@ -28,7 +28,7 @@ from connectors.auth import (
     load_keys,
 )
 from connectors.exceptions import ApiKeysError, ConnectorsError, ForbiddenError
-from connectors.intake_api import register
+from connectors.intake import register
 from schemas.models import MODELS, ReferralAccepted, ReferralCancelled, RiskAssessed
 from schemas.types import Actor, CancelReason, RiskLevel
 from streams.contract import AGENCY_EVENTS, PROVIDER_ANSWERS

@@ -1,7 +1,7 @@
 """The intake API without a broker: validation, roles, problems, idempotency, backpressure, fuzz.
 
 The Kafka edge is replaced by :class:`RecordingPublisher`, an in-process
-:class:`~connectors.intake_api.Publisher` that records what it is given and
+:class:`~connectors.intake.Publisher` that records what it is given and
 can be told to hold, fail or refuse deliveries; the router's HTTP server by
 an ``httpx.MockTransport``. Everything else is the real app, driven over
 ASGI. tests/integration/test_intake_api.py runs the same app against Kafka.
@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from connectors.auth import ApiKeyStore, Role, add_key
 from connectors.exceptions import BrokerUnavailableError, IdempotencyStoreError
 from connectors.idempotency import ClaimOutcome, IdempotencyStore, KeyedLocks, fingerprint
-from connectors.intake_api import (
+from connectors.intake import (
     BATCH_MEDIA_TYPE,
     STRUCTURED_MEDIA_TYPE,
     Delivery,
@@ -63,7 +63,7 @@ PROBLEM = "application/problem+json"
 
 
 class RecordingPublisher:
-    """An in-process :class:`~connectors.intake_api.Publisher`: records, holds or fails.
+    """An in-process :class:`~connectors.intake.Publisher`: records, holds or fails.
 
     ``gate``: while set to an unset event, deliveries wait for it (a slow
     broker). ``fail``: records it returns True for are not acknowledged.

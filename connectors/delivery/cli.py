@@ -1,0 +1,92 @@
+"""``safepassage deliver webhooks``: the command that runs (or checks) the connector.
+
+Kept apart from the connector so the connector stays usable from code and
+tests without click, and so ``--check`` can validate a webhooks file with
+nothing else running. :func:`register` is how ``connectors.cli`` adds the
+``deliver`` group to the ``safepassage`` command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from uuid import UUID
+
+import click
+from confluent_kafka import KafkaException
+from pydantic import ValidationError
+
+from connectors.delivery.connector import WebhookDelivery
+from connectors.delivery.jobs import DeliveryStats
+from connectors.delivery.settings import ProviderEndpoint, WebhookSettings, load_providers
+from connectors.exceptions import WebhookConfigError
+from streams.settings import KafkaSettings
+
+__all__ = ["deliver", "register"]
+
+
+async def _run_until_signalled(
+    kafka: KafkaSettings, settings: WebhookSettings, providers: Mapping[UUID, ProviderEndpoint]
+) -> DeliveryStats:
+    """Run the connector until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    connector = WebhookDelivery(kafka, settings, providers)
+    await connector.run(stop)
+    return connector.stats
+
+
+def _settings(file: Path | None) -> WebhookSettings:
+    """Settings from the environment, with ``--file`` taking precedence."""
+    try:
+        return WebhookSettings() if file is None else WebhookSettings(file=file)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"SAFEPASSAGE_WEBHOOKS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise click.ClickException(problems) from None
+
+
+@click.group("deliver")
+def deliver() -> None:
+    """Deliver referral events to providers that do not read Kafka."""
+
+
+@deliver.command("webhooks")
+@click.option(
+    "--file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Webhooks file (default: SAFEPASSAGE_WEBHOOKS_FILE).",
+)
+@click.option("--check", is_flag=True, help="Validate the webhooks file, print a summary, exit.")
+def webhooks(file: Path | None, check: bool) -> None:
+    """POST offers and cancellations as signed webhooks; dead-letter and escalate failures."""
+    settings = _settings(file)
+    try:
+        providers = load_providers(settings.file)
+    except WebhookConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if check:
+        click.echo(f"{settings.file}: {len(providers)} provider(s) OK")
+        for provider, endpoint in sorted(providers.items()):
+            click.echo(f"  {provider}  {endpoint.jurisdiction}  {len(endpoint.secrets)} secret(s)")
+        return
+    try:
+        stats = asyncio.run(_run_until_signalled(KafkaSettings(), settings, providers))
+    except KafkaException as exc:
+        raise click.ClickException(f"Kafka: {exc.args[0]}") from None
+    click.echo(
+        f"{stats.delivered} delivered, {stats.dead_lettered} dead-lettered, "
+        f"{stats.escalated} escalated, {stats.skipped} skipped, {stats.attempts} attempts"
+    )
+
+
+def register(main_group: click.Group) -> None:
+    """Add ``safepassage deliver webhooks`` to the ``safepassage`` command group."""
+    main_group.add_command(deliver)

@@ -1,0 +1,118 @@
+"""Which offset each partition may commit, when records finish out of order.
+
+Providers are served concurrently, so a record read later can finish
+before one read earlier. Committing past an unfinished record would lose it
+in a crash; :class:`OffsetTracker` therefore only ever offers the
+contiguous prefix of finished offsets for commit. It is plain bookkeeping,
+with no Kafka client, so its invariants are tested without a broker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+__all__ = ["OffsetTracker", "Partition"]
+
+
+class Partition(NamedTuple):
+    """A topic partition as a hashable key."""
+
+    topic: str
+    partition: int
+
+
+@dataclass
+class _PartitionState:
+    generation: int
+    pending: dict[int, None] = field(default_factory=dict)
+    """Offsets read and not finished, ascending (insertion order)."""
+    next_offset: int | None = None
+    """Highest offset read + 1."""
+    committed: int | None = None
+
+
+class OffsetTracker:
+    """Which offset each partition may commit: the lowest one not finished yet.
+
+    Records finish out of order (one provider is fast, another in backoff);
+    committing past an unfinished record would lose it in a crash. So the
+    commit position of a partition is its lowest pending offset, or the
+    highest offset read + 1 when none is pending (offsets may have gaps:
+    transaction markers, compaction). Each assignment of a partition gets a
+    new generation: a record of an earlier assignment finishing late
+    cannot move the new owner's position.
+    """
+
+    def __init__(self) -> None:
+        """Start with no partition."""
+        self._partitions: dict[Partition, _PartitionState] = {}
+        self._generations = 0
+
+    def _new_state(self) -> _PartitionState:
+        self._generations += 1
+        return _PartitionState(generation=self._generations)
+
+    def assign(self, partition: Partition) -> int:
+        """Start owning ``partition`` afresh; its generation."""
+        state = self._new_state()
+        self._partitions[partition] = state
+        return state.generation
+
+    def revoke(self, partition: Partition) -> None:
+        """Stop owning ``partition``: its unfinished records are the next owner's."""
+        self._partitions.pop(partition, None)
+
+    def owns(self, partition: Partition, generation: int) -> bool:
+        """Whether a record read in ``generation`` still belongs to this consumer."""
+        state = self._partitions.get(partition)
+        return state is not None and state.generation == generation
+
+    def track(self, partition: Partition, offset: int) -> int:
+        """Note a record as read and unfinished; the generation to finish it with.
+
+        An offset at or below one already read means the consumer went back
+        (an offset reset): the partition starts over in a new generation.
+        """
+        state = self._partitions.get(partition)
+        if state is None or (state.next_offset is not None and offset < state.next_offset):
+            state = self._new_state()
+            self._partitions[partition] = state
+        state.pending[offset] = None
+        state.next_offset = offset + 1
+        return state.generation
+
+    def finish(self, partition: Partition, offset: int, generation: int) -> None:
+        """Note a record as finished (delivered, or dead-lettered and escalated)."""
+        if self.owns(partition, generation):
+            self._partitions[partition].pending.pop(offset, None)
+
+    def position(self, partition: Partition) -> int | None:
+        """The offset to commit for ``partition`` (Kafka's next-to-read), or None if none read."""
+        state = self._partitions.get(partition)
+        if state is None:
+            return None
+        if state.pending:
+            return next(iter(state.pending))
+        return state.next_offset
+
+    def take_ready(self) -> list[tuple[Partition, int]]:
+        """Positions that moved since the last commit, marked as committed."""
+        ready = []
+        for partition, state in self._partitions.items():
+            position = self.position(partition)
+            if position is not None and position != state.committed:
+                state.committed = position
+                ready.append((partition, position))
+        return ready
+
+    def commit_failed(self, partition: Partition) -> None:
+        """A commit did not go through: offer the position again next time."""
+        state = self._partitions.get(partition)
+        if state is not None:
+            state.committed = None
+
+    @property
+    def pending(self) -> int:
+        """Records read and not finished, over every partition (for back-pressure)."""
+        return sum(len(state.pending) for state in self._partitions.values())

@@ -1,0 +1,311 @@
+"""The consumer loop: read the referral topics, queue per provider, commit what is finished.
+
+:class:`WebhookDelivery` owns the Kafka consumer, one queue and worker task
+per configured provider, and the commit bookkeeping
+(:class:`~connectors.delivery.commits.OffsetTracker`). Each worker hands
+its records, in order, to a :class:`~connectors.delivery.sender.RecordSender`,
+which delivers them or dead-letters and escalates them; only then is the
+record finished and its offset allowed to be committed. Records keyed to a
+provider not in the webhooks file are finished at once as skipped.
+
+Reading pauses while too many records are unfinished (``max_buffered``),
+so a dead provider cannot make the connector buffer without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from uuid import UUID
+
+import httpx
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import TopicPartition as KafkaPartition
+
+from connectors.delivery.commits import OffsetTracker, Partition
+from connectors.delivery.escalation import SOURCE
+from connectors.delivery.jobs import DeliveryStats, Job
+from connectors.delivery.sender import RecordSender
+from connectors.delivery.settings import ProviderEndpoint, WebhookSettings
+from streams.clients import consumer_config, producer_config
+from streams.codec import Codec, Decoded
+from streams.logs import bind_record, get_logger
+from streams.settings import KafkaSettings
+from streams.topics import CATEGORIES, referral_topic
+
+__all__ = ["WebhookDelivery"]
+
+log = get_logger(__name__)
+
+_BATCH = 500
+
+
+class WebhookDelivery:
+    """The delivery connector: one consumer, one worker per provider, one HTTP client.
+
+    Everything runs on one event loop. The consumer is polled without
+    blocking from the loop itself, so rebalance, commit and delivery
+    callbacks run on the loop too and need no locks.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        settings: WebhookSettings,
+        providers: Mapping[UUID, ProviderEndpoint],
+        *,
+        client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """Configure the connector; nothing connects before :meth:`run`.
+
+        ``clock`` (monotonic) measures horizons, ``wall`` (Unix seconds)
+        stamps signatures and escalations, ``sleep`` waits out backoffs.
+        """
+        self._kafka = kafka
+        self._settings = settings
+        self._providers = dict(providers)
+        self._client = client
+        self._clock = clock
+        self._wall = wall
+        self._sleep = sleep
+        self._codec = Codec(kafka, source=SOURCE)
+        self._topics = [referral_topic(kafka, category) for category in CATEGORIES]
+        self._deadletter_topic = f"{kafka.topic_namespace}.deadletter.v1"
+        self._escalation_topic = f"{kafka.topic_namespace}.escalations.v1"
+        self._tracker = OffsetTracker()
+        self._queues: dict[UUID, asyncio.Queue[Job]] = {}
+        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._producer: Producer | None = None
+        self._paused = False
+        self.stats = DeliveryStats()
+
+    @property
+    def _running_producer(self) -> Producer:
+        if self._producer is None:
+            raise RuntimeError("the connector is not running")
+        return self._producer
+
+    # ----------------------------------------------------------------- run loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set; then commit what is finished and close.
+
+        Deliveries still in progress at the stop are abandoned uncommitted:
+        the next run delivers them again under the same delivery ids.
+        """
+        own_client = self._client is None
+        client = self._client or httpx.AsyncClient(
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=self._settings.max_in_flight),
+            headers={"User-Agent": "SafePassage-Webhooks/1"},
+        )
+        self._client = client
+        producer = self._producer = Producer(producer_config(self._kafka))
+        consumer = Consumer(
+            consumer_config(self._kafka, self._settings.group_id, on_commit=self._on_commit)
+        )
+        consumer.subscribe(
+            self._topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        self._queues = {provider: asyncio.Queue() for provider in self._providers}
+        sender = RecordSender(
+            self._settings,
+            self._providers,
+            codec=self._codec,
+            client=client,
+            producer=producer,
+            slots=self._slots,
+            stats=self.stats,
+            deadletter_topic=self._deadletter_topic,
+            escalation_topic=self._escalation_topic,
+            clock=self._clock,
+            wall=self._wall,
+            sleep=self._sleep,
+        )
+        workers = [
+            asyncio.create_task(self._serve(provider, sender), name=f"webhooks-{provider}")
+            for provider in self._providers
+        ]
+        log.info("webhooks.started", providers=len(self._providers), topics=self._topics)
+        try:
+            await self._poll(consumer, stop, workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            self._commit(consumer, asynchronous=False)
+            consumer.close()
+            producer.flush(10)
+            self._producer = None
+            if own_client:
+                await client.aclose()
+                self._client = None
+            log.info("webhooks.stopped", **vars(self.stats))
+
+    async def _poll(
+        self, consumer: Consumer, stop: asyncio.Event, workers: list[asyncio.Task[None]]
+    ) -> None:
+        """Read, route, commit, pace; a worker that died takes the connector down with it."""
+        while not stop.is_set():
+            room = max(1, min(_BATCH, self._settings.max_buffered - self._tracker.pending))
+            messages = consumer.consume(room, timeout=0)
+            for message in messages:
+                self._accept(message)
+            self._running_producer.poll(0)  # serves delivery callbacks, on this loop
+            self._commit(consumer, asynchronous=True)
+            self._pace(consumer)
+            for worker in workers:
+                if worker.done():
+                    worker.result()  # re-raises what killed it
+                    raise RuntimeError(f"worker {worker.get_name()} stopped")
+            if not messages:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._settings.poll_interval_s)
+            else:
+                await asyncio.sleep(0)
+
+    def _pace(self, consumer: Consumer) -> None:
+        """Pause reading while too many records are unfinished; resume at half."""
+        pending = self._tracker.pending
+        if pending >= self._settings.max_buffered:
+            if not self._paused:
+                log.warning("webhooks.paused", pending=pending)
+            self._paused = True
+            consumer.pause(consumer.assignment())  # again each time: new partitions too
+        elif self._paused and pending <= self._settings.max_buffered // 2:
+            self._paused = False
+            consumer.resume(consumer.assignment())
+            log.info("webhooks.resumed", pending=pending)
+
+    # ----------------------------------------------------------------- offsets
+
+    def _on_assign(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        for tp in partitions:
+            self._tracker.assign(Partition(tp.topic, tp.partition))
+        log.info("webhooks.assigned", partitions=_names(partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        """Commit what is finished on the partitions leaving, then forget them."""
+        self._commit(consumer, asynchronous=False)
+        self._forget(partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        """Lost partitions (session timed out) can no longer be committed: forget them."""
+        self._forget(partitions)
+
+    def _forget(self, partitions: list[KafkaPartition]) -> None:
+        for tp in partitions:
+            self._tracker.revoke(Partition(tp.topic, tp.partition))
+        log.info("webhooks.revoked", partitions=_names(partitions))
+
+    def _commit(self, consumer: Consumer, *, asynchronous: bool) -> None:
+        ready = self._tracker.take_ready()
+        if not ready:
+            return
+        offsets = [KafkaPartition(p.topic, p.partition, position) for p, position in ready]
+        try:
+            if asynchronous:
+                consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            for partition, _ in ready:
+                self._tracker.commit_failed(partition)
+            log.warning("webhooks.commit_failed", error=str(exc.args[0]))
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[KafkaPartition]) -> None:
+        """An asynchronous commit failed: offer those positions again."""
+        failed = [tp for tp in partitions if error is not None or tp.error is not None]
+        for tp in failed:
+            self._tracker.commit_failed(Partition(tp.topic, tp.partition))
+        if failed:
+            log.warning("webhooks.commit_failed", error=str(error), partitions=_names(failed))
+
+    # ----------------------------------------------------------------- routing
+
+    def _provider_of(self, key: bytes | None) -> UUID | None:
+        """The configured provider a record is keyed to, or None (skip it)."""
+        if key is None:
+            return None
+        try:
+            provider = UUID(key.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            return None
+        return provider if provider in self._providers else None
+
+    def _accept(self, message: Message) -> None:
+        """Track a record and queue it for its provider's worker, or finish it as skipped."""
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("webhooks.consumer_error", error=error.name())
+            return
+        topic, index, offset = message.topic(), message.partition(), message.offset()
+        if topic is None or index is None or offset is None:
+            return
+        partition = Partition(topic, index)
+        generation = self._tracker.track(partition, offset)
+        provider = self._provider_of(message.key())
+        if provider is None:
+            self._tracker.finish(partition, offset, generation)
+            self.stats.skipped += 1
+            return
+        decoded: Decoded | None = None
+        failure: Exception | None = None
+        try:
+            decoded = self._codec.decode(
+                message.value(), message.headers(), topic=topic, key=message.key()
+            )
+        except Exception as exc:  # every decode failure is dead-lettered, by the worker
+            failure = exc
+        self._queues[provider].put_nowait(
+            Job(
+                partition=partition,
+                offset=offset,
+                generation=generation,
+                provider_id=provider,
+                key=message.key(),
+                value=message.value(),
+                headers=_header_list(message),
+                deadline=self._clock() + self._settings.max_elapsed_s,
+                decoded=decoded,
+                error=failure,
+            )
+        )
+
+    # ----------------------------------------------------------------- workers
+
+    async def _serve(self, provider: UUID, sender: RecordSender) -> None:
+        """One provider's worker: its records in order, each finished before the next."""
+        queue = self._queues[provider]
+        while True:
+            job = await queue.get()
+            if self._tracker.owns(job.partition, job.generation):
+                with bind_record(
+                    topic=job.partition.topic,
+                    partition=job.partition.partition,
+                    offset=job.offset,
+                    provider_id=str(provider),
+                ):
+                    await sender.handle(job)
+            self._tracker.finish(job.partition, job.offset, job.generation)
+
+
+def _header_list(message: Message) -> list[tuple[str, bytes | None]]:
+    raw = message.headers() or []
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [
+        (name, value.encode("utf-8") if isinstance(value, str) else value) for name, value in items
+    ]
+
+
+def _names(partitions: list[KafkaPartition]) -> list[str]:
+    return [f"{tp.topic}[{tp.partition}]" for tp in partitions]

@@ -1,0 +1,47 @@
+"""What passes from the consumer loop to a provider's worker, and what a run tallies.
+
+:class:`Job` is one record read from Kafka and addressed to a configured
+provider, carrying everything needed to deliver it or dead-letter it
+without going back to the consumer. :class:`DeliveryStats` is shared by the
+consumer loop (skips) and the sender (attempts, deliveries, give-ups).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from connectors.delivery.commits import Partition
+from streams.codec import Decoded
+
+__all__ = ["DeliveryStats", "Job"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One record addressed to a configured provider, waiting in that provider's queue."""
+
+    partition: Partition
+    offset: int
+    generation: int
+    provider_id: UUID
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+    deadline: float
+    """Monotonic time after which delivery is given up."""
+    decoded: Decoded | None
+    error: Exception | None
+    """Why the record did not decode (it is dead-lettered, not delivered)."""
+
+
+@dataclass
+class DeliveryStats:
+    """What a run did, for tests and the closing line of the command."""
+
+    delivered: int = 0
+    dead_lettered: int = 0
+    escalated: int = 0
+    skipped: int = 0
+    """Records for providers that are not in the webhooks file."""
+    attempts: int = 0

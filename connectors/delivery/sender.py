@@ -1,0 +1,331 @@
+"""Delivering one record to its provider, or giving it up safely.
+
+:class:`RecordSender` turns a :class:`~connectors.delivery.jobs.Job` into
+signed POSTs, retried by the policy of :mod:`connectors.delivery.retry`
+until a 2xx, a final status or the horizon. When delivery is given up the
+record must still not be lost: the original goes to the dead-letter topic
+and a ``referral.escalated`` goes to the escalation topic, each waited for
+until Kafka acknowledges it, because only then may the consumer loop
+commit past the record.
+
+Every wait here (backoff, request slot, broker ack) belongs to one
+provider's worker, so a slow or dead provider holds up only itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+import structlog
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_random_exponential
+
+from connectors.delivery.escalation import COORDINATOR_LEVEL, escalation_for, escalation_id
+from connectors.delivery.jobs import DeliveryStats, Job
+from connectors.delivery.retry import (
+    AttemptResult,
+    Verdict,
+    next_delay,
+    parse_retry_after,
+    should_stop,
+    verdict_for_error,
+    verdict_for_status,
+)
+from connectors.delivery.settings import ProviderEndpoint, WebhookSettings
+from connectors.exceptions import (
+    WebhookDeliveryError,
+    WebhookRejectedError,
+    WebhookUndeliverableError,
+)
+from connectors.webhooks import WebhookEvent, delivery_id, payload, signed_headers
+from schemas.models import ReferralCancelled, ReferralOffered
+from streams.codec import Codec
+from streams.deadletter import DeadLetter, describe_error
+from streams.logs import get_logger
+
+__all__ = ["RecordSender"]
+
+log = get_logger(__name__)
+
+_DRAIN_LIMIT_BYTES = 64 * 1024
+_REPUBLISH_BACKOFF_S = (1.0, 30.0)
+
+
+class _PublishError(Exception):
+    """Kafka did not acknowledge a dead letter or escalation; retried by the worker."""
+
+
+def _settle(future: asyncio.Future[None], error: KafkaError | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(_PublishError(error.name()))
+
+
+class RecordSender:
+    """Delivers a record to its provider, or gives it up safely.
+
+    Built by :class:`~connectors.delivery.connector.WebhookDelivery` once per
+    run, when its HTTP client and Kafka producer exist, and shared by every
+    provider's worker: it keeps no per-record state, only the connector's
+    request slots, stats, clocks and codec.
+    """
+
+    def __init__(
+        self,
+        settings: WebhookSettings,
+        providers: Mapping[UUID, ProviderEndpoint],
+        *,
+        codec: Codec,
+        client: httpx.AsyncClient,
+        producer: Producer,
+        slots: asyncio.Semaphore,
+        stats: DeliveryStats,
+        deadletter_topic: str,
+        escalation_topic: str,
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        """Share the running connector's client, producer, slots and stats.
+
+        ``clock`` (monotonic) measures horizons, ``wall`` (Unix seconds)
+        stamps signatures and escalations, ``sleep`` waits out backoffs.
+        """
+        self._settings = settings
+        self._providers = providers
+        self._codec = codec
+        self._client = client
+        self._producer = producer
+        self._slots = slots
+        self.stats = stats
+        self._deadletter_topic = deadletter_topic
+        self._escalation_topic = escalation_topic
+        self._clock = clock
+        self._wall = wall
+        self._sleep = sleep
+
+    # ----------------------------------------------------------------- delivering
+
+    async def handle(self, job: Job) -> None:
+        """Deliver one record, or dead-letter (and escalate) it: either way it is finished."""
+        if job.decoded is None or not isinstance(
+            job.decoded.event, ReferralOffered | ReferralCancelled
+        ):
+            await self._dead_letter(job, job.error or RuntimeError("no event"))
+            return
+        event = job.decoded.event
+        envelope = job.decoded.envelope
+        delivery = delivery_id(envelope.source, envelope.id)
+        with structlog.contextvars.bound_contextvars(event_id=envelope.id, delivery_id=delivery):
+            failure: BaseException | None
+            try:
+                failure = await self._deliver(job, payload(event, delivery), delivery, event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug must not lose the record: give it up instead
+                log.error(
+                    "webhook.crashed", error_class=type(exc).__name__, error=describe_error(exc)
+                )
+                failure = exc
+            if failure is None:
+                return
+            await self._dead_letter(job, failure)
+            await self._escalate(job, event, delivery)
+
+    async def _deliver(
+        self, job: Job, body: bytes, delivery: str, event: WebhookEvent
+    ) -> WebhookDeliveryError | None:
+        """Attempt until delivered, refused, or out of time; None when delivered."""
+        endpoint = self._providers[job.provider_id]
+        attempts = 0
+        started = self._clock()
+
+        async def attempt() -> AttemptResult:
+            nonlocal attempts
+            attempts += 1
+            self.stats.attempts += 1
+            async with self._slots:
+                return await self._post(endpoint, body, delivery, event.event_type)
+
+        jitter = wait_random_exponential(
+            multiplier=self._settings.initial_backoff_s, max=self._settings.max_backoff_s
+        )
+
+        def wait(state: RetryCallState) -> float:
+            last = _result(state)
+            return next_delay(jitter(state), last.retry_after, job.deadline - self._clock())
+
+        def stop(state: RetryCallState) -> bool:
+            return should_stop(job.deadline - self._clock(), _result(state).retry_after)
+
+        def before_sleep(state: RetryCallState) -> None:
+            pause = state.next_action.sleep if state.next_action else 0.0
+            log.info(
+                "webhook.retry",
+                attempt=state.attempt_number,
+                outcome=_result(state).describe(),
+                retry_in_s=round(pause, 3),
+            )
+
+        retrying = AsyncRetrying(
+            stop=stop,
+            wait=wait,
+            retry=retry_if_result(lambda result: result.verdict is Verdict.RETRY),
+            before_sleep=before_sleep,
+            retry_error_callback=_result,
+            sleep=self._sleep,
+        )
+        last: AttemptResult = await retrying(attempt)
+        elapsed = round(self._clock() - started, 3)
+        if last.verdict is Verdict.DELIVERED:
+            self.stats.delivered += 1
+            log.info("webhook.delivered", attempts=attempts, status=last.status, elapsed_s=elapsed)
+            return None
+        if last.verdict is Verdict.GIVE_UP:
+            return WebhookRejectedError(
+                f"the provider answered {last.describe()} on attempt {attempts}; not retried"
+            )
+        return WebhookUndeliverableError(
+            f"no 2xx within the horizon of {self._settings.max_elapsed_s:g} s: {attempts} "
+            f"attempt(s) over {elapsed:g} s, the last {last.describe()}"
+        )
+
+    async def _post(
+        self, endpoint: ProviderEndpoint, body: bytes, delivery: str, event_type: str
+    ) -> AttemptResult:
+        """One signed POST; the status (and Retry-After) decide, the response body is ignored."""
+        client = self._client
+        headers = signed_headers(
+            endpoint.secrets,
+            body,
+            delivery=delivery,
+            event_type=event_type,
+            timestamp=int(self._wall()),
+        )
+        request = client.build_request(
+            "POST",
+            str(endpoint.url),
+            content=body,
+            headers=headers,
+            timeout=endpoint.timeout_s or self._settings.timeout_s,
+        )
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            return AttemptResult(verdict_for_error(exc), error=type(exc).__name__)
+        try:
+            await _drain(response)
+        finally:
+            await response.aclose()
+        return AttemptResult(
+            verdict_for_status(response.status_code),
+            status=response.status_code,
+            retry_after=parse_retry_after(response.headers.get("Retry-After"), self._wall()),
+        )
+
+    # ----------------------------------------------------------------- giving up
+
+    async def _dead_letter(self, job: Job, error: BaseException) -> None:
+        """The original record, untouched, with the project's reason headers."""
+        letter = DeadLetter.of(
+            key=job.key,
+            value=job.value,
+            headers=job.headers,
+            error=error,
+            topic=job.partition.topic,
+            partition=job.partition.partition,
+            offset=job.offset,
+        )
+        await self._publish_until_acked(
+            self._deadletter_topic, letter.key, letter.value, letter.headers
+        )
+        self.stats.dead_lettered += 1
+        log.warning(
+            "webhook.dead_lettered", error_class=type(error).__name__, error=describe_error(error)
+        )
+
+    async def _escalate(self, job: Job, event: WebhookEvent, delivery: str) -> None:
+        """Tell the case coordinator: the provider has not received this offer or cancellation."""
+        endpoint = self._providers[job.provider_id]
+        escalation = escalation_for(
+            event,
+            provider_id=job.provider_id,
+            jurisdiction=endpoint.jurisdiction,
+            now=datetime.fromtimestamp(self._wall(), UTC),
+        )
+        record = self._codec.encode(
+            escalation, self._escalation_topic, event_id=escalation_id(delivery)
+        )
+        headers: list[tuple[str, bytes | None]] = list(record.headers)
+        await self._publish_until_acked(record.topic, record.key, record.value, headers)
+        self.stats.escalated += 1
+        log.warning(
+            "webhook.escalated", level=COORDINATOR_LEVEL, escalation_id=escalation_id(delivery)
+        )
+
+    async def _publish_until_acked(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes | None]],
+    ) -> None:
+        """Publish and wait for the broker's ack; while Kafka refuses, keep trying.
+
+        The source offset must not be committed before this record is safe,
+        and there is nothing better to do with it meanwhile.
+        """
+        pause, cap = _REPUBLISH_BACKOFF_S
+        while True:
+            try:
+                await self._publish(topic, key, value, headers)
+                return
+            except (_PublishError, BufferError, KafkaException) as exc:
+                log.warning("webhooks.publish_failed", target=topic, error=str(exc))
+                await self._sleep(pause)
+                pause = min(cap, pause * 2)
+
+    async def _publish(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes | None]],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        acked: asyncio.Future[None] = loop.create_future()
+
+        def on_delivery(error: KafkaError | None, _message: Message) -> None:
+            loop.call_soon_threadsafe(_settle, acked, error)
+
+        self._producer.produce(
+            topic, key=key, value=value, headers=list[Any](headers), on_delivery=on_delivery
+        )
+        await acked  # the run loop's producer.poll(0) serves the callback
+
+
+def _result(state: RetryCallState) -> AttemptResult:
+    """The result of the attempt just made (attempts return results, they do not raise)."""
+    assert state.outcome is not None  # noqa: S101 - tenacity sets it before calling back
+    result: AttemptResult = state.outcome.result()
+    return result
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read (and drop) a little of the answer so the connection can be reused; stop early."""
+    read = 0
+    try:
+        async for chunk in response.aiter_raw():
+            read += len(chunk)
+            if read > _DRAIN_LIMIT_BYTES:
+                return
+    except httpx.HTTPError:
+        return  # the status line is what counts

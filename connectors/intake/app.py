@@ -1,0 +1,203 @@
+"""The intake API as an ASGI app: :func:`create_app` wires the parts and the routes.
+
+The routes stay thin (``POST /v1/events``, the operators' status read,
+``/healthz``); the work is in :class:`~connectors.intake.service.IntakeService`.
+Everything is built in :func:`create_app`, so start-up problems surface at
+once, and the real edges (Kafka, the keys file, the router) can be replaced
+by tests.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, FastAPI, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from connectors.auth import ApiKeyStore, Principal, Role
+from connectors.idempotency import IdempotencyStore
+from connectors.intake.body import read_documents
+from connectors.intake.openapi import (
+    DESCRIPTION,
+    install_openapi,
+    problem_responses,
+    request_body_docs,
+)
+from connectors.intake.problems import ProblemError, broker_unavailable, install_error_handlers
+from connectors.intake.publisher import KafkaPublisher, Publisher
+from connectors.intake.service import IntakeService
+from connectors.intake.settings import IntakeSettings
+from connectors.intake.status import forward_status_read
+from streams.settings import KafkaSettings
+
+__all__ = ["Caller", "create_app"]
+
+
+def create_app(
+    settings: IntakeSettings | None = None,
+    *,
+    kafka: KafkaSettings | None = None,
+    publisher: Publisher | None = None,
+    keys: ApiKeyStore | None = None,
+    router_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The intake API as an ASGI app.
+
+    Everything is built here, so start-up problems (keys file, state folder)
+    surface at once; the publisher connects when the app starts serving.
+    ``publisher``, ``keys`` and ``router_transport`` replace the real edges
+    (Kafka, the keys file, the router's HTTP server) in tests.
+    """
+    settings = settings or IntakeSettings()
+    kafka = kafka or KafkaSettings()
+    keys = keys or ApiKeyStore(settings.api_keys_file)
+    store = IdempotencyStore(
+        settings.state_dir / "idempotency.sqlite3",
+        ttl=settings.idempotency_ttl,
+        lease=settings.idempotency_lease,
+        max_entries=settings.idempotency_max_entries,
+    )
+    publisher = publisher or KafkaPublisher(kafka, timeout_s=settings.publish_timeout_s)
+    service = IntakeService(
+        settings,
+        kafka,
+        publisher=publisher,
+        keys=keys,
+        store=store,
+        router_transport=router_transport,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await service.open()
+        try:
+            yield
+        finally:
+            await service.close()
+
+    try:
+        version = importlib.metadata.version("safepassage")
+    except importlib.metadata.PackageNotFoundError:
+        version = "0"
+    app = FastAPI(
+        title="SafePassage intake API",
+        version=version,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.service = service
+    _add_routes(app, service)
+    install_error_handlers(app)
+    install_openapi(app)
+    return app
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    bearerFormat="sp_<role>_<random>",
+    description="An API key from `safepassage keys add`.",
+)
+
+
+async def _caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The authenticated principal of a request (401 problem otherwise)."""
+    service: IntakeService = request.app.state.service
+    return service.authenticate(credentials)
+
+
+Caller = Annotated[Principal, Depends(_caller)]
+"""A route parameter that authenticates the request."""
+
+
+def _add_routes(app: FastAPI, service: IntakeService) -> None:
+    """POST /v1/events, the operators' status read and /healthz."""
+    settings, publisher = service.settings, service.publisher
+
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        response_model=None,
+        summary="Publish one CloudEvent (structured mode) or a batch",
+        responses={
+            202: {
+                "description": "Every event is on Kafka; one receipt each.",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/Receipt"},
+                                {"$ref": "#/components/schemas/BatchReceipt"},
+                            ]
+                        }
+                    }
+                },
+            },
+            **problem_responses(400, 401, 403, 409, 413, 415, 429, 503),
+        },
+        openapi_extra=request_body_docs(settings.max_batch_items),
+    )
+    async def publish_events(request: Request, principal: Caller) -> JSONResponse:
+        """Validate every event, publish it to its topic, answer 202 once Kafka acknowledged."""
+        if principal.role is Role.OPERATOR:
+            raise ProblemError(
+                403,
+                "forbidden",
+                "Not allowed for this principal",
+                "operators read status and do not publish events",
+            )
+        documents, batch = await read_documents(request, settings)
+        items = service.validate(principal, documents, batch)
+        receipts, replayed = await service.accept(principal, items)
+        content: Any = {"accepted": receipts} if batch else receipts[0]
+        headers = {"Idempotent-Replayed": "true"} if replayed else None
+        return JSONResponse(content, status_code=202, headers=headers)
+
+    @app.get(
+        "/v1/survivors/{survivor_id}/status",
+        response_model=None,
+        summary="A survivor's case status, from a router worker (operators only)",
+        responses={
+            200: {"description": "The router's status view, forwarded as it is."},
+            404: {"description": "The router knows no case for this survivor id."},
+            **problem_responses(400, 401, 403, 502, 503),
+        },
+    )
+    async def survivor_status(
+        survivor_id: Annotated[str, PathParam(json_schema_extra={"format": "uuid"})],
+        principal: Caller,
+    ) -> Response:
+        """Forward to a router worker; its status code and body are passed on unchanged."""
+        return await forward_status_read(service.router, settings, principal, survivor_id)
+
+    @app.get(
+        "/healthz",
+        response_model=None,
+        summary="Whether the service can reach Kafka (no authentication)",
+        responses={
+            200: {
+                "description": "Kafka answered a metadata request.",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}
+                },
+            },
+            **problem_responses(503),
+        },
+    )
+    async def healthz() -> JSONResponse:
+        """A metadata request to Kafka, cached for a second; 503 problem when it fails."""
+        if await publisher.probe():
+            return JSONResponse({"status": "ok", "broker": "reachable"})
+        raise broker_unavailable("Kafka did not answer a metadata request", broker="unreachable")

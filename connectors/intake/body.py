@@ -1,0 +1,125 @@
+"""Reading a request into CloudEvent documents, before any event is looked at.
+
+The transport-level checks live here so that they fail fast and cheaply:
+the media type (415), the body's size, declared or as it streams in (413),
+and strict JSON (400: UTF-8, no NaN or Infinity, no repeated member names,
+which would make an event ambiguous).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+
+from connectors.intake.cloudevents import BATCH_MEDIA_TYPE, STRUCTURED_MEDIA_TYPE
+from connectors.intake.problems import ProblemError, malformed
+from connectors.intake.settings import IntakeSettings
+
+__all__ = ["read_documents"]
+
+
+async def read_documents(request: Request, settings: IntakeSettings) -> tuple[list[Any], bool]:
+    """The CloudEvent documents of a request and whether it was a batch (415/413/400 else)."""
+    media_type = _media_type(request)
+    body = await _read_body(request, settings.max_body_bytes)
+    document = _parse_json(body)
+    if media_type != BATCH_MEDIA_TYPE:
+        if not isinstance(document, dict):
+            raise malformed("a structured CloudEvent must be a JSON object")
+        return [document], False
+    if not isinstance(document, list):
+        raise malformed("a batch must be a JSON array of CloudEvents")
+    if len(document) > settings.max_batch_items:
+        raise ProblemError(
+            413,
+            "payload-too-large",
+            "Batch too large",
+            f"a batch holds at most {settings.max_batch_items} events",
+        )
+    return document, True
+
+
+def _media_type(request: Request) -> str:
+    """The request's media type if the intake takes it; 415 otherwise."""
+    header = request.headers.get("content-type", "")
+    media_type, _, parameters = header.partition(";")
+    media_type = media_type.strip().lower()
+    accepted = f"{STRUCTURED_MEDIA_TYPE}, {BATCH_MEDIA_TYPE}"
+    if media_type not in {STRUCTURED_MEDIA_TYPE, BATCH_MEDIA_TYPE}:
+        shown = media_type[:80] or "none"
+        binary = (
+            " (binary content mode is not supported)" if media_type == "application/json" else ""
+        )
+        raise ProblemError(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            f"Content-Type {shown}{binary}; send {accepted}",
+            headers={"Accept-Post": accepted},
+        )
+    for parameter in filter(None, (p.strip() for p in parameters.split(";"))):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
+            raise ProblemError(
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "only charset=utf-8 is accepted",
+                headers={"Accept-Post": accepted},
+            )
+    return media_type
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing more than ``limit`` bytes by Content-Length or as it streams in."""
+    too_large = ProblemError(
+        413,
+        "payload-too-large",
+        "Request body too large",
+        f"the body must not exceed {limit} bytes",
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise malformed("Content-Length is not a number") from None
+        if length > limit:
+            raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON objects with a repeated member name are ambiguous; refuse them."""
+    result: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in result:
+            raise ValueError(f"member {name[:64]!r} appears more than once")
+        result[name] = value
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_json(body: bytes) -> Any:
+    """The body as JSON: UTF-8, no NaN or Infinity, no repeated member names."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise malformed("the body is not UTF-8") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        raise malformed(f"the body is not JSON: {exc.msg} at position {exc.pos}") from None
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise malformed(f"the body is not acceptable JSON: {reason}") from None

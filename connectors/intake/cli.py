@@ -1,0 +1,119 @@
+"""The intake's command line: ``safepassage intake serve`` and ``safepassage keys add``.
+
+:func:`register` adds the commands to the ``safepassage`` group of
+:mod:`connectors.cli`. Start-up and key-file errors come out as one line and
+exit code 1, not a traceback, because operators read them, not developers.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
+from uuid import UUID
+
+import click
+import uvicorn
+from pydantic import ValidationError
+
+from connectors.auth import Role, add_key
+from connectors.exceptions import ConnectorsError
+from connectors.intake.app import create_app
+from connectors.intake.settings import IntakeSettings
+from streams.settings import KafkaSettings
+
+__all__ = ["register", "serve"]
+
+
+def serve(settings: IntakeSettings | None = None, kafka: KafkaSettings | None = None) -> None:
+    """Run the intake API in the foreground with uvicorn until interrupted.
+
+    Logging is left as :func:`streams.logs.configure_logging` set it up
+    (``log_config=None``), so uvicorn's lines come out as the same JSON.
+    """
+    settings = settings or IntakeSettings()
+    app = create_app(settings, kafka=kafka or KafkaSettings())
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=int(settings.publish_timeout_s) + 5,
+    )
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _friendly(func: Callable[P, R]) -> Callable[P, R]:
+    """Start-up and key-file errors as one line and exit code 1, not a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ConnectorsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                for e in exc.errors(include_input=False, include_url=False)
+            )
+            click.echo(f"error: invalid settings: {problems}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def register(main_group: click.Group) -> None:
+    """Add ``intake serve`` and ``keys add`` to the ``safepassage`` command line."""
+
+    @main_group.group("intake")
+    def intake() -> None:
+        """The HTTP intake API for agencies and providers."""
+
+    @intake.command("serve")
+    @click.option("--host", default=None, help="Interface (default SAFEPASSAGE_INTAKE_HOST).")
+    @click.option("--port", type=int, default=None, help="Port (default SAFEPASSAGE_INTAKE_PORT).")
+    @_friendly
+    def intake_serve(host: str | None, port: int | None) -> None:
+        """Serve POST /v1/events, the operators' status read, /healthz and /docs."""
+        overrides = {name: value for name, value in (("host", host), ("port", port)) if value}
+        serve(IntakeSettings(**overrides))  # type: ignore[arg-type]
+
+    @main_group.group("keys")
+    def keys() -> None:
+        """API keys of the intake API (only their hashes are stored)."""
+
+    @keys.command("add")
+    @click.option(
+        "--role", type=click.Choice([role.value for role in Role]), required=True, help="Role."
+    )
+    @click.option("--principal", required=True, help="Name of the caller, no spaces (logged).")
+    @click.option("--provider-id", type=click.UUID, default=None, help="Providers: their id.")
+    @click.option("--agency-id", default=None, help="Agencies: the agency_id of their events.")
+    @_friendly
+    def keys_add(
+        role: str, principal: str, provider_id: UUID | None, agency_id: str | None
+    ) -> None:
+        """Create a key, store its hash, print the key once (on stdout, alone)."""
+        path = IntakeSettings().api_keys_file
+        key, entry = add_key(
+            path,
+            role=Role(role),
+            principal=principal,
+            provider_id=provider_id,
+            agency_id=agency_id,
+            now=datetime.now(UTC),
+        )
+        click.echo(key)
+        click.echo(
+            f"added {entry.key_id} for {entry.principal} ({entry.role.value}) to {path}; "
+            "this key is shown only now, store it safely",
+            err=True,
+        )

@@ -1,0 +1,98 @@
+"""The intake service's settings, read once at start from the environment.
+
+They live apart from the app so that the CLI, the app factory and tests can
+build and validate them without importing FastAPI or Kafka code paths.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["IntakeSettings"]
+
+
+class IntakeSettings(BaseSettings):
+    """Everything the intake service reads at start (prefix ``SAFEPASSAGE_INTAKE_``).
+
+    Kafka itself is configured by :class:`~streams.settings.KafkaSettings`
+    (``SAFEPASSAGE_BOOTSTRAP_SERVERS`` ...), shared with every service. Two
+    names are platform-wide rather than the intake's own and keep their
+    ``SAFEPASSAGE_`` names: the keys file and the router's status URL.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="SAFEPASSAGE_INTAKE_", frozen=True, populate_by_name=True
+    )
+
+    host: str = Field(default="127.0.0.1", description="SAFEPASSAGE_INTAKE_HOST.")
+    port: int = Field(default=8080, ge=1, le=65535, description="SAFEPASSAGE_INTAKE_PORT.")
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="SAFEPASSAGE_INTAKE_MAX_BODY_BYTES: larger request bodies get 413.",
+    )
+    max_batch_items: int = Field(
+        default=100, ge=1, description="SAFEPASSAGE_INTAKE_MAX_BATCH_ITEMS: events per batch."
+    )
+    max_in_flight: int = Field(
+        default=1000,
+        ge=1,
+        description=(
+            "SAFEPASSAGE_INTAKE_MAX_IN_FLIGHT: events being published at once; "
+            "more get 429 with Retry-After (backpressure)."
+        ),
+    )
+    publish_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="SAFEPASSAGE_INTAKE_PUBLISH_TIMEOUT_S: wait for the broker's ack, then 503.",
+    )
+    state_dir: Path = Field(
+        default=Path(".state/intake"),
+        description="SAFEPASSAGE_INTAKE_STATE_DIR: holds the idempotency store (SQLite).",
+    )
+    idempotency_ttl: timedelta = Field(
+        default=timedelta(days=7),
+        description=(
+            "SAFEPASSAGE_INTAKE_IDEMPOTENCY_TTL: how long a (source, id) is remembered "
+            "(seconds or ISO 8601, e.g. P7D)."
+        ),
+    )
+    idempotency_max_entries: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="SAFEPASSAGE_INTAKE_IDEMPOTENCY_MAX_ENTRIES: bound of the store.",
+    )
+    api_keys_file: Path = Field(
+        default=Path(".state/api-keys.yaml"),
+        validation_alias="SAFEPASSAGE_API_KEYS_FILE",
+        description="SAFEPASSAGE_API_KEYS_FILE: YAML file of hashed API keys.",
+    )
+    router_status_url: str = Field(
+        default="http://127.0.0.1:6066",
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        validation_alias="SAFEPASSAGE_ROUTER_STATUS_URL",
+        description="SAFEPASSAGE_ROUTER_STATUS_URL: a router worker's web server.",
+    )
+    router_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="SAFEPASSAGE_INTAKE_ROUTER_TIMEOUT_S."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IntakeSettings:
+        """A batch larger than the in-flight limit could never be accepted."""
+        if self.max_batch_items > self.max_in_flight:
+            raise ValueError("max_batch_items must not exceed max_in_flight")
+        if self.idempotency_ttl <= timedelta(0):
+            raise ValueError("idempotency_ttl must be positive")
+        return self
+
+    @property
+    def idempotency_lease(self) -> timedelta:
+        """How long a pending claim blocks others: well past the longest publish."""
+        return timedelta(seconds=max(60.0, 3 * self.publish_timeout_s))
