@@ -48,7 +48,7 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.web import Request, Response, View
 
-from connectors.auth import ApiKeyStore, authorize_status_read
+from connectors.auth import ApiKeyStore, Principal, authorize_status_read
 from connectors.exceptions import ForbiddenError
 from processors.case import CaseState
 from processors.deadlines import Deadline, StoredDeadlines, partition_prefix
@@ -61,7 +61,7 @@ from processors.meta import EventMeta
 from processors.policy import DEFAULT_POLICY, RoutingPolicy
 from processors.settings import ClockMode, EscalationSettings
 from processors.sla import SlaPolicy, default_policy
-from processors.status import status_view
+from processors.status import StatusRead, status_view
 from schemas.models import Event, ProviderEvent, SurvivorEvent
 from streams.app import create_app, raw_topic
 from streams.codec import Codec, Decoded
@@ -433,6 +433,30 @@ def _problem(web: View, status: int, title: str, detail: str, **headers: str) ->
 _Page = Callable[..., Awaitable[Response]]
 
 
+def _caller(keys: ApiKeyStore | None, request: Request) -> Principal | None:
+    """The principal of the request's bearer key, if any (None also without keys)."""
+    if keys is None:
+        return None
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    return keys.authenticate(key.strip()) if scheme.lower() == "bearer" else None
+
+
+async def _audit_read(
+    audit: Any, keys: ApiKeyStore | None, request: Request, survivor: UUID, status: int
+) -> None:
+    """Append a :class:`StatusRead` to the audit topic and wait for the broker's ack."""
+    caller = _caller(keys, request)
+    record = StatusRead(
+        survivor_id=survivor,
+        at=datetime.now(UTC),
+        principal=caller.name if caller else None,
+        role=caller.role.value if caller else None,
+        key_id=caller.key_id if caller else None,
+        status=status,
+    )
+    await _sent(audit, str(survivor).encode(), _json(record.to_dict()))
+
+
 def _authenticated(keys: ApiKeyStore | None) -> Callable[[_Page], _Page]:
     """Bearer API key of an operator, or 401/403 problem+json (``keys`` None: open, dev only).
 
@@ -446,8 +470,7 @@ def _authenticated(keys: ApiKeyStore | None) -> Callable[[_Page], _Page]:
 
         @functools.wraps(handler)
         async def wrapper(web: View, request: Request, **kwargs: Any) -> Response:
-            scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-            principal = keys.authenticate(key.strip()) if scheme.lower() == "bearer" else None
+            principal = _caller(keys, request)
             if principal is None:
                 return _problem(
                     web,
@@ -657,10 +680,13 @@ def build_router(
     @app.topic_route(topic=intake_route, match_info="survivor_id")
     async def survivor_status(web: View, request: Request, survivor_id: str) -> Response:
         try:
-            key = str(UUID(survivor_id))
+            survivor = UUID(survivor_id)
         except ValueError:
             return _problem(web, 400, "Not a survivor id", "the id must be a UUID")
-        stored = cases.get(key)
+        stored = cases.get(str(survivor))
+        # Audited here, on the worker that owns the survivor (a forwarding worker
+        # runs only the outer checks), and acknowledged before the answer.
+        await _audit_read(audit, keys, request, survivor, 200 if stored else 404)
         if not stored:
             return _problem(web, 404, "Unknown survivor", "no case for this survivor id")
         return web.json(status_view(CaseState.from_dict(stored), datetime.now(UTC)).to_dict())

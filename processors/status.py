@@ -19,7 +19,7 @@ from processors.consent import ConsentSummary, consent_summary
 from processors.lifecycle import ReferralStatus
 from schemas.types import CaseOutcome, RiskLevel, ServiceCategory, Urgency
 
-__all__ = ["ReferralView", "StatusView", "status_view"]
+__all__ = ["ReferralView", "StatusRead", "StatusView", "status_view"]
 
 
 class _View(BaseModel):
@@ -89,3 +89,26 @@ def status_view(case: CaseState, now: datetime) -> StatusView:
         closed=case.closed,
         last_update=case.updated_at,
     )
+
+
+class StatusRead(_View):
+    """One read of a survivor's status, for ``audit.v1``: who looked, when, with what answer.
+
+    DESIGN.md wants status reads accountable like routing decisions. The
+    record names the caller by its keys-file principal and key id (never
+    the key) and carries no case data.
+    """
+
+    kind: str = "status.read"
+    survivor_id: UUID
+    at: datetime
+    principal: str | None
+    """None when the worker runs without API keys (dev profile only)."""
+    role: str | None
+    key_id: str | None
+    status: int
+    """The HTTP status answered (200, or 404 for an unknown survivor)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the audit topic."""
+        return self.model_dump(mode="json")

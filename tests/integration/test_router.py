@@ -137,6 +137,24 @@ def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> N
     )
     assert code == 403 and "referrals" not in problem
 
+    # Every answered read is on the audit topic: who (principal, key id), whom, what status.
+    def reads(seen: list[Any]) -> list[dict[str, Any]]:
+        records = [json.loads(m.value()) for m in seen]
+        return [r for r in records if r.get("kind") == "status.read"]
+
+    audited = reads(
+        read_until(
+            settings,
+            f"{settings.topic_namespace}.audit.v1",
+            lambda seen: any(r["status"] == 404 for r in reads(seen)),
+        )
+    )
+    mine = [r for r in audited if r["survivor_id"] == str(adult)]
+    assert mine and all(r["principal"] == "test-operator" for r in audited)
+    assert mine[-1]["status"] == 200 and mine[-1]["role"] == "operator"
+    assert mine[-1]["key_id"].startswith("sp_operator_")
+    assert "referrals" not in json.dumps(audited)  # no case data in the audit of a read
+
     # An answer for a referral nobody requested is refused and dead-lettered.
     send(settings, "provider-responses.v1", accepted(adult, uuid.uuid4(), home, 1))
     letters = read_until(
