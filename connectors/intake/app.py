@@ -178,9 +178,16 @@ def _add_routes(app: FastAPI, service: IntakeService) -> None:
     async def survivor_status(
         survivor_id: Annotated[str, PathParam(json_schema_extra={"format": "uuid"})],
         principal: Caller,
+        request: Request,
     ) -> Response:
         """Forward to a router worker; its status code and body are passed on unchanged."""
-        return await forward_status_read(service.router, settings, principal, survivor_id)
+        return await forward_status_read(
+            service.router,
+            settings,
+            principal,
+            survivor_id,
+            authorization=request.headers.get("authorization"),
+        )
 
     @app.get(
         "/healthz",

@@ -25,12 +25,18 @@ _log = get_logger("connectors.intake")
 
 
 async def forward_status_read(
-    router: httpx.AsyncClient, settings: IntakeSettings, principal: Principal, survivor_id: str
+    router: httpx.AsyncClient,
+    settings: IntakeSettings,
+    principal: Principal,
+    survivor_id: str,
+    authorization: str | None = None,
 ) -> Response:
     """Forward an operator's status read to a router worker; its status and body as they are.
 
     The role is checked before the id, so that other roles learn nothing
     from the answer; the id is parsed here, not by FastAPI, for that order.
+    The caller's ``Authorization`` header goes along: the worker checks the
+    same keys file and audits the read under the operator's name.
     """
     _operators_only(principal)
     try:
@@ -46,7 +52,8 @@ async def forward_status_read(
     base = settings.router_status_url.rstrip("/")
     url = f"{base}/v1/survivors/{survivor}/status"
     try:
-        answer = await router.get(url, timeout=settings.router_timeout_s)
+        headers = {"Authorization": authorization} if authorization else None
+        answer = await router.get(url, headers=headers, timeout=settings.router_timeout_s)
     except (httpx.ConnectError, httpx.TimeoutException) as exc:
         _log.warning("intake.router_unreachable", reason=type(exc).__name__)
         raise ProblemError(

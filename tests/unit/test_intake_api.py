@@ -789,7 +789,8 @@ async def test_operators_read_status_through_the_router(
     assert response.json() == {"survivor_id": str(survivor)}
     [call] = router_calls
     assert str(call.url) == f"http://127.0.0.1:6066/v1/survivors/{survivor}/status"
-    assert "authorization" not in call.headers  # the operator's key stays here
+    # The operator's key goes along: the worker checks the same keys file and audits the read.
+    assert call.headers["authorization"] == f"Bearer {keys['operator']}"
 
 
 async def test_the_routers_status_and_body_are_forwarded_unchanged(
