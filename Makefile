@@ -5,19 +5,43 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+LOCK   := requirements.lock
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha256sum | cut -c1-12)
+UV_VERSION := 0.13.9
+UV     := $(VENV)/.uv-$(UV_VERSION)/bin/uv
 
-.PHONY: setup run test test-unit test-integration lint format stop clean
+.PHONY: setup lock run test test-unit test-integration lint format stop clean
 
-$(STAMP): pyproject.toml
+# Every package (pip and the build backend included) comes from $(LOCK) at its
+# pinned version, checked against the lock's hashes; then the project itself,
+# editable, with no dependencies and no build isolation (hatchling is locked).
+$(STAMP): pyproject.toml $(LOCK)
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is needed (python3.11 or python3 on the PATH)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-setup: $(STAMP)  ## virtualenv with the project and its test tools
+setup: $(STAMP)  ## virtualenv with the project and its test tools, from the lock
+
+# The lock holds the [test] extra, the build requirements (hatchling, and the
+# editables package its editable build asks for) and pip. It keeps every pin
+# that still fits pyproject's ranges; UPGRADE=1 moves each to the newest allowed.
+lock: $(UV)  ## refresh the lock (requirements.lock) from pyproject's ranges
+	rm -f $(VENV)/lock.new; test ! -f $(LOCK) || cp $(LOCK) $(VENV)/lock.new
+	build=$$($(PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")') && \
+	printf '%s\n' "$$build" 'editables~=0.3' pip \
+	| $(UV) pip compile --quiet pyproject.toml - --extra test --universal --python-version 3.11 \
+	    --python $(PYTHON) --generate-hashes $(if $(UPGRADE),--upgrade) \
+	    --custom-compile-command 'make lock' -o $(VENV)/lock.new
+	cmp -s $(VENV)/lock.new $(LOCK) || cp $(VENV)/lock.new $(LOCK)
+	rm -f $(VENV)/lock.new
+
+$(UV):
+	@test -n "$(PYTHON)" || { echo "Python 3.11+ is needed (python3.11 or python3 on the PATH)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --target $(VENV)/.uv-$(UV_VERSION) uv==$(UV_VERSION)
 
 run: setup  ## start Kafka, provision every catalog topic
 	$(BIN)/safepassage run
