@@ -1,8 +1,9 @@
 """The intake API without a broker: validation, roles, problems, idempotency, backpressure, fuzz.
 
-The Kafka edge is replaced by :class:`RecordingPublisher`, an in-process
-:class:`~connectors.intake.Publisher` that records what it is given and
-can be told to hold, fail or refuse deliveries; the router's HTTP server by
+The Kafka edge is replaced by :class:`~tests.doubles.RecordingPublisher`,
+an in-process :class:`~connectors.intake.Publisher` that records what it is
+given and can be told to hold, fail or refuse deliveries (tests/contract
+holds it to the real one); the router's HTTP server by
 an ``httpx.MockTransport``. Everything else is the real app, driven over
 ASGI. tests/integration/test_intake_api.py runs the same app against Kafka.
 """
@@ -33,12 +34,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.auth import ApiKeyStore, Role, add_key
-from connectors.exceptions import BrokerUnavailableError, IdempotencyStoreError
+from connectors.exceptions import IdempotencyStoreError
 from connectors.idempotency import ClaimOutcome, IdempotencyStore, KeyedLocks, fingerprint
 from connectors.intake import (
     BATCH_MEDIA_TYPE,
     STRUCTURED_MEDIA_TYPE,
-    Delivery,
     IntakeSettings,
     create_app,
 )
@@ -47,6 +47,7 @@ from schemas.types import utc_millis
 from streams.codec import Codec, EncodedRecord, rfc3339
 from streams.contract import AGENCY_EVENTS, PROVIDER_ANSWERS
 from streams.settings import KafkaSettings
+from tests.doubles import RecordingPublisher
 from tests.unit.conftest import model_strategy
 
 KAFKA = KafkaSettings(topic_namespace="safepassage")
@@ -57,58 +58,6 @@ PROVIDER_ID = uuid.UUID("1d2c3b4a-0000-4000-8000-00000000abcd")
 OTHER_PROVIDER = uuid.UUID("1d2c3b4a-0000-4000-8000-00000000ffff")
 T0 = datetime(2025, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
 PROBLEM = "application/problem+json"
-
-
-# ----------------------------------------------------------------- test doubles
-
-
-class RecordingPublisher:
-    """An in-process :class:`~connectors.intake.Publisher`: records, holds or fails.
-
-    ``gate``: while set to an unset event, deliveries wait for it (a slow
-    broker). ``fail``: records it returns True for are not acknowledged.
-    ``queue_full``: :meth:`submit` refuses at once. ``down``: :meth:`ready`
-    and :meth:`probe` say the broker is unreachable.
-    """
-
-    def __init__(self) -> None:
-        self.records: list[EncodedRecord] = []
-        self.submitted = 0
-        self.gate: asyncio.Event | None = None
-        self.fail: Callable[[EncodedRecord], bool] = lambda _: False
-        self.queue_full = False
-        self.down = False
-
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    def submit(self, record: EncodedRecord) -> asyncio.Future[Delivery]:
-        if self.queue_full:
-            raise BrokerUnavailableError("the producer's queue is full")
-        self.submitted += 1
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Delivery] = loop.create_future()
-
-        async def deliver() -> None:
-            if self.gate is not None:
-                await self.gate.wait()
-            if self.fail(record):
-                future.set_exception(BrokerUnavailableError("not acknowledged (_MSG_TIMED_OUT)"))
-                return
-            self.records.append(record)
-            future.set_result(Delivery(record.topic, 0, len(self.records) - 1))
-
-        loop.create_task(deliver())  # noqa: RUF006 - the future keeps the outcome
-        return future
-
-    async def ready(self) -> bool:
-        return not self.down
-
-    async def probe(self) -> bool:
-        return not self.down
 
 
 # -------------------------------------------------------------- event builders

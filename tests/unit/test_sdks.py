@@ -12,8 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -90,6 +89,7 @@ from schemas.types import (
 )
 from streams.codec import CE_ID, Codec
 from streams.settings import KafkaSettings
+from tests.doubles import Recorder, ScriptedConsumer, ScriptedProducer
 from tests.unit.domain_builders import AGENCY, T0, closed, identified, uid
 
 SID = uid("survivor")
@@ -97,28 +97,6 @@ RID = uid("referral")
 PROVIDER_A = uid("provider-a")
 PROVIDER_B = uid("provider-b")
 NO_WAIT = RetryPolicy(initial_wait_s=0, max_wait_s=0, max_attempts=5)
-
-
-@dataclass
-class Recorder:
-    """A transport that keeps what it is given (the SDK's side of the interface only)."""
-
-    sent: list[Outgoing] = field(default_factory=list)
-    closed: bool = False
-
-    def publish(self, event: Event, *, event_id: str, source: str) -> str:
-        self.sent.append(Outgoing(event, event_id, source))
-        return event_id
-
-    def publish_many(self, items: Sequence[Outgoing]) -> list[str]:
-        self.sent.extend(items)
-        return [item.event_id for item in items]
-
-    async def publish_async(self, event: Event, *, event_id: str, source: str) -> str:
-        return self.publish(event, event_id=event_id, source=source)
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def agency(transport: Any = None) -> tuple[AgencyClient, Recorder]:
@@ -716,31 +694,6 @@ def test_structured_cloudevent_of_a_provider_answer_has_the_survivor_as_subject(
 # --------------------------------------------------------------------------- Kafka transport
 
 
-@dataclass
-class ScriptedProducer:
-    """Stands in for confluent-kafka's producer: keeps records, reports what a script says."""
-
-    script: Callable[[int, dict[str, Any]], KafkaError | None]
-    produced: list[dict[str, Any]] = field(default_factory=list)
-    _reports: list[tuple[Callable[..., None], KafkaError | None]] = field(default_factory=list)
-
-    def produce(self, topic: str, value: Any = None, key: Any = None, **kw: Any) -> None:
-        record = {"topic": topic, "value": value, "key": key, "headers": kw["headers"]}
-        self.produced.append(record)
-        error = self.script(len(self.produced), record)
-        self._reports.append((kw["on_delivery"], error))
-
-    def poll(self, timeout: float = -1) -> int:
-        reports, self._reports = self._reports, []
-        for callback, error in reports:
-            callback(error, None)
-        return len(reports)
-
-    def flush(self, timeout: float = -1) -> int:
-        self.poll()
-        return 0
-
-
 def kafka(script: Callable[[int, dict[str, Any]], KafkaError | None]) -> tuple[Any, Any]:
     producer = ScriptedProducer(script)
     settings = KafkaSettings(topic_namespace="unit")
@@ -1067,50 +1020,6 @@ def test_incoming_knows_offers_from_cancellations() -> None:
 # --------------------------------------------------------------------------- provider: records in
 
 
-class ScriptedConsumer:
-    """Stands in for confluent-kafka's consumer: hands out records, keeps commits and seeks."""
-
-    def __init__(self, messages: list[Message]) -> None:
-        self.messages = messages
-        self.cursor = 0
-        self.commits: list[dict[tuple[str, int], int]] = []
-        self.seeks: list[tuple[str, int, int]] = []
-        self.on_revoke: Callable[..., None] | None = None
-        self.closed = False
-
-    def subscribe(
-        self,
-        topics: list[str],
-        on_assign: Any = None,
-        on_revoke: Any = None,
-        on_lost: Any = None,
-    ) -> None:
-        self.on_revoke = on_revoke
-
-    def poll(self, timeout: float = -1) -> Message | None:
-        if self.cursor >= len(self.messages):
-            return None
-        self.cursor += 1
-        return self.messages[self.cursor - 1]
-
-    def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> list[Any]:
-        assert asynchronous is False
-        self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
-        return offsets
-
-    def seek(self, partition: TopicPartition) -> None:
-        where = (partition.topic, partition.partition, partition.offset)
-        self.seeks.append(where)
-        self.cursor = next(
-            n
-            for n, m in enumerate(self.messages)
-            if (m.topic(), m.partition(), m.offset()) == where
-        )
-
-    def close(self) -> None:
-        self.closed = True
-
-
 HOUSING_TOPIC = "unit.referrals.housing.v1"
 
 
@@ -1230,11 +1139,9 @@ def test_a_revoked_partitions_items_are_forgotten_for_whoever_reads_it_next() ->
     client, consumer = consuming(messages, auto_ack=False)
     first, _ = client.offers(max_items=2)
     client.ack(first)
-    assert consumer.on_revoke is not None
 
-    consumer.on_revoke(consumer, [TopicPartition(HOUSING_TOPIC, 0)])
+    consumer.revoke([TopicPartition(HOUSING_TOPIC, 0)])
 
     assert consumer.commits[-1] == {(HOUSING_TOPIC, 0): 1}
-    # Assigned again later and read from the committed offset: o-1 is new again.
-    consumer.cursor = 1
+    # Assigned again by the next poll and read from the committed offset: o-1 is new again.
     assert [i.event_id for i in client.offers(idle_timeout_s=0.05)] == ["o-1"]
