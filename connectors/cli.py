@@ -333,7 +333,12 @@ _LEVEL_STYLE = {1: "yellow", 2: "bold yellow", 3: "bold red"}
 )
 @click.option("--from-beginning", is_flag=True, help="Replay the topic before following it.")
 @click.option("--max", "max_events", type=int, default=None, help="Stop after N escalations.")
-@click.option("--idle-timeout", type=float, default=None, help="Stop after S quiet seconds.")
+@click.option(
+    "--idle-timeout",
+    type=float,
+    default=None,
+    help="Stop after S quiet seconds (counted from joining the topic).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @_friendly_errors
 def escalations_follow(  # noqa: PLR0917 - click passes every option positionally

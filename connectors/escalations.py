@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError
 
@@ -87,10 +88,17 @@ def follow(
             **{"auto.offset.reset": "earliest" if from_beginning else "latest"},
         )
     )
-    consumer.subscribe([topic])
     seen: dict[str, None] = {}
     """Ids shown lately, oldest first: each escalation appears once on the terminal."""
     last = time.monotonic()
+
+    def assigned(_consumer: Any, _partitions: Any) -> None:
+        # Joining the group is not idleness: the idle clock starts again once
+        # there are partitions to read, however long a busy broker took.
+        nonlocal last
+        last = time.monotonic()
+
+    consumer.subscribe([topic], on_assign=assigned)
     try:
         while max_events is None or stats.shown < max_events:
             if idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:

@@ -401,6 +401,8 @@ class ProviderClient:
         self._subscribed_yet = False
         self._consumer_overrides = dict(consumer_overrides or {})
         self._last_commit = time.monotonic()
+        self._assigned_at = 0.0
+        """When partitions were last assigned: joining the group is not idleness."""
 
     # ------------------------------------------------------------------ receiving
 
@@ -417,7 +419,10 @@ class ProviderClient:
             self._consumer = Consumer({**config, **self._consumer_overrides})
         if not self._subscribed_yet:
             self._consumer.subscribe(
-                list(self.topics), on_revoke=self._on_revoke, on_lost=self._on_lost
+                list(self.topics),
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
             )
             self._subscribed_yet = True
         return self._consumer
@@ -428,7 +433,8 @@ class ProviderClient:
         """Yield this provider's offers and cancellations, each once, oldest first per partition.
 
         Runs until ``max_items`` were yielded or nothing arrived for
-        ``idle_timeout_s`` (forever by default). With ``auto_ack`` an item
+        ``idle_timeout_s`` (forever by default; counted from the latest
+        partition assignment at the earliest). With ``auto_ack`` an item
         is acknowledged when the next one is asked for; see the module
         docstring for what that guarantees.
         """
@@ -436,6 +442,7 @@ class ProviderClient:
         yielded = 0
         quiet_since = time.monotonic()
         while max_items is None or yielded < max_items:
+            quiet_since = max(quiet_since, self._assigned_at)
             if idle_timeout_s is not None and time.monotonic() - quiet_since > idle_timeout_s:
                 break
             message = consumer.poll(self.poll_interval_s)
@@ -575,6 +582,10 @@ class ProviderClient:
             return
         self._offsets.committed(positions)
         self._last_commit = time.monotonic()
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """The idle clock of :meth:`offers` starts again once there is something to read."""
+        self._assigned_at = time.monotonic()
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         """Commit what was handled before another consumer takes the partitions over."""

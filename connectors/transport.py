@@ -367,14 +367,18 @@ class KafkaTransport:
         ns = settings.topic_namespace
         self._inbound = (f"{ns}.intake.v1", f"{ns}.provider-responses.v1")
         timeout_ms = max(1, int(delivery_timeout_s * 1000))
-        self._producer: _Producer = producer or Producer(
-            producer_config(
-                settings,
-                **{
-                    "message.timeout.ms": timeout_ms,
-                    "request.timeout.ms": min(timeout_ms, 30_000),
-                    "logger": LIBRDKAFKA_LOG,
-                },
+        self._producer: _Producer = (
+            producer
+            if producer is not None
+            else Producer(
+                producer_config(
+                    settings,
+                    **{
+                        "message.timeout.ms": timeout_ms,
+                        "request.timeout.ms": min(timeout_ms, 30_000),
+                        "logger": LIBRDKAFKA_LOG,
+                    },
+                )
             )
         )
 

@@ -1,8 +1,9 @@
 """The escalation ladder on the real broker, with a driven clock and a ``kill -9``.
 
-10,000 offers are made by a real router worker (2,000 survivors, five
-referrals each, urgencies mixed, requests spread over a week so their
-deadlines are too). The test then drives the worker's clock with ticks
+Offers are made by a real router worker (five referrals per survivor,
+urgencies mixed, requests spread over a week so their deadlines are too):
+1,000 of them in ``make test``, 10,000 in ``make test-long`` (marker
+``long``). The test then drives the worker's clock with ticks
 (``SAFEPASSAGE_ESCALATION_CLOCK=external``: nothing sleeps for an SLA
 duration) and, once part of the escalations are out, kills the worker with
 SIGKILL and starts it again on the same data folder.
@@ -22,13 +23,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from processors.case import CaseState
 from processors.deadlines import MemoryDeadlines
@@ -40,22 +41,21 @@ from processors.policy import RoutingPolicy
 from processors.sla import default_policy
 from schemas.models import Event, ProviderEvent, ReferralEscalated, ReferralOffered, SurvivorEvent
 from schemas.types import ServiceCategory, Urgency
-from streams.clients import consumer_config, producer_config
+from streams.clients import producer_config
 from streams.codec import Codec
 from streams.provisioning import provision
 from streams.settings import KafkaSettings
-from streams.ticks import publish_ticks
+from streams.ticks import publish_ticks, tick_topic
+from tests.integration.waits import TopicReader, wait_caught_up, wait_until
 from tests.integration.workers import RunningWorker, start_worker
 from tests.unit.domain_builders import consent, identified, provider, request
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SURVIVORS = 2000
 PER_SURVIVOR = 5
-OFFERS = SURVIVORS * PER_SURVIVOR
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-SPREAD = timedelta(minutes=1)
-"""Between two consecutive referral requests: 10,000 requests span about a week."""
+WEEK = timedelta(weeks=1)
+"""The referral requests are spread evenly over it."""
 TICKS = [T0 + timedelta(hours=6 * k) for k in range(1, 17)]
 """The driven clock: every 6 hours for 4 days."""
 CATEGORIES = list(ServiceCategory)[1:5]
@@ -70,28 +70,29 @@ class Scenario:
     """Intake events in publication order, with their CloudEvents ids."""
 
 
-def generate() -> Scenario:
+def generate(survivor_count: int) -> Scenario:
+    offers = survivor_count * PER_SURVIVOR
     providers: list[ProviderEvent] = [
-        provider(uuid.uuid4(), categories=[category], capacity=4 * OFFERS)
+        provider(uuid.uuid4(), categories=[category], capacity=4 * offers)
         for category in CATEGORIES
         for _ in range(3)
     ]
     events: list[tuple[SurvivorEvent, str]] = []
-    survivors = [uuid.uuid4() for _ in range(SURVIVORS)]
+    survivors = [uuid.uuid4() for _ in range(survivor_count)]
     for sid in survivors:
         opening: tuple[SurvivorEvent, ...] = (
             identified(sid, at=T0 - timedelta(hours=1)),
             consent(sid, at=T0),
         )
         events.extend((event, str(uuid.uuid4())) for event in opening)
-    for i in range(OFFERS):
-        sid = survivors[i % SURVIVORS]
+    for i in range(offers):
+        sid = survivors[i % survivor_count]
         requested = request(
             sid,
             uuid.uuid4(),
             category=CATEGORIES[i % len(CATEGORIES)],
             urgency=URGENCIES[(i // len(CATEGORIES)) % len(URGENCIES)],
-            at=T0 + SPREAD * i,
+            at=T0 + WEEK * i / offers,
         )
         events.append((requested, str(uuid.uuid4())))
     return Scenario(providers, events)
@@ -153,28 +154,35 @@ class Reference:
                 self._apply(sid, step)
 
 
-def read_all(consumer: Consumer, codec: Codec, until: Any, limit_s: float) -> list[Any]:
-    """Decoded records until ``until(records)`` holds or the time limit passes."""
+def read_until(
+    reader: TopicReader, codec: Codec, until: Callable[[list[Any]], bool], what: str
+) -> list[Any]:
+    """Decoded records, up to the end of the topic each time, until ``until(records)`` holds."""
     out: list[Any] = []
-    start = time.monotonic()
-    while time.monotonic() - start < limit_s and not until(out):
-        for message in consumer.consume(1000, timeout=0.5):
-            if message.error() is None:
-                out.append(
-                    codec.decode(
-                        message.value(),
-                        message.headers(),
-                        topic=message.topic(),
-                        key=message.key(),
-                    )
-                )
+
+    def enough() -> bool:
+        out.extend(
+            codec.decode(m.value(), m.headers(), topic=m.topic(), key=m.key())
+            for m in reader.to_end()
+        )
+        return until(out)
+
+    wait_until(enough, what, timeout_s=600, interval_s=0.5)
     return out
 
 
 @pytest.mark.timeout(1200)
+@pytest.mark.parametrize(
+    "survivor_count",
+    [
+        pytest.param(200, id="1000-offers"),
+        pytest.param(2000, id="10000-offers", marks=pytest.mark.long),
+    ],
+)
 def test_every_due_deadline_escalates_once_through_a_kill_9(
-    bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+    survivor_count: int, bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
+    offers_expected = survivor_count * PER_SURVIVOR
     settings = KafkaSettings(
         bootstrap_servers=bootstrap, topic_namespace=f"esc-{uuid.uuid4().hex[:8]}"
     )
@@ -182,7 +190,7 @@ def test_every_due_deadline_escalates_once_through_a_kill_9(
     provision(settings)
     sla = default_policy()
     policy = RoutingPolicy(sla=sla)
-    scenario = generate()
+    scenario = generate(survivor_count)
     reference = Reference(policy)
     reference.run(scenario, TICKS)
     expected = reference.escalations
@@ -205,18 +213,8 @@ def test_every_due_deadline_escalates_once_through_a_kill_9(
 
     folder = tmp_path_factory.mktemp("escalation")
     worker: RunningWorker = start_worker(bootstrap, ns, folder)
-    offers = Consumer(
-        consumer_config(
-            settings, group_id=f"t-{uuid.uuid4().hex}", **{"auto.offset.reset": "earliest"}
-        )
-    )
-    offers.subscribe(offered_topics)
-    escalations = Consumer(
-        consumer_config(
-            settings, group_id=f"t-{uuid.uuid4().hex}", **{"auto.offset.reset": "earliest"}
-        )
-    )
-    escalations.subscribe([f"{ns}.escalations.v1"])
+    offers = TopicReader(settings, offered_topics)
+    escalations = TopicReader(settings, [f"{ns}.escalations.v1"])
     try:
         started = time.monotonic()
         for event, event_id in scenario.events:
@@ -224,29 +222,38 @@ def test_every_due_deadline_escalates_once_through_a_kill_9(
         assert producer.flush(60) == 0
 
         def offered(records: list[Any]) -> bool:
-            return sum(isinstance(r.event, ReferralOffered) for r in records) >= OFFERS
+            return sum(isinstance(r.event, ReferralOffered) for r in records) >= offers_expected
 
-        made = read_all(offers, codec, offered, limit_s=600)
-        assert offered(made), f"{len(made)} offers; worker log:\n{worker.log_tail()}"
+        read_until(offers, codec, offered, f"{offers_expected} offers")
         intake_s = time.monotonic() - started
 
         # Drive the clock: all ticks at once (each partition takes them in order).
         started = time.monotonic()
         for now in TICKS:
             publish_ticks(settings, now)
-        seen = read_all(escalations, codec, lambda r: len(r) >= len(expected) * 0.35, 600)
-        assert len(seen) >= len(expected) * 0.35, worker.log_tail()
+        seen = read_until(
+            escalations,
+            codec,
+            lambda r: len(r) >= len(expected) * 0.35,
+            f"a third of {len(expected)} escalations",
+        )
         worker.kill()
         killed_at = len(seen)
         worker = start_worker(bootstrap, ns, folder)
 
         def complete(records: list[Any]) -> bool:
-            return {r.envelope.id for r in records} >= expected.keys()
+            return {r.envelope.id for r in seen + records} >= expected.keys()
 
-        seen += read_all(escalations, codec, lambda r: complete(seen + r), 600)
+        seen += read_until(escalations, codec, complete, "every expected escalation")
         escalate_s = time.monotonic() - started
-        # Anything late (a duplicate or an extra) would come right after.
-        seen += read_all(escalations, codec, lambda r: False, 10)
+        # Anything late (a duplicate or an extra) is out once the worker has handled every tick.
+        wait_caught_up(
+            settings,
+            f"{ns}-router",
+            [f"{ns}.intake.v1", tick_topic(settings)],
+            on_timeout=worker.log_tail,
+        )
+        seen += read_until(escalations, codec, lambda _: True, "the rest of the escalations")
     finally:
         worker.stop()
         offers.close()
@@ -258,9 +265,9 @@ def test_every_due_deadline_escalates_once_through_a_kill_9(
     extra = published.keys() - expected.keys()
     copies = sum(n - 1 for n in ids.values())
     print(
-        f"\n{OFFERS} offers made in {intake_s:.1f} s; {len(expected)} escalations expected over "
-        f"{len(TICKS)} ticks, {len(published)} distinct published in {escalate_s:.1f} s "
-        f"(kill -9 after {killed_at}); {copies} redelivered copies"
+        f"\n{offers_expected} offers made in {intake_s:.1f} s; {len(expected)} escalations "
+        f"expected over {len(TICKS)} ticks, {len(published)} distinct published in "
+        f"{escalate_s:.1f} s (kill -9 after {killed_at}); {copies} redelivered copies"
     )
     assert not missing, f"{len(missing)} escalations missing"
     assert not extra, f"{len(extra)} unexpected escalations"

@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from connectors.auth import Role, add_key
 from connectors.intake import (
@@ -31,12 +30,12 @@ from connectors.intake import (
     create_app,
 )
 from infra import Deployment, single_node
-from streams.clients import consumer_config
 from streams.codec import Codec
 from streams.provisioning import provision
 from streams.settings import KafkaSettings
 from streams.topics import catalog
 from tests.integration.conftest import dedicated_settings, free_port
+from tests.integration.waits import read_to_end, wait_until
 from tests.unit.test_intake_api import AGENCY_ID, PROVIDER_ID, cloudevent, provider_answer
 
 pytestmark = [pytest.mark.integration]
@@ -93,51 +92,16 @@ class Record:
     offset: int
 
 
-def read_topic(settings: KafkaSettings, topic: str, *, settle_s: float = 3.0) -> list[Record]:
-    """Every record of ``topic`` from the beginning, decoded, until nothing more comes."""
+def read_topic(settings: KafkaSettings, topic: str) -> list[Record]:
+    """Every record of ``topic`` from the beginning, decoded (a 202 comes after the ack)."""
     codec = Codec(settings, source="/tests/reader")
-    consumer = Consumer(
-        consumer_config(
-            settings, group_id=f"reader-{uuid.uuid4().hex}", **{"enable.partition.eof": True}
-        )
-    )
-    metadata = consumer.list_topics(topic, timeout=30)
-    partitions = sorted(metadata.topics[topic].partitions)
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     records: list[Record] = []
-    at_end: set[int] = set()
-    last = time.monotonic()
-    try:
-        while time.monotonic() - last < settle_s or len(at_end) < len(partitions):
-            if time.monotonic() - last > 60:
-                raise AssertionError(f"reading {topic} did not reach its end")
-            message = consumer.poll(0.2)
-            if message is None:
-                continue
-            error = message.error()
-            partition, offset = message.partition(), message.offset()
-            assert partition is not None
-            if error is not None:
-                assert error.code() == KafkaError._PARTITION_EOF, error
-                at_end.add(partition)
-                continue
-            assert offset is not None
-            last = time.monotonic()
-            at_end.discard(partition)
-            decoded = codec.decode(
-                message.value(), message.headers(), topic=topic, key=message.key()
-            )
-            records.append(
-                Record(
-                    decoded.envelope.id,
-                    decoded.envelope.source,
-                    decoded.envelope.type,
-                    partition,
-                    offset,
-                )
-            )
-    finally:
-        consumer.close()
+    for message in read_to_end(settings, topic):
+        decoded = codec.decode(message.value(), message.headers(), topic=topic, key=message.key())
+        envelope = decoded.envelope
+        partition, offset = message.partition(), message.offset()
+        assert partition is not None and offset is not None
+        records.append(Record(envelope.id, envelope.source, envelope.type, partition, offset))
     return records
 
 
@@ -243,7 +207,7 @@ def test_a_provider_answer_lands_on_provider_responses(intake: Intake) -> None:
         "/providers/shelter-1",
         "referral.declined",
     )
-    assert read_topic(intake.settings, intake.intake_topic, settle_s=1) == []
+    assert read_topic(intake.settings, intake.intake_topic) == []
 
 
 def test_healthz_reports_the_broker(intake: Intake) -> None:
@@ -298,6 +262,10 @@ class Traffic(threading.Thread):
     def ids_with(self, status: int) -> set[str]:
         return {event_id for event_id, code in self.answers if code == status}
 
+    def answered(self, status: int, *, since: int = 0) -> bool:
+        """Whether a request of this traffic, from answer ``since`` on, got ``status``."""
+        return any(code == status for _, code in self.answers[since:])
+
 
 def wait_for_status(intake: Intake, status: int, timeout_s: float) -> list[int]:
     """Post new events until one gets ``status``; every status seen on the way."""
@@ -337,7 +305,7 @@ def test_with_the_broker_down_the_answer_is_503_and_nothing_accepted_is_lost(
         assert intake.post(keys["agency"], before).status_code == 202
         traffic = Traffic(intake)
         traffic.start()
-        time.sleep(1)
+        wait_until(lambda: traffic.answered(202), "the traffic's first 202")
 
         own_broker.stop()
         stopped = time.monotonic()
@@ -347,13 +315,19 @@ def test_with_the_broker_down_the_answer_is_503_and_nothing_accepted_is_lost(
         refused = intake.post(keys["agency"], unsent)
         health = httpx.get(f"{intake.url}/healthz", timeout=30)
         retry_of_acked = intake.post(keys["agency"], before)
+        # The outage lasts until the traffic itself has been refused: a request
+        # in flight at the stop waits up to the publish timeout for its answer.
+        wait_until(lambda: traffic.answered(503), "a 503 for the traffic during the outage")
 
         own_broker.start()
         restarted = time.monotonic()
+        resumed_from = len(traffic.answers)
         after = wait_for_status(intake, 202, timeout_s=90)
         first_202_s = time.monotonic() - restarted
         retried = intake.post(keys["agency"], unsent)
-        time.sleep(1)
+        wait_until(
+            lambda: traffic.answered(202, since=resumed_from), "a 202 for the traffic after it"
+        )
         traffic.stop.set()
         traffic.join(timeout=60)
 

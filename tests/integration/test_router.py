@@ -20,6 +20,7 @@ from streams.codec import Codec
 from streams.provisioning import provision
 from streams.settings import KafkaSettings
 from streams.topics import referral_topic
+from tests.integration.waits import GENEROUS_S, wait_until
 from tests.integration.workers import start_worker
 from tests.unit.domain_builders import (
     accepted,
@@ -38,9 +39,19 @@ def router(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     namespace = f"router-{uuid.uuid4().hex[:10]}"
     settings = KafkaSettings(bootstrap_servers=bootstrap, topic_namespace=namespace)
     provision(settings)
+    home = uid(f"provider-{namespace}")
+    # Registered before the worker starts: a worker routes only once its directory
+    # view has read what the directory held at its start, so no race with the view.
+    send(settings, "providers.v1", provider(home, capacity=3))
     worker = start_worker(bootstrap, namespace, tmp_path_factory.mktemp("router"))
     try:
-        yield {"settings": settings, "port": worker.port, "worker": worker, "auth": worker.auth}
+        yield {
+            "settings": settings,
+            "port": worker.port,
+            "worker": worker,
+            "auth": worker.auth,
+            "home": home,
+        }
     finally:
         worker.stop()
 
@@ -58,14 +69,16 @@ def send(settings: KafkaSettings, topic_suffix: str, *events: Event) -> None:
 
 
 def read_until(
-    settings: KafkaSettings, topic: str, done: Any, timeout_s: float = 90.0
+    settings: KafkaSettings, topic: str, done: Any, timeout_s: float = GENEROUS_S
 ) -> list[Any]:
     consumer = Consumer(consumer_config(settings, group_id=f"t-{uuid.uuid4().hex}"))
     consumer.subscribe([topic])
     seen: list[Any] = []
     deadline = time.monotonic() + timeout_s
     try:
-        while time.monotonic() < deadline and not done(seen):
+        while not done(seen):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: {len(seen)} records after {timeout_s:.0f} s")
             seen.extend(m for m in consumer.consume(100, timeout=0.5) if m.error() is None)
     finally:
         consumer.close()
@@ -73,15 +86,14 @@ def read_until(
 
 
 def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    answer = httpx.get(f"http://127.0.0.1:{port}{path}", headers=headers or {}, timeout=5)
+    answer = httpx.get(f"http://127.0.0.1:{port}{path}", headers=headers or {}, timeout=30)
     return answer.status_code, answer.json() if answer.content else None
 
 
 def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> None:
     settings: KafkaSettings = router["settings"]
     codec = Codec(settings, source="/test/reader")
-    home = uid(f"provider-{settings.topic_namespace}")
-    send(settings, "providers.v1", provider(home, capacity=3))
+    home = router["home"]
     adult, child = uuid.uuid4(), uuid.uuid4()
     r_adult, r_child = uuid.uuid4(), uuid.uuid4()
     send(
@@ -110,14 +122,13 @@ def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> N
     assert escalation.level == 3  # type: ignore[attr-defined]
 
     send(settings, "provider-responses.v1", accepted(adult, r_adult, home, 1))
-    deadline = time.monotonic() + 60
-    status: Any = None
-    while time.monotonic() < deadline:
+
+    def accepted_status() -> Any:
         code, status = http_get(router["port"], f"/v1/survivors/{adult}/status", router["auth"])
-        if code == 200 and status["referrals"][0]["status"] == "accepted":
-            break
-        time.sleep(0.5)
-    assert status["referrals"][0]["status"] == "accepted", status
+        accepted = code == 200 and status["referrals"][0]["status"] == "accepted"
+        return status if accepted else None
+
+    status = wait_until(accepted_status, "the accepted referral in the status view")
     assert status["referrals"][0]["provider_id"] == str(home)
     assert status["consent"]["categories"]
     assert "personal_data" not in json.dumps(status)
@@ -131,10 +142,16 @@ def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> N
     code, problem = http_get(router["port"], f"/v1/survivors/{adult}/status")
     assert code == 401 and problem["status"] == 401 and "referrals" not in problem
     agency_key, _ = add_key(worker.keys_file, role=Role.AGENCY, principal="a", agency_id="ag-1")
-    time.sleep(2.5)  # the worker reloads a changed keys file within 2 s
-    code, problem = http_get(
-        router["port"], f"/v1/survivors/{adult}/status", {"Authorization": f"Bearer {agency_key}"}
-    )
+
+    def as_agency() -> tuple[int, Any] | None:
+        answer = http_get(
+            router["port"],
+            f"/v1/survivors/{adult}/status",
+            {"Authorization": f"Bearer {agency_key}"},
+        )
+        return None if answer[0] == 401 else answer  # 401 until the worker reloads its keys
+
+    code, problem = wait_until(as_agency, "the worker to load the changed keys file")
     assert code == 403 and "referrals" not in problem
 
     # Every answered read is on the audit topic: who (principal, key id), whom, what status.

@@ -3,7 +3,7 @@
 200 survivors in 3 jurisdictions, 12 providers, declines, silence,
 cross-border cases, referrals waiting for consent, and consent withdrawals.
 The driver answers offers the way providers would, in rounds, and waits for
-the router to go quiet between rounds. Every topic has one partition here,
+the router to have handled every record between rounds. Every topic has one partition here,
 so the router's processing order is the topics' order: the final status of
 every survivor must then equal what the pure core computes when the same
 records, read back from Kafka, are replayed through ``decide``.
@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import random
-import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from processors.case import CaseState
 from processors.core import decide
@@ -30,11 +31,12 @@ from processors.settings import RouterSettings
 from processors.status import status_view
 from schemas.models import Event, ProviderEvent, ReferralOffered, SurvivorEvent
 from schemas.types import AgeGroup, ServiceCategory, Urgency
-from streams.clients import consumer_config, producer_config
+from streams.clients import producer_config
 from streams.codec import Codec
 from streams.provisioning import provision
 from streams.settings import KafkaSettings
 from streams.topics import CATEGORIES, referral_topic
+from tests.integration.waits import TopicReader, read_to_end, wait_caught_up
 from tests.integration.workers import RunningWorker, start_worker
 from tests.unit.domain_builders import (
     accepted,
@@ -87,42 +89,36 @@ class Driver:
     def flush(self) -> None:
         assert self.producer.flush(60) == 0
 
-    def consumer(self, *topics: str) -> Consumer:
-        consumer = Consumer(consumer_config(self.settings, group_id=f"s-{uuid.uuid4().hex}"))
-        consumer.subscribe(list(topics))
-        return consumer
+    def caught_up(self, worker: RunningWorker) -> None:
+        """Until the router has handled (and acknowledged the outputs of) all that was sent."""
+        wait_caught_up(
+            self.settings,
+            f"{self.ns}-router",
+            [f"{self.ns}.intake.v1", f"{self.ns}.provider-responses.v1"],
+            on_timeout=worker.log_tail,
+        )
 
 
-def drain(consumer: Consumer, quiet_s: float, limit_s: float = 180.0) -> list[Any]:
-    """Everything the consumer gets until nothing arrived for `quiet_s` seconds."""
-    out: list[Any] = []
-    last = time.monotonic()
-    start = last
-    while time.monotonic() - last < quiet_s and time.monotonic() - start < limit_s:
-        batch = [m for m in consumer.consume(500, timeout=0.5) if m.error() is None]
-        if batch:
-            out.extend(batch)
-            last = time.monotonic()
-    return out
-
-
-@pytest.fixture(scope="module")
-def scenario_worker(
-    bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[KafkaSettings, RunningWorker]]:
+@pytest.fixture
+def scenario_settings(bootstrap: str) -> KafkaSettings:
     settings = KafkaSettings(
         bootstrap_servers=bootstrap, topic_namespace=f"scn-{uuid.uuid4().hex[:8]}", partitions=1
     )
     provision(settings)
+    return settings
+
+
+@contextmanager
+def scenario_worker(settings: KafkaSettings, folder: Path) -> Iterator[RunningWorker]:
     worker = start_worker(
-        bootstrap,
+        settings.bootstrap_servers,
         settings.topic_namespace,
-        tmp_path_factory.mktemp("scenario"),
+        folder,
         SAFEPASSAGE_PARTITIONS="1",
         SAFEPASSAGE_ROUTER_CROSS_BORDER_PAIRS=json.dumps(PAIRS),
     )
     try:
-        yield settings, worker
+        yield worker
     finally:
         worker.stop()
 
@@ -212,16 +208,14 @@ def _diff(live: Any, expected: Any, path: str = "") -> list[str]:
 def replay(driver: Driver) -> dict[str, Any]:
     """Independent replay: the records as Kafka holds them, through the pure core."""
     settings = driver.settings
-    records_in = driver.consumer(
-        f"{settings.topic_namespace}.providers.v1",
-        f"{settings.topic_namespace}.intake.v1",
-        f"{settings.topic_namespace}.provider-responses.v1",
-    )
+    topics = [
+        f"{settings.topic_namespace}.{suffix}"
+        for suffix in ("providers.v1", "intake.v1", "provider-responses.v1")
+    ]
     replayed = [
         driver.codec.decode(m.value(), m.headers(), topic=m.topic(), key=m.key())
-        for m in drain(records_in, quiet_s=3.0)
+        for m in read_to_end(settings, *topics)
     ]
-    records_in.close()
     directory = Directory()
     for item in replayed:
         if isinstance(item.event, ProviderEvent):
@@ -251,9 +245,9 @@ def replay(driver: Driver) -> dict[str, Any]:
 
 
 def test_status_view_equals_an_independent_replay(
-    scenario_worker: tuple[KafkaSettings, RunningWorker],
+    scenario_settings: KafkaSettings, tmp_path: Path
 ) -> None:
-    settings, worker = scenario_worker
+    settings = scenario_settings
     rng = random.Random(2026)
     clock = Clock()
     driver = Driver(settings)
@@ -261,17 +255,53 @@ def test_status_view_equals_an_independent_replay(
     for entry in providers:
         driver.send("providers.v1", entry)
     driver.flush()
-    time.sleep(3)  # let the directory view see the providers
+    # Started after the directory is written: a worker routes only once its view
+    # has read what the directory held at its start.
+    with (
+        scenario_worker(settings, tmp_path / "worker") as worker,
+        TopicReader(settings, [referral_topic(settings, c) for c in CATEGORIES]) as offers_in,
+    ):
+        counts, live = play(driver, worker, offers_in, rng=rng, clock=clock, intake=intake)
+
+    expected = replay(driver)
+
+    assert set(live) == set(expected)
+    differing = [key for key in expected if live[key] != expected[key]]
+    assert not differing, (
+        f"{len(differing)} of {len(expected)} survivors differ; first: "
+        + json.dumps(_diff(live[differing[0]], expected[differing[0]]), indent=1)
+    )
+    statuses = [r["status"] for view in live.values() for r in view["referrals"]]
+    # The scenario really exercised what it claims to.
+    assert len(live) == SURVIVORS
+    assert counts["decline"] > 20 and counts["silence"] > 10 and counts["accept"] > 50
+    assert {"accepted", "offered", "cancelled"} <= set(statuses), set(statuses)
+
+
+def play(
+    driver: Driver,
+    worker: RunningWorker,
+    offers_in: TopicReader,
+    *,
+    rng: random.Random,
+    clock: Clock,
+    intake: list[SurvivorEvent],
+) -> tuple[dict[str, int], dict[str, Any]]:
+    """Publish the intake, answer offers in rounds, withdraw; the status topic at the end.
+
+    Each round waits until the router has handled everything sent so far,
+    then takes the offers written meanwhile: no round can end early on a
+    slow machine.
+    """
     for event in intake:
         driver.send("intake.v1", event)
     driver.flush()
-
-    offers_in = driver.consumer(*(referral_topic(settings, c) for c in CATEGORIES))
     answered: set[tuple[uuid.UUID, int]] = set()
-    counts = {"accept": 0, "decline": 0, "silence": 0, "cross_border": 0}
+    counts = {"accept": 0, "decline": 0, "silence": 0}
     for _ in range(12):  # answer in rounds until no new offer comes
         fresh = []
-        for message in drain(offers_in, quiet_s=4.0):
+        driver.caught_up(worker)
+        for message in offers_in.to_end():
             decoded = driver.codec.decode(message.value(), message.headers(), topic=message.topic())
             offer = decoded.event
             if (
@@ -311,30 +341,16 @@ def test_status_view_equals_an_independent_replay(
             else:
                 counts["silence"] += 1
         driver.flush()
-    offers_in.close()
 
     withdrawn = rng.sample(sorted({e.survivor_id for e in intake}, key=str), SURVIVORS // 10)
     for sid in withdrawn:
         driver.send("intake.v1", withdrawal(sid, at=clock.tick()))
     driver.flush()
-
-    status_in = driver.consumer(f"{settings.topic_namespace}.case-status.v1")
+    driver.caught_up(worker)
     live: dict[str, Any] = {}
-    for message in drain(status_in, quiet_s=6.0):
-        live[message.key().decode()] = json.loads(message.value())
-    status_in.close()
+    for message in read_to_end(driver.settings, f"{driver.ns}.case-status.v1"):
+        key, value = message.key(), message.value()
+        assert key is not None and value is not None
+        live[key.decode()] = json.loads(value)
     assert worker.alive(), worker.log_tail()
-
-    expected = replay(driver)
-
-    assert set(live) == set(expected)
-    differing = [key for key in expected if live[key] != expected[key]]
-    assert not differing, (
-        f"{len(differing)} of {len(expected)} survivors differ; first: "
-        + json.dumps(_diff(live[differing[0]], expected[differing[0]]), indent=1)
-    )
-    statuses = [r["status"] for view in live.values() for r in view["referrals"]]
-    # The scenario really exercised what it claims to.
-    assert len(live) == SURVIVORS
-    assert counts["decline"] > 20 and counts["silence"] > 10 and counts["accept"] > 50
-    assert {"accepted", "offered", "cancelled"} <= set(statuses), set(statuses)
+    return counts, live

@@ -27,17 +27,13 @@ consent or routing code:
 
 from __future__ import annotations
 
-import ast
 import itertools
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import event as observe
 from hypothesis import strategies as st
@@ -506,26 +502,3 @@ def test_a_refused_event_is_refused_again_and_still_changes_nothing(data: st.Dat
         assert again.rejection == decision.rejection
         assert not again.changed and again.capacity == () and again.events == ()
         assert w.harness.cases.get(sid) is case and w.harness.directory == directory
-
-
-PROCESSORS = Path(__file__).parents[2] / "processors"
-PURE_MODULES = sorted(
-    p.stem for p in PROCESSORS.glob("*.py") if p.stem not in {"__init__", "agents", "bench_rocksdb"}
-)
-"""Every module of ``processors/`` but the bindings (``agents.py``, ``bench_rocksdb.py``)."""
-ALLOWED_ROOTS = {"pydantic", "pydantic_settings", "yaml", "schemas", "processors", "__future__"}
-"""Typed models and their configuration: nothing that talks to Kafka, Faust or the network."""
-
-
-@pytest.mark.parametrize("module", PURE_MODULES)
-def test_the_domain_core_imports_nothing_but_stdlib_pydantic_and_schemas(module: str) -> None:
-    """DESIGN.md, pure core: no Kafka, Faust or plumbing import may creep into these modules."""
-    tree = ast.parse((PROCESSORS / f"{module}.py").read_text(encoding="utf-8"))
-    roots: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            roots.add(node.module.split(".")[0])
-    foreign = {r for r in roots if r not in ALLOWED_ROOTS and r not in sys.stdlib_module_names}
-    assert not foreign, f"processors/{module}.py imports {sorted(foreign)}"
