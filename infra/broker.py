@@ -40,6 +40,7 @@ __all__ = [
     "NodeStatus",
     "StartResult",
     "cluster",
+    "new_cluster_id",
     "single_node",
 ]
 
@@ -49,6 +50,19 @@ _PURPOSE = "The local Kafka broker runs on Java 17 or newer and its jars are fet
 _quiet = logging.getLogger("infra.broker.librdkafka")
 _quiet.addHandler(logging.NullHandler())
 _quiet.propagate = False
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes, URL-safe base64 without padding.
+
+    Kafka's own ``Uuid.randomUuid()`` draws again when the text starts with
+    "-" (about 1 draw in 64), because command-line tools would read such an
+    id as an option; this does the same.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 @dataclass(frozen=True)
@@ -246,7 +260,7 @@ class Deployment:
         if path.exists():
             return path.read_text(encoding="utf-8").strip()
         self.directory.mkdir(parents=True, exist_ok=True)
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         path.write_text(cluster_id + "\n", encoding="utf-8")
         return cluster_id
 
@@ -348,8 +362,9 @@ class Deployment:
                     "kafka.tools.StorageTool",
                     "format",
                     "--ignore-formatted",
-                    "-t",
-                    self.cluster_id(),
+                    # One argument with "=": an id stored by an older launcher may
+                    # start with "-", which the storage tool would take for an option.
+                    f"--cluster-id={self.cluster_id()}",
                     "-c",
                     str(node.config_path),
                 ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +19,15 @@ from tests.integration.test_produce_consume import KEYS, PER_KEY, consume_all, p
 pytestmark = pytest.mark.integration
 
 
+DASHED_CLUSTER_ID = "-" + base64.urlsafe_b64encode(bytes(16)).rstrip(b"=").decode()[1:]
+"""A valid id that starts with "-": older launchers stored such ids about once in 64."""
+
+
 @pytest.fixture(scope="module")
 def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     deployment = single_node(dedicated_settings(tmp_path_factory.mktemp("own-kafka")))
+    deployment.directory.mkdir(parents=True, exist_ok=True)
+    (deployment.directory / "cluster.id").write_text(DASHED_CLUSTER_ID + "\n")
     deployment.start()
     yield deployment
     deployment.stop()
@@ -33,6 +40,13 @@ def cli_env(deployment: Deployment) -> dict[str, str]:
         "SAFEPASSAGE_BROKER_PORT": str(settings.port),
         "SAFEPASSAGE_BROKER_CONTROLLER_PORT": str(settings.resolved_controller_port),
     }
+
+
+def test_a_stored_cluster_id_that_starts_with_a_dash_formats_the_storage(
+    own_broker: Deployment,
+) -> None:
+    meta = (own_broker.nodes[0].data_dir / "meta.properties").read_text()
+    assert f"cluster.id={DASHED_CLUSTER_ID}" in meta.splitlines()
 
 
 def test_start_when_running_says_so_and_exits_zero(own_broker: Deployment) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import uuid
 from pathlib import Path
 
 import pytest
 
 from infra import BrokerSettings, ToolMissingError, cluster, single_node
+from infra import broker as broker_module
+from infra.broker import new_cluster_id
 from infra.maven import (
     explain_maven_failure,
     pinned_kafka_version,
@@ -108,3 +112,24 @@ def test_require_tool_finds_real_executables() -> None:
 
 def test_the_pinned_broker_is_kafka_4() -> None:
     assert pinned_kafka_version().startswith("4.")
+
+
+def test_cluster_ids_never_start_with_a_dash_over_many_draws() -> None:
+    """About one raw draw in 64 starts with "-"; the storage tool read it as an option."""
+    ids = [new_cluster_id() for _ in range(20_000)]
+
+    assert not [i for i in ids if i.startswith("-")]
+    assert len(set(ids)) == len(ids)
+    for cluster_id in ids[:2000]:
+        assert len(cluster_id) == 22
+        assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+
+
+def test_a_draw_that_starts_with_a_dash_is_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    dashed = uuid.UUID(bytes=b"\xf8" + bytes(15))  # 0b111110.. is "-" in URL-safe base64
+    plain = uuid.UUID(bytes=b"\x00" + bytes(15))
+    draws = iter([dashed, dashed, plain])
+    monkeypatch.setattr(broker_module.uuid, "uuid4", lambda: next(draws))
+
+    assert new_cluster_id() == base64.urlsafe_b64encode(plain.bytes).rstrip(b"=").decode()
+    assert base64.urlsafe_b64encode(dashed.bytes).decode().startswith("-")
