@@ -31,7 +31,7 @@ from confluent_kafka.admin import AdminClient
 
 from infra.exceptions import BrokerStartError, BrokerStopError
 from infra.maven import require_tool, resolve_classpath
-from infra.process import port_in_use, read_pid, send_signal, tail, wait_gone
+from infra.process import keep_child, port_in_use, read_pid, send_signal, tail, wait_gone
 from infra.settings import BrokerSettings
 
 __all__ = [
@@ -403,6 +403,7 @@ class Deployment:
                 start_new_session=True,  # not killed by the terminal's Ctrl-C
             )
         node.pid_file.write_text(f"{process.pid}\n", encoding="utf-8")
+        keep_child(process)
         return process
 
     def _wait_ready(

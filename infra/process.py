@@ -13,12 +13,14 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
 import psutil
 
 __all__ = [
+    "keep_child",
     "port_in_use",
     "read_pid",
     "runs_with",
@@ -46,8 +48,34 @@ def send_signal(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
 
 
+_children: dict[int, subprocess.Popen[bytes]] = {}
+"""JVMs this process started and that outlive the call that started them, by PID."""
+
+
+def keep_child(process: subprocess.Popen[bytes]) -> None:
+    """Keep the handle of a JVM meant to outlive its start.
+
+    A dropped handle of a running child is a ``ResourceWarning`` ("subprocess
+    is still running") and leaves the exit status to nobody; kept here, the
+    child is reaped through its own handle when :func:`wait_gone` sees it end,
+    or here, once it has ended by other means (``kill -9`` in a test).
+    """
+    for pid, child in list(_children.items()):
+        if child.poll() is not None:
+            del _children[pid]
+    _children[process.pid] = process
+
+
 def wait_gone(pid: int, timeout_s: float) -> bool:
     """Wait for a process to exit (reaping it if it is our child); False on timeout."""
+    child = _children.get(pid)
+    if child is not None:
+        try:
+            child.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        del _children[pid]
+        return True
     try:
         psutil.Process(pid).wait(timeout=timeout_s)
     except psutil.NoSuchProcess:

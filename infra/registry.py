@@ -41,7 +41,7 @@ from infra.exceptions import (
     RegistryStopError,
 )
 from infra.maven import explain_maven_failure, require_tool
-from infra.process import port_in_use, read_pid, stop_pid, tail
+from infra.process import keep_child, port_in_use, read_pid, stop_pid, tail
 
 __all__ = [
     "PROJECT_DIR",
@@ -303,6 +303,7 @@ class SchemaRegistry:
                 start_new_session=True,  # not killed by the terminal's Ctrl-C
             )
         self.pid_file.write_text(f"{process.pid}\n", encoding="utf-8")
+        keep_child(process)
         try:
             self._wait_ready(process, time.monotonic() + self.settings.start_timeout_s)
         except RegistryStartError:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from infra import BrokerSettings, ToolMissingError, cluster, single_node
-from infra import broker as broker_module
 from infra.broker import new_cluster_id
 from infra.maven import (
     explain_maven_failure,
@@ -129,7 +128,7 @@ def test_a_draw_that_starts_with_a_dash_is_drawn_again(monkeypatch: pytest.Monke
     dashed = uuid.UUID(bytes=b"\xf8" + bytes(15))  # 0b111110.. is "-" in URL-safe base64
     plain = uuid.UUID(bytes=b"\x00" + bytes(15))
     draws = iter([dashed, dashed, plain])
-    monkeypatch.setattr(broker_module.uuid, "uuid4", lambda: next(draws))
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(draws))  # the launcher calls uuid.uuid4()
 
     assert new_cluster_id() == base64.urlsafe_b64encode(plain.bytes).rstrip(b"=").decode()
     assert base64.urlsafe_b64encode(dashed.bytes).decode().startswith("-")
