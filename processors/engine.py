@@ -199,11 +199,11 @@ def on_due(
             after = decision.state
             directory = decision.directory
             capacity.extend(decision.capacity)
+    # The due deadline was planned (or it would be stale) and is not planned any more
+    # (the ladder now records its rung), so the diff removes it.
     remove, add = diff_plans(
         plan(case, current, policy_sla), plan(after, escalation.state, policy_sla)
     )
-    if deadline not in remove:  # the due deadline goes, whatever else is planned
-        remove = (deadline, *remove)
     return Step(
         case=after if after is not case else None,
         ladder=escalation.state,

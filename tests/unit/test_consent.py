@@ -188,6 +188,30 @@ def test_a_referral_another_grant_still_covers_continues() -> None:
     assert h.referral(S, R).status is ReferralStatus.OFFERED
 
 
+@pytest.mark.parametrize("unknown", ["provider_jurisdiction", "profile"])
+def test_an_offer_whose_destination_cannot_be_checked_is_cancelled_on_withdrawal(
+    unknown: str,
+) -> None:
+    """Fail closed: a stored offer without the provider's jurisdiction or the survivor's
+    home (a state the core never writes) cannot be shown to be covered by the grants
+    that are left, so a withdrawal touching it cancels it."""
+    h = _ready()
+    h.all(consent(S, consent_id=C2, categories=[HOUSING]), request(S, R))
+    case = h.cases[S]
+    if unknown == "profile":
+        h.cases[S] = case.model_copy(update={"profile": None})
+    else:
+        blind = case.referrals[R].model_copy(update={"provider_jurisdiction": None})
+        h.cases[S] = case.with_referral(blind)
+    decision = h.survivor(withdrawal(S, consent_id=C1))  # C2 would still cover housing in NL
+    (cancel,) = decision.events
+    assert isinstance(cancel, ReferralCancelled)
+    assert (cancel.referral_id, cancel.provider_id) == (R, P1)
+    assert cancel.reason is CancelReason.CONSENT_WITHDRAWN
+    assert h.referral(S, R).status is ReferralStatus.CANCELLED
+    assert h.directory.providers[P1].reserved_total == 0
+
+
 def test_withdrawing_cross_border_sharing_cancels_the_offer_abroad() -> None:
     h = Harness(policy=RoutingPolicy(cross_border_pairs=both_ways([("NL", "BE")])))
     h.all(

@@ -243,6 +243,8 @@ def test_partitions_do_not_see_each_other() -> None:
     a, b = deadline(survivor=UUID(int=10)), deadline(survivor=UUID(int=20))
     p1.add(a)
     p2.add(b)
+    assert (p1.prefix, p2.prefix) == (partition_prefix(1), partition_prefix(2))
+    assert sorted(store) == [p1.prefix + a.key, p2.prefix + b.key]  # each under its own prefix
     assert p1.key_of(a).startswith("p00001|")
     assert p1.pop_due(T0) == [a]
     assert p2.peek_due(T0) == [b]

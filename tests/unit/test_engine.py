@@ -185,6 +185,9 @@ class Binding:
                 sla=self.sla,
             )
             assert step.outcome is not None
+            if step.outcome is Outcome.ESCALATED:  # the due deadline goes (or was replaced)
+                due = item.deadline
+                assert due in step.remove or due.key in {d.key for d in step.add}
         check_step(step, self.directory)
         return step
 

@@ -270,6 +270,22 @@ def test_a_child_emergency_re_offers_and_alerts_the_operator_at_the_first_miss()
     assert about(rid, world.advance(timedelta(days=60))) == []  # rung 3 reached: nothing more
 
 
+def test_an_escalations_events_are_its_publications_in_order() -> None:
+    world = World()
+    world.providers(3, child=True)
+    world.identify(AgeGroup.MINOR)
+    rid = uid("referral")
+    world.request(rid, urgency=Urgency.EMERGENCY)
+    (deadline,) = [d for d in world.store if d.referral_id == rid]
+    result = escalate(deadline, world.case, world.state, POLICY, deadline.due_at)
+    assert result.outcome is Outcome.ESCALATED
+    assert result.events == tuple(p.event for p in result.published)
+    assert [(e.level, e.referral_id) for e in result.events] == [(1, rid), (3, rid)]
+    assert len({p.event_id for p in result.published}) == 2  # one id per rung
+    stale = escalate(deadline, world.case, result.state, POLICY, deadline.due_at)
+    assert (stale.outcome, stale.events) == (Outcome.STALE, ())
+
+
 def test_a_critical_risk_referral_starts_at_the_coordinator() -> None:
     world = World()
     world.providers(3)

@@ -8,6 +8,7 @@ the state, the directory and the outbox untouched.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -31,6 +32,7 @@ from processors.lifecycle import (
     next_status,
 )
 from processors.policy import RoutingPolicy
+from processors.work import Work, moved
 from schemas.models import (
     ReferralCancelled,
     ReferralEscalated,
@@ -611,6 +613,39 @@ def test_a_case_of_another_survivor_is_a_wiring_error() -> None:
     h = _ready()
     with pytest.raises(SurvivorMismatchError):
         decide(h.cases[S], h.directory, risk(uid("other"), RiskLevel.LOW), h.meta(), now=T0)
+
+
+def test_an_internal_move_outside_the_table_is_a_bug_of_the_core() -> None:
+    later = T0 + timedelta(minutes=5)
+    for status in ReferralStatus:
+        referral = _in_status(status).referral(S, R)
+        for trigger in Trigger:
+            target = next_status(status, trigger)
+            if target is None:
+                message = f"internal move {status}+{trigger} is not in the table"
+                with pytest.raises(ProcessorsError, match=re.escape(message)):
+                    moved(referral, trigger, later, reason="x")
+                continue
+            after = moved(referral, trigger, later, reason="x")
+            assert (after.status, after.reason) == (target, "x")
+            assert after.updated_at == after.status_since == later
+            assert referral.status is status  # the input is left as it was
+
+
+def test_a_capacity_change_needs_the_provider_holding_the_place() -> None:
+    h = _in_status(ReferralStatus.REQUESTED)
+    event = request(S, R)
+    work = Work(h.cases[S], h.directory, event=event, meta=h.meta(), now=T0, policy=RoutingPolicy())
+    referral = h.referral(S, R)
+    assert referral.provider_id is None
+    for action in CapacityAction:
+        with pytest.raises(ProcessorsError, match="capacity change for a referral without a"):
+            work.change_capacity(action, referral)
+    assert (work.capacity, work.directory) == ([], h.directory)
+    offered = referral.model_copy(update={"provider_id": P1})
+    work.change_capacity(CapacityAction.RESERVE, offered)
+    assert [(c.action, c.provider_id) for c in work.capacity] == [(CapacityAction.RESERVE, P1)]
+    assert work.directory.providers[P1].places[HOUSING].holders == {R}
 
 
 def test_now_must_be_aware() -> None:

@@ -232,6 +232,20 @@ def test_the_survivors_preferred_language_ranks_higher() -> None:
     assert offered_to(d) == P2
 
 
+def test_a_survivor_without_languages_can_be_served_in_any_language() -> None:
+    _, d = route(
+        provider(P1, languages=["fr"]),
+        provider(P2, languages=["ro"]),
+        survivor={"languages": []},
+    )
+    assert offered_to(d) == min(P1, P2, key=str)  # language no longer tells them apart
+    assert Criterion.LANGUAGE not in excluded(d)
+    assert "language:any" in reasons(d)
+    candidates = d.audits[-1].candidates
+    assert [c.score for c in candidates] == [candidates[0].score] * 2
+    assert all("language:any" in c.reasons for c in candidates)
+
+
 def test_requested_languages_replace_the_survivors() -> None:
     _, d = route(
         provider(P1, languages=["en"]),
@@ -426,6 +440,17 @@ def test_an_update_replaces_the_profile_and_keeps_reservations_and_reports() -> 
     assert entry.places[ServiceCategory.HEALTH].total == 9
 
 
+def test_an_entry_offers_no_place_before_registration_nor_in_a_category_it_lacks() -> None:
+    reported = apply_directory_entry(None, capacity(P1, 3, 3))
+    assert reported.places[HOUSING].available == 3  # the report is kept ...
+    assert reported.available(HOUSING) == 0  # ... but nothing is offered without a profile
+    registered = apply_directory_entry(reported, provider(P1, categories=[HOUSING]))
+    assert registered.available(HOUSING) == 3
+    assert HEALTH not in registered.places
+    assert registered.available(HEALTH) == 0
+    assert registered.available(HEALTH, holder=R) == 0  # not even for a would-be holder
+
+
 def test_a_capacity_report_counts_reservations_as_taken() -> None:
     places = Places(total=5).reserve(R).reserve(uid("r2"))
     reported = places.report(total=5, available=2)
@@ -470,6 +495,8 @@ def test_reconcile_rebuilds_reservations_from_case_states() -> None:
 def test_directory_events_only() -> None:
     with pytest.raises(UnsupportedEventError):
         apply_directory(Directory(), identified(S))  # type: ignore[arg-type]
+    with pytest.raises(UnsupportedEventError, match="SurvivorIdentified is not a directory event"):
+        apply_directory_entry(None, identified(S))  # type: ignore[arg-type]
     entry = apply_directory_entry(None, provider(P1))
     with pytest.raises(UnsupportedEventError):
         apply_directory_entry(entry, provider(P2))
@@ -485,8 +512,23 @@ def test_unknown_urgency_uses_the_configured_fallback() -> None:
 def test_policy_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="idempotency_window"):
         RoutingPolicy(idempotency_window=0)
+    with pytest.raises(ValueError, match="audit_candidates must not be negative"):
+        RoutingPolicy(audit_candidates=-1)
+    assert RoutingPolicy(audit_candidates=0).audit_candidates == 0  # exclusions only
     with pytest.raises(ValueError, match="vulnerable_factor"):
         RoutingPolicy(vulnerable_factor=0)
+    with pytest.raises(ValueError, match="vulnerable_factor"):
+        RoutingPolicy(vulnerable_factor=1.5)
+    routine_only = {Urgency.ROUTINE: timedelta(hours=72)}
+    with pytest.raises(ValueError, match="ack_windows must have a window for unknown_urgency"):
+        RoutingPolicy(ack_windows=routine_only)  # unknown_urgency PRIORITY has no window
+    fallback = RoutingPolicy(ack_windows=routine_only, unknown_urgency=Urgency.ROUTINE)
+    deadline = fallback.ack_deadline(Urgency.EMERGENCY, vulnerable=False, now=T0)
+    assert deadline == T0 + timedelta(hours=72)
+    for window in (timedelta(0), timedelta(hours=-1)):
+        windows = {**routine_only, Urgency.EMERGENCY: window}
+        with pytest.raises(ValueError, match="ack windows must be positive"):
+            RoutingPolicy(ack_windows=windows, unknown_urgency=Urgency.ROUTINE)
 
 
 # --------------------------------------------------------------------------- deadlines from SLA

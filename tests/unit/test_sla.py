@@ -190,6 +190,13 @@ def test_the_unknown_category_symbol_cannot_be_configured() -> None:
     assert "unknown category 'UNKNOWN'" in problems(data)[0]
 
 
+@pytest.mark.parametrize("value", [["HOUSING"], "HOUSING", None], ids=["list", "str", "null"])
+def test_categories_that_are_not_a_mapping_are_a_problem_naming_the_key(value: object) -> None:
+    data = raw()
+    data["categories"] = value
+    assert problems(data) == ("categories: Input should be a valid dictionary",)
+
+
 def test_a_misspelt_key_is_refused_not_ignored() -> None:
     data = raw()
     data["acknowledge"]["emergncy"] = "1h"

@@ -1,0 +1,158 @@
+"""The status view: what operators and agencies read of a case, derived from its state alone."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from processors.case import CaseState
+from processors.lifecycle import ReferralStatus
+from processors.status import ReferralView, StatusRead, StatusView, status_view
+from schemas.types import CaseOutcome, RiskLevel, ServiceCategory
+
+from .domain_builders import (
+    HOUSING,
+    T0,
+    Harness,
+    closed,
+    consent,
+    declined,
+    identified,
+    provider,
+    request,
+    risk,
+    uid,
+)
+
+HEALTH = ServiceCategory.HEALTH
+S = uid("status-survivor")
+EARLY, LATE, TIED = uid("status-early"), uid("status-late"), uid("status-tied")
+P1, P2 = uid("status-p1"), uid("status-p2")
+HOUR = timedelta(hours=1)
+EXPIRY = T0 + timedelta(days=30)
+
+
+def _case() -> CaseState:
+    """An identified survivor at high risk with three referrals, requested out of order.
+
+    ``LATE`` (housing) is requested first but happened later; it was declined by
+    one provider and offered to the next. ``EARLY`` and ``TIED`` (health, which
+    nobody offers) were requested at the same instant, before it, and are unroutable.
+    """
+    h = Harness()
+    h.all(
+        provider(P1, languages=("en",)),
+        provider(P2, languages=("fr",), interpretation=True),
+        identified(S),
+        consent(S, categories=(HOUSING, HEALTH), expires_at=EXPIRY),
+        risk(S, RiskLevel.HIGH),
+        request(S, LATE, at=T0 + 2 * HOUR),
+        request(S, EARLY, category=HEALTH, at=T0 + HOUR),
+        request(S, TIED, category=HEALTH, at=T0 + HOUR),
+        declined(S, LATE, P1, 1, at=T0 + 3 * HOUR),
+    )
+    return h.cases[S]
+
+
+def test_the_view_lists_referrals_in_request_order_with_the_fields_of_the_case() -> None:
+    case = _case()
+    view = status_view(case, T0 + 4 * HOUR)
+
+    tied_first = sorted([EARLY, TIED], key=str)  # same instant: by id, stable across replays
+    assert [r.referral_id for r in view.referrals] == [*tied_first, LATE]
+    for shown in view.referrals:
+        stored = case.referrals[shown.referral_id]
+        assert shown == ReferralView(
+            referral_id=stored.referral_id,
+            category=stored.category,
+            urgency=stored.urgency,
+            status=stored.status,
+            provider_id=stored.provider_id,
+            attempts=stored.attempt,
+            providers_tried=len(stored.tried),
+            escalation_level=stored.escalation_level,
+            deadline=stored.deadline,
+            reason=stored.reason,
+            updated_at=stored.updated_at,
+        )
+    housing = view.referrals[-1]
+    assert (housing.status, housing.provider_id) == (ReferralStatus.OFFERED, P2)
+    assert (housing.attempts, housing.providers_tried) == (2, 2)
+    assert housing.deadline is not None and housing.reason is None
+    assert {r.status for r in view.referrals[:2]} == {ReferralStatus.UNROUTABLE}
+
+    assert view.survivor_id == S and view.identified
+    assert view.risk_level is RiskLevel.HIGH
+    assert view.closed is None
+    assert view.last_update == case.updated_at == T0 + 3 * HOUR
+
+
+def test_the_escalation_level_is_the_highest_of_the_case_and_its_referrals() -> None:
+    case = _case()
+    assert sorted(r.escalation_level for r in case.referrals.values()) == [0, 2, 2]
+    assert status_view(case, T0).escalation_level == 2
+    quiet_case = case.model_copy(update={"escalation_level": 0})
+    assert status_view(quiet_case, T0).escalation_level == 2  # from the referrals
+    loud_case = case.model_copy(update={"escalation_level": 3})
+    assert status_view(loud_case, T0).escalation_level == 3  # from the case
+
+
+def test_consent_is_summarised_as_of_the_reading_not_the_last_event() -> None:
+    case = _case()
+    before = status_view(case, EXPIRY - HOUR).consent
+    assert before.categories == (HEALTH, HOUSING)
+    assert (before.cross_border, before.next_expiry) == (False, EXPIRY)
+    after = status_view(case, EXPIRY + HOUR).consent  # no event since: it simply expired
+    assert (after.categories, after.next_expiry) == ((), None)
+
+
+def test_an_unidentified_survivor_and_a_closed_case() -> None:
+    h = Harness()
+    h.survivor(request(S, LATE))
+    waiting = status_view(h.cases[S], T0)
+    assert not waiting.identified
+    (only,) = waiting.referrals
+    assert (only.status, only.reason) == (ReferralStatus.ON_HOLD, "survivor.unidentified")
+    assert (only.provider_id, only.attempts, only.deadline) == (None, 0, None)
+    h.survivor(closed(S, at=T0 + HOUR))
+    done = status_view(h.cases[S], T0 + HOUR)
+    assert done.closed is CaseOutcome.SUPPORT_COMPLETED
+    assert done.last_update == T0 + HOUR
+
+
+def test_the_dict_form_is_plain_json_and_reads_back_as_the_same_view() -> None:
+    view = status_view(_case(), T0 + 4 * HOUR)
+    data = view.to_dict()
+    assert json.loads(json.dumps(data)) == data  # strings, numbers, lists: nothing else
+    assert set(data) == set(StatusView.model_fields)
+    assert data["survivor_id"] == str(S)
+    assert data["risk_level"] == "HIGH"
+    assert data["consent"]["next_expiry"] == EXPIRY.isoformat().replace("+00:00", "Z")
+    assert [r["status"] for r in data["referrals"]] == ["unroutable", "unroutable", "offered"]
+    assert all(set(r) == set(ReferralView.model_fields) for r in data["referrals"])
+    assert StatusView.model_validate(data) == view
+
+
+def test_a_status_read_is_audited_as_plain_json_without_case_data() -> None:
+    read = StatusRead(
+        survivor_id=S,
+        at=T0,
+        principal="agency:nl-police",
+        role="agency",
+        key_id="k1",
+        status=200,
+    )
+    data = read.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert data == {
+        "kind": "status.read",
+        "survivor_id": str(S),
+        "at": "2025-03-01T09:00:00Z",
+        "principal": "agency:nl-police",
+        "role": "agency",
+        "key_id": "k1",
+        "status": 200,
+    }
+    anonymous = StatusRead(survivor_id=S, at=T0, principal=None, role=None, key_id=None, status=404)
+    assert anonymous.to_dict()["principal"] is None
+    assert StatusRead.model_validate(data) == read
