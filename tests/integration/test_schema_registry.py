@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
@@ -23,11 +23,12 @@ from infra.exceptions import RegistryBuildError
 from infra.registry import PROJECT_DIR, RegistrySettings, SchemaRegistry
 from schemas.models import CaseClosed
 from schemas.types import CaseOutcome
-from streams.clients import consumer_config, producer_config
+from streams.clients import producer_config
 from streams.codec import Codec, ConfluentSchemaRegistry, Decoded, Framing
 from streams.provisioning import provision
 from streams.settings import KafkaSettings
 from tests.integration.conftest import free_port
+from tests.integration.waits import read_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -71,8 +72,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchemaRegistr
 
 
 @pytest.fixture
-def client(registry: SchemaRegistry) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": registry.ccompat_url})
+def client(registry: SchemaRegistry) -> Iterator[SchemaRegistryClient]:
+    with SchemaRegistryClient({"url": registry.ccompat_url}) as opened:
+        yield opened
 
 
 def test_start_is_idempotent_and_status_reports_the_running_registry(
@@ -143,21 +145,35 @@ def test_codec_in_confluent_wire_format_through_kafka_and_the_registry(
     """Producer and consumer each resolve schema ids with the real registry."""
     settings = KafkaSettings(bootstrap_servers=bootstrap, topic_namespace=f"sr-{uuid4().hex[:8]}")
     provision(settings)
-    intake = f"{settings.topic_namespace}.intake.v1"
-    writer = Codec(
-        settings,
-        source="/safepassage/test-agency",
-        resolver=ConfluentSchemaRegistry.from_config({"url": registry.ccompat_url}),
+    writer_registry = ConfluentSchemaRegistry.from_config({"url": registry.ccompat_url})
+    reader_registry = ConfluentSchemaRegistry.from_config({"url": registry.ccompat_url})
+    with writer_registry, reader_registry:
+        got = _round_trip(settings, writer_registry, reader_registry)
+    assert sorted((d.event for d in got), key=lambda e: e.occurred_at) == EVENTS
+    assert {d.framing for d in got} == {Framing.CONFLUENT}
+    with SchemaRegistryClient({"url": registry.ccompat_url}) as client:
+        assert "org.safepassage.events.CaseClosed" in client.get_subjects()
+
+
+EVENTS = [
+    CaseClosed(
+        survivor_id=UUID(int=i + 1),
+        occurred_at=datetime(2026, 11, 2, 8, 0, i, tzinfo=UTC),
+        agency_id="agency-police-3",
+        outcome=CaseOutcome.SUPPORT_COMPLETED,
     )
-    events = [
-        CaseClosed(
-            survivor_id=UUID(int=i + 1),
-            occurred_at=datetime(2026, 11, 2, 8, 0, i, tzinfo=UTC),
-            agency_id="agency-police-3",
-            outcome=CaseOutcome.SUPPORT_COMPLETED,
-        )
-        for i in range(20)
-    ]
+    for i in range(20)
+]
+
+
+def _round_trip(
+    settings: KafkaSettings,
+    writer_registry: ConfluentSchemaRegistry,
+    reader_registry: ConfluentSchemaRegistry,
+) -> list[Decoded]:
+    intake = f"{settings.topic_namespace}.intake.v1"
+    events = EVENTS
+    writer = Codec(settings, source="/safepassage/test-agency", resolver=writer_registry)
     producer = Producer(producer_config(settings))
     for event in events:
         record = writer.encode(event, intake)
@@ -166,26 +182,8 @@ def test_codec_in_confluent_wire_format_through_kafka_and_the_registry(
     assert producer.flush(30) == 0
 
     # A fresh codec knows no ids: it must ask the registry for each one.
-    reader = Codec(
-        settings,
-        source="/safepassage/test-reader",
-        resolver=ConfluentSchemaRegistry.from_config({"url": registry.ccompat_url}),
-    )
-    consumer = Consumer(consumer_config(settings, group_id=f"sr-{uuid4().hex}"))
-    consumer.subscribe([intake])
-    got: list[Decoded] = []
-    try:
-        while len(got) < len(events):
-            for msg in consumer.consume(100, timeout=1.0):
-                assert msg.error() is None
-                got.append(
-                    reader.decode(
-                        msg.value(), list[Any](msg.headers() or []), topic=intake, key=msg.key()
-                    )
-                )
-    finally:
-        consumer.close()
-    assert sorted((d.event for d in got), key=lambda e: e.occurred_at) == events
-    assert {d.framing for d in got} == {Framing.CONFLUENT}
-    client = SchemaRegistryClient({"url": registry.ccompat_url})
-    assert "org.safepassage.events.CaseClosed" in client.get_subjects()
+    reader = Codec(settings, source="/safepassage/test-reader", resolver=reader_registry)
+    return [
+        reader.decode(msg.value(), list[Any](msg.headers() or []), topic=intake, key=msg.key())
+        for msg in read_to_end(settings, intake)
+    ]

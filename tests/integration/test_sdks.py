@@ -9,14 +9,13 @@ what it acknowledged.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from uuid import UUID
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Producer
 
 from connectors.agency_sdk import AgencyClient
 from connectors.exceptions import SdkRetriesExhaustedError, SdkTransientError
@@ -38,12 +37,13 @@ from schemas.types import (
     ServiceCategory,
     Urgency,
 )
-from streams.clients import consumer_config, producer_config
+from streams.clients import producer_config
 from streams.codec import Codec
 from streams.provisioning import provision
 from streams.settings import KafkaSettings
 from streams.topics import referral_topic
 from tests.integration.conftest import free_port
+from tests.integration.waits import read_to_end
 from tests.unit.domain_builders import (
     AGENCY,
     T0,
@@ -68,27 +68,6 @@ def settings(bootstrap: str) -> KafkaSettings:
     ns = KafkaSettings(bootstrap_servers=bootstrap, topic_namespace=f"sdk-{uuid.uuid4().hex[:12]}")
     provision(ns)
     return ns
-
-
-def read(settings: KafkaSettings, topic: str, count: int, timeout_s: float = 30) -> list[Message]:
-    """The first ``count`` records of ``topic`` (fewer if they do not come in time)."""
-    consumer = Consumer(consumer_config(settings, f"reader-{uuid.uuid4().hex}"))
-    consumer.subscribe([topic])
-    records: list[Message] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(records) < count and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                assert error.code() == KafkaError._PARTITION_EOF, error
-                continue
-            records.append(message)
-    finally:
-        consumer.close()
-    return records
 
 
 def offer(
@@ -197,7 +176,7 @@ def test_agency_sdk_over_kafka_publishes_every_agency_event(settings: KafkaSetti
     assert ids == [ce_id for ce_id, _ in expected]
     assert again == "close-1"
     intake = f"{settings.topic_namespace}.intake.v1"
-    records = read(settings, intake, len(expected) + 1)
+    records = read_to_end(settings, intake)  # the SDK returns after the broker's ack
     codec = Codec(settings, source="/test/reader")
     decoded = [codec.decode(r.value(), r.headers(), topic=intake, key=r.key()) for r in records]
     # One survivor, one partition: the order is the order of the calls.
@@ -250,7 +229,7 @@ def test_provider_sdk_yields_its_own_offers_once_answers_and_resumes(
         client.close()
 
     responses = f"{settings.topic_namespace}.provider-responses.v1"
-    [record] = read(settings, responses, 1)
+    [record] = read_to_end(settings, responses)
     assert record.key() == str(a1.survivor_id).encode()
     answer = Codec(settings, source="/test/reader").decode(
         record.value(), record.headers(), topic=responses, key=record.key()

@@ -744,6 +744,9 @@ def test_adapter_passes_other_registry_errors_on() -> None:
         def get_schema(self, schema_id: int) -> Any:
             raise SchemaRegistryError(500, 50001, "internal error")
 
+        def close(self) -> None:
+            return None
+
     with pytest.raises(SchemaRegistryError):
         ConfluentSchemaRegistry(Failing()).schema_for(1)
 
