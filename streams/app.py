@@ -21,6 +21,7 @@ from typing import Any
 
 import faust
 
+from streams.clients import faust_config
 from streams.settings import KafkaSettings, Profile
 
 __all__ = ["create_app", "raw_topic"]
@@ -35,15 +36,14 @@ def create_app(
     store: str = "rocksdb://",
     **overrides: Any,
 ) -> faust.App:
-    """A Faust app bound to the settings' cluster and namespace.
+    """A Faust app bound to the settings' cluster (security included) and namespace.
 
     ``web_port`` None turns Faust's web server off; otherwise it listens on
     loopback only, with table views disabled either way.
     """
     replication = 3 if settings.profile is Profile.PRODUCTION else 1
     config: dict[str, Any] = {
-        "broker": [f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
-        "broker_client_id": settings.client_id,
+        **faust_config(settings),  # cluster and security, as every other client has them
         "processing_guarantee": "at_least_once",
         "topic_replication_factor": replication,
         "topic_partitions": settings.partitions,

@@ -1,6 +1,7 @@
 """Kafka client settings shared by every SafePassage service (prefix ``SAFEPASSAGE_``)."""
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr
@@ -60,11 +61,22 @@ class KafkaSettings(BaseSettings):
     sasl_mechanism: str | None = Field(default=None, description="SAFEPASSAGE_SASL_MECHANISM.")
     sasl_username: str | None = Field(default=None, description="SAFEPASSAGE_SASL_USERNAME.")
     sasl_password: SecretStr | None = Field(default=None, description="SAFEPASSAGE_SASL_PASSWORD.")
+    ssl_cafile: Path | None = Field(
+        default=None,
+        description=(
+            "SAFEPASSAGE_SSL_CAFILE: PEM file of the CA that signed the brokers' certificates "
+            "(SSL and SASL_SSL); the system's trust store when unset."
+        ),
+    )
     log_format: LogFormat = Field(default=LogFormat.AUTO, description="SAFEPASSAGE_LOG_FORMAT.")
     log_level: str = Field(default="INFO", description="SAFEPASSAGE_LOG_LEVEL.")
 
     def client_config(self) -> dict[str, Any]:
-        """librdkafka settings common to every confluent-kafka client."""
+        """librdkafka settings common to every confluent-kafka client.
+
+        The aiokafka and Faust forms of the same settings are built in
+        :mod:`streams.clients`, next to this one's users.
+        """
         config: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "client.id": self.client_id,
@@ -76,4 +88,6 @@ class KafkaSettings(BaseSettings):
             config["sasl.username"] = self.sasl_username
         if self.sasl_password is not None:
             config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_cafile is not None:
+            config["ssl.ca.location"] = str(self.ssl_cafile)
         return config
