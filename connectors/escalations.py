@@ -24,6 +24,7 @@ from streams.clients import consumer_config
 from streams.codec import Codec
 from streams.exceptions import DecodeError
 from streams.settings import KafkaSettings
+from streams.topics import Topics
 
 __all__ = ["EscalationFilter", "follow"]
 
@@ -79,7 +80,7 @@ def follow(
     reader's offsets, and by default starts at the end of the topic.
     """
     stats = stats if stats is not None else FollowStats()
-    topic = f"{settings.topic_namespace}.escalations.v1"
+    topic = Topics.of(settings).escalations
     codec = Codec(settings, source="/safepassage/console")
     consumer = Consumer(
         consumer_config(

@@ -66,7 +66,7 @@ from streams.codec import Codec, Decoded
 from streams.exceptions import DecodeError, RegistryUnavailableError
 from streams.logs import get_logger
 from streams.settings import KafkaSettings
-from streams.topics import referral_topic
+from streams.topics import Topics
 
 __all__ = [
     "ANSWER_ID_NAMESPACE",
@@ -381,7 +381,8 @@ class ProviderClient:
         if not parts:
             raise SdkValidationError("a provider client needs at least one service category")
         self.settings = settings
-        self.topics = tuple(referral_topic(settings, part) for part in parts)
+        names = Topics.of(settings)
+        self.topics = tuple(names.referral(part) for part in parts)
         self.group_id = group_id or f"{settings.client_id}-provider-{self.provider_id}"
         self.source = source or f"/providers/{self.provider_id}"
         self.auto_ack = auto_ack

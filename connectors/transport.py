@@ -65,6 +65,7 @@ from streams.codec import Codec, EncodedRecord, rfc3339
 from streams.exceptions import EncodeError, RegistryUnavailableError, UnknownTopicError
 from streams.logs import get_logger
 from streams.settings import KafkaSettings
+from streams.topics import Topics
 
 __all__ = [
     "BATCH_CONTENT_TYPE",
@@ -334,10 +335,11 @@ class _Delivery:
 class KafkaTransport:
     """Publishes events straight to the intake or provider-responses topic.
 
-    The topic follows from the event (:meth:`topic_for`): agency events go
-    to ``<ns>.intake.v1``, provider answers to ``<ns>.provider-responses.v1``,
-    anything else is refused before it is sent. The producer is idempotent
-    with ``acks=all`` (:func:`streams.clients.producer_config`), so
+    The topic follows from the event type by the one inbound rule
+    (:meth:`streams.topics.Topics.inbound`, as in the intake API): agency
+    events go to ``<ns>.intake.v1``, provider answers to
+    ``<ns>.provider-responses.v1``, anything else is refused before it is sent.
+    The producer is idempotent with ``acks=all`` (:func:`streams.clients.producer_config`), so
     librdkafka's own retries within ``delivery_timeout_s`` never duplicate
     or reorder; a retry by this transport after that is a new record under
     the same CloudEvents id, which consumers drop by id.
@@ -364,8 +366,7 @@ class KafkaTransport:
         self.retry = retry or RetryPolicy()
         self.delivery_timeout_s = delivery_timeout_s
         self.codec = codec or Codec(settings, source="/safepassage/sdk")
-        ns = settings.topic_namespace
-        self._inbound = (f"{ns}.intake.v1", f"{ns}.provider-responses.v1")
+        self.topics = Topics.of(settings)
         timeout_ms = max(1, int(delivery_timeout_s * 1000))
         self._producer: _Producer = (
             producer
@@ -383,13 +384,14 @@ class KafkaTransport:
         )
 
     def topic_for(self, event: Event) -> str:
-        """The one inbound topic that may carry ``event``; :class:`SdkValidationError` if none."""
-        for topic in self._inbound:
-            if self.codec.contract.violation(topic, event) is None:
-                return topic
-        raise SdkValidationError(
-            f"{event.event_type} is not something an agency or provider may publish"
-        )
+        """The inbound topic of ``event`` (``Topics.inbound``); :class:`SdkValidationError` if none.
+
+        The codec then checks the event against that topic's contract (its key above all).
+        """
+        try:
+            return self.topics.inbound(event.event_type)
+        except UnknownTopicError as exc:
+            raise SdkValidationError(str(exc)) from None
 
     def encode(self, item: Outgoing) -> EncodedRecord:
         """The record of one event, or :class:`SdkValidationError` (nothing is sent)."""

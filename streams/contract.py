@@ -30,9 +30,16 @@ from uuid import UUID
 
 from schemas.models import Event, ProviderCapacity, SurvivorEvent
 from schemas.types import ServiceCategory
+from streams.event_types import (
+    AGENCY_EVENTS,
+    DIRECTORY_EVENTS,
+    ESCALATION_EVENTS,
+    OFFER_EVENTS,
+    PROVIDER_ANSWERS,
+)
 from streams.exceptions import UnknownTopicError
 from streams.settings import KafkaSettings
-from streams.topics import catalog, referral_topic
+from streams.topics import Topics, catalog
 
 __all__ = [
     "AGENCY_EVENTS",
@@ -44,48 +51,6 @@ __all__ = [
     "KeyKind",
     "TopicContract",
 ]
-
-AGENCY_EVENTS = frozenset(
-    {
-        "survivor.identified",
-        "consent.granted",
-        "consent.withdrawn",
-        "risk.assessed",
-        "referral.requested",
-        "referral.cancelled",
-        "case.closed",
-    }
-)
-"""What agencies publish on ``intake.v1``."""
-
-PROVIDER_ANSWERS = frozenset(
-    {
-        "referral.accepted",
-        "referral.declined",
-        "referral.started",
-        "referral.completed",
-        "referral.failed",
-    }
-)
-"""What providers answer on ``provider-responses.v1``."""
-
-DIRECTORY_EVENTS = frozenset({"provider.registered", "provider.updated", "provider.capacity"})
-"""The compacted directory, ``providers.v1``."""
-
-OFFER_EVENTS = frozenset({"referral.offered", "referral.cancelled"})
-"""What a provider receives on its category's ``referrals.<category>.v1``."""
-
-ESCALATION_EVENTS = frozenset({"referral.escalated"})
-"""What operators watch on ``escalations.v1``."""
-
-_BY_SUFFIX: Mapping[str, frozenset[str]] = MappingProxyType(
-    {
-        "intake.v1": AGENCY_EVENTS,
-        "provider-responses.v1": PROVIDER_ANSWERS,
-        "providers.v1": DIRECTORY_EVENTS,
-        "escalations.v1": ESCALATION_EVENTS,
-    }
-)
 
 
 class KeyKind(StrEnum):
@@ -112,14 +77,19 @@ class Contract:
     def __init__(self, settings: KafkaSettings) -> None:
         """Derive every event-carrying topic from the catalog of ``settings``."""
         specs = {spec.name: spec for spec in catalog(settings)}
+        names = Topics.of(settings)
         topics: dict[str, TopicContract] = {}
-        for suffix, event_types in _BY_SUFFIX.items():
-            name = f"{settings.topic_namespace}.{suffix}"
+        for name, event_types in (
+            (names.intake, AGENCY_EVENTS),
+            (names.provider_responses, PROVIDER_ANSWERS),
+            (names.providers, DIRECTORY_EVENTS),
+            (names.escalations, ESCALATION_EVENTS),
+        ):
             topics[name] = TopicContract(name, KeyKind(specs[name].key), event_types)
         for category in ServiceCategory:
             if category.topic_category is None:
                 continue
-            name = referral_topic(settings, category.topic_category)
+            name = names.referral(category.topic_category)
             topics[name] = TopicContract(name, KeyKind(specs[name].key), OFFER_EVENTS, category)
         self._topics: Mapping[str, TopicContract] = MappingProxyType(topics)
 

@@ -28,6 +28,7 @@ from schemas.types import UtcDatetime
 from streams.clients import producer_config
 from streams.exceptions import StreamsError
 from streams.settings import KafkaSettings
+from streams.topics import Topics
 
 __all__ = [
     "TICK_KEY",
@@ -56,7 +57,7 @@ class Tick(BaseModel):
 
 def tick_topic(settings: KafkaSettings) -> str:
     """Name of the ticks topic of the settings' namespace."""
-    return f"{settings.topic_namespace}.escalation-ticks.v1"
+    return Topics.of(settings).escalation_ticks
 
 
 def encode_tick(now: datetime) -> bytes:

@@ -1,19 +1,28 @@
-"""The topic catalog of DESIGN.md, as code.
+"""The topic catalog of DESIGN.md, as code, and the one place components ask for topic names.
 
 Provisioning (:mod:`streams.provisioning`), the Faust app and the AsyncAPI
-document all read topic names and settings from here, so a topic is
-described in exactly one place.
+document read topic settings from :func:`catalog`; every producer and
+consumer asks :class:`Topics` (built from that catalog) for the names, so a
+topic is described, and named, in exactly one place. :meth:`Topics.inbound`
+is the one rule for which topic an agency's or provider's event goes to.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 
+from streams.event_types import AGENCY_EVENTS, PROVIDER_ANSWERS
+from streams.exceptions import UnknownTopicError
 from streams.settings import KafkaSettings, Profile
 
 __all__ = [
     "CATEGORIES",
     "CleanupPolicy",
     "TopicSpec",
+    "Topics",
     "catalog",
     "referral_topic",
 ]
@@ -57,10 +66,8 @@ class TopicSpec:
 
 
 def referral_topic(settings: KafkaSettings, category: str) -> str:
-    """Name of the referral topic of one service category."""
-    if category not in CATEGORIES:
-        raise ValueError(f"unknown service category {category!r}; known: {', '.join(CATEGORIES)}")
-    return f"{settings.topic_namespace}.referrals.{category}.v1"
+    """Name of the referral topic of one service category (see :meth:`Topics.referral`)."""
+    return Topics.of(settings).referral(category)
 
 
 def catalog(settings: KafkaSettings) -> tuple[TopicSpec, ...]:
@@ -169,3 +176,85 @@ def catalog(settings: KafkaSettings) -> tuple[TopicSpec, ...]:
         ),
     ]
     return tuple(topics)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every topic name of one namespace, taken from :func:`catalog`.
+
+    Build it once per component (``Topics.of(settings)``) and ask it for
+    names instead of formatting ``f"{namespace}.xxx.v1"``: a renamed or
+    re-versioned topic then changes in the catalog only.
+    """
+
+    intake: str
+    provider_responses: str
+    providers: str
+    referrals: Mapping[str, str]
+    """Referral topic per service category (``housing``, ``legal-aid``, ...)."""
+    escalations: str
+    case_status: str
+    audit: str
+    capacity_ledger: str
+    escalation_ticks: str
+    deadletter: str
+
+    @classmethod
+    def of(cls, settings: KafkaSettings) -> Topics:
+        """The names of the catalog of ``settings`` (its namespace)."""
+        prefix = f"{settings.topic_namespace}."
+        names = {spec.name.removeprefix(prefix): spec.name for spec in catalog(settings)}
+        return cls(
+            intake=names["intake.v1"],
+            provider_responses=names["provider-responses.v1"],
+            providers=names["providers.v1"],
+            referrals=MappingProxyType(
+                {category: names[f"referrals.{category}.v1"] for category in CATEGORIES}
+            ),
+            escalations=names["escalations.v1"],
+            case_status=names["case-status.v1"],
+            audit=names["audit.v1"],
+            capacity_ledger=names["capacity-ledger.v1"],
+            escalation_ticks=names["escalation-ticks.v1"],
+            deadletter=names["deadletter.v1"],
+        )
+
+    def referral(self, category: str) -> str:
+        """The referral topic of one service category; :class:`ValueError` for an unknown one."""
+        try:
+            return self.referrals[category]
+        except KeyError:
+            raise ValueError(
+                f"unknown service category {category!r}; known: {', '.join(CATEGORIES)}"
+            ) from None
+
+    @property
+    def all_referrals(self) -> tuple[str, ...]:
+        """Every referral topic, in the order of :data:`CATEGORIES`."""
+        return tuple(self.referrals[category] for category in CATEGORIES)
+
+    @property
+    def inbound_by_type(self) -> Mapping[str, str]:
+        """The inbound rule as a table: event type -> the topic it is published on."""
+        return MappingProxyType(
+            {
+                **dict.fromkeys(AGENCY_EVENTS, self.intake),
+                **dict.fromkeys(PROVIDER_ANSWERS, self.provider_responses),
+            }
+        )
+
+    def inbound(self, event_type: str) -> str:
+        """The topic an event of ``event_type`` enters the platform on.
+
+        The one rule for the intake API and the SDKs' Kafka transport:
+        agency events go to ``intake.v1``, provider answers to
+        ``provider-responses.v1``. Anything else (an offer, an escalation, a
+        directory entry) is the platform's own output: no agency or
+        provider publishes it, and :class:`UnknownTopicError` says so.
+        """
+        try:
+            return self.inbound_by_type[event_type]
+        except KeyError:
+            raise UnknownTopicError(
+                f"{event_type} is not something an agency or provider may publish"
+            ) from None

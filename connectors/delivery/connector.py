@@ -33,7 +33,7 @@ from streams.clients import consumer_config, producer_config
 from streams.codec import Codec, Decoded
 from streams.logs import bind_record, get_logger
 from streams.settings import KafkaSettings
-from streams.topics import CATEGORIES, referral_topic
+from streams.topics import Topics
 
 __all__ = ["WebhookDelivery"]
 
@@ -74,9 +74,10 @@ class WebhookDelivery:
         self._wall = wall
         self._sleep = sleep
         self._codec = Codec(kafka, source=SOURCE)
-        self._topics = [referral_topic(kafka, category) for category in CATEGORIES]
-        self._deadletter_topic = f"{kafka.topic_namespace}.deadletter.v1"
-        self._escalation_topic = f"{kafka.topic_namespace}.escalations.v1"
+        topics = Topics.of(kafka)
+        self._topics = list(topics.all_referrals)
+        self._deadletter_topic = topics.deadletter
+        self._escalation_topic = topics.escalations
         self._tracker = OffsetTracker()
         self._queues: dict[UUID, asyncio.Queue[Job]] = {}
         self._slots = asyncio.Semaphore(settings.max_in_flight)

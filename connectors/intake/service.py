@@ -28,9 +28,9 @@ from connectors.intake.problems import FieldError, ProblemError, broker_unavaila
 from connectors.intake.publisher import Delivery, Publisher
 from connectors.intake.settings import IntakeSettings
 from streams.codec import Codec
-from streams.contract import AGENCY_EVENTS, PROVIDER_ANSWERS
 from streams.logs import get_logger
 from streams.settings import KafkaSettings
+from streams.topics import Topics
 
 __all__ = ["INTAKE_SOURCE", "MAX_RECORD_BYTES", "IntakeService"]
 
@@ -77,11 +77,7 @@ class IntakeService:
         self._router_transport = router_transport
         self.router = self._router_client()
         self.codec = Codec(kafka, source=INTAKE_SOURCE, max_record_bytes=MAX_RECORD_BYTES)
-        namespace = kafka.topic_namespace
-        self.topic_of = {
-            **dict.fromkeys(AGENCY_EVENTS, f"{namespace}.intake.v1"),
-            **dict.fromkeys(PROVIDER_ANSWERS, f"{namespace}.provider-responses.v1"),
-        }
+        self.topic_of = Topics.of(kafka).inbound_by_type  # the one inbound rule
         self.locks = KeyedLocks()
         self.in_flight = 0
 

@@ -107,7 +107,7 @@ def test_sasl_ssl_trusts_the_configured_ca_in_every_library(tmp_path: Path) -> N
         security_protocol="SASL_SSL",
         sasl_mechanism="SCRAM-SHA-512",
         sasl_username="router",
-        sasl_password=PASSWORD,  # type: ignore[arg-type]
+        sasl_password=PASSWORD,
         ssl_cafile=cafile,
     )
     assert producer_config(settings)["ssl.ca.location"] == str(cafile)

@@ -1,11 +1,24 @@
-"""The topic catalog matches DESIGN.md and keeps survivor topics co-partitioned."""
+"""The topic catalog matches DESIGN.md, keeps survivor topics co-partitioned, names every topic.
+
+:class:`Topics` is where every component gets names, and its inbound rule is the one
+rule for which topic an agency's or provider's event goes to.
+"""
 
 from __future__ import annotations
 
 import pytest
 
+from streams.contract import Contract
+from streams.event_types import (
+    AGENCY_EVENTS,
+    DIRECTORY_EVENTS,
+    ESCALATION_EVENTS,
+    OFFER_EVENTS,
+    PROVIDER_ANSWERS,
+)
+from streams.exceptions import UnknownTopicError
 from streams.settings import KafkaSettings, Profile
-from streams.topics import CATEGORIES, CleanupPolicy, catalog, referral_topic
+from streams.topics import CATEGORIES, CleanupPolicy, Topics, catalog, referral_topic
 
 EXPECTED = {
     "safepassage.intake.v1",
@@ -72,3 +85,53 @@ def test_every_category_has_a_referral_topic_and_unknown_ones_are_refused() -> N
         assert referral_topic(KafkaSettings(), category) in names
     with pytest.raises(ValueError, match="unknown service category 'dentistry'"):
         referral_topic(KafkaSettings(), "dentistry")
+
+
+def test_topics_names_every_catalog_topic_once() -> None:
+    topics = Topics.of(KafkaSettings(topic_namespace="staging"))
+    named = {
+        topics.intake,
+        topics.provider_responses,
+        topics.providers,
+        *topics.all_referrals,
+        topics.escalations,
+        topics.case_status,
+        topics.audit,
+        topics.capacity_ledger,
+        topics.escalation_ticks,
+        topics.deadletter,
+    }
+    assert named == {spec.name for spec in catalog(KafkaSettings(topic_namespace="staging"))}
+    assert topics.intake == "staging.intake.v1"
+    assert topics.referral("legal-aid") == "staging.referrals.legal-aid.v1"
+    with pytest.raises(ValueError, match="unknown service category"):
+        topics.referral("dentistry")
+
+
+def test_the_inbound_rule_sends_agency_events_to_intake_and_answers_to_responses() -> None:
+    topics = Topics.of(KafkaSettings(topic_namespace="unit"))
+    for event_type in AGENCY_EVENTS:
+        assert topics.inbound(event_type) == "unit.intake.v1"
+    for event_type in PROVIDER_ANSWERS:
+        assert topics.inbound(event_type) == "unit.provider-responses.v1"
+    # A cancellation is an agency's (it also travels on referral topics, but not inbound).
+    assert topics.inbound("referral.cancelled") == "unit.intake.v1"
+    assert dict(topics.inbound_by_type) == {
+        t: topics.inbound(t) for t in AGENCY_EVENTS | PROVIDER_ANSWERS
+    }
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    [*sorted(OFFER_EVENTS - AGENCY_EVENTS | DIRECTORY_EVENTS | ESCALATION_EVENTS), "nonsense"],
+)
+def test_the_platforms_own_events_have_no_inbound_topic(event_type: str) -> None:
+    with pytest.raises(UnknownTopicError, match="not something an agency or provider"):
+        Topics.of(KafkaSettings()).inbound(event_type)
+
+
+def test_the_inbound_rule_agrees_with_each_topics_contract() -> None:
+    settings = KafkaSettings()
+    contract, topics = Contract(settings), Topics.of(settings)
+    for event_type, topic in topics.inbound_by_type.items():
+        assert event_type in contract.topic(topic).event_types
