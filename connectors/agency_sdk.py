@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -69,6 +68,7 @@ from schemas.types import (
     Urgency,
 )
 from streams.contract import AGENCY_EVENTS
+from streams.memory import BoundedMemory
 from streams.settings import KafkaSettings
 
 __all__ = ["AgencyClient", "RememberedTimes", "build_event", "invalid_event"]
@@ -120,9 +120,13 @@ class RememberedTimes:
 
     def __init__(self, capacity: int = 10_000) -> None:
         """Remember at most ``capacity`` ids."""
-        self.capacity = capacity
-        self._times: OrderedDict[str, datetime] = OrderedDict()
+        self._times: BoundedMemory[str, datetime] = BoundedMemory(capacity)
         self._lock = threading.Lock()
+
+    @property
+    def capacity(self) -> int:
+        """How many ids are remembered at most."""
+        return self._times.capacity
 
     def resolve(
         self, event_id: str, given: datetime | None, clock: Callable[[], datetime]
@@ -130,10 +134,7 @@ class RememberedTimes:
         """``given`` if set, else the time remembered for ``event_id``, else now; remembered."""
         with self._lock:
             moment = given if given is not None else self._times.get(event_id) or clock()
-            self._times[event_id] = moment
-            self._times.move_to_end(event_id)
-            while len(self._times) > self.capacity:
-                self._times.popitem(last=False)
+            self._times.remember(event_id, moment)
             return moment
 
 

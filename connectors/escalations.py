@@ -23,6 +23,7 @@ from schemas.types import ServiceCategory
 from streams.clients import consumer_config
 from streams.codec import Codec
 from streams.exceptions import DecodeError
+from streams.memory import BoundedMemory
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 
@@ -89,8 +90,8 @@ def follow(
             **{"auto.offset.reset": "earliest" if from_beginning else "latest"},
         )
     )
-    seen: dict[str, None] = {}
-    """Ids shown lately, oldest first: each escalation appears once on the terminal."""
+    seen: BoundedMemory[str, None] = BoundedMemory(SEEN_IDS)
+    """Ids shown lately: each escalation appears once on the terminal."""
     last = time.monotonic()
 
     def assigned(_consumer: Any, _partitions: Any) -> None:
@@ -127,9 +128,7 @@ def follow(
             if not isinstance(event, ReferralEscalated) or not which.matches(event):
                 stats.filtered_out += 1
                 continue
-            seen[decoded.envelope.id] = None
-            if len(seen) > SEEN_IDS:
-                del seen[next(iter(seen))]
+            seen.remember(decoded.envelope.id, None)
             stats.shown += 1
             yield event
     finally:

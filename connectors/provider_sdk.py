@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Generator, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,6 +64,7 @@ from streams.clients import consumer_config
 from streams.codec import Codec, Decoded
 from streams.exceptions import DecodeError, RegistryUnavailableError
 from streams.logs import get_logger
+from streams.memory import BoundedMemory
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 
@@ -171,7 +171,7 @@ def dedupe_keys(
 
 
 class Deduplicator:
-    """A bounded memory of keys already seen, evicting the least recently seen.
+    """Keys already seen, in the one bounded memory (:class:`streams.memory.BoundedMemory`).
 
     Pure: no Kafka, so its invariant (each item once, in first-seen order,
     whatever the interleaving of copies) is tested with hypothesis.
@@ -179,10 +179,8 @@ class Deduplicator:
 
     def __init__(self, capacity: int = DEFAULT_DEDUPE_CAPACITY) -> None:
         """Remember at most ``capacity`` keys."""
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
+        self._seen: BoundedMemory[Hashable, None] = BoundedMemory(capacity)
         self.capacity = capacity
-        self._seen: OrderedDict[Hashable, None] = OrderedDict()
 
     def __len__(self) -> int:
         """How many keys are remembered."""
@@ -197,16 +195,13 @@ class Deduplicator:
         keys = tuple(keys)
         seen = any(key in self._seen for key in keys)
         for key in keys:
-            self._seen[key] = None
-            self._seen.move_to_end(key)
-        while len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
+            self._seen.remember(key, None)
         return not seen
 
     def forget(self, keys: Iterable[Hashable]) -> None:
         """Drop keys, so that the record they came from is new again (it is to be re-read)."""
         for key in keys:
-            self._seen.pop(key, None)
+            self._seen.forget(key)
 
 
 Partition = tuple[str, int]

@@ -26,16 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import functools
 import json
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -64,6 +61,7 @@ from streams.clients import producer_config
 from streams.codec import Codec, EncodedRecord, rfc3339
 from streams.exceptions import EncodeError, RegistryUnavailableError, UnknownTopicError
 from streams.logs import get_logger
+from streams.retry import TRANSIENT_HTTP_ERRORS, parse_retry_after
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 
@@ -83,7 +81,6 @@ __all__ = [
     "Transport",
     "check_event_id",
     "kafka_error_is_transient",
-    "parse_retry_after",
     "rejected_from_response",
     "structured_cloudevent",
 ]
@@ -604,27 +601,6 @@ def structured_cloudevent(item: Outgoing) -> dict[str, Any]:
     }
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date.
-
-    None when absent or unreadable (the backoff alone then decides); a date
-    in the past gives 0.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        moment = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = (moment - (now or datetime.now(UTC))).total_seconds()
-    return max(0.0, delta) if math.isfinite(delta) else None
-
-
 def _problem(response: httpx.Response) -> dict[str, Any]:
     """The problem+json members of an error answer ({} when the body is not one)."""
     try:
@@ -677,15 +653,6 @@ def _in_progress(response: httpx.Response, problem: Mapping[str, Any]) -> bool:
     if response.status_code != 409:
         return False
     return problem.get("type") == IN_PROGRESS_PROBLEM or "Retry-After" in response.headers
-
-
-_TRANSIENT_HTTPX = (
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-    httpx.ProxyError,
-)
-"""Failures of the connection, not of the request: the server may never have seen it."""
 
 
 class HttpTransport:
@@ -774,7 +741,7 @@ class HttpTransport:
             response = self._client.post(
                 EVENTS_PATH, content=body, headers={"Content-Type": content_type}
             )
-        except _TRANSIENT_HTTPX as exc:
+        except TRANSIENT_HTTP_ERRORS as exc:
             raise SdkTransientError(
                 f"no answer from the intake API ({type(exc).__name__})", event_ids=ids
             ) from exc

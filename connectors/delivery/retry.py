@@ -4,16 +4,19 @@ Pure decisions, no I/O and no clock of their own (the caller passes the
 time), so each rule can be tested on its own: which statuses and transport
 errors are worth retrying, how a ``Retry-After`` is read, how the jittered
 backoff is bounded by the horizon, and when to give up. The connector feeds
-these to tenacity (:mod:`connectors.delivery.sender`).
+these to tenacity (:mod:`connectors.delivery.sender`). Which connection
+failures are transient and how ``Retry-After`` reads come from the one
+retry helper, :mod:`streams.retry` (``parse_retry_after`` is re-exported).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
 import httpx
+
+from streams.retry import is_transient_http_error, parse_retry_after
 
 __all__ = [
     "AttemptResult",
@@ -49,37 +52,13 @@ def verdict_for_status(status: int) -> Verdict:
     return Verdict.GIVE_UP
 
 
-_TRANSIENT_ERRORS: tuple[type[httpx.HTTPError], ...] = (
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-    httpx.ProxyError,
-)
-
-
 def verdict_for_error(error: httpx.HTTPError) -> Verdict:
     """Timeouts, refused or broken connections and a provider's protocol faults are retried.
 
     What is left (an unsupported scheme, our own protocol fault, too many
     redirects) is a configuration or program error no retry can fix.
     """
-    return Verdict.RETRY if isinstance(error, _TRANSIENT_ERRORS) else Verdict.GIVE_UP
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds a ``Retry-After`` asks to wait (delta-seconds or HTTP-date), None if unusable."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment.tzinfo is None:
-        return None
-    return max(0.0, moment.timestamp() - now)
+    return Verdict.RETRY if is_transient_http_error(error) else Verdict.GIVE_UP
 
 
 def next_delay(jittered: float, retry_after: float | None, remaining: float) -> float:

@@ -49,7 +49,6 @@ from connectors.transport import (
     Outgoing,
     RetryPolicy,
     kafka_error_is_transient,
-    parse_retry_after,
     structured_cloudevent,
 )
 from schemas.models import (
@@ -88,6 +87,7 @@ from schemas.types import (
     Urgency,
 )
 from streams.codec import CE_ID, Codec
+from streams.retry import parse_retry_after
 from streams.settings import KafkaSettings
 from tests.doubles import Recorder, ScriptedConsumer, ScriptedProducer
 from tests.unit.domain_builders import AGENCY, T0, closed, identified, uid
