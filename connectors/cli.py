@@ -1,8 +1,8 @@
 """The ``safepassage`` command line: the operator's edge onto infra and streams.
 
-Errors of the layers below (:class:`infra.InfraError`,
-:class:`streams.exceptions.StreamsError`) are translated here into one
-readable paragraph and exit code 1, never a stack trace.
+Every :class:`~schemas.exceptions.SafePassageError` (the root of the errors
+of every package) is translated here into one line on stderr and exit
+code 1, never a stack trace.
 """
 
 from __future__ import annotations
@@ -17,22 +17,21 @@ from typing import ParamSpec, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from connectors.auth import ApiKeyStore
 from connectors.delivery import register as register_delivery
 from connectors.escalations import EscalationFilter, FollowStats, follow
-from connectors.exceptions import ConnectorsError
 from connectors.intake import register as register_intake
-from infra import BrokerSettings, Deployment, InfraError, cluster, single_node
+from infra import BrokerSettings, Deployment, cluster, single_node
 from infra.maven import pinned_kafka_version
 from infra.registry import SchemaRegistry
 from schemas.compatibility import check, release
-from schemas.exceptions import SchemasError
+from schemas.exceptions import SafePassageError
 from schemas.registry import EventSchemas
 from schemas.types import ServiceCategory
 from streams.asyncapi import DOCUMENT, render
-from streams.exceptions import StreamsError
 from streams.logs import configure_logging, dict_config
 from streams.provisioning import Plan, describe, provision
 from streams.settings import KafkaSettings, Profile
@@ -51,14 +50,21 @@ def _console(*, stderr: bool = False) -> Console:
 
 
 def _friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Show errors of the layers below as a message, not a traceback."""
+    """Show every SafePassage error as one line on stderr and exit 1, not a traceback.
+
+    The messages carry no personal data (the root's promise), so they are
+    shown as they are; folded onto one line, escaped from rich's markup and
+    never wrapped, so that a script can read the line back.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (InfraError, StreamsError, SchemasError, ConnectorsError) as exc:
-            _console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        except SafePassageError as exc:
+            _console(stderr=True).print(
+                f"[bold red]error:[/] {escape(exc.one_line())}", highlight=False, soft_wrap=True
+            )
             sys.exit(1)
 
     return wrapper

@@ -6,10 +6,12 @@ into dead letters and escalations. Nothing here carries personal data.
 
 from __future__ import annotations
 
+from schemas.exceptions import SafePassageError
+
 __all__ = ["ConnectorsError"]
 
 
-class ConnectorsError(Exception):
+class ConnectorsError(SafePassageError):
     """Root of every error the connectors raise on purpose."""
 
 
@@ -174,8 +176,6 @@ class SdkConsumeError(SdkError):
 # Errors of connectors.webhooks (verification, used by providers too) and
 # connectors.delivery (the delivery connector).
 
-from streams.exceptions import StreamsError  # noqa: E402 - appended with this section
-
 __all__ += [
     "FutureTimestampError",
     "MalformedSignatureError",
@@ -227,14 +227,13 @@ class SignatureMismatchError(SignatureError):
     """No signature matches: the body was changed, or the secret is not the provider's."""
 
 
-class WebhookDeliveryError(WebhookError, StreamsError):
+class WebhookDeliveryError(WebhookError):
     """A webhook could not be delivered; the record is dead-lettered and escalated.
 
-    Also a :class:`~streams.exceptions.StreamsError` on purpose:
-    :func:`streams.deadletter.describe_error` copies into dead-letter headers
-    only the messages of errors written never to carry personal data, which
-    these are (status codes, error classes, counts and seconds; no URL, no
-    body). The class name is the dead letter's reason.
+    The message (status codes, error classes, counts and seconds; no URL, no
+    body) goes into the dead letter's headers like that of every
+    :class:`~schemas.exceptions.SafePassageError`; the class name is the
+    dead letter's reason.
     """
 
 

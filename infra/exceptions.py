@@ -1,7 +1,9 @@
 """Errors of the local infrastructure, each with a message a person can act on."""
 
+from schemas.exceptions import SafePassageError
 
-class InfraError(Exception):
+
+class InfraError(SafePassageError):
     """Root of every error raised by :mod:`infra`."""
 
 

@@ -5,9 +5,14 @@ attempt that is not current) are *not* exceptions: they are
 :class:`~processors.effects.Rejection` effects that the Faust binding
 dead-letters while the worker goes on. An exception from this package means a
 wiring or programming error (the binding handed the core something it must
-never receive); it should fail loudly instead of being dead-lettered record by
-record, because every following record would fail the same way.
+never receive); it fails loudly instead of being dead-lettered record by
+record, because every following record would fail the same way:
+:func:`streams.deadletter.default_policy` stops the consuming agent on any
+SafePassage error that is not about the record (see
+:attr:`streams.deadletter.Action.STOP`).
 """
+
+from schemas.exceptions import SafePassageError
 
 __all__ = [
     "LedgerError",
@@ -18,7 +23,7 @@ __all__ = [
 ]
 
 
-class ProcessorsError(Exception):
+class ProcessorsError(SafePassageError):
     """Root of every error raised by :mod:`processors`."""
 
 
@@ -55,4 +60,6 @@ class SlaPolicyError(ProcessorsError, ValueError):
     def __init__(self, source: str, problems: tuple[str, ...]) -> None:
         self.source = source
         self.problems = problems
-        super().__init__(f"invalid SLA policy {source}:\n  " + "\n  ".join(problems))
+        # One line, problems separated by "; ": the command line prints it as is.
+        listed = "; ".join(" ".join(problem.split()) for problem in problems)
+        super().__init__(f"invalid SLA policy {source}: {listed}")

@@ -392,9 +392,7 @@ def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode)
         key = loader.construct_object(key_node)
         if key in seen:
             mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
         seen.add(key)
     return loader.construct_mapping(node)
 
@@ -431,8 +429,16 @@ def parse_policy(text: str, source: str = "<string>") -> SlaPolicy:
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise SlaPolicyError(source, (f"not valid YAML: {exc}",)) from exc
+        raise SlaPolicyError(source, (f"not valid YAML: {_yaml_problem(exc)}",)) from exc
     return policy_from_mapping(data, source)
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What PyYAML found wrong and where, without the excerpt of the file it quotes."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        return f"{error.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(error).split())  # e.g. a character YAML does not accept, and where
 
 
 def load_policy(path: str | Path | None = None) -> SlaPolicy:

@@ -319,7 +319,12 @@ class Codec:
         reason = self.contract.violation(topic, event)
         if reason is not None:
             raise EncodeError(reason)
-        value = self.encode_value(event)
+        value = self._frame(event.event_type) + self._body(event)
+        if len(value) > self.max_record_bytes:
+            raise EncodeError(
+                f"{event.event_type} encodes to {len(value)} bytes, more than the "
+                f"maximum of {self.max_record_bytes}"
+            )
         ce_id = event_id if event_id is not None else str(uuid.uuid4())
         if not ce_id:
             raise EncodeError("event_id must not be empty")
@@ -341,26 +346,6 @@ class Codec:
             value=value,
             headers=[(name, text.encode("utf-8")) for name, text in headers],
         )
-
-    def encode_value(self, event: Event) -> bytes:
-        """The framed Avro value alone (no topic check, no headers): for Faust's codec."""
-        value = self._frame(event.event_type) + self._body(event)
-        if len(value) > self.max_record_bytes:
-            raise EncodeError(
-                f"{event.event_type} encodes to {len(value)} bytes, more than the "
-                f"maximum of {self.max_record_bytes}"
-            )
-        return value
-
-    def decode_value(self, value: bytes | None) -> Event:
-        """The typed event of a framed value alone, resolved by its fingerprint or id.
-
-        Envelope, topic and key checks need :meth:`decode`; this is what a
-        value serializer can do with bytes only.
-        """
-        value = self._sized(value)
-        writer, _, offset = self._writer(value)
-        return self._event(writer, value, offset)
 
     def _sized(self, value: bytes | None) -> bytes:
         """The value, if there is one and it is within the size limit."""

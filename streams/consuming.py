@@ -2,9 +2,12 @@
 
 Each record of a raw Faust stream is decoded with the codec (envelope,
 typed event, topic and key checks) and handed to a handler. If decoding or
-handling fails, the failure policy decides: dead-letter the original record
-with the reason and go on, or retry it (transient failures). The worker
-never crashes on a record and never drops one.
+handling fails, the failure policy (:func:`streams.deadletter.default_policy`)
+decides: dead-letter the original record with the reason and go on, retry
+it (transient failures), or stop (a bug or wrong configuration of ours: the
+record is dead-lettered and the error raised, so the agent crashes instead
+of dead-lettering every following record the same way). No record is ever
+dropped.
 """
 
 from __future__ import annotations
@@ -65,7 +68,9 @@ async def process_records(
 
     Records of a topic named in ``raw`` skip the codec and go to that
     handler instead (internal records such as clock ticks), with the same
-    failure policy.
+    failure policy. Raises the handler's error when the policy says
+    :attr:`~streams.deadletter.Action.STOP` (after dead-lettering the
+    record): run it in an agent whose supervisor stops the worker on a crash.
     """
     raw = raw or {}
     async for event in stream.events():
@@ -122,6 +127,11 @@ async def _process_one(
                 offset=message.offset,
             )
             await sink.publish(letter)
+            if action is Action.STOP:
+                log.error(
+                    "record.stopped", error_class=type(exc).__name__, error=describe_error(exc)
+                )
+                raise
             log.warning(
                 "record.dead_lettered", error_class=type(exc).__name__, error=describe_error(exc)
             )

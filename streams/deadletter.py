@@ -7,9 +7,10 @@ naming the error class, its message, and the source topic, partition and
 offset, and then goes on with the next record.
 
 What to do with a failure is a policy (:data:`FailurePolicy`), a plain
-function so it can be unit-tested: bad input is dead-lettered, a transient
-failure (the schema registry is down) is retried, and nothing crashes the
-worker.
+function so it can be unit-tested. The default (:func:`default_policy`)
+asks whose fault it is: the record's (dead-letter it and go on), a
+dependency's (retry), or SafePassage's own (a bug or a wrong configuration:
+stop, because every following record would fail the same way).
 """
 
 from __future__ import annotations
@@ -18,8 +19,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from schemas.exceptions import SafePassageError
 from streams.codec import Headers
-from streams.exceptions import RegistryUnavailableError, StreamsError
+from streams.exceptions import (
+    EncodeError,
+    ProvisioningError,
+    RegistryUnavailableError,
+    StreamsError,
+    UnknownTopicError,
+)
 
 __all__ = [
     "DEADLETTER_HEADERS",
@@ -80,12 +88,13 @@ def deadletter_headers(
 def describe_error(error: BaseException) -> str:
     """An error's message if it is one of ours, else only its class.
 
-    SafePassage's own errors are written never to carry personal data; the
-    message of any other exception (a library's, a bug's) might repeat a
-    value, so it is not copied into headers or logs.
+    Every :class:`~schemas.exceptions.SafePassageError` is written never to
+    carry personal data, so its message is copied (on one line); the message
+    of any other exception (a library's, a bug's) might repeat a value, so
+    it is not copied into headers or logs.
     """
-    if isinstance(error, StreamsError):
-        return str(error)
+    if isinstance(error, SafePassageError):
+        return error.one_line()
     return f"unexpected {type(error).__name__} (message withheld: it may carry record data)"
 
 
@@ -96,20 +105,55 @@ class Action(StrEnum):
     """Publish it to the dead-letter topic with the reason, then go on."""
     RETRY = "retry"
     """Not the record's fault (a dependency is down): try the same record again."""
+    STOP = "stop"
+    """SafePassage's fault (a bug, a wrong configuration): keep the record, then raise.
+
+    The record is still dead-lettered first: Faust acknowledges the record
+    an agent was iterating over as the agent unwinds, so its offset is
+    committed whether or not it was processed, and without the dead letter
+    it would be lost. Then the error propagates out of the consuming loop:
+    the agent crashes and, with a crashing supervisor, the worker stops with
+    the error logged. Once the bug is fixed the dead letter can be replayed.
+    """
 
 
 FailurePolicy = Callable[[BaseException], Action]
 """Decides, from the error alone, what happens to the failed record."""
 
+_NOT_ABOUT_THE_RECORD: tuple[type[StreamsError], ...] = (
+    EncodeError,
+    ProvisioningError,
+    UnknownTopicError,
+)
+"""Streams errors raised while handling a record that are about what we write or configure."""
+
 
 def default_policy(error: BaseException) -> Action:
-    """Retry transient infrastructure failures; dead-letter everything else.
+    """Whose fault is it: retry a dependency's, dead-letter the record's, stop on ours.
 
-    Everything else includes bugs (any unexpected exception): the record is
-    kept with the exception's class name, and the worker stays up.
+    * :class:`~streams.exceptions.RegistryUnavailableError`: the schema
+      registry is down: retry the same record.
+    * any other :class:`~streams.exceptions.StreamsError` describes the
+      record being consumed (a :class:`~streams.exceptions.DecodeError`, a
+      :class:`~streams.exceptions.RecordRejected` refusal of the domain, a
+      malformed tick): dead-letter it and go on. Except those about what we
+      *write* or how we are configured (an event the contract will not let
+      us publish, a topic outside the catalog, provisioning): those are ours.
+    * any other SafePassage error (``ProcessorsError``, ``ConnectorsError``,
+      ``SchemasError``, ``InfraError``) is a bug or a wrong configuration:
+      every following record would fail the same way, so
+      :attr:`Action.STOP`. ``streams`` cannot name ``processors``' errors;
+      the common root tells them apart from a record's fault.
+    * an exception that is not ours cannot say whether it is about the
+      record (a library may choke on one record's data): the record is
+      dead-lettered under the exception's class name and the worker goes on.
     """
     if isinstance(error, RegistryUnavailableError):
         return Action.RETRY
+    if isinstance(error, StreamsError) and not isinstance(error, _NOT_ABOUT_THE_RECORD):
+        return Action.DEAD_LETTER
+    if isinstance(error, SafePassageError):
+        return Action.STOP
     return Action.DEAD_LETTER
 
 

@@ -1,5 +1,7 @@
 """Errors of the Kafka plumbing layer."""
 
+from schemas.exceptions import SafePassageError
+
 __all__ = [
     "CodecError",
     "DecodeError",
@@ -20,7 +22,7 @@ __all__ = [
 ]
 
 
-class StreamsError(Exception):
+class StreamsError(SafePassageError):
     """Root of every error raised by :mod:`streams`."""
 
 

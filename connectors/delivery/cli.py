@@ -2,8 +2,10 @@
 
 Kept apart from the connector so the connector stays usable from code and
 tests without click, and so ``--check`` can validate a webhooks file with
-nothing else running. :func:`register` is how ``connectors.cli`` adds the
-``deliver`` group to the ``safepassage`` command.
+nothing else running. Every SafePassage error (a bad webhooks file, the
+broker, the codec) comes out as one line and exit code 1. :func:`register`
+is how ``connectors.cli`` adds the ``deliver`` group to the ``safepassage``
+command.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pydantic import ValidationError
 from connectors.delivery.connector import WebhookDelivery
 from connectors.delivery.jobs import DeliveryStats
 from connectors.delivery.settings import ProviderEndpoint, WebhookSettings, load_providers
-from connectors.exceptions import WebhookConfigError
+from schemas.exceptions import SafePassageError
 from streams.settings import KafkaSettings
 
 __all__ = ["deliver", "register"]
@@ -67,11 +69,15 @@ def deliver() -> None:
 @click.option("--check", is_flag=True, help="Validate the webhooks file, print a summary, exit.")
 def webhooks(file: Path | None, check: bool) -> None:
     """POST offers and cancellations as signed webhooks; dead-letter and escalate failures."""
-    settings = _settings(file)
     try:
-        providers = load_providers(settings.file)
-    except WebhookConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        _webhooks(file, check)
+    except SafePassageError as exc:  # any package's: one line, no personal data, exit 1
+        raise click.ClickException(exc.one_line()) from None
+
+
+def _webhooks(file: Path | None, check: bool) -> None:
+    settings = _settings(file)
+    providers = load_providers(settings.file)
     if check:
         click.echo(f"{settings.file}: {len(providers)} provider(s) OK")
         for provider, endpoint in sorted(providers.items()):

@@ -19,9 +19,9 @@ import uvicorn
 from pydantic import ValidationError
 
 from connectors.auth import Role, add_key
-from connectors.exceptions import ConnectorsError
 from connectors.intake.app import create_app
 from connectors.intake.settings import IntakeSettings
+from schemas.exceptions import SafePassageError
 from streams.settings import KafkaSettings
 
 __all__ = ["register", "serve"]
@@ -56,8 +56,8 @@ def _friendly(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except ConnectorsError as exc:
-            click.echo(f"error: {exc}", err=True)
+        except SafePassageError as exc:  # any package's: their messages carry no personal data
+            click.echo(f"error: {exc.one_line()}", err=True)
             sys.exit(1)
         except ValidationError as exc:
             problems = "; ".join(

@@ -1,14 +1,17 @@
 """The codec end to end with a real Faust worker on the real broker.
 
-* A plain confluent-kafka producer writes events; a Faust agent receives
-  them as typed models and re-publishes them; a plain consumer decodes them.
+* A plain confluent-kafka producer writes events; a Faust agent decodes them
+  with the codec, re-publishes them; a plain consumer decodes them.
 * 1,000 valid intake records interleaved with 100 malformed records of each
   kind: every valid one is processed, every malformed one is dead-lettered
   with its reason and untouched bytes, and the worker keeps consuming.
+* A bug of ours (a ``ProcessorsError``) stops the worker instead of
+  dead-lettering record after record, and the record it failed on is kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -31,6 +34,7 @@ from streams.codec import CE_ID, Codec
 from streams.provisioning import provision
 from streams.settings import KafkaSettings
 from streams.topics import referral_topic
+from tests.integration.apps.contract_worker import BUG_AGENCY
 from tests.integration.conftest import REPO, create_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -41,24 +45,21 @@ MAX_RECORD_BYTES = 10_000
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def contract_env(
-    bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
+@contextlib.contextmanager
+def contract_worker(bootstrap: str, folder: Path) -> Iterator[dict[str, str]]:
     """Topics of a fresh namespace and a running Faust worker bound to them."""
     namespace = f"contract-{uuid.uuid4().hex[:10]}"
     settings = KafkaSettings(bootstrap_servers=bootstrap, topic_namespace=namespace)
     provision(settings)
     create_topic(bootstrap, f"{namespace}.test-processed", 1)
-    create_topic(bootstrap, f"{namespace}.test-typed", 3)
-    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    log_path = folder / "worker.log"
     env = {
         **os.environ,
         "SAFEPASSAGE_BOOTSTRAP_SERVERS": bootstrap,
         "SAFEPASSAGE_TOPIC_NAMESPACE": namespace,
         "SAFEPASSAGE_LOG_FORMAT": "json",
         "TEST_MAX_RECORD_BYTES": str(MAX_RECORD_BYTES),
-        "TEST_DATA_DIR": str(log_path.parent / "data"),
+        "TEST_DATA_DIR": str(folder / "data"),
     }
     with log_path.open("wb") as log:
         worker = subprocess.Popen(
@@ -84,12 +85,22 @@ def contract_env(
     try:
         yield env
     finally:
-        worker.send_signal(signal.SIGTERM)
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(15)
         except subprocess.TimeoutExpired:  # Faust can hang on shutdown; it holds no state we need
             worker.kill()
             worker.wait(10)
+
+
+@pytest.fixture(scope="module")
+def contract_env(
+    bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """One worker shared by the tests that leave it running."""
+    with contract_worker(bootstrap, tmp_path_factory.mktemp("worker")) as env:
+        yield env
 
 
 def settings_of(env: dict[str, str]) -> KafkaSettings:
@@ -122,16 +133,30 @@ def cancelled(i: int) -> ReferralCancelled:
 
 def read(settings: KafkaSettings, topic: str, expected: int, timeout_s: float = 120.0) -> list[Any]:
     """Read a topic from the start until `expected` records arrived."""
+    return read_until(settings, topic, lambda out: len(out) >= expected, timeout_s)
+
+
+def read_until(
+    settings: KafkaSettings, topic: str, done: Any, timeout_s: float = 120.0
+) -> list[Any]:
+    """Read a topic from the start until ``done(records so far)`` or the timeout."""
     consumer = Consumer(consumer_config(settings, group_id=f"reader-{uuid.uuid4().hex}"))
     consumer.subscribe([topic])
     out: list[Any] = []
     deadline = time.monotonic() + timeout_s
     try:
-        while len(out) < expected and time.monotonic() < deadline:
+        while not done(out) and time.monotonic() < deadline:
             out.extend(m for m in consumer.consume(500, timeout=1.0) if m.error() is None)
     finally:
         consumer.close()
     return out
+
+
+def processed_ids(settings: KafkaSettings, wanted: set[bytes]) -> set[bytes]:
+    """Event ids the worker reported processed, read until ``wanted`` are all there."""
+    topic = f"{settings.topic_namespace}.test-processed"
+    records = read_until(settings, topic, lambda out: wanted <= {m.key() for m in out})
+    return {m.key() for m in records}
 
 
 def wait_until_worker_joined(env: dict[str, str], timeout_s: float = 120.0) -> None:
@@ -152,11 +177,11 @@ def test_plain_producer_to_typed_faust_agent_and_back_to_a_plain_consumer(
     codec = Codec(settings, source="/safepassage/test-agency")
     events = [cancelled(i) for i in range(50)]
     producer = Producer(producer_config(settings))
-    typed_topic = f"{settings.topic_namespace}.test-typed"
+    intake = f"{settings.topic_namespace}.intake.v1"
     for event in events:
-        record = codec.encode(event, f"{settings.topic_namespace}.intake.v1")
+        record = codec.encode(event, intake)
         producer.produce(
-            typed_topic, key=record.key, value=record.value, headers=list[Any](record.headers)
+            intake, key=record.key, value=record.value, headers=list[Any](record.headers)
         )
     assert producer.flush(30) == 0
 
@@ -256,8 +281,11 @@ def test_valid_records_are_processed_and_every_malformed_one_is_dead_lettered(
         producer.poll(0)
     assert producer.flush(60) == 0
 
-    processed = read(settings, f"{ns}.test-processed", VALID)
-    assert {m.key().decode() for m in processed} == {dict(r.headers)[CE_ID].decode() for r in valid}
+    valid_ids = {dict(r.headers)[CE_ID] for r in valid}
+    bad_ids = {dict(headers)[CE_ID] for _, _, _, headers in bad if CE_ID in dict(headers)}
+    processed = processed_ids(settings, valid_ids)
+    assert valid_ids <= processed
+    assert not processed & bad_ids
     letters = read(settings, f"{ns}.deadletter.v1", len(bad))
     assert len(letters) == len(bad)
     for letter in letters:
@@ -280,4 +308,49 @@ def test_valid_records_are_processed_and_every_malformed_one_is_dead_lettered(
     for r in more:
         producer.produce(intake, key=r.key, value=r.value, headers=list[Any](r.headers))
     assert producer.flush(30) == 0
-    assert len(read(settings, f"{ns}.test-processed", VALID + 10)) == VALID + 10
+    more_ids = {dict(r.headers)[CE_ID] for r in more}
+    assert more_ids <= processed_ids(settings, more_ids)
+
+
+def test_a_bug_of_ours_stops_the_worker_and_keeps_the_record(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    """A ProcessorsError is not dead-lettered record after record: the worker stops.
+
+    The record it failed on is in the dead-letter topic (Faust commits the
+    offset of the record its agent was on as it goes down), and the record
+    after it is not processed by this worker.
+    """
+    with contract_worker(bootstrap, tmp_path) as env:
+        settings = settings_of(env)
+        intake = f"{settings.topic_namespace}.intake.v1"
+        codec = Codec(settings, source="/safepassage/test-agency")
+        # One survivor, so one partition, in order: the bug comes between the two others.
+        one = {"survivor_id": uuid.UUID(int=1)}
+        before, after = (case_closed(i).model_copy(update=one) for i in (0, 2))
+        bug = case_closed(1).model_copy(update={**one, "agency_id": BUG_AGENCY})
+        records = [codec.encode(e, intake) for e in (before, bug, after)]
+        wait_until_worker_joined(env)
+        producer = Producer(producer_config(settings))
+        for r in records:
+            producer.produce(intake, key=r.key, value=r.value, headers=list[Any](r.headers))
+        assert producer.flush(30) == 0
+
+        (letter,) = read(settings, f"{settings.topic_namespace}.deadletter.v1", 1)
+        got = dict(letter.headers())
+        assert got["deadletter.error.class"] == b"ProcessorsError"
+        assert got["deadletter.error.message"] == b"test bug: the router cannot handle this case"
+        assert (letter.key(), letter.value()) == (records[1].key, records[1].value)
+
+        pid = int(env["WORKER_PID"])
+        deadline = time.monotonic() + 60
+        while (status := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+            assert time.monotonic() < deadline, "the worker did not stop on the bug"
+            time.sleep(0.5)
+        assert os.waitstatus_to_exitcode(status[1]) != 0
+        log = Path(env["WORKER_LOG"]).read_text(errors="replace")
+        assert "record.stopped" in log and "ProcessorsError" in log
+        first_id, after_id = (dict(r.headers)[CE_ID] for r in (records[0], records[2]))
+        seen = {m.key() for m in read(settings, f"{settings.topic_namespace}.test-processed", 2, 5)}
+        assert seen == {first_id}
+        assert after_id not in seen

@@ -32,3 +32,40 @@ def test_status_of_a_stopped_broker_exits_3(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["kafka", "status"], env=env)
     assert result.exit_code == 3
     assert "Apache Kafka 4." in result.output
+
+
+def test_a_bad_sla_policy_file_stops_the_worker_with_one_line_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """The SLA policy is loaded before Faust starts; its error is one line and exit code 1."""
+    sla = tmp_path / "sla.yaml"
+    sla.write_text("version: 1\nacknowledge: {emergency: 0h}\n", encoding="utf-8")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("", encoding="utf-8")  # no key yet, but a file: no open-page warning
+    env = {"SAFEPASSAGE_ROUTER_SLA_POLICY": str(sla), "SAFEPASSAGE_API_KEYS_FILE": str(keys)}
+
+    result = CliRunner().invoke(main, ["worker", "--data-dir", str(tmp_path / "w")], env=env)
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: invalid SLA policy {sla}: ")
+    assert "acknowledge.emergency: must be positive" in line
+    assert "start_service: missing (required key)" in line  # every problem, on the same line
+
+
+def test_an_error_of_any_package_is_one_line_that_rich_does_not_wrap_or_interpret(
+    tmp_path: Path,
+) -> None:
+    """A long message with brackets comes out whole: no markup eaten, no wrapping."""
+    folder = tmp_path / ("d" * 120) / ("e" * 120)
+    folder.mkdir(parents=True)
+    sla = folder / "[bold]sla.yaml"
+    env = {"SAFEPASSAGE_ROUTER_SLA_POLICY": str(sla), "SAFEPASSAGE_API_KEYS_FILE": str(sla)}
+    sla.write_text("", encoding="utf-8")  # an empty keys file; an empty policy
+
+    result = CliRunner().invoke(main, ["worker", "--data-dir", str(tmp_path / "w")], env=env)
+
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: invalid SLA policy {sla}: (top level): must be a mapping")

@@ -9,13 +9,27 @@ from typing import Any
 
 import pytest
 
+from connectors.exceptions import ConnectorsError, WebhookUndeliverableError
+from infra.exceptions import InfraError
+from processors.exceptions import LedgerError, ProcessorsError, SurvivorMismatchError
+from schemas.exceptions import SafePassageError, SchemasError
 from schemas.models import CaseClosed
 from schemas.types import CaseOutcome
 from streams.codec import Codec, Decoded
 from streams.consuming import process_records
 from streams.deadletter import Action, DeadLetter, default_policy, describe_error
-from streams.exceptions import RegistryUnavailableError, UndecodableRecord
+from streams.exceptions import (
+    EncodeError,
+    KeyMismatch,
+    ProvisioningError,
+    RecordRejected,
+    RegistryUnavailableError,
+    StreamsError,
+    UndecodableRecord,
+    UnknownTopicError,
+)
 from streams.settings import KafkaSettings
+from streams.ticks import TickError
 
 SETTINGS = KafkaSettings()
 INTAKE = "safepassage.intake.v1"
@@ -66,14 +80,48 @@ def record(offset: int) -> Message:
     return Message(INTAKE, 0, offset, encoded.key, encoded.value, encoded.headers)
 
 
-def test_policy_retries_transient_failures_and_dead_letters_the_rest() -> None:
+def test_policy_retries_transient_failures_and_dead_letters_the_records_fault() -> None:
     assert default_policy(RegistryUnavailableError("down")) is Action.RETRY
-    assert default_policy(UndecodableRecord("garbage")) is Action.DEAD_LETTER
+    for records_fault in (
+        UndecodableRecord("garbage"),
+        KeyMismatch("wrong key"),
+        RecordRejected("referral.unknown: no such referral"),
+        TickError("not a tick"),
+    ):
+        assert default_policy(records_fault) is Action.DEAD_LETTER, records_fault
+
+
+@pytest.mark.parametrize(
+    "ours",
+    [
+        ProcessorsError("bug"),
+        SurvivorMismatchError("key and body disagree"),
+        LedgerError("unknown provider"),
+        EncodeError("referral.offered is not allowed on safepassage.escalations.v1"),
+        UnknownTopicError("safepassage.nowhere.v1 is not in the catalog"),
+        ProvisioningError("cannot describe topics"),
+        ConnectorsError("connector bug"),
+        SchemasError("contract defect"),
+        InfraError("broker"),
+        SafePassageError("any other"),
+    ],
+)
+def test_policy_stops_on_an_error_of_ours_that_is_not_about_the_record(ours: Exception) -> None:
+    assert default_policy(ours) is Action.STOP
+
+
+def test_policy_dead_letters_a_foreign_exception_it_cannot_place() -> None:
     assert default_policy(KeyError("surprise")) is Action.DEAD_LETTER
 
 
-def test_foreign_error_messages_are_withheld() -> None:
+def test_messages_of_every_safepassage_error_are_kept_and_foreign_ones_withheld() -> None:
     assert describe_error(UndecodableRecord("no framing")) == "no framing"
+    # Not a StreamsError (it used to inherit from one only to get here).
+    assert not issubclass(WebhookUndeliverableError, StreamsError)
+    assert describe_error(WebhookUndeliverableError("503 after 5 attempts")) == (
+        "503 after 5 attempts"
+    )
+    assert describe_error(ProcessorsError("first line\n  second")) == "first line second"
     withheld = describe_error(ValueError("Jane Doe, +44 7700 900123"))
     assert "Jane" not in withheld
     assert "ValueError" in withheld
@@ -102,6 +150,52 @@ async def test_bad_and_failing_records_are_dead_lettered_and_the_loop_goes_on() 
     assert second.reason()["deadletter.error.class"] == "UndecodableRecord"
     assert (second.key, second.value) == (b"k", b"\x01\x02")
     assert second.headers[: len(good.headers)] == good.headers
+
+
+async def test_a_bug_of_ours_stops_the_loop_after_keeping_the_record() -> None:
+    """A ProcessorsError crashes the agent instead of dead-lettering record after record.
+
+    The failing record is still dead-lettered before the error propagates:
+    Faust commits the offset of the record an agent was on as it unwinds.
+    """
+    first, failing, never = record(0), record(1), record(2)
+    handled: list[int] = []
+
+    async def handler(decoded: Decoded) -> None:
+        if decoded.event.subject == uuid.UUID(int=2):
+            raise SurvivorMismatchError("the case state belongs to another survivor")
+        handled.append(int(decoded.event.subject))
+
+    sink = Sink()
+    with pytest.raises(SurvivorMismatchError):
+        await process_records(
+            ListStream([first, failing, never]), Codec(SETTINGS, source="/t"), handler, sink
+        )
+
+    assert handled == [1]  # the record after the bug was not touched
+    (letter,) = sink.letters
+    assert letter.reason()["deadletter.error.class"] == "SurvivorMismatchError"
+    assert letter.reason()["deadletter.source.offset"] == "1"
+    assert (letter.key, letter.value) == (failing.key, failing.value)
+
+
+async def test_a_domain_refusal_is_dead_lettered_and_the_loop_goes_on() -> None:
+    handled: list[int] = []
+
+    async def handler(decoded: Decoded) -> None:
+        if decoded.event.subject == uuid.UUID(int=1):
+            raise RecordRejected("referral.unknown: no open referral with this id")
+        handled.append(int(decoded.event.subject))
+
+    sink = Sink()
+    await process_records(
+        ListStream([record(0), record(1)]), Codec(SETTINGS, source="/t"), handler, sink
+    )
+
+    assert handled == [2]
+    assert [letter.reason()["deadletter.error.class"] for letter in sink.letters] == [
+        "RecordRejected"
+    ]
 
 
 async def test_transient_failures_are_retried_until_they_pass() -> None:

@@ -239,12 +239,17 @@ def test_every_problem_is_reported_at_once() -> None:
 
 
 def test_yaml_level_errors() -> None:
-    with pytest.raises(SlaPolicyError, match="not valid YAML"):
+    with pytest.raises(SlaPolicyError, match="not valid YAML") as caught:
         parse_policy("acknowledge: [unclosed", "bad.yaml")
+    # One line, with the position and without PyYAML's excerpt of the file.
+    assert str(caught.value).endswith("(line 1, column 23)")
+    assert "unclosed" not in str(caught.value) and "\n" not in str(caught.value)
     with pytest.raises(SlaPolicyError, match="must be a mapping"):
         parse_policy("- a list", "list.yaml")
-    with pytest.raises(SlaPolicyError, match="duplicate key 'emergency'"):
+    with pytest.raises(SlaPolicyError, match=r"duplicate key 'emergency' \(line 3, column 3\)$"):
         parse_policy("acknowledge:\n  emergency: 1h\n  emergency: 2h\n", "dup.yaml")
+    with pytest.raises(SlaPolicyError, match=r"not valid YAML: unacceptable character #x0007"):
+        parse_policy("acknowledge: \x07", "bell.yaml")  # PyYAML's reader: no line, a position
 
 
 def test_the_error_message_names_the_source() -> None:

@@ -1,14 +1,19 @@
 """A Faust worker for the contract tests (``faust -A tests.integration.apps.contract_worker``).
 
-Two agents on one app, configured by the environment like any SafePassage
-worker (``SAFEPASSAGE_BOOTSTRAP_SERVERS``, ``SAFEPASSAGE_TOPIC_NAMESPACE``):
+One agent, configured by the environment like any SafePassage worker
+(``SAFEPASSAGE_BOOTSTRAP_SERVERS``, ``SAFEPASSAGE_TOPIC_NAMESPACE``), on the
+path every SafePassage agent takes: raw intake records through
+:func:`streams.consuming.process_records` (codec decode, dead letters, the
+default failure policy). For each valid record ``gate``
 
-* ``gate`` reads intake records raw, decodes them with the codec, forwards
-  each valid one's event id to ``<namespace>.test-processed`` and
-  dead-letters every bad one (:func:`streams.consuming.process_records`);
-* ``relay`` reads ``<namespace>.test-typed`` with the Faust codec, so it
-  receives typed events, and re-publishes each to the housing referral topic
-  with :func:`streams.faust_codec.send_event` (Faust → plain consumer).
+* forwards its event id to ``<namespace>.test-processed``;
+* re-publishes a housing cancellation, encoded with :meth:`Codec.encode`,
+  to the housing referral topic (Faust → plain consumer);
+* raises a :class:`~processors.exceptions.ProcessorsError` for a case closed
+  by agency ``agency-bug``: a stand-in for a bug of the router, which must
+  stop the worker (crashing supervisor) after keeping the record.
+
+Every malformed record is dead-lettered and the worker goes on.
 """
 
 from __future__ import annotations
@@ -17,14 +22,20 @@ import os
 from pathlib import Path
 from typing import Any
 
-from schemas.models import Event
+from mode import CrashingSupervisor
+
+from processors.exceptions import ProcessorsError
+from schemas.models import CaseClosed, ReferralCancelled
+from schemas.types import ServiceCategory
 from streams.app import create_app, raw_topic
 from streams.codec import Codec, Decoded
 from streams.consuming import FaustDeadLetterSink, process_records
-from streams.faust_codec import CODEC_NAME, register, send_event
 from streams.logs import configure_logging
 from streams.settings import KafkaSettings
 from streams.topics import referral_topic
+
+BUG_AGENCY = "agency-bug"
+"""A case closed by this agency makes ``gate`` raise a ProcessorsError."""
 
 settings = KafkaSettings()
 configure_logging(settings.log_format, settings.log_level)
@@ -34,7 +45,6 @@ codec = Codec(
     source="/safepassage/test-worker",
     max_record_bytes=int(os.environ.get("TEST_MAX_RECORD_BYTES", "10000")),
 )
-register(codec)
 
 app = create_app(
     settings,
@@ -45,26 +55,25 @@ app = create_app(
 intake = raw_topic(app, f"{ns}.intake.v1")
 deadletters = raw_topic(app, f"{ns}.deadletter.v1")
 processed = raw_topic(app, f"{ns}.test-processed")
-typed = app.topic(
-    f"{ns}.test-typed", key_type=bytes, key_serializer="raw", value_serializer=CODEC_NAME
-)
-housing = raw_topic(app, referral_topic(settings, "housing"))
+housing_name = referral_topic(settings, "housing")
+housing = raw_topic(app, housing_name)
 
 
-@app.agent(intake, concurrency=1)
+async def forward(decoded: Decoded) -> None:
+    """Report the record processed; relay a housing cancellation; fail like a bug if told to."""
+    event = decoded.event
+    if isinstance(event, CaseClosed) and event.agency_id == BUG_AGENCY:
+        raise ProcessorsError("test bug: the router cannot handle this case")
+    if isinstance(event, ReferralCancelled) and event.category is ServiceCategory.HOUSING:
+        record = codec.encode(event, housing_name)
+        relayed = await housing.send(key=record.key, value=record.value, headers=record.headers)
+        await relayed
+    pending = await processed.send(
+        key=decoded.envelope.id.encode(), value=event.event_type.encode()
+    )
+    await pending
+
+
+@app.agent(intake, concurrency=1, supervisor_strategy=CrashingSupervisor)
 async def gate(stream: Any) -> None:
-    async def forward(decoded: Decoded) -> None:
-        pending = await processed.send(
-            key=decoded.envelope.id.encode(), value=decoded.event.event_type.encode()
-        )
-        await pending
-
     await process_records(stream, codec, forward, FaustDeadLetterSink(deadletters))
-
-
-@app.agent(typed, concurrency=1)
-async def relay(stream: Any) -> None:
-    async for event in stream:
-        if not isinstance(event, Event):
-            raise TypeError(f"expected a typed event, got {type(event).__name__}")
-        await send_event(housing, codec, event)
