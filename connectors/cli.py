@@ -20,7 +20,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from connectors.auth import ApiKeyStore
 from connectors.delivery import register as register_delivery
 from connectors.escalations import EscalationFilter, FollowStats, follow
 from connectors.intake import register as register_intake
@@ -32,9 +31,9 @@ from schemas.exceptions import SafePassageError
 from schemas.registry import EventSchemas
 from schemas.types import ServiceCategory
 from streams.asyncapi import DOCUMENT, render
-from streams.logs import configure_logging, dict_config
+from streams.logs import configure_logging
 from streams.provisioning import Plan, describe, provision
-from streams.settings import KafkaSettings, Profile
+from streams.settings import KafkaSettings
 from streams.ticks import publish_ticks, tick_topic
 from streams.topics import catalog
 
@@ -420,51 +419,18 @@ def escalations_tick(at: str) -> None:
 # -------------------------------------------------------------------------- worker
 
 
-def _status_keys(settings: KafkaSettings) -> ApiKeyStore | None:
-    """The API keys the worker's status page accepts (operators).
-
-    ``SAFEPASSAGE_API_KEYS_FILE`` unset: the page stays open on the dev
-    profile (with a warning) and the production profile refuses to start.
-    """
-    path = os.environ.get("SAFEPASSAGE_API_KEYS_FILE")
-    if path:
-        return ApiKeyStore(Path(path))
-    if settings.profile is Profile.PRODUCTION:
-        raise click.ClickException(
-            "SAFEPASSAGE_API_KEYS_FILE is not set: the production profile never serves "
-            "survivor status without authentication (create keys with `safepassage keys add`)"
-        )
-    _console(stderr=True).print(
-        "[yellow]SAFEPASSAGE_API_KEYS_FILE is not set: the status page is open (dev profile "
-        "only)[/]"
-    )
-    return None
-
-
 def _run_worker(app_id: str | None, web_port: int, data_dir: Path) -> None:
-    """Run the router's Faust worker in the foreground until Ctrl-C."""
-    # Imported here: Faust and the router are heavy, and most commands need neither.
-    import faust  # noqa: PLC0415
+    """Run the router's Faust worker in the foreground until Ctrl-C (see connectors.worker)."""
+    # Imported here: the worker's composition root pulls in the router, and most
+    # commands need neither.
+    from connectors.worker import run_worker  # noqa: PLC0415
 
-    from processors.agents import build_router, declare_changelogs  # noqa: PLC0415
-    from processors.settings import RouterSettings  # noqa: PLC0415
-
-    settings = KafkaSettings()
-    router = build_router(
-        settings,
-        policy=RouterSettings().to_policy(),
-        app_id=app_id,
-        data_dir=data_dir,
-        web_port=web_port,
-        keys=_status_keys(settings),
+    run_worker(
+        app_id,
+        web_port,
+        data_dir,
+        warn=lambda message: _console(stderr=True).print(f"[yellow]{message}[/]"),
     )
-    declare_changelogs(router, settings)
-    worker = faust.Worker(
-        router.app,
-        loglevel=settings.log_level.lower(),
-        logging_config=dict_config(settings.log_format, settings.log_level),
-    )
-    worker.execute_from_commandline()
 
 
 _worker_options = [

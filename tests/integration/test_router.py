@@ -132,15 +132,26 @@ def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> N
     assert status["referrals"][0]["provider_id"] == str(home)
     assert status["consent"]["categories"]
     assert "personal_data" not in json.dumps(status)
-    assert (
-        http_get(router["port"], f"/v1/survivors/{uuid.uuid4()}/status", router["auth"])[0] == 404
-    )
+    # Problems speak the intake's dialect (streams.problems): urn type, fixed title, media type.
+    unknown = f"/v1/survivors/{uuid.uuid4()}/status"
+    answer = httpx.get(f"http://127.0.0.1:{router['port']}{unknown}", headers=router["auth"])
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json() == {
+        "type": "urn:safepassage:problem:unknown-survivor",
+        "title": "Unknown survivor",
+        "status": 404,
+        "detail": "no case for this survivor id",
+        "instance": unknown,
+    }
     code, problem = http_get(router["port"], "/v1/survivors/not-a-uuid/status", router["auth"])
-    assert code == 400 and problem["title"] == "Not a survivor id"
+    assert code == 400 and problem["type"] == "urn:safepassage:problem:invalid-request"
+    assert problem["errors"] == [{"location": "path:survivor_id", "message": "must be a UUID"}]
     # Only operators read status: no key is 401, another role's key 403.
     worker = router["worker"]
     code, problem = http_get(router["port"], f"/v1/survivors/{adult}/status")
-    assert code == 401 and problem["status"] == 401 and "referrals" not in problem
+    assert code == 401 and problem["type"] == "urn:safepassage:problem:unauthenticated"
+    assert problem["status"] == 401 and "referrals" not in problem
     agency_key, _ = add_key(worker.keys_file, role=Role.AGENCY, principal="a", agency_id="ag-1")
 
     def as_agency() -> tuple[int, Any] | None:
@@ -153,6 +164,7 @@ def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> N
 
     code, problem = wait_until(as_agency, "the worker to load the changed keys file")
     assert code == 403 and "referrals" not in problem
+    assert problem["type"] == "urn:safepassage:problem:forbidden"
 
     # Every answered read is on the audit topic: who (principal, key id), whom, what status.
     def reads(seen: list[Any]) -> list[dict[str, Any]]:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
 
-from processors.agents import DirectoryView
 from processors.directory import CapacityAction, CapacityChange
+from processors.router import DirectoryView
 from schemas.types import ServiceCategory
 from streams.codec import Codec
 from streams.settings import KafkaSettings

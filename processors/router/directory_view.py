@@ -1,0 +1,150 @@
+"""Every worker's whole copy of the provider directory and the capacity ledger.
+
+Routing needs every provider and every free place, whichever partitions a
+worker owns, so this reader is no consumer-group member: it replays both
+topics from the start (all partitions) and then follows them. The ``cases``
+agent waits for :attr:`DirectoryView.ready` before deciding anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+from uuid import uuid4
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from processors.directory import CapacityChange, Directory, apply_capacity, apply_directory
+from processors.exceptions import ProcessorsError
+from processors.router.ports import WRITER_HEADER
+from schemas.models import ProviderEvent
+from streams.clients import aiokafka_config
+from streams.codec import Codec
+from streams.exceptions import StreamsError, WrongEventType
+from streams.logs import get_logger
+from streams.settings import KafkaSettings
+from streams.topics import Topics
+
+__all__ = ["DirectoryView"]
+
+log = get_logger(__name__)
+
+
+class DirectoryView:
+    """The provider directory with its free places, as every worker must see it whole.
+
+    A consumer without a group reads every partition of the (compacted)
+    directory topic and of the capacity ledger from the start, so a restart
+    rebuilds the view from Kafka. ``ready`` is set once it has reached the
+    end offsets it saw at start.
+    """
+
+    WRITER_HEADER = WRITER_HEADER
+    """Names the worker that appended a ledger record; a worker skips its own."""
+
+    def __init__(self, settings: KafkaSettings, codec: Codec) -> None:
+        """Nothing is read until :meth:`run`."""
+        self.writer = uuid4().hex.encode()
+        """This process's id: its own ledger records are applied locally already, at once.
+
+        Replaying them as well would re-reserve a place released meanwhile
+        until the release is replayed too; a restarted worker has a new id
+        and so rebuilds everything from the ledger."""
+        self.settings = settings
+        self.codec = codec
+        self.directory = Directory()
+        self.pending: list[CapacityChange] = []
+        """Ledger changes whose provider the directory does not know yet."""
+        self.ready = asyncio.Event()
+        topics = Topics.of(settings)
+        self.providers_topic = topics.providers
+        self.ledger_topic = topics.capacity_ledger
+
+    def _apply_change(self, change: CapacityChange) -> None:
+        """Apply a ledger change, or keep it until its provider's entry arrives.
+
+        The two topics are read side by side, so a reservation can be seen
+        before the registration of its provider; dropping it would let this
+        worker offer that place again.
+        """
+        entry = self.directory.get(change.provider_id)
+        if entry is None or change.category not in entry.places:
+            self.pending.append(change)  # releases too: order per referral must hold
+            return
+        self.directory = apply_capacity(self.directory, [change])
+
+    def _retry_pending(self) -> None:
+        waiting, self.pending = self.pending, []
+        for change in waiting:
+            self._apply_change(change)
+
+    def apply_local(self, changes: Iterable[CapacityChange]) -> None:
+        """Apply this worker's own reservations at once (the ledger replay repeats them)."""
+        self.directory = apply_capacity(self.directory, changes)
+
+    async def run(self) -> None:
+        """Replay, then follow, both topics until cancelled."""
+        consumer = AIOKafkaConsumer(
+            **aiokafka_config(
+                self.settings,
+                client_id=f"{self.settings.client_id}-directory",
+                group_id=None,
+                enable_auto_commit=False,
+            )
+        )
+        await consumer.start()
+        try:
+            # consumer.topics() does not refresh the metadata partitions_for_topic
+            # reads (aiokafka 0.14); ask the client for the cluster metadata itself.
+            cluster = await consumer._client.fetch_all_metadata()
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in (self.providers_topic, self.ledger_topic)
+                for p in sorted(cluster.partitions_for_topic(topic) or ())
+            ]
+            if not partitions:
+                raise StreamsError(
+                    f"{self.providers_topic} and {self.ledger_topic} do not exist: "
+                    "run `safepassage topics provision`"
+                )
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            end = await consumer.end_offsets(partitions)
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+                for records in batch.values():
+                    for record in records:
+                        self._apply(record)
+                if not self.ready.is_set():
+                    positions = [await consumer.position(tp) for tp in partitions]
+                    if all(pos >= end[tp] for pos, tp in zip(positions, partitions, strict=True)):
+                        self.ready.set()
+                        log.info("directory.ready", providers=len(self.directory.providers))
+        finally:
+            await consumer.stop()
+
+    def _apply(self, record: Any) -> None:
+        try:
+            if record.topic == self.ledger_topic:
+                if (WRITER_HEADER, self.writer) in (record.headers or ()):
+                    return
+                self._apply_change(CapacityChange.model_validate_json(record.value))
+                return
+            decoded = self.codec.decode(
+                record.value, record.headers, topic=record.topic, key=record.key
+            )
+            if not isinstance(decoded.event, ProviderEvent):
+                raise WrongEventType(f"{decoded.event.event_type} is not a directory event")
+            self.directory = apply_directory(self.directory, decoded.event)
+            self._retry_pending()
+        except (StreamsError, ProcessorsError, ValueError) as exc:
+            # Every worker reads this record; the directory agent of one
+            # worker is not the place to dead-letter it. Log coordinates only.
+            log.warning(
+                "directory.record_skipped",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error_class=type(exc).__name__,
+            )

@@ -1,0 +1,137 @@
+"""What the router binding needs from its surroundings, as types it can be tested against.
+
+The binding writes to Faust tables and sends to Faust topics, and the status
+page asks whoever composed the worker who is calling. Naming those needs
+here, as protocols, lets :class:`~processors.router.binding.Binding` run
+over in-memory fakes in unit tests, and keeps ``processors`` from importing
+``connectors`` (the key store and roles live there; the composition root,
+:mod:`connectors.worker`, injects an :data:`Authorizer`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias
+
+from processors.directory import CapacityChange, Directory
+from processors.exceptions import ProcessorsError
+
+__all__ = [
+    "WRITER_HEADER",
+    "AccessDeniedError",
+    "Authorizer",
+    "Caller",
+    "DirectoryPort",
+    "Headers",
+    "Message",
+    "Scan",
+    "Table",
+    "Topic",
+    "UnauthenticatedError",
+    "json_bytes",
+    "send_and_wait",
+]
+
+WRITER_HEADER = "safepassage-writer"
+"""Names the worker that appended a ledger record; a worker skips its own."""
+
+Headers: TypeAlias = Sequence[tuple[str, bytes]]
+
+Table: TypeAlias = MutableMapping[str, Any]
+"""A Faust table as the binding uses it: str keys, JSON-ready values.
+
+A structural need (``get``, item access, ``in``, ``del``, iteration) that a
+Faust table and a dict both meet; spelt as :class:`MutableMapping` because
+:class:`~processors.deadlines.StoredDeadlines` takes one."""
+
+Scan = Callable[[str, str], Iterable[str]]
+"""Keys ``start <= key < stop`` of one partition's deadline store, in order."""
+
+
+class Topic(Protocol):
+    """A Faust topic as the binding sends to it: ``send`` returns the ack still to await."""
+
+    async def send(
+        self,
+        *,
+        key: bytes | None = None,
+        value: bytes | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> Awaitable[Any]:
+        """Queue one record; the awaitable resolves when the broker acknowledged it."""
+
+
+class Message(Protocol):
+    """A raw record as Faust hands it over (clock ticks)."""
+
+    @property
+    def value(self) -> bytes:
+        """The record's value."""
+
+    @property
+    def partition(self) -> int:
+        """The partition it was read from."""
+
+
+class DirectoryPort(Protocol):
+    """This worker's view of the provider directory (see :class:`DirectoryView`)."""
+
+    @property
+    def directory(self) -> Directory:
+        """The directory as of now, own reservations included."""
+
+    @property
+    def writer(self) -> bytes:
+        """This process's id, sent as :data:`WRITER_HEADER` on its ledger records."""
+
+    def apply_local(self, changes: Iterable[CapacityChange]) -> None:
+        """Apply this worker's own capacity changes at once."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who read a status: names for the audit record, never the key itself."""
+
+    principal: str
+    role: str
+    key_id: str
+
+
+Authorizer = Callable[[str | None], Caller]
+"""The ``Authorization`` header of a status read (None when absent) → the caller.
+
+Raises :class:`UnauthenticatedError` or :class:`AccessDeniedError`. Built by the
+composition root from its key store; the router knows no keys or roles."""
+
+
+class UnauthenticatedError(ProcessorsError):
+    """No usable credentials; ``invalid_key`` when some were sent but are unknown."""
+
+    def __init__(self, *, invalid_key: bool) -> None:
+        """Say whether a key was sent (it is never part of the message)."""
+        super().__init__("unknown or revoked API key" if invalid_key else "no bearer API key")
+        self.invalid_key = invalid_key
+
+
+class AccessDeniedError(ProcessorsError):
+    """Authenticated, but the caller's role may not read status (the message names the rule)."""
+
+
+def json_bytes(data: Any) -> bytes:
+    """Compact, key-sorted JSON: the form of every audit, status and ledger value."""
+    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+
+
+async def send_and_wait(
+    topic: Topic,
+    key: bytes,
+    value: bytes,
+    headers: Headers | None = None,
+    partition: int | None = None,
+) -> None:
+    """Send one record and wait for the broker's ack."""
+    pending = await topic.send(key=key, value=value, headers=headers, partition=partition)
+    await pending
