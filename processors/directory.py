@@ -12,8 +12,7 @@ A :class:`ProviderEntry` combines two things:
 and category, not a counter: reserving twice for the same referral, or
 releasing one that is not held, changes nothing. Applying the changes of a
 decision is therefore idempotent even if the binding applies them again
-after a crash, and the ledger can always be rebuilt from the case states
-(:func:`reconcile`). For every provider and category::
+after a crash. For every provider and category::
 
     reserved + held + available == total      (while reserved + held <= total)
 
@@ -49,7 +48,6 @@ __all__ = [
     "apply_capacity",
     "apply_directory",
     "apply_directory_entry",
-    "reconcile",
 ]
 
 
@@ -260,27 +258,3 @@ def apply_capacity(directory: Directory, changes: Iterable[CapacityChange]) -> D
         if updated is not places:
             directory = directory.with_entry(entry.with_places(change.category, updated))
     return directory
-
-
-def reconcile(
-    directory: Directory, holdings: Iterable[tuple[UUID, ServiceCategory, UUID]]
-) -> Directory:
-    """The directory whose reservations are exactly ``holdings`` (provider, category, referral).
-
-    Reservations are derived state: after a restore, or to check the ledger,
-    rebuild them from the case states (:meth:`CaseState.holdings`).
-    Holdings at a provider or category without places are ignored.
-    """
-    wanted: dict[tuple[UUID, ServiceCategory], set[UUID]] = {}
-    for provider_id, category, referral_id in holdings:
-        wanted.setdefault((provider_id, category), set()).add(referral_id)
-    providers: dict[UUID, ProviderEntry] = {}
-    for provider_id, entry in directory.providers.items():
-        places = {
-            category: p.model_copy(
-                update={"holders": frozenset(wanted.get((provider_id, category), ()))}
-            )
-            for category, p in entry.places.items()
-        }
-        providers[provider_id] = entry.model_copy(update={"places": places})
-    return Directory(providers=providers)

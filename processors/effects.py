@@ -20,7 +20,6 @@ UUIDs), codes, statuses and scores only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -110,10 +109,6 @@ class Rejection(_Value):
     """Names event types, statuses and ids only; safe for headers and logs."""
     event_type: str
     referral_id: UUID | None = None
-
-    def to_headers(self) -> Mapping[str, str]:
-        """Dead-letter headers naming the reason."""
-        return {"deadletter.reason": self.code.value, "deadletter.message": self.message}
 
 
 @dataclass(frozen=True)

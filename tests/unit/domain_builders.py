@@ -403,3 +403,27 @@ class Harness:
     def referral(self, sid: UUID, rid: UUID) -> ReferralState:
         """The stored state of one referral."""
         return self.cases[sid].referrals[rid]
+
+    def ledger_matches_cases(self) -> bool:
+        """Whether the directory's reservations are exactly the places the cases hold.
+
+        The invariant between the two projections: every (provider, category,
+        referral) a case holds a place for is reserved in the directory, and
+        nothing else is (holdings at places the directory does not know
+        cannot be reserved, and are left out).
+        """
+        directory = self.directory
+        reserved = {
+            (provider_id, category, referral_id)
+            for provider_id, entry in directory.providers.items()
+            for category, places in entry.places.items()
+            for referral_id in places.holders
+        }
+        held = {
+            (provider_id, category, referral_id)
+            for case in self.cases.values()
+            for provider_id, category, referral_id in case.holdings()
+            if provider_id in directory.providers
+            and category in directory.providers[provider_id].places
+        }
+        return reserved == held

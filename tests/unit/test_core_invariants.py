@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 
 from processors.case import CaseState
 from processors.core import EventMeta, decide
-from processors.directory import Directory, apply_directory, reconcile
+from processors.directory import Directory, apply_directory
 from processors.effects import AuditAction, Decision
 from processors.geo import country_of
 from processors.lifecycle import HOLDING, TRANSIENT, ReferralStatus
@@ -368,9 +368,8 @@ def _check_decision(w: World, event: SurvivorEvent, before: Directory, d: Decisi
 
 
 def _check_world(w: World) -> None:
-    holdings = [h for case in w.harness.cases.values() for h in case.holdings()]
     directory = w.harness.directory
-    assert reconcile(directory, holdings) == directory, "ledger differs from held places"
+    assert w.harness.ledger_matches_cases(), "ledger differs from held places"
     for entry in directory.providers.values():
         for places in entry.places.values():
             if places.reserved + places.held <= places.total:

@@ -17,7 +17,7 @@ import pytest
 
 from processors.case import CaseState, ReferralState
 from processors.core import EventMeta, decide
-from processors.directory import CapacityAction, CapacityChange, apply_capacity, reconcile
+from processors.directory import CapacityAction, CapacityChange, apply_capacity
 from processors.effects import AuditAction, RejectionCode
 from processors.exceptions import ProcessorsError, SurvivorMismatchError, UnsupportedEventError
 from processors.lifecycle import (
@@ -137,8 +137,7 @@ def _in_status(status: ReferralStatus) -> Harness:
 
 
 def _ledger_matches(h: Harness) -> bool:
-    holdings = [x for case in h.cases.values() for x in case.holdings()]
-    return reconcile(h.directory, holdings) == h.directory
+    return h.ledger_matches_cases()
 
 
 # --------------------------------------------------------------------------- the table
@@ -557,7 +556,7 @@ def test_rejections_and_their_audit_carry_no_personal_data() -> None:
     assert decision.rejection is not None
     text = decision.rejection.message + str(decision.audits[0].to_dict())
     assert "Provider" not in text  # no organisation names, no survivor attributes
-    assert decision.rejection.to_headers()["deadletter.reason"] == "referral.unknown"
+    assert decision.rejection.code is RejectionCode.REFERRAL_UNKNOWN
 
 
 # --------------------------------------------------------------------------- idempotency
