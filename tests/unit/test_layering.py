@@ -22,7 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 OURS = {"schemas", "streams", "processors", "connectors", "infra"}
 
-BINDINGS = {"router", "bench_rocksdb"}
+BINDINGS = {"router"}
 """Modules and packages of ``processors/`` that bind the core to Faust and RocksDB.
 
 ``processors/router/`` is the Faust binding; everything else directly in

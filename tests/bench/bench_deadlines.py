@@ -1,8 +1,11 @@
 """Benchmark: the cost of a deadline tick with 10,000 and 1,000,000 open deadlines.
 
-Run ``python -m processors.bench_deadlines`` (``--help`` for options). Not a
-test: figures depend on the machine; what matters is the ratio between
-sizes, which is close to 1 when a tick costs O(due) rather than O(open).
+Run ``make bench-deadlines`` or ``python -m tests.bench.bench_deadlines``
+(``--help`` for options). Not a test, and not collected by pytest (only
+``test_*.py`` files are): figures depend on the machine; what matters is the
+ratio between sizes, which is close to 1 when a tick costs O(due) rather
+than O(open). It lives under ``tests/`` so that it is not installed with
+``processors``.
 
 For each size it opens N deadlines due at distinct instants spread
 uniformly over 30 days in a :class:`~processors.deadlines.MemoryDeadlines`
@@ -11,9 +14,8 @@ uniformly over 30 days in a :class:`~processors.deadlines.MemoryDeadlines`
 horizon (not timed), so the open count stays N.
 
 The production store (:class:`~processors.deadlines.StoredDeadlines` over
-the partition's RocksDB) is measured by ``python -m processors.bench_rocksdb``
-with the same workload; this module stays pure (see
-``tests/unit/test_core_invariants.py``).
+the partition's RocksDB) is measured by :mod:`tests.bench.bench_rocksdb`
+with the same workload; this module needs only the pure core.
 
 Garbage collection is off while it runs: a million live objects would make
 collections dominate. Building a million deadlines takes most of the time.
@@ -82,7 +84,7 @@ class _Workload:
 
     @classmethod
     def spread(cls, size: int, seed: int) -> _Workload:
-        rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+        rng = random.Random(seed)
         start = to_millis(START)
         horizon = HORIZON // timedelta(milliseconds=1)
         due_times = sorted(rng.sample(range(start, start + horizon), size))
@@ -156,7 +158,7 @@ def report(
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print a table plus the ratios between the sizes."""
     parser = argparse.ArgumentParser(
-        prog="python -m processors.bench_deadlines", description=__doc__
+        prog="python -m tests.bench.bench_deadlines", description=__doc__
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--dues", type=int, nargs="+", default=[0, 10, 100])

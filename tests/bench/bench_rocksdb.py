@@ -1,17 +1,17 @@
 """Benchmark: deadline ticks on the production store, RocksDB, at 10,000 and 1,000,000 open.
 
-Run ``python -m processors.bench_rocksdb`` (``--help`` for options). The
-companion of :mod:`processors.bench_deadlines` (in-memory heap): the same
-workload (:func:`processors.bench_deadlines.measure`), here on
-:class:`~processors.deadlines.StoredDeadlines` over a real RocksDB opened
+Run ``make bench-rocksdb`` or ``python -m tests.bench.bench_rocksdb``
+(``--help`` for options). The companion of :mod:`tests.bench.bench_deadlines`
+(in-memory heap): the same workload (:func:`~tests.bench.bench_deadlines.measure`),
+here on :class:`~processors.deadlines.StoredDeadlines` over a real RocksDB opened
 through rocksdict exactly as Faust's store opens a table partition (raw
 mode, keys as Faust's JSON key serializer writes them, JSON values). It
 measures what a worker's tick costs: one seek from the low-water mark, the
 due entries read and deleted, and the deletion tombstones a queue-like
 workload leaves behind.
 
-Binding-level code (it imports rocksdict), so it is not part of the pure
-core; ``tests/unit/test_core_invariants.py`` lists it with ``agents``.
+It imports rocksdict, as the router's stores do (:mod:`processors.router.stores`),
+so it sits with the other benchmark outside the installed packages.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any
 
 import rocksdict
 
-from processors.bench_deadlines import TickStats, measure, report
 from processors.deadlines import StoredDeadlines, partition_prefix
+from tests.bench.bench_deadlines import TickStats, measure, report
 
 __all__ = ["RocksEntries", "main"]
 
@@ -92,7 +92,9 @@ class RocksEntries(MutableMapping[str, Any]):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark on RocksDB in a temporary folder and print the table and ratios."""
-    parser = argparse.ArgumentParser(prog="python -m processors.bench_rocksdb", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench.bench_rocksdb", description=__doc__
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--dues", type=int, nargs="+", default=[0, 10, 100])
     parser.add_argument("--ticks", type=int, default=500, help="ticks per cell (100-due: a fifth)")
