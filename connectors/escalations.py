@@ -10,18 +10,14 @@ consumers dead-letter them, an operator's terminal is not the place.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-from confluent_kafka import Consumer, KafkaError
 
 from schemas.models import ReferralEscalated
 from schemas.types import ServiceCategory
-from streams.clients import consumer_config
 from streams.codec import Codec
+from streams.consumer_loop import ConsumerLoop
 from streams.exceptions import DecodeError
 from streams.memory import BoundedMemory
 from streams.settings import KafkaSettings
@@ -83,37 +79,23 @@ def follow(
     stats = stats if stats is not None else FollowStats()
     topic = Topics.of(settings).escalations
     codec = Codec(settings, source="/safepassage/console")
-    consumer = Consumer(
-        consumer_config(
-            settings,
-            group_id=f"{settings.client_id}-console-{uuid.uuid4().hex[:12]}",
-            **{"auto.offset.reset": "earliest" if from_beginning else "latest"},
-        )
+    loop = ConsumerLoop(
+        settings,
+        f"{settings.client_id}-console-{uuid.uuid4().hex[:12]}",
+        [topic],
+        name="console.follow",
+        overrides={"auto.offset.reset": "earliest" if from_beginning else "latest"},
+        on_error=lambda error: stats.errors.append(str(error)),
+        log_rebalances=False,  # the operator's terminal shows escalations only
     )
     seen: BoundedMemory[str, None] = BoundedMemory(SEEN_IDS)
     """Ids shown lately: each escalation appears once on the terminal."""
-    last = time.monotonic()
-
-    def assigned(_consumer: Any, _partitions: Any) -> None:
-        # Joining the group is not idleness: the idle clock starts again once
-        # there are partitions to read, however long a busy broker took.
-        nonlocal last
-        last = time.monotonic()
-
-    consumer.subscribe([topic], on_assign=assigned)
     try:
-        while max_events is None or stats.shown < max_events:
-            if idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
-                return
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    stats.errors.append(str(error))
-                continue
-            last = time.monotonic()
+        # The idle clock restarts on partition assignment (the loop's rule): joining
+        # the group is not idleness, however long a busy broker took.
+        if max_events is not None and max_events <= 0:
+            return
+        for message in loop.records(poll_s=0.5, idle_timeout_s=idle_timeout_s):
             try:
                 decoded = codec.decode(
                     message.value(), message.headers(), topic=topic, key=message.key()
@@ -131,5 +113,7 @@ def follow(
             seen.remember(decoded.envelope.id, None)
             stats.shown += 1
             yield event
+            if max_events is not None and stats.shown >= max_events:
+                return
     finally:
-        consumer.close()
+        loop.close()

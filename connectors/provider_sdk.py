@@ -41,10 +41,10 @@ import uuid
 from collections.abc import Callable, Generator, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any
 from uuid import UUID
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, Message
 from pydantic import ValidationError
 
 from connectors.agency_sdk import RememberedTimes, invalid_event
@@ -60,11 +60,12 @@ from schemas.models import (
     ReferralStarted,
 )
 from schemas.types import DeclineReason, FailureReason, ReferralOutcome, ServiceCategory
-from streams.clients import consumer_config
 from streams.codec import Codec, Decoded
+from streams.consumer_loop import ConsumerLike, ConsumerLoop
 from streams.exceptions import DecodeError, RegistryUnavailableError
 from streams.logs import get_logger
 from streams.memory import BoundedMemory
+from streams.offsets import OffsetTracker, Partition
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 
@@ -74,7 +75,6 @@ __all__ = [
     "Deduplicator",
     "Incoming",
     "OfferRef",
-    "OffsetTracker",
     "ProviderClient",
     "ProviderStats",
     "answer_id",
@@ -204,111 +204,6 @@ class Deduplicator:
             self._seen.forget(key)
 
 
-Partition = tuple[str, int]
-
-_Rebalance = Callable[[Any, list[TopicPartition]], None]
-
-
-class _Consumer(Protocol):
-    """The part of confluent-kafka's ``Consumer`` the client uses (a test can supply one)."""
-
-    def subscribe(
-        self,
-        topics: list[str],
-        on_assign: _Rebalance | None = None,
-        on_revoke: _Rebalance | None = None,
-        on_lost: _Rebalance | None = None,
-    ) -> None: ...
-
-    def poll(self, timeout: float = -1) -> Message | None: ...
-
-    def commit(
-        self, *, offsets: list[TopicPartition], asynchronous: Literal[False]
-    ) -> list[TopicPartition]: ...
-
-    def seek(self, partition: TopicPartition) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class OffsetTracker:
-    """Which offset each partition may commit, given the items still being handled.
-
-    A partition's commit position is its oldest outstanding item's offset,
-    or one past the last record consumed when none is outstanding. Records
-    skipped (other providers', copies) are done as soon as they are read.
-    """
-
-    def __init__(self) -> None:
-        """Track nothing yet."""
-        self._outstanding: dict[Partition, set[int]] = {}
-        self._next: dict[Partition, int] = {}
-        self._committed: dict[Partition, int] = {}
-
-    def consumed(self, topic: str, partition: int, offset: int, *, outstanding: bool) -> None:
-        """A record was read; ``outstanding`` when it was handed to the caller."""
-        key = (topic, partition)
-        self._next[key] = max(self._next.get(key, 0), offset + 1)
-        if outstanding:
-            self._outstanding.setdefault(key, set()).add(offset)
-
-    def done(self, topic: str, partition: int, offset: int) -> bool:
-        """The caller finished an item; False when it was not outstanding (e.g. revoked)."""
-        pending = self._outstanding.get((topic, partition))
-        if pending is None or offset not in pending:
-            return False
-        pending.discard(offset)
-        return True
-
-    def position(self, topic: str, partition: int) -> int | None:
-        """Where a restart should begin reading this partition; None if nothing was read."""
-        key = (topic, partition)
-        if key not in self._next:
-            return None
-        pending = self._outstanding.get(key)
-        return min(pending) if pending else self._next[key]
-
-    def committable(self, only: Iterable[Partition] | None = None) -> dict[Partition, int]:
-        """Positions that moved since the last commit (of the ``only`` partitions, if given)."""
-        keys = list(self._next) if only is None else [k for k in only if k in self._next]
-        moved: dict[Partition, int] = {}
-        for topic, partition in keys:
-            position = self.position(topic, partition)
-            if position is not None and position != self._committed.get((topic, partition)):
-                moved[(topic, partition)] = position
-        return moved
-
-    def committed(self, positions: Mapping[Partition, int]) -> None:
-        """These positions are now committed."""
-        self._committed.update(positions)
-
-    def outstanding(self) -> dict[Partition, set[int]]:
-        """The offsets handed out and not yet done, per partition (a copy)."""
-        return {key: set(offsets) for key, offsets in self._outstanding.items() if offsets}
-
-    def rewind(self, topic: str, partition: int) -> int | None:
-        """Give the partition's outstanding items back: the offset to read again from, if any.
-
-        Records after the oldest outstanding one are read again too (they
-        were done, but a consumer can only go back to one offset).
-        """
-        key = (topic, partition)
-        pending = self._outstanding.get(key)
-        if not pending:
-            return None
-        oldest = min(pending)
-        pending.clear()
-        self._next[key] = oldest
-        return oldest
-
-    def forget(self, partitions: Iterable[Partition]) -> None:
-        """The partitions were revoked: another consumer carries on from the committed offsets."""
-        for key in partitions:
-            self._outstanding.pop(key, None)
-            self._next.pop(key, None)
-            self._committed.pop(key, None)
-
-
 # --------------------------------------------------------------------------- the client
 
 
@@ -355,7 +250,7 @@ class ProviderClient:
         commit_interval_s: float = 5.0,
         clock: Callable[[], datetime] = _utc_now,
         consumer_overrides: Mapping[str, Any] | None = None,
-        consumer: _Consumer | None = None,
+        consumer: ConsumerLike | None = None,
     ) -> None:
         """Configure the client; nothing connects until :meth:`offers` or the first answer.
 
@@ -390,15 +285,12 @@ class ProviderClient:
         self._clock = clock
         self._times = RememberedTimes()
         self._dedupe = Deduplicator(dedupe_capacity)
-        self._offsets = OffsetTracker()
-        self._held: dict[tuple[str, int, int], tuple[Hashable, ...]] = {}
-        """De-duplication keys of the items handed out and not acknowledged."""
-        self._consumer: _Consumer | None = consumer
-        self._subscribed_yet = False
+        self._held: dict[tuple[str, int, int], tuple[tuple[Hashable, ...], int]] = {}
+        """De-duplication keys and tracker generation of the items handed out, not acknowledged."""
+        self._given_consumer = consumer
+        self._loop: ConsumerLoop | None = None
         self._consumer_overrides = dict(consumer_overrides or {})
         self._last_commit = time.monotonic()
-        self._assigned_at = 0.0
-        """When partitions were last assigned: joining the group is not idleness."""
 
     # ------------------------------------------------------------------ receiving
 
@@ -409,19 +301,21 @@ class ProviderClient:
             self._transport = KafkaTransport(self.settings)
         return self._transport
 
-    def _subscribed(self) -> _Consumer:
-        if self._consumer is None:
-            config = consumer_config(self.settings, self.group_id, logger=LIBRDKAFKA_LOG)
-            self._consumer = Consumer({**config, **self._consumer_overrides})
-        if not self._subscribed_yet:
-            self._consumer.subscribe(
-                list(self.topics),
-                on_assign=self._on_assign,
-                on_revoke=self._on_revoke,
-                on_lost=self._on_lost,
+    def _subscribed(self) -> ConsumerLoop:
+        if self._loop is None:
+            self._loop = ConsumerLoop(
+                self.settings,
+                self.group_id,
+                self.topics,
+                name="sdk.consume",
+                overrides={"logger": LIBRDKAFKA_LOG, **self._consumer_overrides},
+                consumer=self._given_consumer,
+                on_revoke=self._release,
+                on_lost=self._release,
+                on_error=self._on_error,
             )
-            self._subscribed_yet = True
-        return self._consumer
+            self._given_consumer = None  # closed with the loop; a new one is the library's
+        return self._loop
 
     def offers(
         self, *, idle_timeout_s: float | None = None, max_items: int | None = None
@@ -434,38 +328,35 @@ class ProviderClient:
         is acknowledged when the next one is asked for; see the module
         docstring for what that guarantees.
         """
-        consumer = self._subscribed()
+        loop = self._subscribed()
         yielded = 0
-        quiet_since = time.monotonic()
-        while max_items is None or yielded < max_items:
-            quiet_since = max(quiet_since, self._assigned_at)
-            if idle_timeout_s is not None and time.monotonic() - quiet_since > idle_timeout_s:
-                break
-            message = consumer.poll(self.poll_interval_s)
-            if message is None:
-                self._commit_if_due(force=True)
-                continue
-            item = self._accept(message)
-            quiet_since = time.monotonic()
-            if item is None:
-                self._commit_if_due()
-                continue
-            yielded += 1
-            self.stats.yielded += 1
-            yield item
-            if self.auto_ack:
-                self.ack(item)
+        if max_items is None or max_items > 0:
+            for message in loop.records(
+                poll_s=self.poll_interval_s,
+                idle_timeout_s=idle_timeout_s,
+                on_quiet=lambda: self._commit_if_due(force=True),
+            ):
+                item = self._accept(message)
+                if item is None:
+                    self._commit_if_due()
+                    continue
+                yielded += 1
+                self.stats.yielded += 1
+                yield item
+                if self.auto_ack:
+                    self.ack(item)
+                if max_items is not None and yielded >= max_items:
+                    break
         self._commit_if_due(force=True)
 
+    def _on_error(self, error: KafkaError) -> None:
+        """A consumer error: fatal ones end :meth:`offers`, the others are logged."""
+        if error.fatal():
+            raise SdkConsumeError(f"the consumer failed: {error.name()}")
+        log.warning("sdk.consume.error", error=error.name(), reason=error.str())
+
     def _accept(self, message: Message) -> Incoming | None:
-        """The item of one record, or None when it is an error, not ours, or a copy."""
-        error = message.error()
-        if error is not None:
-            if error.fatal():
-                raise SdkConsumeError(f"the consumer failed: {error.name()}")
-            if error.code() != KafkaError._PARTITION_EOF:
-                log.warning("sdk.consume.error", error=error.name(), reason=error.str())
-            return None
+        """The item of one record, or None when it is not ours, or a copy."""
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         if topic is None or partition is None or offset is None:
             return None
@@ -481,7 +372,7 @@ class ProviderClient:
         except RegistryUnavailableError:
             # Not the record's fault: read it again after a pause.
             log.warning("sdk.consume.registry_unavailable", topic=topic, partition=partition)
-            self._subscribed().seek(TopicPartition(topic, partition, offset))
+            self._subscribed().seek(Partition(topic, partition), offset)
             time.sleep(self.poll_interval_s)
         except DecodeError as exc:
             self.stats.undecodable += 1
@@ -492,7 +383,7 @@ class ProviderClient:
                 offset=offset,
                 error=type(exc).__name__,
             )
-            self._offsets.consumed(topic, partition, offset, outstanding=False)
+            self._tracker.skip(Partition(topic, partition), offset)
         return None
 
     def _admit(self, decoded: Decoded, topic: str, partition: int, offset: int) -> Incoming | None:
@@ -503,7 +394,7 @@ class ProviderClient:
             or event.provider_id != self.provider_id
         ):
             self.stats.not_addressed += 1
-            self._offsets.consumed(topic, partition, offset, outstanding=False)
+            self._tracker.skip(Partition(topic, partition), offset)
             return None
         envelope = decoded.envelope
         keys = dedupe_keys(event, event_id=envelope.id, source=envelope.source)
@@ -516,11 +407,15 @@ class ProviderClient:
                 offset=offset,
                 event_id=envelope.id,
             )
-            self._offsets.consumed(topic, partition, offset, outstanding=False)
+            self._tracker.skip(Partition(topic, partition), offset)
             return None
-        self._offsets.consumed(topic, partition, offset, outstanding=True)
-        self._held[(topic, partition, offset)] = keys
+        generation = self._tracker.track(Partition(topic, partition), offset)
+        self._held[(topic, partition, offset)] = (keys, generation)
         return Incoming(event, envelope.id, envelope.source, topic, partition, offset)
+
+    @property
+    def _tracker(self) -> OffsetTracker:
+        return self._subscribed().tracker
 
     def ack(self, item: Incoming) -> None:
         """The caller handled ``item``: commit its offset (and any before it) now.
@@ -528,9 +423,12 @@ class ProviderClient:
         Acknowledging twice, or an item of a partition this client no longer
         owns, does nothing.
         """
-        self._held.pop((item.topic, item.partition, item.offset), None)
-        if self._offsets.done(item.topic, item.partition, item.offset):
-            self._commit({(item.topic, item.partition)})
+        held = self._held.pop((item.topic, item.partition, item.offset), None)
+        if held is None or self._loop is None:
+            return
+        partition = Partition(item.topic, item.partition)
+        if self._loop.tracker.finish(partition, item.offset, held[1]):
+            self._commit({partition})
 
     def rewind(self) -> None:
         """Give back every item not acknowledged: the next :meth:`offers` yields them again.
@@ -541,18 +439,20 @@ class ProviderClient:
         reading had got to are read again; those already yielded and
         acknowledged are dropped as copies.
         """
-        if self._consumer is None:
+        loop = self._loop
+        if loop is None:
             return
-        for topic, partition in self._offsets.outstanding():
-            oldest = self._offsets.rewind(topic, partition)
+        for partition in loop.tracker.outstanding():
+            oldest = loop.tracker.rewind(partition)
             if oldest is not None:
-                self._consumer.seek(TopicPartition(topic, partition, oldest))
-            self._release({(topic, partition)})
+                loop.seek(partition, oldest)
+            self._release([partition])
 
-    def _release(self, partitions: set[Partition]) -> None:
+    def _release(self, partitions: list[Partition]) -> None:
         """Forget the de-duplication keys of unacknowledged items of ``partitions``."""
-        for where in [w for w in self._held if (w[0], w[1]) in partitions]:
-            self._dedupe.forget(self._held.pop(where))
+        gone = {(p.topic, p.partition) for p in partitions}
+        for where in [w for w in self._held if (w[0], w[1]) in gone]:
+            self._dedupe.forget(self._held.pop(where)[0])
 
     def commit(self) -> None:
         """Commit every partition's position now (what :meth:`close` does too)."""
@@ -563,38 +463,8 @@ class ProviderClient:
             self._commit(None)
 
     def _commit(self, only: set[Partition] | None) -> None:
-        if self._consumer is None:
-            return
-        positions = self._offsets.committable(only)
-        if not positions:
-            return
-        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
-        try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            # Not fatal for at-least-once: the next commit carries the same positions.
-            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-            log.warning("sdk.consume.commit_failed", error=error.name() if error else str(exc))
-            return
-        self._offsets.committed(positions)
-        self._last_commit = time.monotonic()
-
-    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        """The idle clock of :meth:`offers` starts again once there is something to read."""
-        self._assigned_at = time.monotonic()
-
-    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        """Commit what was handled before another consumer takes the partitions over."""
-        revoked = {(tp.topic, tp.partition) for tp in partitions}
-        self._commit(revoked)
-        self._release(revoked)
-        self._offsets.forget(revoked)
-
-    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        """Partitions lost without a clean hand-over: commits would fail, just forget them."""
-        lost = {(tp.topic, tp.partition) for tp in partitions}
-        self._release(lost)
-        self._offsets.forget(lost)
+        if self._loop is not None and self._loop.commit(only):
+            self._last_commit = time.monotonic()
 
     # ------------------------------------------------------------------ answering
 
@@ -699,11 +569,9 @@ class ProviderClient:
     def close(self) -> None:
         """Commit what was handled, leave the group, flush answers."""
         try:
-            if self._consumer is not None:
-                self.commit()
-                self._consumer.close()
-                self._consumer = None
-                self._subscribed_yet = False
+            if self._loop is not None:
+                loop, self._loop = self._loop, None
+                loop.close()
         finally:
             if self._owns_transport and self._transport is not None:
                 self._transport.close()

@@ -30,13 +30,12 @@ import functools
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import httpx
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError
 from pydantic import SecretStr
 from tenacity import (
     RetryCallState,
@@ -57,10 +56,16 @@ from connectors.exceptions import (
 )
 from schemas.models import Event
 from schemas.types import Sealed
-from streams.clients import producer_config
 from streams.codec import Codec, EncodedRecord, rfc3339
 from streams.exceptions import EncodeError, RegistryUnavailableError, UnknownTopicError
 from streams.logs import get_logger
+from streams.producing import (
+    TRANSIENT_KAFKA_ERRORS,
+    AckedProducer,
+    OutRecord,
+    ProducerLike,
+    kafka_error_is_transient,
+)
 from streams.retry import TRANSIENT_HTTP_ERRORS, parse_retry_after
 from streams.settings import KafkaSettings
 from streams.topics import Topics
@@ -107,29 +112,6 @@ TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 Everything else that is not 2xx (400, 401, 403, 409, 413, 415, 500, ...)
 is permanent: the same request would get the same answer. The one
 exception is the intake API's 409 *in progress* (see :func:`_in_progress`).
-"""
-
-TRANSIENT_KAFKA_ERRORS = frozenset(
-    {
-        KafkaError._MSG_TIMED_OUT,
-        KafkaError._TIMED_OUT,
-        KafkaError._TRANSPORT,
-        KafkaError._ALL_BROKERS_DOWN,
-        KafkaError._QUEUE_FULL,
-        KafkaError.BROKER_NOT_AVAILABLE,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.REQUEST_TIMED_OUT,
-        KafkaError.NETWORK_EXCEPTION,
-        KafkaError.NOT_ENOUGH_REPLICAS,
-        KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-    }
-)
-"""Kafka errors retried even when librdkafka does not flag them retriable.
-
-``_MSG_TIMED_OUT`` in particular is final for librdkafka (its own retries
-ran out within ``message.timeout.ms``) but only means "no answer in time"
-for the event: sending it again under the same id is safe.
 """
 
 _EVENT_ID_MAX = 256
@@ -284,51 +266,6 @@ def _log_retry(state: RetryCallState) -> None:
 # --------------------------------------------------------------------------- Kafka
 
 
-class _Producer(Protocol):
-    """The part of confluent-kafka's ``Producer`` the transport uses (a test can supply one)."""
-
-    def produce(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        *,
-        headers: Any = None,
-        on_delivery: Callable[[KafkaError | None, Any], None] | None = None,
-    ) -> None: ...
-
-    def poll(self, timeout: float = -1) -> int: ...
-
-    def flush(self, timeout: float = -1) -> int: ...
-
-
-def kafka_error_is_transient(error: KafkaError) -> bool:
-    """Whether sending the same record again may succeed.
-
-    A fatal error (the idempotent producer lost its guarantees) never is:
-    the producer must be replaced. Otherwise librdkafka's own retriable flag
-    or membership of :data:`TRANSIENT_KAFKA_ERRORS` decides; size, topic,
-    authorisation and configuration errors are permanent.
-    """
-    if error.fatal():
-        return False
-    return error.retriable() or error.code() in TRANSIENT_KAFKA_ERRORS
-
-
-@dataclass
-class _Delivery:
-    """One record in flight and what the broker said about it."""
-
-    record: EncodedRecord
-    event_id: str
-    done: bool = False
-    error: KafkaError | None = None
-
-    def report(self, error: KafkaError | None, _message: object) -> None:
-        self.error = error
-        self.done = True
-
-
 class KafkaTransport:
     """Publishes events straight to the intake or provider-responses topic.
 
@@ -336,10 +273,11 @@ class KafkaTransport:
     (:meth:`streams.topics.Topics.inbound`, as in the intake API): agency
     events go to ``<ns>.intake.v1``, provider answers to
     ``<ns>.provider-responses.v1``, anything else is refused before it is sent.
-    The producer is idempotent with ``acks=all`` (:func:`streams.clients.producer_config`), so
-    librdkafka's own retries within ``delivery_timeout_s`` never duplicate
-    or reorder; a retry by this transport after that is a new record under
-    the same CloudEvents id, which consumers drop by id.
+    Records go through the one acknowledged producer
+    (:class:`streams.producing.AckedProducer`, idempotent, ``acks=all``),
+    whose synchronous face keeps each survivor's order; a retry by this
+    transport after librdkafka's own is a new record under the same
+    CloudEvents id, which consumers drop by id.
     """
 
     def __init__(
@@ -349,9 +287,9 @@ class KafkaTransport:
         retry: RetryPolicy | None = None,
         delivery_timeout_s: float = 30.0,
         codec: Codec | None = None,
-        producer: _Producer | None = None,
+        producer: ProducerLike | None = None,
     ) -> None:
-        """Create the producer (or use ``producer``); nothing connects until the first publish.
+        """Create the producer (or wrap ``producer``); nothing connects until the first publish.
 
         ``delivery_timeout_s`` becomes librdkafka's ``message.timeout.ms``:
         how long one attempt may take before its delivery report says
@@ -365,19 +303,15 @@ class KafkaTransport:
         self.codec = codec or Codec(settings, source="/safepassage/sdk")
         self.topics = Topics.of(settings)
         timeout_ms = max(1, int(delivery_timeout_s * 1000))
-        self._producer: _Producer = (
-            producer
-            if producer is not None
-            else Producer(
-                producer_config(
-                    settings,
-                    **{
-                        "message.timeout.ms": timeout_ms,
-                        "request.timeout.ms": min(timeout_ms, 30_000),
-                        "logger": LIBRDKAFKA_LOG,
-                    },
-                )
-            )
+        self._producer = AckedProducer(
+            settings,
+            name="sdk",
+            overrides={
+                "message.timeout.ms": timeout_ms,
+                "request.timeout.ms": min(timeout_ms, 30_000),
+                "logger": LIBRDKAFKA_LOG,
+            },
+            producer=producer,
         )
 
     def topic_for(self, event: Event) -> str:
@@ -417,122 +351,36 @@ class KafkaTransport:
         own events are sent one after the other, each only once the one
         before it is acknowledged, so a failure and retry can never put a
         later event (a referral) ahead of an earlier one (the consent).
+        A transient failure is retried by the policy with what was not
+        acknowledged, in order; a permanent one raises
+        :class:`SdkRejectedError` naming the events not acknowledged.
         """
-        outgoing = [(self.encode(item), item.event_id) for item in items]
-        pending = [_Delivery(record, event_id) for record, event_id in outgoing]
-        ids = tuple(event_id for _, event_id in outgoing)
+        pending: list[tuple[OutRecord, str]] = []
+        for item in items:
+            record = self.encode(item)
+            out = OutRecord(record.topic, record.key, record.value, tuple(record.headers))
+            pending.append((out, item.event_id))
+        ids = tuple(event_id for _, event_id in pending)
 
         def attempt() -> None:
-            try:
-                pending[:] = self._deliver_in_key_order(pending)
-            except _KafkaAttemptError as failed:
-                pending[:] = failed.left
-                raise
+            outcome = self._producer.send_in_key_order(
+                [record for record, _ in pending],
+                timeout_s=self.delivery_timeout_s + 5.0,
+                is_final=lambda error: not kafka_error_is_transient(error),
+            )
+            left = [pending[index] for index in outcome.left]
+            if outcome.final is not None:
+                raise _rejected(outcome.final, tuple(event_id for _, event_id in left))
+            pending[:] = left
+            if left:
+                first = outcome.errors.get(outcome.left[0]) or next(iter(outcome.errors.values()))
+                raise SdkTransientError(
+                    f"Kafka did not acknowledge: {first.name()}",
+                    event_ids=tuple(event_id for _, event_id in left),
+                )
 
         self.retry.run(attempt, event_ids=ids)
         return list(ids)
-
-    def _deliver_in_key_order(self, deliveries: list[_Delivery]) -> list[_Delivery]:
-        """Send ``deliveries`` survivor by survivor; [] once every one is acknowledged.
-
-        Only the oldest unacknowledged record of each key is in flight. A
-        transient failure blocks the rest of its key, the other keys go on;
-        then :class:`_KafkaAttemptError` carries every record not
-        acknowledged, in order, for the next attempt. A permanent failure
-        raises :class:`SdkRejectedError` once the records in flight have
-        their reports.
-        """
-        queues: dict[bytes, deque[_Delivery]] = {}
-        for delivery in deliveries:
-            fresh = _Delivery(delivery.record, delivery.event_id)
-            queues.setdefault(delivery.record.key, deque()).append(fresh)
-        in_flight: list[_Delivery] = []
-        failures: list[_Delivery] = []
-        deadline = time.monotonic() + self.delivery_timeout_s + 5.0
-
-        def send_next(key: bytes) -> None:
-            """Send the key's oldest record; called again only once that one is acknowledged."""
-            queue = queues[key]
-            if queue:
-                delivery = queue[0]
-                try:
-                    self._produce(delivery)
-                except SdkRejectedError as refused:
-                    refused.event_ids = self._unacknowledged(in_flight, queues, deadline)
-                    raise
-                in_flight.append(delivery)
-
-        for key in list(queues):
-            send_next(key)
-        while in_flight:
-            self._producer.poll(0.05)
-            for delivery in [d for d in in_flight if d.done]:
-                in_flight.remove(delivery)
-                key = delivery.record.key
-                if delivery.error is None:
-                    queues[key].popleft()
-                    send_next(key)
-                    continue
-                failures.append(delivery)  # the key's later records wait for the next attempt
-                if not kafka_error_is_transient(delivery.error):
-                    ids = self._unacknowledged(in_flight, queues, deadline)
-                    raise _rejected(delivery.error, ids)
-            if in_flight and time.monotonic() > deadline:
-                failures.extend(in_flight)
-                in_flight.clear()
-        left = self._left(queues)
-        if not left:
-            return []
-        first = failures[0].error if failures and failures[0].error is not None else None
-        reason = first.name() if first is not None else "no delivery report in time"
-        ids = tuple(d.event_id for d in left)
-        raise _KafkaAttemptError(f"Kafka did not acknowledge: {reason}", left, ids)
-
-    def _produce(self, delivery: _Delivery) -> None:
-        record = delivery.record
-        for _ in range(2):
-            try:
-                self._producer.produce(
-                    record.topic,
-                    value=record.value,
-                    key=record.key,
-                    headers=list(record.headers),
-                    on_delivery=delivery.report,
-                )
-                return
-            except BufferError:
-                self._producer.poll(0.5)  # the local queue is full: let it drain once
-            except KafkaException as exc:
-                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-                if error is None or not kafka_error_is_transient(error):
-                    name = error.name() if error is not None else type(exc).__name__
-                    raise SdkRejectedError(
-                        f"the producer refused the record: {name}",
-                        event_ids=(delivery.event_id,),
-                        title=name,
-                        detail=str(exc),
-                    ) from exc
-                delivery.report(error, None)
-                return
-        delivery.report(KafkaError(KafkaError._QUEUE_FULL, "local producer queue full"), None)
-
-    def _unacknowledged(
-        self,
-        in_flight: list[_Delivery],
-        queues: Mapping[bytes, deque[_Delivery]],
-        deadline: float,
-    ) -> tuple[str, ...]:
-        """Before giving up: let records in flight get their reports; the ids still not acked."""
-        while any(not d.done for d in in_flight) and time.monotonic() < deadline:
-            self._producer.poll(0.05)
-        for delivery in in_flight:
-            if delivery.done and delivery.error is None:
-                queues[delivery.record.key].popleft()
-        return tuple(d.event_id for d in self._left(queues))
-
-    @staticmethod
-    def _left(queues: Mapping[bytes, deque[_Delivery]]) -> list[_Delivery]:
-        return [delivery for queue in queues.values() for delivery in queue]
 
     def close(self) -> None:
         """Deliver what is still queued (up to the delivery timeout)."""
@@ -545,14 +393,6 @@ class KafkaTransport:
     def __exit__(self, *exc: object) -> None:
         """Flush the producer."""
         self.close()
-
-
-class _KafkaAttemptError(SdkTransientError):
-    """One Kafka attempt ended with unacknowledged records (internal: carries them)."""
-
-    def __init__(self, message: str, left: list[_Delivery], ids: tuple[str, ...]) -> None:
-        super().__init__(message, event_ids=ids)
-        self.left = left
 
 
 def _rejected(error: KafkaError, event_ids: tuple[str, ...]) -> SdkRejectedError:

@@ -21,12 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from confluent_kafka import KafkaException, Producer
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from schemas.types import UtcDatetime
-from streams.clients import producer_config
 from streams.exceptions import StreamsError
+from streams.producing import AckedProducer, OutRecord
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 
@@ -83,29 +82,16 @@ def publish_ticks(
     Returns how many were acknowledged; raises :class:`StreamsError` when one was not.
     """
     targets = list(range(settings.partitions) if partitions is None else partitions)
-    producer = Producer(producer_config(settings))
-    failures: list[str] = []
-
-    def acked(err: object, _msg: object) -> None:
-        if err is not None:
-            failures.append(str(err))
-
+    topic = tick_topic(settings)
     value = encode_tick(now)
+    producer = AckedProducer(settings, name="ticks")
     try:
-        for partition in targets:
-            producer.produce(
-                tick_topic(settings),
-                key=TICK_KEY,
-                value=value,
-                partition=partition,
-                on_delivery=acked,
-            )
-        remaining = producer.flush(30)
-    except KafkaException as exc:
-        raise StreamsError(f"ticks not published: {exc}") from exc
-    if remaining or failures:
-        raise StreamsError(
-            f"ticks not published to {tick_topic(settings)}: "
-            + ("; ".join(failures) or f"{remaining} unacknowledged after 30 s")
+        outcome = producer.send_in_key_order(
+            [OutRecord(topic, TICK_KEY, value, partition=p) for p in targets], timeout_s=30.0
         )
+    finally:
+        producer.close(5.0)
+    if outcome.left:
+        reasons = sorted({error.name() for error in outcome.errors.values()})
+        raise StreamsError(f"ticks not published to {topic}: " + "; ".join(reasons))
     return len(targets)

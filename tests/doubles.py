@@ -10,9 +10,11 @@ consumer's :meth:`ScriptedConsumer.revoke`) are the double's own.
 
 * :class:`RecordingPublisher` imitates :class:`connectors.intake.KafkaPublisher`.
 * :class:`ScriptedProducer` imitates ``confluent_kafka.Producer`` as
-  :class:`connectors.transport.KafkaTransport` uses it.
+  :class:`streams.producing.AckedProducer` uses it (under the SDKs'
+  :class:`connectors.transport.KafkaTransport` and every other Kafka writer).
 * :class:`ScriptedConsumer` imitates ``confluent_kafka.Consumer`` as
-  :class:`connectors.provider_sdk.ProviderClient` uses it.
+  :class:`streams.consumer_loop.ConsumerLoop` uses it (under the provider
+  SDK's :class:`connectors.provider_sdk.ProviderClient`).
 * :class:`Recorder` imitates :class:`connectors.transport.KafkaTransport`
   (the SDKs' :class:`~connectors.transport.Transport`).
 """
@@ -20,6 +22,7 @@ consumer's :meth:`ScriptedConsumer.revoke`) are the double's own.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,6 +184,8 @@ class ScriptedProducer:
     _reports: list[tuple[OnDelivery | None, KafkaError | None, Message]] = field(
         default_factory=list
     )
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """As librdkafka: records may be produced while another thread polls."""
 
     def produce(
         self,
@@ -193,6 +198,26 @@ class ScriptedProducer:
         on_delivery: OnDelivery | None = None,
     ) -> None:
         """Queue one record; its report waits for :meth:`poll` or :meth:`flush`."""
+        with self._lock:
+            self._produce(
+                topic,
+                value=value,
+                key=key,
+                partition=partition,
+                headers=headers,
+                on_delivery=on_delivery,
+            )
+
+    def _produce(
+        self,
+        topic: str,
+        *,
+        value: bytes | None,
+        key: bytes | None,
+        partition: int,
+        headers: Any,
+        on_delivery: OnDelivery | None,
+    ) -> None:
         record = {"topic": topic, "value": value, "key": key, "headers": headers}
         self.produced.append(record)
         error = self.script(len(self.produced), record)
@@ -217,7 +242,8 @@ class ScriptedProducer:
 
     def poll(self, timeout: float = -1) -> int:
         """Hand out every queued report; how many there were."""
-        reports, self._reports = self._reports, []
+        with self._lock:
+            reports, self._reports = self._reports, []
         for callback, error, message in reports:
             if callback is not None:
                 callback(error, message)

@@ -37,7 +37,7 @@ The package, one concern a module:
   webhooks file (:func:`load_providers`).
 * :mod:`~connectors.delivery.retry`: what an attempt's outcome means and
   how long to wait before the next.
-* :mod:`~connectors.delivery.commits`: the contiguous-prefix commit tracker.
+* :mod:`streams.offsets` (shared): the contiguous-prefix commit tracker.
 * :mod:`~connectors.delivery.escalation`: the coordinator's alert on give-up.
 * :mod:`~connectors.delivery.jobs`: what the consumer loop hands a worker.
 * :mod:`~connectors.delivery.sender`: one record's delivery, or its dead
@@ -48,7 +48,6 @@ The package, one concern a module:
 """
 
 from connectors.delivery.cli import register
-from connectors.delivery.commits import OffsetTracker, Partition
 from connectors.delivery.connector import WebhookDelivery
 from connectors.delivery.escalation import (
     COORDINATOR_LEVEL,
@@ -68,6 +67,7 @@ from connectors.delivery.retry import (
     verdict_for_status,
 )
 from connectors.delivery.settings import ProviderEndpoint, WebhookSettings, load_providers
+from streams.offsets import OffsetTracker, Partition
 
 __all__ = [
     "COORDINATOR_LEVEL",

@@ -1,8 +1,9 @@
-"""The consumer loop: read the referral topics, queue per provider, commit what is finished.
+"""The connector's run loop: read the referral topics, queue per provider, commit what is finished.
 
-:class:`WebhookDelivery` owns the Kafka consumer, one queue and worker task
-per configured provider, and the commit bookkeeping
-(:class:`~connectors.delivery.commits.OffsetTracker`). Each worker hands
+:class:`WebhookDelivery` owns the one consumer loop of :mod:`streams.consumer_loop`
+(consumer, rebalance hooks, :class:`~streams.offsets.OffsetTracker`), one
+queue and worker task per configured provider, and the acknowledged
+producer of its dead letters and escalations. Each worker hands
 its records, in order, to a :class:`~connectors.delivery.sender.RecordSender`,
 which delivers them or dead-letters and escalates them; only then is the
 record finished and its offset allowed to be committed. Records keyed to a
@@ -21,17 +22,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from uuid import UUID
 
 import httpx
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
-from confluent_kafka import TopicPartition as KafkaPartition
+from confluent_kafka import KafkaError, Message
 
-from connectors.delivery.commits import OffsetTracker, Partition
 from connectors.delivery.escalation import SOURCE
 from connectors.delivery.jobs import DeliveryStats, Job
 from connectors.delivery.sender import RecordSender
 from connectors.delivery.settings import ProviderEndpoint, WebhookSettings
-from streams.clients import consumer_config, producer_config
 from streams.codec import Codec, Decoded
+from streams.consumer_loop import ConsumerLoop
 from streams.logs import bind_record, get_logger
+from streams.offsets import OffsetTracker, Partition
+from streams.producing import AckedProducer
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 
@@ -46,8 +47,8 @@ class WebhookDelivery:
     """The delivery connector: one consumer, one worker per provider, one HTTP client.
 
     Everything runs on one event loop. The consumer is polled without
-    blocking from the loop itself, so rebalance, commit and delivery
-    callbacks run on the loop too and need no locks.
+    blocking from the loop itself, so rebalance and commit callbacks run on
+    the loop too, and delivery reports are settled onto it: no locks.
     """
 
     def __init__(
@@ -78,18 +79,12 @@ class WebhookDelivery:
         self._topics = list(topics.all_referrals)
         self._deadletter_topic = topics.deadletter
         self._escalation_topic = topics.escalations
-        self._tracker = OffsetTracker()
+        self._loop: ConsumerLoop | None = None
         self._queues: dict[UUID, asyncio.Queue[Job]] = {}
         self._slots = asyncio.Semaphore(settings.max_in_flight)
-        self._producer: Producer | None = None
+        self._producer: AckedProducer | None = None
         self._paused = False
         self.stats = DeliveryStats()
-
-    @property
-    def _running_producer(self) -> Producer:
-        if self._producer is None:
-            raise RuntimeError("the connector is not running")
-        return self._producer
 
     # ----------------------------------------------------------------- run loop
 
@@ -106,15 +101,14 @@ class WebhookDelivery:
             headers={"User-Agent": "SafePassage-Webhooks/1"},
         )
         self._client = client
-        producer = self._producer = Producer(producer_config(self._kafka))
-        consumer = Consumer(
-            consumer_config(self._kafka, self._settings.group_id, on_commit=self._on_commit)
-        )
-        consumer.subscribe(
+        producer = self._producer = AckedProducer(self._kafka, name="webhooks")
+        producer.start()
+        loop = self._loop = ConsumerLoop(
+            self._kafka,
+            self._settings.group_id,
             self._topics,
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
+            name="webhooks",
+            on_error=_log_consumer_error,
         )
         self._queues = {provider: asyncio.Queue() for provider in self._providers}
         sender = RecordSender(
@@ -137,32 +131,36 @@ class WebhookDelivery:
         ]
         log.info("webhooks.started", providers=len(self._providers), topics=self._topics)
         try:
-            await self._poll(consumer, stop, workers)
+            await self._poll(loop, stop, workers)
         finally:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            self._commit(consumer, asynchronous=False)
-            consumer.close()
-            producer.flush(10)
+            loop.close()
+            await producer.aclose(10)
             self._producer = None
             if own_client:
                 await client.aclose()
                 self._client = None
             log.info("webhooks.stopped", **vars(self.stats))
 
+    @property
+    def _tracker(self) -> OffsetTracker:
+        if self._loop is None:
+            raise RuntimeError("the connector is not running")
+        return self._loop.tracker
+
     async def _poll(
-        self, consumer: Consumer, stop: asyncio.Event, workers: list[asyncio.Task[None]]
+        self, loop: ConsumerLoop, stop: asyncio.Event, workers: list[asyncio.Task[None]]
     ) -> None:
         """Read, route, commit, pace; a worker that died takes the connector down with it."""
         while not stop.is_set():
-            room = max(1, min(_BATCH, self._settings.max_buffered - self._tracker.pending))
-            messages = consumer.consume(room, timeout=0)
+            room = max(1, min(_BATCH, self._settings.max_buffered - loop.tracker.pending))
+            messages = loop.consume(room, timeout_s=0)
             for message in messages:
                 self._accept(message)
-            self._running_producer.poll(0)  # serves delivery callbacks, on this loop
-            self._commit(consumer, asynchronous=True)
-            self._pace(consumer)
+            loop.commit(asynchronous=True)
+            self._pace(loop)
             for worker in workers:
                 if worker.done():
                     worker.result()  # re-raises what killed it
@@ -173,62 +171,18 @@ class WebhookDelivery:
             else:
                 await asyncio.sleep(0)
 
-    def _pace(self, consumer: Consumer) -> None:
+    def _pace(self, loop: ConsumerLoop) -> None:
         """Pause reading while too many records are unfinished; resume at half."""
-        pending = self._tracker.pending
+        pending = loop.tracker.pending
         if pending >= self._settings.max_buffered:
             if not self._paused:
                 log.warning("webhooks.paused", pending=pending)
             self._paused = True
-            consumer.pause(consumer.assignment())  # again each time: new partitions too
+            loop.pause_all()  # again each time: new partitions too
         elif self._paused and pending <= self._settings.max_buffered // 2:
             self._paused = False
-            consumer.resume(consumer.assignment())
+            loop.resume_all()
             log.info("webhooks.resumed", pending=pending)
-
-    # ----------------------------------------------------------------- offsets
-
-    def _on_assign(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
-        for tp in partitions:
-            self._tracker.assign(Partition(tp.topic, tp.partition))
-        log.info("webhooks.assigned", partitions=_names(partitions))
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
-        """Commit what is finished on the partitions leaving, then forget them."""
-        self._commit(consumer, asynchronous=False)
-        self._forget(partitions)
-
-    def _on_lost(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
-        """Lost partitions (session timed out) can no longer be committed: forget them."""
-        self._forget(partitions)
-
-    def _forget(self, partitions: list[KafkaPartition]) -> None:
-        for tp in partitions:
-            self._tracker.revoke(Partition(tp.topic, tp.partition))
-        log.info("webhooks.revoked", partitions=_names(partitions))
-
-    def _commit(self, consumer: Consumer, *, asynchronous: bool) -> None:
-        ready = self._tracker.take_ready()
-        if not ready:
-            return
-        offsets = [KafkaPartition(p.topic, p.partition, position) for p, position in ready]
-        try:
-            if asynchronous:
-                consumer.commit(offsets=offsets, asynchronous=True)
-            else:
-                consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            for partition, _ in ready:
-                self._tracker.commit_failed(partition)
-            log.warning("webhooks.commit_failed", error=str(exc.args[0]))
-
-    def _on_commit(self, error: KafkaError | None, partitions: list[KafkaPartition]) -> None:
-        """An asynchronous commit failed: offer those positions again."""
-        failed = [tp for tp in partitions if error is not None or tp.error is not None]
-        for tp in failed:
-            self._tracker.commit_failed(Partition(tp.topic, tp.partition))
-        if failed:
-            log.warning("webhooks.commit_failed", error=str(error), partitions=_names(failed))
 
     # ----------------------------------------------------------------- routing
 
@@ -244,11 +198,6 @@ class WebhookDelivery:
 
     def _accept(self, message: Message) -> None:
         """Track a record and queue it for its provider's worker, or finish it as skipped."""
-        error = message.error()
-        if error is not None:
-            if error.code() != KafkaError._PARTITION_EOF:
-                log.warning("webhooks.consumer_error", error=error.name())
-            return
         topic, index, offset = message.topic(), message.partition(), message.offset()
         if topic is None or index is None or offset is None:
             return
@@ -308,5 +257,6 @@ def _header_list(message: Message) -> list[tuple[str, bytes | None]]:
     ]
 
 
-def _names(partitions: list[KafkaPartition]) -> list[str]:
-    return [f"{tp.topic}[{tp.partition}]" for tp in partitions]
+def _log_consumer_error(error: KafkaError) -> None:
+    """Consumer errors are logged; librdkafka recovers from them by itself."""
+    log.warning("webhooks.consumer_error", error=error.name())

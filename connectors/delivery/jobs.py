@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from connectors.delivery.commits import Partition
 from streams.codec import Decoded
+from streams.offsets import Partition
 
 __all__ = ["DeliveryStats", "Job"]
 

@@ -5,8 +5,9 @@ signed POSTs, retried by the policy of :mod:`connectors.delivery.retry`
 until a 2xx, a final status or the horizon. When delivery is given up the
 record must still not be lost: the original goes to the dead-letter topic
 and a ``referral.escalated`` goes to the escalation topic, each waited for
-until Kafka acknowledges it, because only then may the consumer loop
-commit past the record.
+until Kafka acknowledges it (the one acknowledged producer,
+:class:`streams.producing.AckedProducer`), because only then may the
+consumer loop commit past the record.
 
 Every wait here (backoff, request slot, broker ack) belongs to one
 provider's worker, so a slow or dead provider holds up only itself.
@@ -17,12 +18,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 import httpx
 import structlog
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_random_exponential
 
 from connectors.delivery.escalation import COORDINATOR_LEVEL, escalation_for, escalation_id
@@ -47,6 +46,7 @@ from schemas.models import ReferralCancelled, ReferralOffered
 from streams.codec import Codec
 from streams.deadletter import DeadLetter, describe_error
 from streams.logs import get_logger
+from streams.producing import AckedProducer, OutRecord, ProduceError
 
 __all__ = ["RecordSender"]
 
@@ -54,19 +54,6 @@ log = get_logger(__name__)
 
 _DRAIN_LIMIT_BYTES = 64 * 1024
 _REPUBLISH_BACKOFF_S = (1.0, 30.0)
-
-
-class _PublishError(Exception):
-    """Kafka did not acknowledge a dead letter or escalation; retried by the worker."""
-
-
-def _settle(future: asyncio.Future[None], error: KafkaError | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(_PublishError(error.name()))
 
 
 class RecordSender:
@@ -85,7 +72,7 @@ class RecordSender:
         *,
         codec: Codec,
         client: httpx.AsyncClient,
-        producer: Producer,
+        producer: AckedProducer,
         slots: asyncio.Semaphore,
         stats: DeliveryStats,
         deadletter_topic: str,
@@ -284,32 +271,15 @@ class RecordSender:
         and there is nothing better to do with it meanwhile.
         """
         pause, cap = _REPUBLISH_BACKOFF_S
+        record = OutRecord(topic, key, value, tuple(headers))
         while True:
             try:
-                await self._publish(topic, key, value, headers)
+                await self._producer.send(record)
                 return
-            except (_PublishError, BufferError, KafkaException) as exc:
-                log.warning("webhooks.publish_failed", target=topic, error=str(exc))
+            except ProduceError as exc:
+                log.warning("webhooks.publish_failed", target=topic, error=exc.error.name())
                 await self._sleep(pause)
                 pause = min(cap, pause * 2)
-
-    async def _publish(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: list[tuple[str, bytes | None]],
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        acked: asyncio.Future[None] = loop.create_future()
-
-        def on_delivery(error: KafkaError | None, _message: Message) -> None:
-            loop.call_soon_threadsafe(_settle, acked, error)
-
-        self._producer.produce(
-            topic, key=key, value=value, headers=list[Any](headers), on_delivery=on_delivery
-        )
-        await acked  # the run loop's producer.poll(0) serves the callback
 
 
 def _result(state: RetryCallState) -> AttemptResult:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from tests.doubles import ScriptedProducer
 
 POLL_S = 0.1
 
@@ -70,3 +73,25 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[Stor
         return sorted(stored, key=lambda s: (s.partition, s.offset))
     finally:
         consumer.close()
+
+
+def scripted_producer() -> tuple[
+    ScriptedProducer, Callable[[int], str], Callable[[str], list[Stored]]
+]:
+    """The double, a maker of its topics (by partition count), and a reader of what it stored."""
+    fake = ScriptedProducer()
+
+    def new_topic(partitions: int) -> str:
+        name = f"contract-{uuid.uuid4().hex}"
+        fake.partitions[name] = partitions
+        return name
+
+    def stored(topic: str) -> list[Stored]:
+        return [
+            Stored(topic, partition, offset, r["key"], r["value"], list(r["headers"] or []))
+            for (name, partition), log in sorted(fake.log.items())
+            if name == topic
+            for offset, r in enumerate(log)
+        ]
+
+    return fake, new_topic, stored

@@ -1,6 +1,7 @@
-"""Contract of confluent-kafka's Producer as KafkaTransport uses it: ScriptedProducer alike.
+"""Contract of confluent-kafka's Producer as AckedProducer uses it: ScriptedProducer alike.
 
-What :class:`connectors.transport.KafkaTransport` relies on:
+What :class:`streams.producing.AckedProducer` (under the SDKs' transport and
+every other Kafka writer) relies on:
 :meth:`produce` only queues; each record's ``on_delivery`` is called
 exactly once, from :meth:`poll` or :meth:`flush`, with no error and a
 message whose topic, partition (its key's) and offset (the partition's
@@ -12,7 +13,6 @@ idle (``producer or Producer(...)``).
 from __future__ import annotations
 
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,8 +24,8 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from streams.clients import producer_config
 from streams.settings import KafkaSettings
-from tests.contract.harness import Stored, read_topic
-from tests.doubles import ScriptedProducer, java_partition
+from tests.contract.harness import Stored, read_topic, scripted_producer
+from tests.doubles import java_partition
 
 
 @dataclass
@@ -40,21 +40,7 @@ class ProducerSide:
 
 
 def _fake_side() -> ProducerSide:
-    fake = ScriptedProducer()
-
-    def new_topic(partitions: int) -> str:
-        name = f"contract-{uuid.uuid4().hex}"
-        fake.partitions[name] = partitions
-        return name
-
-    def stored(topic: str) -> list[Stored]:
-        return [
-            Stored(topic, partition, offset, r["key"], r["value"], list(r["headers"] or []))
-            for (name, partition), log in sorted(fake.log.items())
-            if name == topic
-            for offset, r in enumerate(log)
-        ]
-
+    fake, new_topic, stored = scripted_producer()
     return ProducerSide(fake, new_topic, stored)
 
 

@@ -36,7 +36,6 @@ from connectors.provider_sdk import (
     Deduplicator,
     Incoming,
     OfferRef,
-    OffsetTracker,
     ProviderClient,
     answer_id,
     dedupe_keys,
@@ -870,31 +869,6 @@ def test_the_memory_is_bounded_and_least_recently_seen_goes_first() -> None:
     assert dedupe.first_time(["b"])
     dedupe.forget(["b"])
     assert dedupe.first_time(["b"])
-
-
-def test_offsets_commit_up_to_the_oldest_item_still_in_hand() -> None:
-    tracker = OffsetTracker()
-    tracker.consumed("t", 0, 10, outstanding=True)
-    tracker.consumed("t", 0, 11, outstanding=False)  # another provider's offer
-    tracker.consumed("t", 0, 12, outstanding=True)
-    tracker.consumed("t", 1, 5, outstanding=False)
-    assert tracker.committable() == {("t", 0): 10, ("t", 1): 6}
-    tracker.committed(tracker.committable())
-    assert tracker.committable() == {}
-
-    assert tracker.done("t", 0, 12)  # out of order: 10 is still in hand
-    assert tracker.committable() == {}
-    assert tracker.done("t", 0, 10)
-    assert tracker.committable() == {("t", 0): 13}
-    assert not tracker.done("t", 0, 10)  # twice: nothing
-
-    tracker.consumed("t", 0, 13, outstanding=True)
-    tracker.consumed("t", 0, 14, outstanding=True)
-    assert tracker.rewind("t", 0) == 13
-    assert tracker.position("t", 0) == 13
-    tracker.forget([("t", 0)])
-    assert tracker.position("t", 0) is None
-    assert not tracker.done("t", 0, 14)
 
 
 def test_answer_ids_are_stable_per_provider_offer_and_answer() -> None:

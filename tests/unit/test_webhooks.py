@@ -26,8 +26,6 @@ from hypothesis import strategies as st
 from connectors.delivery import (
     COORDINATOR_LEVEL,
     ESCALATION_ID_NAMESPACE,
-    OffsetTracker,
-    Partition,
     Verdict,
     escalation_for,
     escalation_id,
@@ -64,6 +62,7 @@ from processors.escalation import ESCALATION_ID_NAMESPACE as LADDER_NAMESPACE
 from schemas.models import ReferralCancelled, ReferralOffered
 from schemas.types import Actor, CancelReason, EscalationReason, ServiceCategory, Urgency
 from streams.deadletter import DeadLetter
+from streams.offsets import OffsetTracker, Partition
 from tests.unit.domain_builders import T0, request, uid
 
 SECRET = "whsec-unit-test-0123456789abcdef"

@@ -1,14 +1,18 @@
-"""Which offset each partition may commit, when records finish out of order.
+"""The one offset tracker: which offset each partition may commit, when records finish out of order.
 
-Providers are served concurrently, so a record read later can finish
-before one read earlier. Committing past an unfinished record would lose it
-in a crash; :class:`OffsetTracker` therefore only ever offers the
+The webhook connector serves providers concurrently and the provider SDK
+lets its caller acknowledge items out of order, so a record read later can
+finish before one read earlier. Committing past an unfinished record would
+lose it in a crash; :class:`OffsetTracker` therefore only ever offers the
 contiguous prefix of finished offsets for commit. It is plain bookkeeping,
-with no Kafka client, so its invariants are tested without a broker.
+with no Kafka client, so its invariants are tested without a broker;
+:class:`streams.consumer_loop.ConsumerLoop` keeps it in step with the
+group's rebalances.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -82,10 +86,19 @@ class OffsetTracker:
         state.next_offset = offset + 1
         return state.generation
 
-    def finish(self, partition: Partition, offset: int, generation: int) -> None:
-        """Note a record as finished (delivered, or dead-lettered and escalated)."""
-        if self.owns(partition, generation):
-            self._partitions[partition].pending.pop(offset, None)
+    def skip(self, partition: Partition, offset: int) -> None:
+        """Note a record as read and finished at once (not ours, a copy, undecodable)."""
+        self.finish(partition, offset, self.track(partition, offset))
+
+    def finish(self, partition: Partition, offset: int, generation: int) -> bool:
+        """Note a record as finished; False when it was not pending (twice, or revoked since)."""
+        if not self.owns(partition, generation):
+            return False
+        pending = self._partitions[partition].pending
+        if offset not in pending:
+            return False
+        del pending[offset]
+        return True
 
     def position(self, partition: Partition) -> int | None:
         """The offset to commit for ``partition`` (Kafka's next-to-read), or None if none read."""
@@ -96,10 +109,13 @@ class OffsetTracker:
             return next(iter(state.pending))
         return state.next_offset
 
-    def take_ready(self) -> list[tuple[Partition, int]]:
-        """Positions that moved since the last commit, marked as committed."""
+    def take_ready(self, only: Iterable[Partition] | None = None) -> list[tuple[Partition, int]]:
+        """Positions that moved since the last commit (of ``only``, if given), marked committed."""
+        wanted = None if only is None else set(only)
         ready = []
         for partition, state in self._partitions.items():
+            if wanted is not None and partition not in wanted:
+                continue
             position = self.position(partition)
             if position is not None and position != state.committed:
                 state.committed = position
@@ -116,3 +132,21 @@ class OffsetTracker:
     def pending(self) -> int:
         """Records read and not finished, over every partition (for back-pressure)."""
         return sum(len(state.pending) for state in self._partitions.values())
+
+    def outstanding(self) -> dict[Partition, list[int]]:
+        """The offsets read and not finished, per partition, oldest first (a copy)."""
+        return {p: list(state.pending) for p, state in self._partitions.items() if state.pending}
+
+    def rewind(self, partition: Partition) -> int | None:
+        """Give the partition's unfinished records back: the offset to read again from, if any.
+
+        Records after the oldest unfinished one are read again too (they
+        were finished, but a consumer can only go back to one offset).
+        """
+        state = self._partitions.get(partition)
+        if state is None or not state.pending:
+            return None
+        oldest = next(iter(state.pending))
+        state.pending.clear()
+        state.next_offset = oldest
+        return oldest
