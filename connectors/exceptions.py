@@ -56,8 +56,8 @@ class IdempotencyStoreError(ConnectorsError):
 
 
 # --------------------------------------------------------------------------- SDKs
-# Errors of the agency and provider SDKs (connectors.agency_sdk,
-# connectors.provider_sdk, connectors.transport). Each carries the CloudEvents
+# Errors of the agency and provider SDKs (connectors.sdk.agency,
+# connectors.sdk.provider, connectors.sdk.transport). Each carries the CloudEvents
 # ids concerned, so a caller can retry later under the same ids.
 
 __all__ += [

@@ -17,10 +17,10 @@ from uuid import UUID
 import pytest
 from confluent_kafka import Producer
 
-from connectors.agency_sdk import AgencyClient
 from connectors.exceptions import SdkRetriesExhaustedError, SdkTransientError
-from connectors.provider_sdk import Incoming, OfferRef, ProviderClient, answer_id
-from connectors.transport import KafkaTransport, RetryPolicy
+from connectors.sdk.agency import AgencyClient
+from connectors.sdk.provider import Incoming, OfferRef, ProviderClient, answer_id
+from connectors.sdk.transport import KafkaTransport, RetryPolicy
 from schemas.models import (
     Event,
     ReferralAccepted,

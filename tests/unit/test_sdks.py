@@ -24,7 +24,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tenacity import RetryCallState, Retrying
 
-from connectors.agency_sdk import AgencyClient, build_event
 from connectors.exceptions import (
     SdkNotAddressedError,
     SdkRejectedError,
@@ -32,7 +31,8 @@ from connectors.exceptions import (
     SdkTransientError,
     SdkValidationError,
 )
-from connectors.provider_sdk import (
+from connectors.sdk.agency import AgencyClient, build_event
+from connectors.sdk.provider import (
     Deduplicator,
     Incoming,
     OfferRef,
@@ -40,7 +40,7 @@ from connectors.provider_sdk import (
     answer_id,
     dedupe_keys,
 )
-from connectors.transport import (
+from connectors.sdk.transport import (
     BATCH_CONTENT_TYPE,
     STRUCTURED_CONTENT_TYPE,
     HttpTransport,

@@ -1,6 +1,6 @@
 """How the SDKs hand an event to the platform: Kafka or the intake API, with one retry policy.
 
-Both SDKs (:mod:`connectors.agency_sdk`, :mod:`connectors.provider_sdk`)
+Both SDKs (:mod:`connectors.sdk.agency`, :mod:`connectors.sdk.provider`)
 build a typed event, give it a CloudEvents id and source, and pass it to a
 :class:`Transport`:
 

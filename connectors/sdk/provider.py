@@ -8,7 +8,7 @@ yields the ``referral.offered`` and ``referral.cancelled`` records
 addressed to this provider, each once. The answers, :meth:`~ProviderClient.accept`,
 :meth:`~ProviderClient.decline`, :meth:`~ProviderClient.start`,
 :meth:`~ProviderClient.complete` and :meth:`~ProviderClient.fail`, go to
-``<ns>.provider-responses.v1`` through a :class:`~connectors.transport.Transport`
+``<ns>.provider-responses.v1`` through a :class:`~connectors.sdk.transport.Transport`
 (Kafka, or the intake API).
 
 **Delivery: at least once, acknowledged by the caller.** An item's offset
@@ -47,9 +47,9 @@ from uuid import UUID
 from confluent_kafka import KafkaError, Message
 from pydantic import ValidationError
 
-from connectors.agency_sdk import RememberedTimes, invalid_event
 from connectors.exceptions import SdkConsumeError, SdkNotAddressedError, SdkValidationError
-from connectors.transport import LIBRDKAFKA_LOG, KafkaTransport, Transport
+from connectors.sdk.agency import RememberedTimes, invalid_event
+from connectors.sdk.transport import LIBRDKAFKA_LOG, KafkaTransport, Transport
 from schemas.models import (
     ReferralAccepted,
     ReferralCancelled,
@@ -258,7 +258,7 @@ class ProviderClient:
         provider's own group, so its offsets are its alone and several
         instances of the provider's system share the work. ``transport``
         defaults to a :class:`KafkaTransport` on ``settings``; pass an
-        :class:`~connectors.transport.HttpTransport` to answer through the
+        :class:`~connectors.sdk.transport.HttpTransport` to answer through the
         intake API. ``source`` defaults to ``/providers/<provider_id>``.
         ``consumer`` replaces the confluent-kafka consumer (tests); the
         client subscribes it and closes it.

@@ -5,7 +5,7 @@ the SDK builds the :mod:`schemas.models` event (so a contract violation is
 a :class:`~connectors.exceptions.SdkValidationError` raised before anything
 leaves the process), gives it a CloudEvents id and the agency's source
 (``/agencies/<agency_id>``), and publishes it through a
-:class:`~connectors.transport.Transport`: straight to Kafka or through the
+:class:`~connectors.sdk.transport.Transport`: straight to Kafka or through the
 intake API. Each method returns the CloudEvents id once the platform has
 acknowledged the event.
 
@@ -34,7 +34,7 @@ from uuid import UUID
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from connectors.exceptions import SdkValidationError
-from connectors.transport import (
+from connectors.sdk.transport import (
     HttpTransport,
     KafkaTransport,
     Outgoing,

@@ -1,0 +1,1 @@
+"""The agency and provider SDKs and the transports they publish through."""
