@@ -174,7 +174,7 @@ class CaseState(_Value):
         )
 
     def holdings(self) -> Iterator[tuple[UUID, ServiceCategory, UUID]]:
-        """(provider, category, referral) of every reserved place; feeds ``reconcile``."""
+        """(provider, category, referral) of every place a referral of this case holds."""
         for r in self.referrals.values():
             if r.holds_place and r.provider_id is not None:
                 yield r.provider_id, r.category, r.referral_id
