@@ -4,22 +4,39 @@ The router (:mod:`processors.router`) knows no API keys and no roles;
 this module, an edge, builds them from :mod:`connectors.auth` and hands the
 router an :data:`~processors.router.ports.Authorizer`, so ``processors``
 never imports ``connectors``. ``safepassage worker`` and ``safepassage
-run`` call :func:`run_worker`.
+run`` call :func:`run_worker`, which supervises the Faust worker in a
+child process (``python -m connectors.worker``) and starts it again when
+its stall watchdog stopped it.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from connectors.auth import ApiKeyStore, authorize_status_read
 from connectors.exceptions import ConnectorsError, ForbiddenError
 from processors.router.ports import AccessDeniedError, Authorizer, Caller, UnauthenticatedError
 from streams.logs import get_logger
 from streams.settings import KafkaSettings, Profile
+from streams.stall import EXIT_STALLED, run_watched
 
-__all__ = ["KEYS_FILE_ENV", "MissingKeysError", "operator_authorizer", "run_worker", "status_keys"]
+__all__ = [
+    "KEYS_FILE_ENV",
+    "MissingKeysError",
+    "WorkerStoppedError",
+    "operator_authorizer",
+    "run_worker",
+    "status_keys",
+    "supervise",
+]
 
 KEYS_FILE_ENV = "SAFEPASSAGE_API_KEYS_FILE"
 
@@ -79,6 +96,10 @@ def operator_authorizer(keys: ApiKeyStore) -> Authorizer:
     return authorize
 
 
+class WorkerStoppedError(ConnectorsError):
+    """The router worker stopped on its own with a failure (a bug, or a bad configuration)."""
+
+
 def run_worker(
     app_id: str | None,
     web_port: int,
@@ -86,12 +107,75 @@ def run_worker(
     *,
     warn: Callable[[str], None] = _log_warning,
 ) -> None:
-    """Run the router's Faust worker in the foreground until Ctrl-C.
+    """Run the router worker in the foreground until Ctrl-C; start it again after a stall.
 
+    The Faust worker runs in a child process (``python -m connectors.worker``)
+    that this one supervises: when the child stops with
+    :data:`~streams.stall.EXIT_STALLED` (an owned partition made no progress,
+    see :mod:`streams.stall`), a fresh child starts after a short backoff
+    and resumes from the committed offsets. Any other failure (a bug of
+    ours stops the worker on purpose) ends the command with
+    :class:`WorkerStoppedError`. Configuration errors (SLA policy, keys)
+    are raised here, before any child starts, as one-line errors.
     ``warn`` shows the operator a warning before the worker's own logging
     takes over (the command line prints it on the console).
     """
-    # Imported here: Faust and the router are heavy, and most commands need neither.
+    # Imported here: the router is heavy, and most commands need neither.
+    from processors.settings import RouterSettings  # noqa: PLC0415
+
+    status_keys(KafkaSettings(), warn)
+    RouterSettings().to_policy()  # a bad SLA file fails now, in one line
+    command = [sys.executable, "-m", "connectors.worker", "--web-port", str(web_port)]
+    command += ["--data-dir", str(data_dir)] + (["--app-id", app_id] if app_id else [])
+    code = supervise(command)
+    if code != 0:
+        raise WorkerStoppedError(f"the router worker stopped with exit code {code} (see its log)")
+
+
+def supervise(
+    command: list[str],
+    *,
+    backoff_s: Callable[[int], float] = lambda restarts: min(2.0**restarts, 30.0),
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Run ``command`` until it exits with anything but EXIT_STALLED; return that code.
+
+    SIGTERM and SIGINT are passed on to the child, and no restart follows
+    them. The backoff counts restarts since the last child that ran for
+    more than ten minutes, so a worker that stalls once a week restarts at
+    once while one that stalls on every start is not restarted in a tight loop.
+    """
+    stopping = False
+    child: subprocess.Popen[bytes] | None = None
+
+    def pass_on(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGTERM, signal.SIGINT)}
+    restarts = 0
+    try:
+        while True:
+            started = time.monotonic()
+            child = subprocess.Popen(command)
+            code = child.wait()
+            if code != EXIT_STALLED or stopping:
+                return code
+            restarts = 0 if time.monotonic() - started > 600 else restarts + 1
+            delay = backoff_s(restarts)
+            _log.warning("worker.restarting", exit_code=code, restarts=restarts, delay_s=delay)
+            sleep(delay)
+            if stopping:
+                return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _serve(app_id: str | None, web_port: int, data_dir: Path) -> NoReturn:
+    """The child: one Faust worker; exits with EXIT_STALLED when its watchdog stopped it."""
     import faust  # noqa: PLC0415
 
     from processors.router import build_router, declare_changelogs  # noqa: PLC0415
@@ -99,14 +183,16 @@ def run_worker(
     from streams.logs import dict_config  # noqa: PLC0415
 
     settings = KafkaSettings()
-    keys = status_keys(settings, warn)
+    router_settings = RouterSettings()
+    keys = status_keys(settings, warn=lambda _message: None)  # the parent warned
     router = build_router(
         settings,
-        policy=RouterSettings().to_policy(),
+        policy=router_settings.to_policy(),
         app_id=app_id,
         data_dir=data_dir,
         web_port=web_port,
         authorizer=None if keys is None else operator_authorizer(keys),
+        stall_timeout_s=router_settings.stall_timeout_s,
     )
     declare_changelogs(router.tables, settings)
     worker = faust.Worker(
@@ -114,4 +200,18 @@ def run_worker(
         loglevel=settings.log_level.lower(),
         logging_config=dict_config(settings.log_format, settings.log_level),
     )
-    worker.execute_from_commandline()
+    run_watched(worker, router.watchdog)
+    raise SystemExit(0)  # pragma: no cover - execute_from_commandline always exits
+
+
+def _main(argv: list[str] | None = None) -> NoReturn:
+    parser = argparse.ArgumentParser(prog="python -m connectors.worker")
+    parser.add_argument("--app-id", default=None)
+    parser.add_argument("--web-port", type=int, required=True)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    _serve(args.app_id, args.web_port, args.data_dir)
+
+
+if __name__ == "__main__":
+    _main()

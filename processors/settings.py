@@ -42,6 +42,17 @@ class RouterSettings(BaseSettings):
         ),
     )
 
+    stall_timeout_s: float = Field(
+        default=60.0,
+        ge=5.0,
+        description=(
+            "SAFEPASSAGE_ROUTER_STALL_TIMEOUT_S: seconds an input partition the worker owns "
+            "may have records waiting with no committed progress before the worker stops "
+            "with exit code 75 and `safepassage worker` starts a fresh one "
+            "(faust-streaming can leave a partition assigned but never fetched)."
+        ),
+    )
+
     def sla(self) -> SlaPolicy:
         """The SLA policy: the configured file, else the shipped default.
 

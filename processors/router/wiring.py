@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import mode
 
 from processors.exceptions import ProcessorsError
 from processors.policy import DEFAULT_POLICY, RoutingPolicy
@@ -28,6 +29,7 @@ from streams.app import create_app, raw_topic
 from streams.codec import Codec
 from streams.consuming import FaustDeadLetterSink, process_records
 from streams.settings import KafkaSettings
+from streams.stall import StallWatchdog, watch_partitions
 from streams.ticks import TICK_KEY, encode_tick
 from streams.topics import Topics
 
@@ -50,6 +52,8 @@ class Router:
     deadlines: Any
     """The Faust table: partition-prefixed deadline key → :meth:`Deadline.to_dict`."""
     binding: Binding
+    watchdog: StallWatchdog
+    """Stops the worker when an owned input partition stalls (see :mod:`streams.stall`)."""
 
     @property
     def tables(self) -> dict[str, Any]:
@@ -77,13 +81,16 @@ def build_router(
     clock: EscalationSettings | None = None,
     sla: SlaPolicy | None = None,
     authorizer: Authorizer | None = None,
+    stall_timeout_s: float = 60.0,
 ) -> Router:
     """Create the router's Faust app: agents, tables, directory view, ticks and status page.
 
     ``sla`` defaults to the policy's, else the shipped SLA policy; ``clock``
     to :class:`EscalationSettings` from the environment. ``authorizer``
     decides who may read status (see :mod:`connectors.worker`); None leaves
-    the page open, which only a dev profile allows.
+    the page open, which only a dev profile allows. ``stall_timeout_s``:
+    how long an owned input partition may have records waiting without
+    progress before the worker stops with :data:`streams.stall.EXIT_STALLED`.
     """
     clock = clock if clock is not None else EscalationSettings()
     sla = sla or policy.sla or default_policy()
@@ -157,7 +164,9 @@ def build_router(
     async def follow_directory() -> None:
         await view.run()
 
-    @app.agent(inputs, concurrency=1)
+    # A crash of the agent is a bug of ours (transient failures are retried in
+    # place): stop the worker rather than restart the agent past the record.
+    @app.agent(inputs, concurrency=1, supervisor_strategy=mode.CrashingSupervisor)
     async def route(stream: Any) -> None:
         await view.ready.wait()
         await process_records(
@@ -187,7 +196,21 @@ def build_router(
         intake_route=raw_topic(app, topics.intake),  # for routing web requests only
         authorizer=authorizer,
     )
+    watchdog = watch_partitions(
+        app,
+        settings,
+        group_id=app_id,  # Faust's consumer group is the app id
+        topics=(topics.intake, topics.provider_responses, topics.escalation_ticks),
+        timeout_s=stall_timeout_s,
+        ready=view.ready.is_set,
+    )
     del follow_directory, route  # registered on the app
     return Router(
-        app=app, view=view, cases=cases, ladder=ladder, deadlines=deadlines, binding=binding
+        app=app,
+        view=view,
+        cases=cases,
+        ladder=ladder,
+        deadlines=deadlines,
+        binding=binding,
+        watchdog=watchdog,
     )

@@ -88,6 +88,8 @@ def start_worker(bootstrap: str, namespace: str, folder: Path, **env: str) -> Ru
                 "SAFEPASSAGE_TOPIC_NAMESPACE": namespace,
                 "SAFEPASSAGE_ESCALATION_CLOCK": "external",
                 "SAFEPASSAGE_API_KEYS_FILE": str(keys_file),
+                # A stalled partition restarts the worker well within the tests' waits.
+                "SAFEPASSAGE_ROUTER_STALL_TIMEOUT_S": "30",
                 **env,
             },
             stdout=out,
