@@ -56,9 +56,9 @@ class IdempotencyStoreError(ConnectorsError):
 
 
 # --------------------------------------------------------------------------- SDKs
-# Errors of the agency and provider SDKs (connectors.sdk.agency,
-# connectors.sdk.provider, connectors.sdk.transport). Each carries the CloudEvents
-# ids concerned, so a caller can retry later under the same ids.
+# Errors of the agency and provider SDKs (the package connectors.sdk). Each
+# carries the CloudEvents ids concerned, so a caller can retry later under
+# the same ids.
 
 __all__ += [
     "SdkConsumeError",

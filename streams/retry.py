@@ -1,6 +1,6 @@
 """The one retry helper of the HTTP edges: which failures are transient, and ``Retry-After``.
 
-The SDKs' HTTP transport (:mod:`connectors.sdk.transport`) and the webhook
+The SDKs' HTTP transport (:mod:`connectors.sdk.http_transport`) and the webhook
 delivery connector (:mod:`connectors.delivery`) retry HTTP requests; each
 keeps its own policy of *which statuses* are worth a retry (the intake API
 and a provider's endpoint mean different things by a 500), but both read

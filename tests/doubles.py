@@ -11,12 +11,12 @@ consumer's :meth:`ScriptedConsumer.revoke`) are the double's own.
 * :class:`RecordingPublisher` imitates :class:`connectors.intake.KafkaPublisher`.
 * :class:`ScriptedProducer` imitates ``confluent_kafka.Producer`` as
   :class:`streams.producing.AckedProducer` uses it (under the SDKs'
-  :class:`connectors.sdk.transport.KafkaTransport` and every other Kafka writer).
+  :class:`connectors.sdk.KafkaTransport` and every other Kafka writer).
 * :class:`ScriptedConsumer` imitates ``confluent_kafka.Consumer`` as
   :class:`streams.consumer_loop.ConsumerLoop` uses it (under the provider
-  SDK's :class:`connectors.sdk.provider.ProviderClient`).
-* :class:`Recorder` imitates :class:`connectors.sdk.transport.KafkaTransport`
-  (the SDKs' :class:`~connectors.sdk.transport.Transport`).
+  SDK's :class:`connectors.sdk.ProviderClient`).
+* :class:`Recorder` imitates :class:`connectors.sdk.KafkaTransport`
+  (the SDKs' :class:`~connectors.sdk.Transport`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from confluent_kafka import (
 
 from connectors.exceptions import BrokerUnavailableError
 from connectors.intake import Delivery
-from connectors.sdk.transport import Outgoing, check_event_id
+from connectors.sdk import Outgoing
+from connectors.sdk.events import check_event_id
 from schemas.models import Event
 from streams.codec import EncodedRecord
 
@@ -405,9 +406,9 @@ class ScriptedConsumer:
 
 @dataclass
 class Recorder:
-    """A :class:`~connectors.sdk.transport.Transport` that keeps what it is given.
+    """A :class:`~connectors.sdk.Transport` that keeps what it is given.
 
-    Imitates :class:`~connectors.sdk.transport.KafkaTransport` on the SDK's
+    Imitates :class:`~connectors.sdk.KafkaTransport` on the SDK's
     side of the interface: the id is checked as the real transports check
     it, each event "published" is appended to ``sent`` and its id returned.
     Which topic an event may go to is not imitated (the HTTP transport

@@ -24,24 +24,26 @@ The SDK never logs event contents: log lines carry ids and error classes only.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from connectors.exceptions import SdkValidationError
-from connectors.sdk.transport import (
-    HttpTransport,
-    KafkaTransport,
-    Outgoing,
-    RetryPolicy,
-    Transport,
+from connectors.sdk.events import (
+    RememberedTimes,
+    build_event,
     check_event_id,
+    invalid_event,
+    utc_now,
 )
+from connectors.sdk.http_transport import HttpTransport
+from connectors.sdk.kafka_transport import KafkaTransport
+from connectors.sdk.retry import RetryPolicy
+from connectors.sdk.transport import Closing, Outgoing, Transport
 from schemas.models import (
     CaseClosed,
     ConsentGranted,
@@ -68,77 +70,14 @@ from schemas.types import (
     Urgency,
 )
 from streams.contract import AGENCY_EVENTS
-from streams.memory import BoundedMemory
 from streams.settings import KafkaSettings
 
-__all__ = ["AgencyClient", "RememberedTimes", "build_event", "invalid_event"]
-
-E = TypeVar("E", bound=Event)
+__all__ = ["AgencyClient"]
 
 _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
 
 
-def invalid_event(model: type[Event] | str, exc: ValidationError) -> SdkValidationError:
-    """The SDK error for a pydantic failure: field paths and error types, never the values."""
-    name = model if isinstance(model, str) else model.event_type
-    errors = tuple(
-        {
-            "loc": ".".join(str(part) for part in error["loc"]) or "(event)",
-            "type": error["type"],
-            "msg": error["msg"],
-        }
-        for error in exc.errors(include_input=False, include_url=False, include_context=False)
-    )
-    summary = "; ".join(f"{e['loc']}: {e['type']}" for e in errors)
-    return SdkValidationError(f"invalid {name}: {summary}", errors)
-
-
-def build_event(model: type[E], **fields: Any) -> E:
-    """``model(**fields)``, with a validation failure as :class:`SdkValidationError`.
-
-    For callers that assemble events themselves (for :meth:`AgencyClient.publish_many`
-    or :meth:`AgencyClient.publish_async`) and want the SDK's error type.
-    """
-    try:
-        return model(**fields)
-    except ValidationError as exc:
-        raise invalid_event(model, exc) from None
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class RememberedTimes:
-    """``occurred_at`` of recently published ids, so that a retry in this process is the same event.
-
-    The intake API fingerprints the whole event: the same id with another
-    ``occurred_at`` (a caller retrying without passing the time again) is a
-    409 conflict, not a replay. Remembering the first time per id makes an
-    in-process retry byte-identical. Bounded, least recently used first out.
-    """
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        """Remember at most ``capacity`` ids."""
-        self._times: BoundedMemory[str, datetime] = BoundedMemory(capacity)
-        self._lock = threading.Lock()
-
-    @property
-    def capacity(self) -> int:
-        """How many ids are remembered at most."""
-        return self._times.capacity
-
-    def resolve(
-        self, event_id: str, given: datetime | None, clock: Callable[[], datetime]
-    ) -> datetime:
-        """``given`` if set, else the time remembered for ``event_id``, else now; remembered."""
-        with self._lock:
-            moment = given if given is not None else self._times.get(event_id) or clock()
-            self._times.remember(event_id, moment)
-            return moment
-
-
-class AgencyClient:
+class AgencyClient(Closing):
     """Publishes one agency's events; every method returns the event's CloudEvents id.
 
     Build it over a transport, or with :meth:`over_kafka` / :meth:`over_http`.
@@ -153,7 +92,7 @@ class AgencyClient:
         transport: Transport,
         *,
         source: str | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         """Publish as ``agency_id`` (e.g. ``agency:nl-police``) through ``transport``.
 
@@ -468,11 +407,3 @@ class AgencyClient:
     def close(self) -> None:
         """Flush and close the transport."""
         self.transport.close()
-
-    def __enter__(self) -> AgencyClient:
-        """Use as a context manager to close the transport on exit."""
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """Close the transport."""
-        self.close()

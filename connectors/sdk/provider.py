@@ -26,7 +26,8 @@ of order never skips an item.
 crashed after writing but before committing publishes it again under the
 same CloudEvents id). The client remembers, in a bounded LRU memory, the
 CloudEvents ids, the (referral, attempt) of offers and the referral of
-cancellations it has yielded, and drops records matching any of them.
+cancellations it has yielded, and drops records matching any of them
+(:mod:`connectors.sdk.offers`).
 
 **Answers are idempotent.** Each answer's CloudEvents id is derived from
 (provider, referral, attempt, answer type): answering the same offer the
@@ -37,10 +38,8 @@ platform drops as a copy.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Generator, Hashable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -48,8 +47,18 @@ from confluent_kafka import KafkaError, Message
 from pydantic import ValidationError
 
 from connectors.exceptions import SdkConsumeError, SdkNotAddressedError, SdkValidationError
-from connectors.sdk.agency import RememberedTimes, invalid_event
-from connectors.sdk.transport import LIBRDKAFKA_LOG, KafkaTransport, Transport
+from connectors.sdk.events import RememberedTimes, invalid_event, utc_now
+from connectors.sdk.kafka_transport import LIBRDKAFKA_LOG, KafkaTransport
+from connectors.sdk.offers import (
+    DEFAULT_DEDUPE_CAPACITY,
+    Deduplicator,
+    Incoming,
+    OfferRef,
+    ProviderStats,
+    answer_id,
+    dedupe_keys,
+)
+from connectors.sdk.transport import Closing, Transport
 from schemas.models import (
     ReferralAccepted,
     ReferralCancelled,
@@ -64,151 +73,15 @@ from streams.codec import Codec, Decoded
 from streams.consumer_loop import ConsumerLike, ConsumerLoop
 from streams.exceptions import DecodeError, RegistryUnavailableError
 from streams.logs import get_logger
-from streams.memory import BoundedMemory
 from streams.offsets import OffsetTracker, Partition
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 
-__all__ = [
-    "ANSWER_ID_NAMESPACE",
-    "DEFAULT_DEDUPE_CAPACITY",
-    "Deduplicator",
-    "Incoming",
-    "OfferRef",
-    "ProviderClient",
-    "ProviderStats",
-    "answer_id",
-    "dedupe_keys",
-]
+__all__ = ["ProviderClient"]
 
 log = get_logger(__name__)
 
-ANSWER_ID_NAMESPACE = UUID("7e1d78b6-5121-4e54-9b9d-c6bc766a5f4f")
-"""UUIDv5 namespace of provider answers' CloudEvents ids."""
-
-DEFAULT_DEDUPE_CAPACITY = 50_000
-"""Keys remembered for de-duplication (about three per item): some 16,000 recent items."""
-
 _ANSWER = ReferralAccepted | ReferralDeclined | ReferralStarted | ReferralCompleted | ReferralFailed
-
-
-# --------------------------------------------------------------------------- values
-
-
-@dataclass(frozen=True)
-class OfferRef:
-    """What names an offer for an answer: keep it to start, complete or fail later."""
-
-    survivor_id: UUID
-    referral_id: UUID
-    attempt: int
-
-    @classmethod
-    def of(cls, offer: ReferralOffered) -> OfferRef:
-        """The reference of an offer."""
-        return cls(offer.survivor_id, offer.referral_id, offer.attempt)
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """One offer or cancellation for this provider, with where it came from."""
-
-    event: ReferralOffered | ReferralCancelled
-    event_id: str
-    source: str
-    topic: str
-    partition: int
-    offset: int
-
-    @property
-    def is_offer(self) -> bool:
-        """Whether this is a ``referral.offered`` (else a ``referral.cancelled``)."""
-        return isinstance(self.event, ReferralOffered)
-
-    @property
-    def ref(self) -> OfferRef | None:
-        """The offer's reference; None for a cancellation."""
-        return OfferRef.of(self.event) if isinstance(self.event, ReferralOffered) else None
-
-
-@dataclass
-class ProviderStats:
-    """What :meth:`ProviderClient.offers` saw besides what it yielded."""
-
-    yielded: int = 0
-    duplicates: int = 0
-    not_addressed: int = 0
-    """Records for other providers sharing the partition."""
-    undecodable: int = 0
-    """Records that broke the contract; the router's own consumers dead-letter such records."""
-
-
-def answer_id(provider_id: UUID, ref: OfferRef, event_type: str) -> str:
-    """The CloudEvents id of one answer: the same for the same (provider, offer, answer)."""
-    name = f"{provider_id}|{ref.referral_id}|{ref.attempt}|{event_type}"
-    return str(uuid.uuid5(ANSWER_ID_NAMESPACE, name))
-
-
-# --------------------------------------------------------------------------- pure parts
-
-
-def dedupe_keys(
-    event: ReferralOffered | ReferralCancelled, *, event_id: str, source: str
-) -> tuple[Hashable, ...]:
-    """Every key under which a copy of this record would be recognised.
-
-    The CloudEvents identity (source and id) catches re-publications of the
-    same record; the domain key catches a second record of the same fact
-    under another id: an offer is one (referral, attempt), a cancellation
-    one per referral.
-    """
-    domain: Hashable
-    if isinstance(event, ReferralOffered):
-        domain = ("offer", event.referral_id, event.attempt)
-    else:
-        domain = ("cancel", event.referral_id, event.event_type)
-    return (("ce", source, event_id), domain)
-
-
-class Deduplicator:
-    """Keys already seen, in the one bounded memory (:class:`streams.memory.BoundedMemory`).
-
-    Pure: no Kafka, so its invariant (each item once, in first-seen order,
-    whatever the interleaving of copies) is tested with hypothesis.
-    """
-
-    def __init__(self, capacity: int = DEFAULT_DEDUPE_CAPACITY) -> None:
-        """Remember at most ``capacity`` keys."""
-        self._seen: BoundedMemory[Hashable, None] = BoundedMemory(capacity)
-        self.capacity = capacity
-
-    def __len__(self) -> int:
-        """How many keys are remembered."""
-        return len(self._seen)
-
-    def first_time(self, keys: Iterable[Hashable]) -> bool:
-        """Whether none of ``keys`` was seen; all of them are remembered (as most recent) after.
-
-        A copy refreshes its keys, so a record that keeps being re-sent is
-        never forgotten while it does.
-        """
-        keys = tuple(keys)
-        seen = any(key in self._seen for key in keys)
-        for key in keys:
-            self._seen.remember(key, None)
-        return not seen
-
-    def forget(self, keys: Iterable[Hashable]) -> None:
-        """Drop keys, so that the record they came from is new again (it is to be re-read)."""
-        for key in keys:
-            self._seen.forget(key)
-
-
-# --------------------------------------------------------------------------- the client
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _category(value: ServiceCategory | str) -> str:
@@ -226,7 +99,7 @@ def _category(value: ServiceCategory | str) -> str:
     return part
 
 
-class ProviderClient:
+class ProviderClient(Closing):
     """One provider's connection: its offers in, its answers out.
 
     Not thread-safe on the consuming side (confluent-kafka consumers are
@@ -248,7 +121,7 @@ class ProviderClient:
         dedupe_capacity: int = DEFAULT_DEDUPE_CAPACITY,
         poll_interval_s: float = 0.5,
         commit_interval_s: float = 5.0,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         consumer_overrides: Mapping[str, Any] | None = None,
         consumer: ConsumerLike | None = None,
     ) -> None:
@@ -258,7 +131,7 @@ class ProviderClient:
         provider's own group, so its offsets are its alone and several
         instances of the provider's system share the work. ``transport``
         defaults to a :class:`KafkaTransport` on ``settings``; pass an
-        :class:`~connectors.sdk.transport.HttpTransport` to answer through the
+        :class:`~connectors.sdk.http_transport.HttpTransport` to answer through the
         intake API. ``source`` defaults to ``/providers/<provider_id>``.
         ``consumer`` replaces the confluent-kafka consumer (tests); the
         client subscribes it and closes it.
@@ -575,11 +448,3 @@ class ProviderClient:
         finally:
             if self._owns_transport and self._transport is not None:
                 self._transport.close()
-
-    def __enter__(self) -> ProviderClient:
-        """Use as a context manager to close on exit."""
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """Commit, leave the group, flush."""
-        self.close()

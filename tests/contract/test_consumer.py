@@ -1,7 +1,7 @@
 """Contract of confluent-kafka's Consumer as the consumer loop uses it: ScriptedConsumer alike.
 
 What :class:`streams.consumer_loop.ConsumerLoop` (under the provider SDK's
-:class:`~connectors.sdk.provider.ProviderClient`) relies on: once
+:class:`~connectors.sdk.ProviderClient`) relies on: once
 subscribed, :meth:`poll` hands out each record once, in offset order per
 partition, and None when there is nothing; ``on_assign`` comes (from
 :meth:`poll`) before the first record, ``on_revoke`` from :meth:`close`,

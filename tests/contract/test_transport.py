@@ -16,7 +16,7 @@ from uuid import UUID
 import pytest
 
 from connectors.exceptions import SdkValidationError
-from connectors.sdk.transport import KafkaTransport, Outgoing, RetryPolicy, Transport
+from connectors.sdk import KafkaTransport, Outgoing, RetryPolicy, Transport
 from schemas.models import Event
 from streams.codec import Codec
 from streams.settings import KafkaSettings

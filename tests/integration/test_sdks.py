@@ -18,9 +18,15 @@ import pytest
 from confluent_kafka import Producer
 
 from connectors.exceptions import SdkRetriesExhaustedError, SdkTransientError
-from connectors.sdk.agency import AgencyClient
-from connectors.sdk.provider import Incoming, OfferRef, ProviderClient, answer_id
-from connectors.sdk.transport import KafkaTransport, RetryPolicy
+from connectors.sdk import (
+    AgencyClient,
+    Incoming,
+    KafkaTransport,
+    OfferRef,
+    ProviderClient,
+    RetryPolicy,
+    answer_id,
+)
 from schemas.models import (
     Event,
     ReferralAccepted,

@@ -31,25 +31,24 @@ from connectors.exceptions import (
     SdkTransientError,
     SdkValidationError,
 )
-from connectors.sdk.agency import AgencyClient, build_event
-from connectors.sdk.provider import (
-    Deduplicator,
+from connectors.sdk import (
+    AgencyClient,
+    HttpTransport,
     Incoming,
+    KafkaTransport,
     OfferRef,
+    Outgoing,
     ProviderClient,
+    RetryPolicy,
     answer_id,
-    dedupe_keys,
+    build_event,
 )
-from connectors.sdk.transport import (
+from connectors.sdk.cloudevents import (
     BATCH_CONTENT_TYPE,
     STRUCTURED_CONTENT_TYPE,
-    HttpTransport,
-    KafkaTransport,
-    Outgoing,
-    RetryPolicy,
-    kafka_error_is_transient,
     structured_cloudevent,
 )
+from connectors.sdk.offers import Deduplicator, dedupe_keys
 from schemas.models import (
     CaseClosed,
     ConsentGranted,
@@ -86,6 +85,7 @@ from schemas.types import (
     Urgency,
 )
 from streams.codec import CE_ID, Codec
+from streams.producing import kafka_error_is_transient
 from streams.retry import parse_retry_after
 from streams.settings import KafkaSettings
 from tests.doubles import Recorder, ScriptedConsumer, ScriptedProducer

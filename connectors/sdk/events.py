@@ -1,0 +1,107 @@
+"""What both SDKs check before an event leaves the process, and how a retry stays the same event.
+
+The agency and provider SDKs build :mod:`schemas.models` events from their
+callers' arguments. A contract violation must surface as the SDK's own
+:class:`~connectors.exceptions.SdkValidationError`, naming fields and error
+types but never the values (they may be personal data, and SDK errors end
+up in callers' logs). A CloudEvents id must be usable on both transports.
+And an event published again under the same id must be byte-identical, so
+the first ``occurred_at`` of each id is remembered. These rules are the
+same for agencies and providers, so they live here once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from connectors.exceptions import SdkValidationError
+from schemas.models import Event
+from streams.memory import BoundedMemory
+
+__all__ = ["RememberedTimes", "build_event", "check_event_id", "invalid_event", "utc_now"]
+
+E = TypeVar("E", bound=Event)
+
+_EVENT_ID_MAX = 256
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (the SDK clients' default clock)."""
+    return datetime.now(UTC)
+
+
+def check_event_id(event_id: str) -> str:
+    """The id, if it can serve as a CloudEvents id on both transports.
+
+    Printable ASCII without spaces, 1 to 256 characters: it travels as a
+    Kafka header and in the intake API's logs and idempotency store.
+    """
+    if not (0 < len(event_id) <= _EVENT_ID_MAX) or not all("!" <= ch <= "~" for ch in event_id):
+        raise SdkValidationError(
+            "event_id must be 1 to 256 printable ASCII characters without spaces",
+            ({"loc": "event_id", "type": "string_pattern_mismatch", "msg": "invalid id"},),
+        )
+    return event_id
+
+
+def invalid_event(model: type[Event] | str, exc: ValidationError) -> SdkValidationError:
+    """The SDK error for a pydantic failure: field paths and error types, never the values."""
+    name = model if isinstance(model, str) else model.event_type
+    errors = tuple(
+        {
+            "loc": ".".join(str(part) for part in error["loc"]) or "(event)",
+            "type": error["type"],
+            "msg": error["msg"],
+        }
+        for error in exc.errors(include_input=False, include_url=False, include_context=False)
+    )
+    summary = "; ".join(f"{e['loc']}: {e['type']}" for e in errors)
+    return SdkValidationError(f"invalid {name}: {summary}", errors)
+
+
+def build_event(model: type[E], **fields: Any) -> E:
+    """``model(**fields)``, with a validation failure as :class:`SdkValidationError`.
+
+    For callers that assemble events themselves (for
+    :meth:`~connectors.sdk.agency.AgencyClient.publish_many` or
+    :meth:`~connectors.sdk.agency.AgencyClient.publish_async`) and want the
+    SDK's error type.
+    """
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise invalid_event(model, exc) from None
+
+
+class RememberedTimes:
+    """``occurred_at`` of recently published ids, so that a retry in this process is the same event.
+
+    The intake API fingerprints the whole event: the same id with another
+    ``occurred_at`` (a caller retrying without passing the time again) is a
+    409 conflict, not a replay. Remembering the first time per id makes an
+    in-process retry byte-identical. Bounded, least recently used first out.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        """Remember at most ``capacity`` ids."""
+        self._times: BoundedMemory[str, datetime] = BoundedMemory(capacity)
+        self._lock = threading.Lock()
+
+    @property
+    def capacity(self) -> int:
+        """How many ids are remembered at most."""
+        return self._times.capacity
+
+    def resolve(
+        self, event_id: str, given: datetime | None, clock: Callable[[], datetime]
+    ) -> datetime:
+        """``given`` if set, else the time remembered for ``event_id``, else now; remembered."""
+        with self._lock:
+            moment = given if given is not None else self._times.get(event_id) or clock()
+            self._times.remember(event_id, moment)
+            return moment

@@ -1,0 +1,221 @@
+"""The SDKs' HTTP transport: POST CloudEvents to the intake API, and read its answers.
+
+For callers outside the platform's network: the intake API checks the
+caller's role by its API key and writes the record under the caller's
+source and id. This module owns the HTTP side only: the request (one event
+or a batch, :mod:`connectors.sdk.cloudevents`), and what an answer means:
+2xx accepted, a "not now" (:data:`TRANSIENT_STATUSES`, the intake API's 409
+*in progress*, a failed connection from :mod:`streams.retry`) retried by
+:class:`~connectors.sdk.retry.RetryPolicy` no sooner than ``Retry-After``,
+anything else an :class:`~connectors.exceptions.SdkRejectedError` built
+from the RFC 9457 problem document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from connectors.exceptions import SdkRejectedError, SdkRetriesExhaustedError, SdkTransientError
+from connectors.sdk.cloudevents import (
+    BATCH_CONTENT_TYPE,
+    STRUCTURED_CONTENT_TYPE,
+    structured_cloudevent,
+)
+from connectors.sdk.retry import RetryPolicy
+from connectors.sdk.transport import Closing, Outgoing
+from schemas.models import Event
+from streams.problems import PROBLEM_MEDIA_TYPE, problem_type
+from streams.retry import TRANSIENT_HTTP_ERRORS, parse_retry_after
+
+__all__ = [
+    "EVENTS_PATH",
+    "IN_PROGRESS_PROBLEM",
+    "TRANSIENT_STATUSES",
+    "HttpTransport",
+    "rejected_from_response",
+]
+
+EVENTS_PATH = "/v1/events"
+
+TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+"""HTTP answers that say "not now" rather than "not this": retried.
+
+Everything else that is not 2xx (400, 401, 403, 409, 413, 415, 500, ...)
+is permanent: the same request would get the same answer. The one
+exception is the intake API's 409 *in progress* (see :func:`_in_progress`).
+"""
+
+
+def _problem(response: httpx.Response) -> dict[str, Any]:
+    """The problem+json members of an error answer ({} when the body is not one)."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def rejected_from_response(
+    response: httpx.Response, event_ids: tuple[str, ...]
+) -> SdkRejectedError:
+    """The typed error of a permanent HTTP failure, from its RFC 9457 problem document."""
+    problem = _problem(response)
+    status = problem.get("status")
+    status = status if isinstance(status, int) else response.status_code
+    title = problem.get("title")
+    title = title if isinstance(title, str) and title else response.reason_phrase
+    detail = problem.get("detail")
+    kind = problem.get("type")
+    errors = problem.get("errors")
+    parsed_errors = (
+        tuple(e for e in errors if isinstance(e, dict)) if isinstance(errors, list) else ()
+    )
+    message = f"{response.status_code} {title}"
+    if isinstance(detail, str) and detail:
+        message = f"{message}: {detail}"
+    return SdkRejectedError(
+        message,
+        event_ids=event_ids,
+        status=status,
+        title=title,
+        detail=detail if isinstance(detail, str) else None,
+        type=kind if isinstance(kind, str) and kind else "about:blank",
+        errors=parsed_errors,
+    )
+
+
+IN_PROGRESS_PROBLEM = problem_type("in-progress")
+"""The intake API's 409 while another request publishes the same (source, id)."""
+
+
+def _in_progress(response: httpx.Response, problem: Mapping[str, Any]) -> bool:
+    """A 409 that means "being published right now, ask again", not "this id is taken".
+
+    The intake API answers a concurrent retry of the same event with 409,
+    problem type :data:`IN_PROGRESS_PROBLEM` and a ``Retry-After``; a 409 for
+    an id used with other content has neither and is permanent.
+    """
+    if response.status_code != 409:
+        return False
+    return problem.get("type") == IN_PROGRESS_PROBLEM or "Retry-After" in response.headers
+
+
+class HttpTransport(Closing):
+    """Publishes events to the intake API as CloudEvents 1.0 structured-mode JSON.
+
+    One event: ``POST <base_url>/v1/events`` with
+    ``application/cloudevents+json``; several: the same path with
+    ``application/cloudevents-batch+json`` (a JSON array). The API key goes
+    in ``Authorization: Bearer``; the intake API decides by it which role
+    (agency, provider) may publish what. 202 means accepted (written to
+    Kafka, or a copy of an id already written).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: SecretStr | str,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout_s: float = 10.0,
+        batch_size: int = 100,
+        http_transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """Open a connection pool to ``base_url``; ``http_transport`` stands in for the network.
+
+        ``timeout_s`` bounds connecting, sending and reading each attempt;
+        ``batch_size`` is the most events one batch request carries.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        if not key.get_secret_value():
+            raise ValueError("api_key must not be empty")
+        self.retry = retry or RetryPolicy()
+        self.batch_size = batch_size
+        self._client = httpx.Client(
+            base_url=base_url,
+            timeout=timeout_s,
+            transport=http_transport,
+            headers={
+                "Authorization": f"Bearer {key.get_secret_value()}",
+                "Accept": f"{PROBLEM_MEDIA_TYPE}, application/json",
+            },
+        )
+
+    def publish(self, event: Event, *, event_id: str, source: str) -> str:
+        """POST one event; its CloudEvents id once the intake API answered 202."""
+        document = structured_cloudevent(Outgoing(event, event_id, source))
+        body = json.dumps(document, separators=(",", ":")).encode("utf-8")
+        ids = (event_id,)
+        self.retry.run(
+            functools.partial(self._post, body, STRUCTURED_CONTENT_TYPE, ids), event_ids=ids
+        )
+        return event_id
+
+    async def publish_async(self, event: Event, *, event_id: str, source: str) -> str:
+        """:meth:`publish` in a worker thread (``httpx.Client`` is thread-safe)."""
+        return await asyncio.to_thread(self.publish, event, event_id=event_id, source=source)
+
+    def publish_many(self, items: Sequence[Outgoing]) -> list[str]:
+        """POST events in batches of :attr:`batch_size`, in order; their ids.
+
+        Every event is converted (and so validated) before the first request.
+        Batches are not atomic with each other: when one fails, the error's
+        ``event_ids`` are those of that batch and every later one; earlier
+        batches were accepted. Publishing all of them again is safe.
+        """
+        documents = [structured_cloudevent(item) for item in items]
+        for start in range(0, len(documents), self.batch_size):
+            chunk = documents[start : start + self.batch_size]
+            body = json.dumps(chunk, separators=(",", ":")).encode("utf-8")
+            ids = tuple(str(doc["id"]) for doc in chunk)
+            rest = tuple(str(doc["id"]) for doc in documents[start:])
+            try:
+                self.retry.run(
+                    functools.partial(self._post, body, BATCH_CONTENT_TYPE, ids), event_ids=ids
+                )
+            except (SdkRejectedError, SdkRetriesExhaustedError) as exc:
+                exc.event_ids = rest
+                raise
+        return [str(doc["id"]) for doc in documents]
+
+    def _post(self, body: bytes, content_type: str, ids: tuple[str, ...]) -> None:
+        """One attempt: 2xx returns; transient failures and permanent ones raise typed errors."""
+        try:
+            response = self._client.post(
+                EVENTS_PATH, content=body, headers={"Content-Type": content_type}
+            )
+        except TRANSIENT_HTTP_ERRORS as exc:
+            raise SdkTransientError(
+                f"no answer from the intake API ({type(exc).__name__})", event_ids=ids
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise SdkRejectedError(
+                f"the request could not be made ({type(exc).__name__})",
+                event_ids=ids,
+                title=type(exc).__name__,
+            ) from exc
+        if response.is_success:
+            return
+        problem = _problem(response)
+        if response.status_code in TRANSIENT_STATUSES or _in_progress(response, problem):
+            title = problem.get("title") or response.reason_phrase
+            raise SdkTransientError(
+                f"{response.status_code} {title}",
+                event_ids=ids,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                status=response.status_code,
+            )
+        raise rejected_from_response(response, ids)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()

@@ -1,0 +1,168 @@
+"""The SDKs' Kafka transport: write the record itself and wait for ``acks=all``.
+
+For callers inside the platform's network, or partners with Kafka
+credentials. It composes the shared edge layer and adds only what is the
+SDK's own: the inbound topic of each event (:meth:`streams.topics.Topics.inbound`),
+the codec's record under the caller's CloudEvents id and source, the one
+acknowledged producer (:class:`streams.producing.AckedProducer`) in its
+per-key-order face, and the translation of Kafka's answers into the SDK's
+errors, transient ones retried by :class:`~connectors.sdk.retry.RetryPolicy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from confluent_kafka import KafkaError
+
+from connectors.exceptions import SdkRejectedError, SdkTransientError, SdkValidationError
+from connectors.sdk.events import check_event_id
+from connectors.sdk.retry import RetryPolicy
+from connectors.sdk.transport import Closing, Outgoing
+from schemas.models import Event
+from streams.codec import Codec, EncodedRecord
+from streams.exceptions import EncodeError, RegistryUnavailableError, UnknownTopicError
+from streams.producing import AckedProducer, OutRecord, ProducerLike, kafka_error_is_transient
+from streams.settings import KafkaSettings
+from streams.topics import Topics
+
+__all__ = ["LIBRDKAFKA_LOG", "KafkaTransport"]
+
+LIBRDKAFKA_LOG = logging.getLogger("connectors.sdk.librdkafka")
+"""Where the SDK's Kafka clients log (instead of librdkafka's own lines on stderr).
+
+An SDK runs inside someone else's program: its connection messages belong in
+that program's logging set-up, at their level, not on its terminal.
+"""
+
+
+class KafkaTransport(Closing):
+    """Publishes events straight to the intake or provider-responses topic.
+
+    The topic follows from the event type by the one inbound rule
+    (:meth:`streams.topics.Topics.inbound`, as in the intake API): agency
+    events go to ``<ns>.intake.v1``, provider answers to
+    ``<ns>.provider-responses.v1``, anything else is refused before it is sent.
+    Records go through the one acknowledged producer
+    (:class:`streams.producing.AckedProducer`, idempotent, ``acks=all``),
+    whose synchronous face keeps each survivor's order; a retry by this
+    transport after librdkafka's own is a new record under the same
+    CloudEvents id, which consumers drop by id.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        retry: RetryPolicy | None = None,
+        delivery_timeout_s: float = 30.0,
+        codec: Codec | None = None,
+        producer: ProducerLike | None = None,
+    ) -> None:
+        """Create the producer (or wrap ``producer``); nothing connects until the first publish.
+
+        ``delivery_timeout_s`` becomes librdkafka's ``message.timeout.ms``:
+        how long one attempt may take before its delivery report says
+        ``_MSG_TIMED_OUT``.
+        """
+        if delivery_timeout_s <= 0:
+            raise ValueError("delivery_timeout_s must be positive")
+        self.settings = settings
+        self.retry = retry or RetryPolicy()
+        self.delivery_timeout_s = delivery_timeout_s
+        self.codec = codec or Codec(settings, source="/safepassage/sdk")
+        self.topics = Topics.of(settings)
+        timeout_ms = max(1, int(delivery_timeout_s * 1000))
+        self._producer = AckedProducer(
+            settings,
+            name="sdk",
+            overrides={
+                "message.timeout.ms": timeout_ms,
+                "request.timeout.ms": min(timeout_ms, 30_000),
+                "logger": LIBRDKAFKA_LOG,
+            },
+            producer=producer,
+        )
+
+    def topic_for(self, event: Event) -> str:
+        """The inbound topic of ``event`` (``Topics.inbound``); :class:`SdkValidationError` if none.
+
+        The codec then checks the event against that topic's contract (its key above all).
+        """
+        try:
+            return self.topics.inbound(event.event_type)
+        except UnknownTopicError as exc:
+            raise SdkValidationError(str(exc)) from None
+
+    def encode(self, item: Outgoing) -> EncodedRecord:
+        """The record of one event, or :class:`SdkValidationError` (nothing is sent)."""
+        check_event_id(item.event_id)
+        topic = self.topic_for(item.event)
+        try:
+            return self.codec.encode(item.event, topic, event_id=item.event_id, source=item.source)
+        except RegistryUnavailableError as exc:
+            raise SdkTransientError(str(exc), event_ids=(item.event_id,)) from exc
+        except (EncodeError, UnknownTopicError, ValueError) as exc:
+            raise SdkValidationError(str(exc)) from exc
+
+    def publish(self, event: Event, *, event_id: str, source: str) -> str:
+        """Publish one event and wait for ``acks=all``; its CloudEvents id."""
+        return self.publish_many([Outgoing(event, event_id, source)])[0]
+
+    async def publish_async(self, event: Event, *, event_id: str, source: str) -> str:
+        """:meth:`publish` in a worker thread (the producer is thread-safe)."""
+        return await asyncio.to_thread(self.publish, event, event_id=event_id, source=source)
+
+    def publish_many(self, items: Sequence[Outgoing]) -> list[str]:
+        """Publish several events; return their ids once every one is acknowledged.
+
+        Every event is encoded (and so validated) before the first is sent.
+        Events of different survivors are in flight together; a survivor's
+        own events are sent one after the other, each only once the one
+        before it is acknowledged, so a failure and retry can never put a
+        later event (a referral) ahead of an earlier one (the consent).
+        A transient failure is retried by the policy with what was not
+        acknowledged, in order; a permanent one raises
+        :class:`SdkRejectedError` naming the events not acknowledged.
+        """
+        pending: list[tuple[OutRecord, str]] = []
+        for item in items:
+            record = self.encode(item)
+            out = OutRecord(record.topic, record.key, record.value, tuple(record.headers))
+            pending.append((out, item.event_id))
+        ids = tuple(event_id for _, event_id in pending)
+
+        def attempt() -> None:
+            outcome = self._producer.send_in_key_order(
+                [record for record, _ in pending],
+                timeout_s=self.delivery_timeout_s + 5.0,
+                is_final=lambda error: not kafka_error_is_transient(error),
+            )
+            left = [pending[index] for index in outcome.left]
+            if outcome.final is not None:
+                raise _rejected(outcome.final, tuple(event_id for _, event_id in left))
+            pending[:] = left
+            if left:
+                first = outcome.errors.get(outcome.left[0]) or next(iter(outcome.errors.values()))
+                raise SdkTransientError(
+                    f"Kafka did not acknowledge: {first.name()}",
+                    event_ids=tuple(event_id for _, event_id in left),
+                )
+
+        self.retry.run(attempt, event_ids=ids)
+        return list(ids)
+
+    def close(self) -> None:
+        """Deliver what is still queued (up to the delivery timeout)."""
+        self._producer.flush(self.delivery_timeout_s)
+
+
+def _rejected(error: KafkaError, event_ids: tuple[str, ...]) -> SdkRejectedError:
+    return SdkRejectedError(
+        f"Kafka refused the record: {error.name()}",
+        event_ids=event_ids,
+        title=error.name(),
+        detail=error.str(),
+    )
