@@ -26,7 +26,14 @@ from streams.deadletter import (
 )
 from streams.logs import bind_record, get_logger
 
-__all__ = ["DeadLetterSink", "FaustDeadLetterSink", "Handler", "RawHandler", "process_records"]
+__all__ = [
+    "DeadLetterSink",
+    "FaustDeadLetterSink",
+    "Handler",
+    "RawHandler",
+    "process_records",
+    "stop_app_on_error",
+]
 
 log = get_logger(__name__)
 
@@ -70,7 +77,7 @@ async def process_records(
     handler instead (internal records such as clock ticks), with the same
     failure policy. Raises the handler's error when the policy says
     :attr:`~streams.deadletter.Action.STOP` (after dead-lettering the
-    record): run it in an agent whose supervisor stops the worker on a crash.
+    record): run it under :func:`stop_app_on_error`, so the worker stops.
     """
     raw = raw or {}
     async for event in stream.events():
@@ -136,3 +143,21 @@ async def _process_one(
                 "record.dead_lettered", error_class=type(exc).__name__, error=describe_error(exc)
             )
             return
+
+
+async def stop_app_on_error(app: Any, work: Awaitable[None]) -> None:
+    """Run an agent's body; if it raises, crash the app (the worker stops) and wait.
+
+    Why not mode's ``CrashingSupervisor``: Faust cancels every agent at each
+    rebalance and counts on the supervisor to start it again ("Restarting
+    on rebalance"), so a crashing supervisor stops the worker at every
+    rebalance. ``CancelledError`` is not an ``Exception``: a rebalance still
+    restarts the agent, while an error (a bug of ours, the failure policy's
+    STOP) stops the worker, and no record after the failed one is processed.
+    """
+    try:
+        await work
+    except Exception as exc:
+        log.error("agent.stopping_worker", error_class=type(exc).__name__)
+        await app.crash(exc)
+        await asyncio.Event().wait()  # cancelled when the worker stops

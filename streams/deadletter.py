@@ -112,8 +112,8 @@ class Action(StrEnum):
     an agent was iterating over as the agent unwinds, so its offset is
     committed whether or not it was processed, and without the dead letter
     it would be lost. Then the error propagates out of the consuming loop:
-    the agent crashes and, with a crashing supervisor, the worker stops with
-    the error logged. Once the bug is fixed the dead letter can be replayed.
+    the agent crashes and, under :func:`streams.consuming.stop_app_on_error`,
+    the worker stops with the error logged. Once the bug is fixed the dead letter can be replayed.
     """
 
 

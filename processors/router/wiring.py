@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import faust
-import mode
 
 from processors.exceptions import ProcessorsError
 from processors.policy import DEFAULT_POLICY, RoutingPolicy
@@ -27,7 +26,7 @@ from processors.settings import ClockMode, EscalationSettings
 from processors.sla import SlaPolicy, default_policy
 from streams.app import create_app, raw_topic
 from streams.codec import Codec
-from streams.consuming import FaustDeadLetterSink, process_records
+from streams.consuming import FaustDeadLetterSink, process_records, stop_app_on_error
 from streams.settings import KafkaSettings
 from streams.stall import StallWatchdog, watch_partitions
 from streams.ticks import TICK_KEY, encode_tick
@@ -164,17 +163,20 @@ def build_router(
     async def follow_directory() -> None:
         await view.run()
 
-    # A crash of the agent is a bug of ours (transient failures are retried in
-    # place): stop the worker rather than restart the agent past the record.
-    @app.agent(inputs, concurrency=1, supervisor_strategy=mode.CrashingSupervisor)
+    @app.agent(inputs, concurrency=1)
     async def route(stream: Any) -> None:
         await view.ready.wait()
-        await process_records(
-            stream,
-            codec,
-            binding.handle,
-            FaustDeadLetterSink(deadletters),
-            raw={topics.escalation_ticks: binding.tick},
+        # An error here is a bug of ours (transient failures are retried in
+        # place): stop the worker rather than let Faust restart the agent past it.
+        await stop_app_on_error(
+            app,
+            process_records(
+                stream,
+                codec,
+                binding.handle,
+                FaustDeadLetterSink(deadletters),
+                raw={topics.escalation_ticks: binding.tick},
+            ),
         )
 
     async def tick_owned_partitions() -> None:

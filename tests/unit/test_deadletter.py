@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from schemas.exceptions import SafePassageError, SchemasError
 from schemas.models import CaseClosed
 from schemas.types import CaseOutcome
 from streams.codec import Codec, Decoded
-from streams.consuming import process_records
+from streams.consuming import process_records, stop_app_on_error
 from streams.deadletter import Action, DeadLetter, default_policy, describe_error
 from streams.exceptions import (
     EncodeError,
@@ -228,3 +229,48 @@ def test_tombstones_are_dead_lettered_not_dropped(value: bytes | None) -> None:
     )
     assert letter.value == value
     assert letter.reason()["deadletter.source.partition"] == "1"
+
+
+class CrashRecorder:
+    """The part of a Faust app :func:`stop_app_on_error` uses."""
+
+    def __init__(self) -> None:
+        self.crashed: list[BaseException] = []
+
+    async def crash(self, reason: BaseException) -> None:
+        self.crashed.append(reason)
+
+
+async def test_an_error_in_an_agent_crashes_the_app_and_processes_nothing_more() -> None:
+    app = CrashRecorder()
+    bug = ProcessorsError("a bug of ours")
+
+    async def failing() -> None:
+        raise bug
+
+    task = asyncio.create_task(stop_app_on_error(app, failing()))
+    for _ in range(500):
+        if app.crashed:
+            break
+        await asyncio.sleep(0.01)
+    assert app.crashed == [bug]
+    assert not task.done()  # it waits for the worker to stop; it never returns to the stream
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_cancelled_agent_is_not_a_crash_faust_restarts_it_after_a_rebalance() -> None:
+    app = CrashRecorder()
+    started = asyncio.Event()
+
+    async def consuming() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(stop_app_on_error(app, consuming()))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert app.crashed == []

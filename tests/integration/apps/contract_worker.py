@@ -11,7 +11,8 @@ default failure policy). For each valid record ``gate``
   to the housing referral topic (Faust → plain consumer);
 * raises a :class:`~processors.exceptions.ProcessorsError` for a case closed
   by agency ``agency-bug``: a stand-in for a bug of the router, which must
-  stop the worker (crashing supervisor) after keeping the record.
+  stop the worker (:func:`~streams.consuming.stop_app_on_error`) after
+  keeping the record.
 
 Every malformed record is dead-lettered and the worker goes on.
 """
@@ -22,14 +23,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mode import CrashingSupervisor
-
 from processors.exceptions import ProcessorsError
 from schemas.models import CaseClosed, ReferralCancelled
 from schemas.types import ServiceCategory
 from streams.app import create_app, raw_topic
 from streams.codec import Codec, Decoded
-from streams.consuming import FaustDeadLetterSink, process_records
+from streams.consuming import FaustDeadLetterSink, process_records, stop_app_on_error
 from streams.logs import configure_logging
 from streams.settings import KafkaSettings
 from streams.topics import referral_topic
@@ -74,6 +73,8 @@ async def forward(decoded: Decoded) -> None:
     await pending
 
 
-@app.agent(intake, concurrency=1, supervisor_strategy=CrashingSupervisor)
+@app.agent(intake, concurrency=1)
 async def gate(stream: Any) -> None:
-    await process_records(stream, codec, forward, FaustDeadLetterSink(deadletters))
+    await stop_app_on_error(
+        app, process_records(stream, codec, forward, FaustDeadLetterSink(deadletters))
+    )

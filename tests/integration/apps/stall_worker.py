@@ -15,7 +15,6 @@ import os
 from typing import Any
 
 import faust
-from mode import CrashingSupervisor
 
 from streams.app import create_app, raw_topic
 from streams.logs import configure_logging, dict_config
@@ -30,7 +29,7 @@ app = create_app(settings, app_id, store="memory://", data_dir=None)
 source = raw_topic(app, INPUT)
 
 
-@app.agent(source, concurrency=1, supervisor_strategy=CrashingSupervisor)
+@app.agent(source, concurrency=1)
 async def gate(stream: Any) -> None:
     async for value in stream:
         if value == b"hang":
