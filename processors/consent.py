@@ -31,6 +31,7 @@ from schemas.types import Identifier, Jurisdiction, ServiceCategory, UtcDatetime
 __all__ = [
     "ConsentGrant",
     "ConsentSummary",
+    "ConsentTerms",
     "WithdrawnScope",
     "consent_summary",
     "has_consent_for",
@@ -166,6 +167,37 @@ def has_consent_for(
     return any(g.covers_category(category, now) for g in grants)
 
 
+class ConsentTerms(_Value):
+    """What one grant allows, as far as it does not depend on the instant it is read at.
+
+    The published status carries these (no consent id, no jurisdictions) so
+    that its reader, not the router, decides at read time which grants have
+    expired: a record written once stays right as the clock moves on.
+    """
+
+    categories: tuple[ServiceCategory, ...]
+    """The grant's categories except those withdrawn in every jurisdiction."""
+    cross_border: bool
+    expires_at: UtcDatetime | None = None
+
+    @classmethod
+    def of(cls, grant: ConsentGrant) -> ConsentTerms:
+        """The terms of ``grant``, narrowed by its withdrawals."""
+        return cls(
+            categories=tuple(
+                c
+                for c in grant.categories
+                if not any(s.covers_everywhere(c) for s in grant.withdrawn)
+            ),
+            cross_border=grant.cross_border_allowed,
+            expires_at=grant.expires_at,
+        )
+
+    def is_active(self, now: datetime) -> bool:
+        """Not expired at ``now`` (the same rule as :meth:`ConsentGrant.is_active`)."""
+        return self.expires_at is None or now < self.expires_at
+
+
 class ConsentSummary(_Value):
     """What the status view may show of consent: scope, never content."""
 
@@ -174,16 +206,17 @@ class ConsentSummary(_Value):
     next_expiry: UtcDatetime | None
 
 
-def consent_summary(grants: Iterable[ConsentGrant], now: datetime) -> ConsentSummary:
-    """Categories currently consented to, whether any of them may cross borders, next expiry."""
-    active = [g for g in grants if g.is_active(now)]
-    categories = sorted(
-        {c for g in active for c in g.categories if g.covers_category(c, now)},
-        key=lambda c: c.value,
-    )
-    expiries = [g.expires_at for g in active if g.expires_at is not None]
+def consent_summary(terms: Iterable[ConsentTerms], now: datetime) -> ConsentSummary:
+    """Categories currently consented to, whether any of them may cross borders, next expiry.
+
+    ``terms`` are :meth:`ConsentTerms.of` the survivor's grants; a grant
+    expired at ``now`` counts for nothing.
+    """
+    active = [t for t in terms if t.is_active(now)]
+    categories = sorted({c for t in active for c in t.categories}, key=lambda c: c.value)
+    expiries = [t.expires_at for t in active if t.expires_at is not None]
     return ConsentSummary(
         categories=tuple(categories),
-        cross_border=any(g.cross_border_allowed for g in active),
+        cross_border=any(t.cross_border for t in active),
         next_expiry=min(expiries) if expiries else None,
     )

@@ -1,9 +1,21 @@
-"""The live status view of one survivor's case: what operators and agencies read.
+"""The status of one survivor's case: what the router publishes and what operators read.
 
-Derived from :class:`~processors.case.CaseState` only, so it can be
-rebuilt from the topics at any time and compared with an independent
-replay. It carries ids, statuses, times and codes: never sealed data,
-names, contacts or notes (the case state holds none to begin with).
+Two steps, so that a replay publishes the same bytes and expiry is still
+judged when it matters:
+
+* :func:`status_record` is what the router publishes to the compacted
+  ``case-status.v1`` on every change of a case. It is a function of the
+  :class:`~processors.case.CaseState` alone: its times are event times (the
+  ``occurred_at`` of the input applied, or a tick's instant for an
+  escalation), never the wall clock, and consents are published as their
+  terms and expiry (:class:`~processors.consent.ConsentTerms`) rather than
+  as a summary taken at some instant.
+* :func:`status_view` is what a reader answers: the record as of the instant
+  it is read at (consents that have expired since the last event count for
+  nothing). The intake's status store calls it on every read.
+
+Both carry ids, statuses, times and codes: never sealed data, names,
+contacts or notes (the case state holds none to begin with).
 """
 
 from __future__ import annotations
@@ -15,11 +27,18 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from processors.case import CaseState
-from processors.consent import ConsentSummary, consent_summary
+from processors.consent import ConsentSummary, ConsentTerms, consent_summary
 from processors.lifecycle import ReferralStatus
 from schemas.types import CaseOutcome, RiskLevel, ServiceCategory, Urgency
 
-__all__ = ["ReferralView", "StatusRead", "StatusView", "status_view"]
+__all__ = [
+    "ReferralView",
+    "StatusRead",
+    "StatusRecord",
+    "StatusView",
+    "status_record",
+    "status_view",
+]
 
 
 class _View(BaseModel):
@@ -27,7 +46,7 @@ class _View(BaseModel):
 
 
 class ReferralView(_View):
-    """One referral as the status view shows it."""
+    """One referral as the status shows it."""
 
     referral_id: UUID
     category: ServiceCategory
@@ -42,8 +61,32 @@ class ReferralView(_View):
     updated_at: datetime
 
 
+class StatusRecord(_View):
+    """One survivor's status as the compacted ``case-status.v1`` carries it (JSON value).
+
+    Everything here is fixed by the events applied so far; what depends on
+    the instant of reading (which consents are still active) is left to
+    :func:`status_view`.
+    """
+
+    survivor_id: UUID
+    identified: bool
+    referrals: tuple[ReferralView, ...]
+    consents: tuple[ConsentTerms, ...]
+    """Every grant on the case, narrowed by its withdrawals, expired ones included."""
+    risk_level: RiskLevel
+    escalation_level: int
+    closed: CaseOutcome | None
+    last_update: datetime | None
+    """Event time of the last input that changed the case: the record's stamp."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the value on the status topic)."""
+        return self.model_dump(mode="json")
+
+
 class StatusView(_View):
-    """Everything the status endpoint and the compacted status topic carry."""
+    """The answer of ``GET /v1/survivors/{id}/status``: the record as of one instant."""
 
     survivor_id: UUID
     identified: bool
@@ -55,12 +98,12 @@ class StatusView(_View):
     last_update: datetime | None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (for the status topic and the HTTP answer)."""
+        """JSON-ready form (the HTTP answer)."""
         return self.model_dump(mode="json")
 
 
-def status_view(case: CaseState, now: datetime) -> StatusView:
-    """The view of a case at ``now`` (consents may have expired since the last event)."""
+def status_record(case: CaseState) -> StatusRecord:
+    """The record of a case: the same case always gives the same record (and bytes)."""
     referrals = tuple(
         ReferralView(
             referral_id=r.referral_id,
@@ -77,17 +120,32 @@ def status_view(case: CaseState, now: datetime) -> StatusView:
         )
         for r in sorted(case.referrals.values(), key=lambda r: (r.requested_at, str(r.referral_id)))
     )
-    return StatusView(
+    grants = sorted(case.consents.values(), key=lambda g: str(g.consent_id))
+    return StatusRecord(
         survivor_id=case.survivor_id,
         identified=case.profile is not None,
         referrals=referrals,
-        consent=consent_summary(case.consents.values(), now),
+        consents=tuple(ConsentTerms.of(g) for g in grants),
         risk_level=case.risk,
         escalation_level=max(
             [case.escalation_level, *(r.escalation_level for r in case.referrals.values())]
         ),
         closed=case.closed,
         last_update=case.updated_at,
+    )
+
+
+def status_view(record: StatusRecord, now: datetime) -> StatusView:
+    """The status as read at ``now``: consents may have expired since the last event."""
+    return StatusView(
+        survivor_id=record.survivor_id,
+        identified=record.identified,
+        referrals=record.referrals,
+        consent=consent_summary(record.consents, now),
+        risk_level=record.risk_level,
+        escalation_level=record.escalation_level,
+        closed=record.closed,
+        last_update=record.last_update,
     )
 
 

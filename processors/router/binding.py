@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from processors.case import CaseState
@@ -37,7 +37,7 @@ from processors.router.ports import (
 )
 from processors.settings import EscalationSettings
 from processors.sla import SlaPolicy
-from processors.status import status_view
+from processors.status import status_record
 from schemas.models import Event, SurvivorEvent
 from streams.codec import Codec, Decoded
 from streams.exceptions import RecordRejected, WrongEventType
@@ -47,10 +47,6 @@ from streams.ticks import TICK_KEY, decode_tick, encode_tick
 __all__ = ["Binding"]
 
 log = get_logger(__name__)
-
-
-def _wall_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -78,8 +74,6 @@ class Binding:
     """The ordered key scan of one partition of :attr:`deadlines` (see :mod:`.stores`)."""
     current_partition: Callable[[], int]
     """The partition of the record being handled (its table writes are changelogged there)."""
-    now: Callable[[], datetime] = _wall_clock
-    """The instant the published status view is stamped with."""
     queues: dict[int, StoredDeadlines] = field(default_factory=dict)
     """One deadline queue per owned partition; dropped at every rebalance (its low-water
     mark is only valid while this worker owned the partition throughout)."""
@@ -203,9 +197,11 @@ class Binding:
                 )
             )
         if step.case is not None:
-            current = status_view(step.case, self.now())
+            # A function of the case alone (event times, consent terms with their
+            # expiry): a replay of the same input publishes the same bytes.
+            record = status_record(step.case)
             pending.append(
-                await self.status.send(key=survivor.encode(), value=json_bytes(current.to_dict()))
+                await self.status.send(key=survivor.encode(), value=json_bytes(record.to_dict()))
             )
         await asyncio.gather(*pending)
         self.view.apply_local(step.capacity)

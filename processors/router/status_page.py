@@ -31,7 +31,7 @@ from processors.router.ports import (
     json_bytes,
     send_and_wait,
 )
-from processors.status import StatusRead, status_view
+from processors.status import StatusRead, status_record, status_view
 from streams.problems import (
     PROBLEM_MEDIA_TYPE,
     Problem,
@@ -178,6 +178,6 @@ def install_status_page(
         await send_and_wait(audit, str(survivor).encode(), json_bytes(record.to_dict()))
         if not stored:
             return _answer(web, request, unknown_survivor())
-        return web.json(status_view(CaseState.from_dict(stored), now).to_dict())
+        return web.json(status_view(status_record(CaseState.from_dict(stored)), now).to_dict())
 
     del survivor_status  # registered on the app

@@ -28,7 +28,7 @@ from processors.core import decide
 from processors.directory import Directory, apply_capacity, apply_directory
 from processors.meta import EventMeta
 from processors.settings import RouterSettings
-from processors.status import status_view
+from processors.status import status_record
 from schemas.models import Event, ProviderEvent, ReferralOffered, SurvivorEvent
 from schemas.types import AgeGroup, ServiceCategory, Urgency
 from streams.clients import producer_config
@@ -241,7 +241,7 @@ def replay(driver: Driver) -> dict[str, Any]:
         directory = apply_capacity(directory, decision.capacity)
         if decision.changed:
             cases[key] = decision.state
-    return {key: status_view(case, datetime.now(UTC)).to_dict() for key, case in cases.items()}
+    return {key: status_record(case).to_dict() for key, case in cases.items()}
 
 
 def test_status_view_equals_an_independent_replay(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +31,7 @@ from processors.router.ports import WRITER_HEADER, Headers, Scan
 from processors.router.stores import sorted_scan
 from processors.settings import ClockMode, EscalationSettings
 from processors.sla import default_policy
+from processors.status import StatusRecord, status_record
 from schemas.models import Event
 from schemas.types import AgeGroup, EscalationReason
 from streams.codec import Codec, Decoded
@@ -39,6 +40,7 @@ from streams.settings import KafkaSettings
 from streams.ticks import TICK_KEY, decode_tick, encode_tick
 from streams.topics import CATEGORIES, referral_topic
 from tests.unit.domain_builders import (
+    HOUSING,
     T0,
     accepted,
     consent,
@@ -60,6 +62,11 @@ SID, RID = uid("binding-survivor"), uid("binding-referral")
 FIRST, SECOND = uid("binding-provider-1"), uid("binding-provider-2")
 LATER = T0 + timedelta(days=30)
 """Long after every deadline an offer or escalation of T0 can have."""
+
+
+def json_time(moment: datetime) -> str:
+    """An instant as pydantic writes it into JSON."""
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 # --------------------------------------------------------------------------- fakes
@@ -232,7 +239,6 @@ def world(*providers: UUID, max_due_per_tick: int = 500) -> World:
         outputs={name: topics[name] for name in outputs},
         scans=scans,
         current_partition=lambda: PARTITION,
-        now=lambda: T0 + timedelta(minutes=5),
     )
     return World(binding, codec, view, journal, topics, tables, scanned)
 
@@ -279,16 +285,38 @@ async def test_a_request_is_offered_published_reserved_and_stored_in_that_order(
     }
 
 
-async def test_the_status_view_is_taken_at_the_binding_clock_not_the_event_time() -> None:
+async def test_the_status_is_stamped_with_event_time_and_carries_consent_terms() -> None:
     w = world(FIRST)
     await w.feed(identified(SID))
     w.forget_sent()
+    granted_at, expires_at = T0 + timedelta(minutes=3), T0 + timedelta(minutes=4)
 
-    await w.feed(consent(SID, expires_at=T0 + timedelta(minutes=1)))  # clock says T0 + 5 min
+    await w.feed(consent(SID, categories=[HOUSING], expires_at=expires_at, at=granted_at))
 
     (status,) = w.sent("status")
-    assert json.loads(status.value or b"")["consent"]["categories"] == []
-    assert w.case().consents  # the grant is stored all the same
+    record = json.loads(status.value or b"")
+    assert record["last_update"] == json_time(granted_at)  # the event's time, not the clock's
+    # Expiry is the reader's to judge at read time: the terms, never a summary.
+    assert record["consents"] == [
+        {"categories": ["HOUSING"], "cross_border": False, "expires_at": json_time(expires_at)}
+    ]
+    assert "consent" not in record
+    assert StatusRecord.model_validate(record) == status_record(w.case())
+
+
+async def test_a_replay_publishes_the_same_status_bytes_whenever_it_runs() -> None:
+    events = (identified(SID), consent(SID), request(SID, RID))
+    first, again = world(FIRST, SECOND), world(FIRST, SECOND)
+    await first.feed(*events)
+    await again.feed(*events)
+    await first.binding.tick(Tick(encode_tick(LATER), PARTITION))
+    await again.binding.tick(Tick(encode_tick(LATER), PARTITION))
+
+    published = [s.value for s in first.sent("status")]
+    assert published == [s.value for s in again.sent("status")]
+    # The escalation's record is stamped with the tick's instant.
+    assert json.loads(published[-1] or b"")["last_update"] == json_time(LATER)
+    assert json.loads(published[-1] or b"")["escalation_level"] >= 1
 
 
 async def test_a_failed_ack_leaves_every_table_as_it_was() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from processors.consent import (
     ConsentGrant,
+    ConsentTerms,
     WithdrawnScope,
     consent_summary,
     has_consent_for,
@@ -102,10 +103,21 @@ def test_the_permitting_grant_is_chosen_deterministically() -> None:
 def test_the_summary_shows_scope_only() -> None:
     g1 = grant(categories=[HOUSING], expires_at=T0 + HOUR)
     g2 = ConsentGrant.from_event(consent(S, consent_id=C2, categories=[HEALTH], cross_border=True))
-    summary = consent_summary([g1, g2], T0)
+    terms = [ConsentTerms.of(g1), ConsentTerms.of(g2)]
+    summary = consent_summary(terms, T0)
     assert summary.categories == (HEALTH, HOUSING)
     assert summary.cross_border and summary.next_expiry == T0 + HOUR
-    assert consent_summary([g1], T0 + HOUR).categories == ()
+    assert consent_summary(terms[:1], T0 + HOUR).categories == ()
+
+
+def test_the_terms_of_a_grant_leave_out_categories_withdrawn_everywhere() -> None:
+    g = grant(categories=[HOUSING, HEALTH], jurisdictions=["NL", "BE"], cross_border=True)
+    g = g.narrowed(withdrawal(S, consent_id=C1, categories=[HEALTH]))  # everywhere
+    g = g.narrowed(withdrawal(S, consent_id=C1, categories=[HOUSING], jurisdictions=["BE"]))
+    terms = ConsentTerms.of(g)
+    assert terms.categories == (HOUSING,)  # withdrawn in BE only: still consented somewhere
+    assert terms.cross_border and terms.expires_at is None
+    assert terms.is_active(T0 + 1000 * HOUR)
 
 
 # --------------------------------------------------------------------------- routing gate

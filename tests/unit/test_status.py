@@ -1,13 +1,28 @@
-"""The status view: what operators and agencies read of a case, derived from its state alone."""
+"""The status of a case: the record the router publishes, and the view a reader answers.
+
+The record is a function of the case alone (replays publish the same bytes);
+the view is the record as of the instant it is read (consents expire).
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from processors.case import CaseState
+from processors.consent import ConsentGrant
 from processors.lifecycle import ReferralStatus
-from processors.status import ReferralView, StatusRead, StatusView, status_view
+from processors.status import (
+    ReferralView,
+    StatusRead,
+    StatusRecord,
+    StatusView,
+    status_record,
+    status_view,
+)
 from schemas.types import CaseOutcome, RiskLevel, ServiceCategory
 
 from .domain_builders import (
@@ -22,6 +37,7 @@ from .domain_builders import (
     request,
     risk,
     uid,
+    withdrawal,
 )
 
 HEALTH = ServiceCategory.HEALTH
@@ -54,9 +70,14 @@ def _case() -> CaseState:
     return h.cases[S]
 
 
+def view_of(case: CaseState, now: datetime) -> StatusView:
+    """What a reader answers at ``now`` for the record the router published of ``case``."""
+    return status_view(status_record(case), now)
+
+
 def test_the_view_lists_referrals_in_request_order_with_the_fields_of_the_case() -> None:
     case = _case()
-    view = status_view(case, T0 + 4 * HOUR)
+    view = view_of(case, T0 + 4 * HOUR)
 
     tied_first = sorted([EARLY, TIED], key=str)  # same instant: by id, stable across replays
     assert [r.referral_id for r in view.referrals] == [*tied_first, LATE]
@@ -90,38 +111,38 @@ def test_the_view_lists_referrals_in_request_order_with_the_fields_of_the_case()
 def test_the_escalation_level_is_the_highest_of_the_case_and_its_referrals() -> None:
     case = _case()
     assert sorted(r.escalation_level for r in case.referrals.values()) == [0, 2, 2]
-    assert status_view(case, T0).escalation_level == 2
+    assert view_of(case, T0).escalation_level == 2
     quiet_case = case.model_copy(update={"escalation_level": 0})
-    assert status_view(quiet_case, T0).escalation_level == 2  # from the referrals
+    assert view_of(quiet_case, T0).escalation_level == 2  # from the referrals
     loud_case = case.model_copy(update={"escalation_level": 3})
-    assert status_view(loud_case, T0).escalation_level == 3  # from the case
+    assert view_of(loud_case, T0).escalation_level == 3  # from the case
 
 
 def test_consent_is_summarised_as_of_the_reading_not_the_last_event() -> None:
     case = _case()
-    before = status_view(case, EXPIRY - HOUR).consent
+    before = view_of(case, EXPIRY - HOUR).consent
     assert before.categories == (HEALTH, HOUSING)
     assert (before.cross_border, before.next_expiry) == (False, EXPIRY)
-    after = status_view(case, EXPIRY + HOUR).consent  # no event since: it simply expired
+    after = view_of(case, EXPIRY + HOUR).consent  # no event since: it simply expired
     assert (after.categories, after.next_expiry) == ((), None)
 
 
 def test_an_unidentified_survivor_and_a_closed_case() -> None:
     h = Harness()
     h.survivor(request(S, LATE))
-    waiting = status_view(h.cases[S], T0)
+    waiting = view_of(h.cases[S], T0)
     assert not waiting.identified
     (only,) = waiting.referrals
     assert (only.status, only.reason) == (ReferralStatus.ON_HOLD, "survivor.unidentified")
     assert (only.provider_id, only.attempts, only.deadline) == (None, 0, None)
     h.survivor(closed(S, at=T0 + HOUR))
-    done = status_view(h.cases[S], T0 + HOUR)
+    done = view_of(h.cases[S], T0 + HOUR)
     assert done.closed is CaseOutcome.SUPPORT_COMPLETED
     assert done.last_update == T0 + HOUR
 
 
 def test_the_dict_form_is_plain_json_and_reads_back_as_the_same_view() -> None:
-    view = status_view(_case(), T0 + 4 * HOUR)
+    view = view_of(_case(), T0 + 4 * HOUR)
     data = view.to_dict()
     assert json.loads(json.dumps(data)) == data  # strings, numbers, lists: nothing else
     assert set(data) == set(StatusView.model_fields)
@@ -133,13 +154,85 @@ def test_the_dict_form_is_plain_json_and_reads_back_as_the_same_view() -> None:
     assert StatusView.model_validate(data) == view
 
 
+def test_the_record_is_the_case_alone_and_reads_back_as_the_same_record() -> None:
+    case = _case()
+    record = status_record(case)
+    data = record.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert set(data) == set(StatusRecord.model_fields)
+    assert "consent" not in data  # the summary depends on the instant: the reader's to make
+    assert data["consents"] == [
+        {"categories": ["HOUSING", "HEALTH"], "cross_border": False, "expires_at": _z(EXPIRY)}
+    ]
+    assert data["last_update"] == _z(T0 + 3 * HOUR)  # the last event's time
+    assert StatusRecord.model_validate(data) == record
+    assert status_record(CaseState.from_dict(case.to_dict())) == record  # same case, same record
+
+
+def test_consents_are_published_in_a_fixed_order_whatever_order_they_came_in() -> None:
+    def granted(*ids: str) -> CaseState:
+        h = Harness()
+        h.all(identified(S), *(consent(S, consent_id=uid(i), categories=[HEALTH]) for i in ids))
+        return h.cases[S]
+
+    assert status_record(granted("c1", "c2")) == status_record(granted("c2", "c1"))
+
+
+_instants = st.integers(min_value=-48, max_value=48).map(lambda h: T0 + h * HOUR)
+_grants = st.lists(
+    st.tuples(
+        st.lists(st.sampled_from([HOUSING, HEALTH]), unique=True),
+        st.booleans(),
+        st.none() | _instants,
+        st.lists(st.sampled_from([HOUSING, HEALTH]), unique=True, max_size=1),
+        st.booleans(),
+    ),
+    max_size=4,
+)
+
+
+@given(grants=_grants, now=_instants)
+def test_the_summary_read_from_the_record_is_the_one_of_the_grants_at_that_instant(
+    grants: list[tuple[list[ServiceCategory], bool, datetime | None, list[ServiceCategory], bool]],
+    now: datetime,
+) -> None:
+    h = Harness()
+    h.survivor(identified(S))
+    for index, (categories, cross, expires, narrowed, whole) in enumerate(grants):
+        cid = uid(f"status-grant-{index}")
+        h.survivor(
+            consent(
+                S, consent_id=cid, categories=categories, cross_border=cross, expires_at=expires
+            )
+        )
+        if narrowed:
+            h.survivor(withdrawal(S, consent_id=cid, categories=narrowed))
+        if whole:
+            h.survivor(withdrawal(S, consent_id=cid))
+    live: list[ConsentGrant] = list(h.cases[S].consents.values())
+
+    summary = view_of(h.cases[S], now).consent
+
+    active = [g for g in live if g.is_active(now)]  # the oracle: the grants themselves
+    assert set(summary.categories) == {
+        c for g in active for c in ServiceCategory if g.covers_category(c, now)
+    }
+    assert summary.cross_border == any(g.cross_border_allowed for g in active)
+    expiries = [g.expires_at for g in active if g.expires_at is not None]
+    assert summary.next_expiry == (min(expiries) if expiries else None)
+
+
+def _z(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def test_a_status_read_is_audited_as_plain_json_without_case_data() -> None:
     read = StatusRead(
         survivor_id=S,
         at=T0,
-        principal="agency:nl-police",
-        role="agency",
-        key_id="k1",
+        principal="ops-desk",
+        role="operator",
+        key_id="sp_operator_AbCdEfGh",
         status=200,
     )
     data = read.to_dict()
@@ -148,11 +241,9 @@ def test_a_status_read_is_audited_as_plain_json_without_case_data() -> None:
         "kind": "status.read",
         "survivor_id": str(S),
         "at": "2025-03-01T09:00:00Z",
-        "principal": "agency:nl-police",
-        "role": "agency",
-        "key_id": "k1",
+        "principal": "ops-desk",
+        "role": "operator",
+        "key_id": "sp_operator_AbCdEfGh",
         "status": 200,
     }
-    anonymous = StatusRead(survivor_id=S, at=T0, principal=None, role=None, key_id=None, status=404)
-    assert anonymous.to_dict()["principal"] is None
     assert StatusRead.model_validate(data) == read
