@@ -180,9 +180,11 @@ def _serve(app_id: str | None, web_port: int, data_dir: Path) -> NoReturn:
 
     from processors.router import build_router, declare_changelogs  # noqa: PLC0415
     from processors.settings import RouterSettings  # noqa: PLC0415
-    from streams.logs import dict_config  # noqa: PLC0415
+    from streams.logs import configure_logging, dict_config  # noqa: PLC0415
 
     settings = KafkaSettings()
+    # A process of its own: structlog is set up here as the command line does.
+    configure_logging(settings.log_format, settings.log_level)
     router_settings = RouterSettings()
     keys = status_keys(settings, warn=lambda _message: None)  # the parent warned
     router = build_router(
