@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from schemas.registry import EventSchemas, event_schemas
-from streams.codec import CONTENT_TYPE, REQUIRED_HEADERS, SPECVERSION
+from streams.cloudevents import AVRO_MEDIA_TYPE, REQUIRED_HEADERS, SPECVERSION
 from streams.contract import Contract
 from streams.deadletter import DEADLETTER_HEADERS
 from streams.settings import KafkaSettings, Profile
@@ -37,7 +37,7 @@ _HEADER_DOCS = {
     "ce_specversion": f"CloudEvents spec version, always {SPECVERSION}.",
     "ce_time": "CloudEvents time: RFC 3339, UTC, milliseconds; equals the event's occurred_at.",
     "ce_subject": "CloudEvents subject: the survivor pseudonym, or the provider id.",
-    "content-type": f"Always {CONTENT_TYPE}.",
+    "content-type": f"Always {AVRO_MEDIA_TYPE}.",
 }
 
 
@@ -52,7 +52,7 @@ def _message(schemas: EventSchemas, event_type: str) -> dict[str, Any]:
         "name": event_type,
         "title": event_type,
         "summary": str(definition.get("doc", "")),
-        "contentType": CONTENT_TYPE,
+        "contentType": AVRO_MEDIA_TYPE,
         "headers": {"$ref": "#/components/schemas/CloudEventsHeaders"},
         "payload": {"schemaFormat": _AVRO_FORMAT, "schema": definition},
         "correlationId": {"location": "$message.header#/ce_id"},
@@ -139,7 +139,7 @@ def document(settings: KafkaSettings, schemas: EventSchemas | None = None) -> di
                 "only in sealed fields. Generated from the code: do not edit by hand."
             ),
         },
-        "defaultContentType": CONTENT_TYPE,
+        "defaultContentType": AVRO_MEDIA_TYPE,
         "servers": {
             "local": {
                 "host": "127.0.0.1:9092",

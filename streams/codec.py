@@ -17,11 +17,12 @@ one of two ways; decoding recognises both by their first bytes:
 Records written with a released older version of a schema (or any
 registry version of the same record) are resolved to the current schema.
 
-**Headers.** CloudEvents 1.0, Kafka protocol binding, binary mode: ``ce_id``,
-``ce_source``, ``ce_type``, ``ce_specversion`` (``1.0``), ``ce_time`` (RFC 3339
-UTC, milliseconds, equal to the event's ``occurred_at``), ``ce_subject`` (the
-survivor pseudonym, or the provider id for ``provider.*`` events) and
-``content-type`` (``application/avro``), all UTF-8. All seven are required.
+**Headers.** CloudEvents 1.0, Kafka protocol binding, binary mode, written and
+read by :mod:`streams.cloudevents`: ``ce_id``, ``ce_source``, ``ce_type``,
+``ce_specversion`` (``1.0``), ``ce_time`` (RFC 3339 UTC, milliseconds, equal to
+the event's ``occurred_at``), ``ce_subject`` (the survivor pseudonym, or the
+provider id for ``provider.*`` events) and ``content-type``
+(``application/avro``), all UTF-8. All seven are required.
 
 **Key.** Derived from the topic (:meth:`streams.contract.Contract.key_for`).
 
@@ -37,9 +38,8 @@ import io
 import re
 import struct
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -48,14 +48,21 @@ from pydantic import ValidationError
 
 from schemas.models import Event, from_avro, to_avro
 from schemas.registry import EventSchemas, event_schemas, parse
-from schemas.types import utc_millis
+from streams.cloudevents import (
+    CE_TYPE,
+    Envelope,
+    Headers,
+    binary_headers,
+    check_agreement,
+    envelope,
+    read_headers,
+    shown,
+)
 from streams.contract import Contract
 from streams.exceptions import (
     EncodeError,
     InvalidEvent,
-    InvalidHeader,
     KeyMismatch,
-    MissingHeader,
     OversizedRecord,
     RegistryUnavailableError,
     UndecodableRecord,
@@ -65,48 +72,16 @@ from streams.exceptions import (
 from streams.settings import KafkaSettings
 
 __all__ = [
-    "CE_ID",
-    "CE_SOURCE",
-    "CE_SPECVERSION",
-    "CE_SUBJECT",
-    "CE_TIME",
-    "CE_TYPE",
     "CONFLUENT_MAGIC",
-    "CONTENT_TYPE",
-    "CONTENT_TYPE_HEADER",
     "DEFAULT_MAX_RECORD_BYTES",
-    "REQUIRED_HEADERS",
     "SINGLE_OBJECT_MAGIC",
-    "SPECVERSION",
     "Codec",
     "ConfluentSchemaRegistry",
     "Decoded",
     "EncodedRecord",
-    "Envelope",
     "Framing",
-    "Headers",
     "SchemaIdResolver",
-    "rfc3339",
 ]
-
-CE_ID = "ce_id"
-CE_SOURCE = "ce_source"
-CE_TYPE = "ce_type"
-CE_SPECVERSION = "ce_specversion"
-CE_TIME = "ce_time"
-CE_SUBJECT = "ce_subject"
-CONTENT_TYPE_HEADER = "content-type"
-REQUIRED_HEADERS = (
-    CE_ID,
-    CE_SOURCE,
-    CE_TYPE,
-    CE_SPECVERSION,
-    CE_TIME,
-    CE_SUBJECT,
-    CONTENT_TYPE_HEADER,
-)
-SPECVERSION = "1.0"
-CONTENT_TYPE = "application/avro"
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
@@ -116,11 +91,7 @@ _SCHEMA_ID = struct.Struct(">I")
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 """Kafka's default ``message.max.bytes`` is about this; events are far smaller."""
 
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _URI_REFERENCE = re.compile(r"^[!#-~]+$")  # printable ASCII without spaces or quotes
-
-Headers = Iterable[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None]
-"""Headers as Kafka clients hand them over: confluent-kafka, aiokafka, Faust."""
 
 
 class Framing(StrEnum):
@@ -216,19 +187,6 @@ class EncodedRecord:
 
 
 @dataclass(frozen=True)
-class Envelope:
-    """The CloudEvents attributes of a record."""
-
-    id: str
-    source: str
-    type: str
-    specversion: str
-    time: datetime
-    subject: str
-    content_type: str
-
-
-@dataclass(frozen=True)
 class Decoded:
     """A decoded record: its envelope, its typed event, and how it was framed."""
 
@@ -246,12 +204,6 @@ class _Writer:
     event_type: str
     parsed: Any
     ref: str
-
-
-def rfc3339(moment: datetime) -> str:
-    """RFC 3339 text of an instant in UTC with milliseconds, e.g. ``2025-01-02T03:04:05.678Z``."""
-    text = utc_millis(moment).isoformat(timespec="milliseconds")
-    return text.removesuffix("+00:00") + "Z"
 
 
 class Codec:
@@ -331,20 +283,11 @@ class Codec:
         ce_source = self.source if source is None else source
         if not ce_source:
             raise EncodeError("source must not be empty")
-        headers = [
-            (CE_ID, ce_id),
-            (CE_SOURCE, ce_source),
-            (CE_TYPE, event.event_type),
-            (CE_SPECVERSION, SPECVERSION),
-            (CE_TIME, rfc3339(event.occurred_at)),
-            (CE_SUBJECT, str(event.subject)),
-            (CONTENT_TYPE_HEADER, CONTENT_TYPE),
-        ]
         return EncodedRecord(
             topic=topic,
             key=self.contract.key_for(topic, event),
             value=value,
-            headers=[(name, text.encode("utf-8")) for name, text in headers],
+            headers=binary_headers(event, event_id=ce_id, source=ce_source),
         )
 
     def _sized(self, value: bytes | None) -> bytes:
@@ -408,11 +351,11 @@ class Codec:
         :class:`~streams.exceptions.UnknownTopicError` are not the record's fault.
         """
         value = self._sized(value)
-        attrs = _read_headers(headers)
+        attrs = read_headers(headers)
         writer, framing, offset = self._writer(value)
         if attrs[CE_TYPE] != writer.event_type:
             raise WrongEventType(
-                f"ce_type says {_shown(attrs[CE_TYPE])} but the schema ({writer.ref}) is "
+                f"ce_type says {shown(attrs[CE_TYPE])} but the schema ({writer.ref}) is "
                 f"{writer.event_type}"
             )
         if topic is not None:
@@ -427,14 +370,14 @@ class Codec:
             reason = self.contract.violation(topic, event)
             if reason is not None:
                 raise WrongEventType(reason)
-        envelope = _envelope(attrs)
-        _check_agreement(envelope, event)
+        attributes = envelope(attrs)
+        check_agreement(attributes, event)
         if topic is not None and key is not None and key != self.contract.key_for(topic, event):
             raise KeyMismatch(
                 f"the key of this {event.event_type} on {topic} is not its "
                 f"{self.contract.topic(topic).key.value}"
             )
-        return Decoded(envelope, event, framing, writer.ref)
+        return Decoded(attributes, event, framing, writer.ref)
 
     def _writer(self, value: bytes) -> tuple[_Writer, Framing, int]:
         if value.startswith(SINGLE_OBJECT_MAGIC):
@@ -523,72 +466,3 @@ class Codec:
                 for error in exc.errors(include_input=False, include_url=False)
             )
             raise InvalidEvent(f"{writer.event_type} breaks its model: {problems}") from None
-
-
-def _shown(header_value: str) -> str:
-    """A header value fit for an error message: protocol values are short, so cut at 40."""
-    return repr(header_value[:40] + ("…" if len(header_value) > 40 else ""))
-
-
-def _read_headers(headers: Headers | None) -> dict[str, str]:
-    """The required headers as text; repeated, missing or non-UTF-8 ones are errors."""
-    items = headers.items() if isinstance(headers, Mapping) else (headers or ())
-    found: dict[str, str] = {}
-    for name, raw in items:
-        if name not in REQUIRED_HEADERS or raw is None:
-            continue
-        if name in found:
-            raise InvalidHeader(f"header {name} appears more than once")
-        try:
-            found[name] = raw if isinstance(raw, str) else bytes(raw).decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidHeader(f"header {name} is not UTF-8") from None
-    missing = [name for name in REQUIRED_HEADERS if not found.get(name)]
-    if missing:
-        raise MissingHeader(f"missing or empty header(s): {', '.join(missing)}")
-    if found[CE_SPECVERSION] != SPECVERSION:
-        raise InvalidHeader(
-            f"ce_specversion is {_shown(found[CE_SPECVERSION])}; only {SPECVERSION} is supported"
-        )
-    media_type = found[CONTENT_TYPE_HEADER].split(";", 1)[0].strip().lower()
-    if media_type != CONTENT_TYPE:
-        raise InvalidHeader(f"content-type is {_shown(media_type)}, not {CONTENT_TYPE}")
-    return found
-
-
-def _envelope(attrs: Mapping[str, str]) -> Envelope:
-    text = attrs[CE_TIME]
-    if not _RFC3339.fullmatch(text):
-        raise InvalidHeader("ce_time is not an RFC 3339 timestamp")
-    try:
-        moment = datetime.fromisoformat(text.upper())
-    except ValueError:
-        raise InvalidHeader("ce_time is not a valid date and time") from None
-    return Envelope(
-        id=attrs[CE_ID],
-        source=attrs[CE_SOURCE],
-        type=attrs[CE_TYPE],
-        specversion=attrs[CE_SPECVERSION],
-        time=moment,
-        subject=attrs[CE_SUBJECT],
-        content_type=attrs[CONTENT_TYPE_HEADER],
-    )
-
-
-def _check_agreement(envelope: Envelope, event: Event) -> None:
-    """Headers are routing metadata; one that contradicts the body would misroute it."""
-    try:
-        same_subject = uuid.UUID(envelope.subject) == event.subject
-    except ValueError:
-        same_subject = False
-    if not same_subject:
-        raise InvalidHeader(f"ce_subject does not match the subject of this {event.event_type}")
-    try:
-        same_time = utc_millis(envelope.time) == event.occurred_at
-    except ValueError:
-        same_time = False
-    if not same_time:
-        raise InvalidHeader(f"ce_time is not the occurred_at of this {event.event_type}")
-
-
-# ---------------------------------------------------------------------- dead letters

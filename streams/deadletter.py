@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from schemas.exceptions import SafePassageError
-from streams.codec import Headers
+from streams.cloudevents import Headers
 from streams.exceptions import (
     EncodeError,
     ProvisioningError,

@@ -32,7 +32,8 @@ The modules, in the order a request meets them:
 - :mod:`~connectors.intake.settings`: :class:`IntakeSettings`, read at start.
 - :mod:`~connectors.intake.app`: :func:`create_app`, the routes and ``/healthz``.
 - :mod:`~connectors.intake.body`: media type, body size and strict JSON.
-- :mod:`~connectors.intake.cloudevents`: envelopes checked into typed events.
+- :mod:`~connectors.intake.cloudevents`: CloudEvents (:mod:`streams.cloudevents`) checked
+  into typed events, with the caller's rights.
 - :mod:`~connectors.intake.service`: authentication, idempotency, publishing.
 - :mod:`~connectors.intake.publisher`: :class:`Publisher`, :class:`KafkaPublisher`.
 - :mod:`~connectors.intake.status`: the operators' status read, via a router worker.
@@ -45,10 +46,10 @@ from __future__ import annotations
 
 from connectors.intake.app import create_app
 from connectors.intake.cli import register, serve
-from connectors.intake.cloudevents import BATCH_MEDIA_TYPE, STRUCTURED_MEDIA_TYPE
 from connectors.intake.problems import ProblemError
 from connectors.intake.publisher import Delivery, KafkaPublisher, Publisher
 from connectors.intake.settings import IntakeSettings
+from streams.cloudevents import BATCH_MEDIA_TYPE, STRUCTURED_MEDIA_TYPE
 
 __all__ = [
     "BATCH_MEDIA_TYPE",

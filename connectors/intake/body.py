@@ -13,9 +13,9 @@ from typing import Any
 
 from fastapi import Request
 
-from connectors.intake.cloudevents import BATCH_MEDIA_TYPE, STRUCTURED_MEDIA_TYPE
 from connectors.intake.problems import ProblemError, malformed
 from connectors.intake.settings import IntakeSettings
+from streams.cloudevents import BATCH_MEDIA_TYPE, STRUCTURED_MEDIA_TYPE
 
 __all__ = ["read_documents"]
 

@@ -16,14 +16,10 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
-from connectors.intake.cloudevents import (
-    BATCH_MEDIA_TYPE,
-    PUBLISHABLE,
-    STRUCTURED_MEDIA_TYPE,
-    envelope_schema_model,
-)
-from connectors.intake.problems import PROBLEM_MEDIA_TYPE
+from connectors.intake.cloudevents import PUBLISHABLE
 from schemas.models import MODELS
+from streams.cloudevents import BATCH_MEDIA_TYPE, STRUCTURED_MEDIA_TYPE, documented_model
+from streams.problems import PROBLEM_MEDIA_TYPE
 
 __all__ = [
     "DESCRIPTION",
@@ -122,7 +118,7 @@ def request_body_docs(max_batch_items: int) -> dict[str, Any]:
 def _component_schemas() -> dict[str, Any]:
     """JSON Schemas of the documented models and of one CloudEvent per accepted type."""
     envelopes = {
-        event_type: envelope_schema_model(event_type, MODELS[event_type])
+        event_type: documented_model(event_type, MODELS[event_type])
         for event_type in sorted(PUBLISHABLE)
     }
     models: list[type[BaseModel]] = [ProblemDetails, Receipt, BatchReceipt, Health]

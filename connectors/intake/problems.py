@@ -1,17 +1,17 @@
 """Error answers as RFC 9457 ``application/problem+json`` documents.
 
-Every answer other than success goes through :class:`ProblemError`, so that
-clients get one machine-readable shape with a stable ``type`` (the slugs are
-listed in docs/intake-api.md) and field errors located by JSON Pointer.
-:func:`install_error_handlers` makes FastAPI's own errors (422, 404, 405,
-unexpected exceptions, a failing idempotency store) follow the same shape;
-bad input is always a 4xx, never a 500, and nothing here quotes request data.
+Every answer other than success goes through :class:`ProblemError`, which
+carries a :class:`streams.problems.Problem`: the one dialect of every HTTP
+edge (stable ``type`` URNs, listed in docs/intake-api.md; field errors
+located by JSON Pointer). :func:`install_error_handlers` makes FastAPI's own
+errors (422, 404, 405, unexpected exceptions, a failing idempotency store)
+follow the same shape; bad input is always a 4xx, never a 500, and nothing
+here quotes request data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from connectors.exceptions import ConnectorsError, IdempotencyStoreError
 from streams.logs import get_logger
+from streams.problems import PROBLEM_MEDIA_TYPE, FieldError, Problem
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -36,27 +37,11 @@ __all__ = [
     "pydantic_errors",
 ]
 
-PROBLEM_MEDIA_TYPE = "application/problem+json"
-
 _log = get_logger("connectors.intake")
-
-_PROBLEM_URN = "urn:safepassage:problem:"
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """One field-level problem: where (JSON Pointer into the body) and what."""
-
-    location: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        """JSON form."""
-        return {"location": self.location, "message": self.message}
 
 
 class ProblemError(ConnectorsError):
-    """An HTTP answer other than success, rendered as RFC 9457 problem+json.
+    """An HTTP answer other than success: a :class:`~streams.problems.Problem`, raised.
 
     Raised anywhere in request handling; the exception handler renders it.
     ``slug`` names the problem type (``urn:safepassage:problem:<slug>``);
@@ -76,36 +61,36 @@ class ProblemError(ConnectorsError):
     ) -> None:
         """Describe the problem; nothing here may contain personal data."""
         super().__init__(detail)
-        self.status = status
-        self.slug = slug
-        self.title = title
-        self.detail = detail
-        self.errors = tuple(errors)
-        self.headers = dict(headers or {})
-        self.extra = dict(extra or {})
+        self.problem = Problem(
+            status, slug, title, detail, tuple(errors), dict(headers or {}), dict(extra or {})
+        )
+
+    @property
+    def status(self) -> int:
+        """The HTTP status."""
+        return self.problem.status
+
+    @property
+    def slug(self) -> str:
+        """The kind of problem."""
+        return self.problem.slug
+
+    @property
+    def errors(self) -> tuple[FieldError, ...]:
+        """The field errors."""
+        return self.problem.errors
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
         """The problem document."""
-        document: dict[str, Any] = {
-            "type": _PROBLEM_URN + self.slug,
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-        }
-        if instance is not None:
-            document["instance"] = instance
-        if self.errors:
-            document["errors"] = [error.to_dict() for error in self.errors]
-        document.update(self.extra)
-        return document
+        return self.problem.body(instance)
 
     def response(self, instance: str | None = None) -> JSONResponse:
         """The HTTP response."""
         return JSONResponse(
-            self.body(instance),
-            status_code=self.status,
+            self.problem.body(instance),
+            status_code=self.problem.status,
             media_type=PROBLEM_MEDIA_TYPE,
-            headers=self.headers,
+            headers=dict(self.problem.headers),
         )
 
 

@@ -23,9 +23,8 @@ The modules, one job each:
 - :mod:`~connectors.sdk.retry`: :class:`RetryPolicy`, when a transport tries again.
 - :mod:`~connectors.sdk.kafka_transport`: :class:`KafkaTransport`.
 - :mod:`~connectors.sdk.http_transport`: :class:`HttpTransport` and what the
-  intake API's answers mean.
-- :mod:`~connectors.sdk.cloudevents`: the structured-mode JSON the HTTP
-  transport sends.
+  intake API's answers mean (the CloudEvents JSON it sends is
+  :mod:`streams.cloudevents`').
 
 Signed webhooks, the other way a provider receives offers, are not here:
 :mod:`connectors.webhooks` is the contract between the webhook connector,

@@ -12,6 +12,7 @@ same for agencies and providers, so they live here once.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,13 +22,14 @@ from pydantic import ValidationError
 
 from connectors.exceptions import SdkValidationError
 from schemas.models import Event
+from streams.cloudevents import ID_PATTERN
 from streams.memory import BoundedMemory
 
 __all__ = ["RememberedTimes", "build_event", "check_event_id", "invalid_event", "utc_now"]
 
 E = TypeVar("E", bound=Event)
 
-_EVENT_ID_MAX = 256
+_EVENT_ID = re.compile(ID_PATTERN)
 
 
 def utc_now() -> datetime:
@@ -41,7 +43,7 @@ def check_event_id(event_id: str) -> str:
     Printable ASCII without spaces, 1 to 256 characters: it travels as a
     Kafka header and in the intake API's logs and idempotency store.
     """
-    if not (0 < len(event_id) <= _EVENT_ID_MAX) or not all("!" <= ch <= "~" for ch in event_id):
+    if not _EVENT_ID.fullmatch(event_id):
         raise SdkValidationError(
             "event_id must be 1 to 256 printable ASCII characters without spaces",
             ({"loc": "event_id", "type": "string_pattern_mismatch", "msg": "invalid id"},),

@@ -3,7 +3,8 @@
 For callers outside the platform's network: the intake API checks the
 caller's role by its API key and writes the record under the caller's
 source and id. This module owns the HTTP side only: the request (one event
-or a batch, :mod:`connectors.sdk.cloudevents`), and what an answer means:
+or a batch, in the CloudEvents JSON of :mod:`streams.cloudevents`), and what
+an answer means:
 2xx accepted, a "not now" (:data:`TRANSIENT_STATUSES`, the intake API's 409
 *in progress*, a failed connection from :mod:`streams.retry`) retried by
 :class:`~connectors.sdk.retry.RetryPolicy` no sooner than ``Retry-After``,
@@ -22,15 +23,18 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from connectors.exceptions import SdkRejectedError, SdkRetriesExhaustedError, SdkTransientError
-from connectors.sdk.cloudevents import (
-    BATCH_CONTENT_TYPE,
-    STRUCTURED_CONTENT_TYPE,
-    structured_cloudevent,
+from connectors.exceptions import (
+    SdkRejectedError,
+    SdkRetriesExhaustedError,
+    SdkTransientError,
+    SdkValidationError,
 )
+from connectors.sdk.events import check_event_id
 from connectors.sdk.retry import RetryPolicy
 from connectors.sdk.transport import Closing, Outgoing
 from schemas.models import Event
+from streams.cloudevents import BATCH_MEDIA_TYPE, STRUCTURED_MEDIA_TYPE, batch, structured
+from streams.exceptions import EncodeError
 from streams.problems import PROBLEM_MEDIA_TYPE, problem_type
 from streams.retry import TRANSIENT_HTTP_ERRORS, parse_retry_after
 
@@ -51,6 +55,15 @@ Everything else that is not 2xx (400, 401, 403, 409, 413, 415, 500, ...)
 is permanent: the same request would get the same answer. The one
 exception is the intake API's 409 *in progress* (see :func:`_in_progress`).
 """
+
+
+def _structured(item: Outgoing) -> bytes:
+    """The structured CloudEvent of one event, or :class:`SdkValidationError` (nothing is sent)."""
+    check_event_id(item.event_id)
+    try:
+        return structured(item.event, event_id=item.event_id, source=item.source)
+    except EncodeError as exc:
+        raise SdkValidationError(str(exc)) from exc
 
 
 def _problem(response: httpx.Response) -> dict[str, Any]:
@@ -152,11 +165,10 @@ class HttpTransport(Closing):
 
     def publish(self, event: Event, *, event_id: str, source: str) -> str:
         """POST one event; its CloudEvents id once the intake API answered 202."""
-        document = structured_cloudevent(Outgoing(event, event_id, source))
-        body = json.dumps(document, separators=(",", ":")).encode("utf-8")
+        body = _structured(Outgoing(event, event_id, source))
         ids = (event_id,)
         self.retry.run(
-            functools.partial(self._post, body, STRUCTURED_CONTENT_TYPE, ids), event_ids=ids
+            functools.partial(self._post, body, STRUCTURED_MEDIA_TYPE, ids), event_ids=ids
         )
         return event_id
 
@@ -172,20 +184,19 @@ class HttpTransport(Closing):
         ``event_ids`` are those of that batch and every later one; earlier
         batches were accepted. Publishing all of them again is safe.
         """
-        documents = [structured_cloudevent(item) for item in items]
+        documents = [_structured(item) for item in items]
+        all_ids = [item.event_id for item in items]
         for start in range(0, len(documents), self.batch_size):
-            chunk = documents[start : start + self.batch_size]
-            body = json.dumps(chunk, separators=(",", ":")).encode("utf-8")
-            ids = tuple(str(doc["id"]) for doc in chunk)
-            rest = tuple(str(doc["id"]) for doc in documents[start:])
+            body = batch(documents[start : start + self.batch_size])
+            ids = tuple(all_ids[start : start + self.batch_size])
             try:
                 self.retry.run(
-                    functools.partial(self._post, body, BATCH_CONTENT_TYPE, ids), event_ids=ids
+                    functools.partial(self._post, body, BATCH_MEDIA_TYPE, ids), event_ids=ids
                 )
             except (SdkRejectedError, SdkRetriesExhaustedError) as exc:
-                exc.event_ids = rest
+                exc.event_ids = tuple(all_ids[start:])
                 raise
-        return [str(doc["id"]) for doc in documents]
+        return all_ids
 
     def _post(self, body: bytes, content_type: str, ids: tuple[str, ...]) -> None:
         """One attempt: 2xx returns; transient failures and permanent ones raise typed errors."""

@@ -30,7 +30,8 @@ from confluent_kafka import Consumer, Producer
 from schemas.models import CaseClosed, ProviderCapacity, ReferralCancelled
 from schemas.types import Actor, CancelReason, CaseOutcome, ServiceCategory
 from streams.clients import consumer_config, producer_config
-from streams.codec import CE_ID, Codec
+from streams.cloudevents import CE_ID
+from streams.codec import Codec
 from streams.provisioning import provision
 from streams.settings import KafkaSettings
 from streams.topics import referral_topic

@@ -8,7 +8,7 @@ import yaml
 
 from schemas.registry import event_schemas
 from streams.asyncapi import DOCUMENT, document, reference_settings, render
-from streams.codec import REQUIRED_HEADERS
+from streams.cloudevents import REQUIRED_HEADERS
 from streams.topics import catalog
 
 

@@ -38,15 +38,9 @@ from schemas.types import (
     ServiceCategory,
     Urgency,
 )
-from streams.codec import (
-    CONTENT_TYPE,
-    REQUIRED_HEADERS,
-    Codec,
-    ConfluentSchemaRegistry,
-    EncodedRecord,
-    Framing,
-    rfc3339,
-)
+from streams.cloudevents import AVRO_MEDIA_TYPE as CONTENT_TYPE
+from streams.cloudevents import REQUIRED_HEADERS, rfc3339
+from streams.codec import Codec, ConfluentSchemaRegistry, EncodedRecord, Framing
 from streams.contract import Contract, KeyKind
 from streams.deadletter import DEADLETTER_HEADERS, deadletter_headers
 from streams.exceptions import (

@@ -44,7 +44,8 @@ from connectors.intake import (
 )
 from schemas.models import MODELS, Event, SurvivorIdentified, to_avro
 from schemas.types import utc_millis
-from streams.codec import Codec, EncodedRecord, rfc3339
+from streams.cloudevents import rfc3339
+from streams.codec import Codec, EncodedRecord
 from streams.contract import AGENCY_EVENTS, PROVIDER_ANSWERS
 from streams.settings import KafkaSettings
 from tests.doubles import RecordingPublisher

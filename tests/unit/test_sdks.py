@@ -43,11 +43,6 @@ from connectors.sdk import (
     answer_id,
     build_event,
 )
-from connectors.sdk.cloudevents import (
-    BATCH_CONTENT_TYPE,
-    STRUCTURED_CONTENT_TYPE,
-    structured_cloudevent,
-)
 from connectors.sdk.offers import Deduplicator, dedupe_keys
 from schemas.models import (
     CaseClosed,
@@ -84,7 +79,8 @@ from schemas.types import (
     ServiceCategory,
     Urgency,
 )
-from streams.codec import CE_ID, Codec
+from streams.cloudevents import BATCH_MEDIA_TYPE, CE_ID, STRUCTURED_MEDIA_TYPE, structured
+from streams.codec import Codec
 from streams.producing import kafka_error_is_transient
 from streams.retry import parse_retry_after
 from streams.settings import KafkaSettings
@@ -497,7 +493,7 @@ def test_http_posts_a_structured_cloudevent_with_the_api_key() -> None:
     [request] = server.requests
     assert request.method == "POST"
     assert str(request.url) == "https://intake.example.org/api/v1/events"
-    assert request.headers["Content-Type"] == STRUCTURED_CONTENT_TYPE
+    assert request.headers["Content-Type"] == STRUCTURED_MEDIA_TYPE
     assert request.headers["Authorization"] == "Bearer sk-agency-123"
     body = json.loads(request.content)
     assert body == {
@@ -609,7 +605,7 @@ def test_http_batch_is_a_json_array_in_order_and_chunked() -> None:
     ids = client.publish_many(events, event_ids=["b-1", "b-2", "b-3"])
 
     assert ids == ["b-1", "b-2", "b-3"]
-    assert [r.headers["Content-Type"] for r in server.requests] == [BATCH_CONTENT_TYPE] * 2
+    assert [r.headers["Content-Type"] for r in server.requests] == [BATCH_MEDIA_TYPE] * 2
     assert [[doc["id"] for doc in body] for body in server.bodies()] == [["b-1", "b-2"], ["b-3"]]
     assert server.bodies()[0][0]["type"] == "survivor.identified"
 
@@ -684,7 +680,7 @@ def test_structured_cloudevent_of_a_provider_answer_has_the_survivor_as_subject(
     answer = ReferralAccepted(
         survivor_id=SID, occurred_at=T0, referral_id=RID, provider_id=PROVIDER_A, attempt=2
     )
-    document = structured_cloudevent(Outgoing(answer, "x", "/providers/p"))
+    document = json.loads(structured(answer, event_id="x", source="/providers/p"))
     assert document["subject"] == str(SID)
     assert document["data"]["attempt"] == 2
     assert document["data"]["provider_id"] == str(PROVIDER_A)
