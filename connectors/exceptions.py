@@ -208,11 +208,11 @@ class SignatureError(WebhookError):
 
 
 class MissingSignatureError(SignatureError):
-    """The request carries no ``SafePassage-Signature`` header."""
+    """The request lacks ``webhook-id``, ``webhook-timestamp`` or ``webhook-signature``."""
 
 
 class MalformedSignatureError(SignatureError):
-    """The signature header is present but not ``t=<seconds>,v1=<64 hex digits>[,...]``."""
+    """The headers are there but garbled: not Unix seconds, not ``v1,<base64>`` signatures."""
 
 
 class StaleTimestampError(SignatureError):

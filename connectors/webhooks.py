@@ -3,36 +3,49 @@
 A provider that does not run a Kafka consumer gets each offer and
 cancellation addressed to it as an HTTP ``POST`` with a JSON body (see
 :func:`payload`). Anyone can POST to a public URL, so every request is
-signed with a secret shared between SafePassage and that provider only:
+signed with a secret shared between SafePassage and that provider only, as
+the Standard Webhooks specification (standardwebhooks.com) says, with its
+reference library (``standardwebhooks``). A provider checks a request with
+that library in its own language, and needs no code of ours:
 
-* signed content: ``f"{timestamp}.".encode() + body``, where ``timestamp``
-  is Unix seconds as a decimal string and ``body`` the exact bytes sent;
-* signature: HMAC-SHA256 of the signed content with the secret's UTF-8
-  bytes as key, lower-case hex;
-* header ``SafePassage-Signature: t=<timestamp>,v1=<hex>[,v1=<hex>...]``,
-  one ``v1`` per configured secret, so a provider can rotate its secret
-  without a moment in which valid requests fail.
+* ``webhook-id``: the delivery id (:func:`delivery_id`), the same on every
+  attempt and after a restart: providers deduplicate on it;
+* ``webhook-timestamp``: Unix seconds of this attempt;
+* ``webhook-signature``: ``v1,<base64>``, the HMAC-SHA256 of
+  ``<id>.<timestamp>.<body>`` under the secret, one per configured secret,
+  separated by spaces, so that a provider can rotate its secret without a
+  moment in which valid requests fail.
 
-Putting the timestamp under the signature stops replays outside a short
-window (:func:`verify` refuses stale and future timestamps). The delivery
-id and event type travel in the signed body as well as in headers; the
-body is what a provider should trust. :func:`verify` is the reference
-check, written so that a provider can import it; ``docs/webhooks.md``
-states the same scheme for other languages.
+A secret is ``whsec_`` and the base64 of 24 to 64 random bytes
+(:func:`new_secret`; :func:`check_secret`). Because the id and timestamp are
+signed, the library refuses a request more than five minutes away from its
+clock, either way. That stops replays outside the window. Inside the window,
+a provider stops them by dropping repeated ids. :func:`verify` is that
+library check, with SafePassage's error classes on top (missing, malformed,
+stale, future, mismatch), and a provider can import it.
+``docs/webhooks.md`` states the scheme for other languages.
+
+The hand-written ``SafePassage-Signature`` scheme of earlier builds is gone.
+It was never released, and keeping two schemes would leave providers two
+ways to get verification wrong.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
+import binascii
 import json
 import re
 import time
 import typing
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from secrets import token_bytes
+from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 from pydantic import SecretStr
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from connectors.exceptions import (
     FutureTimestampError,
@@ -47,12 +60,13 @@ from schemas.types import Sealed
 
 __all__ = [
     "CONTENT_TYPE",
-    "DEFAULT_TOLERANCE_S",
-    "DELIVERY_HEADER",
     "DELIVERY_ID_NAMESPACE",
     "EVENT_TYPE_HEADER",
+    "ID_HEADER",
+    "MAX_SIGNATURES",
     "SIGNATURE_HEADER",
-    "SIGNATURE_SCHEME",
+    "TIMESTAMP_HEADER",
+    "TOLERANCE_S",
     "FutureTimestampError",
     "MalformedSignatureError",
     "MissingSignatureError",
@@ -61,75 +75,84 @@ __all__ = [
     "SignatureMismatchError",
     "StaleTimestampError",
     "WebhookEvent",
+    "check_secret",
     "delivery_id",
+    "new_secret",
     "payload",
-    "sign",
-    "signature_header",
     "signed_headers",
     "verify",
 ]
 
-SIGNATURE_HEADER = "SafePassage-Signature"
-DELIVERY_HEADER = "SafePassage-Delivery"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 EVENT_TYPE_HEADER = "SafePassage-Event-Type"
+"""A convenience for routing; the signed body says the same."""
 CONTENT_TYPE = "application/json"
-SIGNATURE_SCHEME = "v1"
-"""HMAC-SHA256 over ``<timestamp>.<body>``; other schemes in the header are ignored."""
 
-DEFAULT_TOLERANCE_S = 300
-"""How far a signed timestamp may lie from the verifier's clock (either way)."""
+TOLERANCE_S = 300
+"""How far the signed timestamp may lie from the verifier's clock, either way.
+
+It is the library's window (five minutes, fixed), stated here to be documented and tested.
+"""
 
 DELIVERY_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:safepassage:webhooks:delivery")
 """UUIDv5 namespace of delivery ids (derived from the CloudEvents source and id)."""
 
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
+SECRET_BYTES = (24, 64)
+"""Smallest and largest secret, in random bytes (the specification's bounds)."""
 MAX_HEADER_CHARS = 4096
-"""Longer signature headers are refused before any parsing (a cheap guard)."""
+"""Longer headers are refused before any parsing (a cheap guard)."""
 MAX_SIGNATURES = 8
-"""More ``v1`` values than any rotation needs is a garbled header, not a rotation."""
+"""More signatures than any rotation needs is a garbled header, not a rotation."""
 
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
-_HEX_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_VERSIONED = re.compile(r"^(v[0-9a-z]+),([A-Za-z0-9+/]+={0,2})$")
+_SIGNED_BYTES = 32  # HMAC-SHA256
 
-Secret = str | bytes | SecretStr
-"""A shared secret as configuration hands it over; its UTF-8 bytes are the HMAC key."""
+Secret = str | SecretStr
+"""A shared secret as configuration hands it over: ``whsec_<base64>``."""
 
 WebhookEvent = ReferralOffered | ReferralCancelled
 """What is delivered by webhook: the events of the referral topics."""
 
 
-def _key(secret: Secret) -> bytes:
-    """The HMAC key of a secret: its UTF-8 bytes (bytes are used as they are)."""
-    if isinstance(secret, SecretStr):
-        secret = secret.get_secret_value()
-    key = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
-    if not key:
-        raise ValueError("a webhook secret must not be empty")
-    return key
+def new_secret() -> str:
+    """A fresh secret: ``whsec_`` and the base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(token_bytes(32)).decode("ascii")
 
 
-def _secrets(secrets: Secret | Sequence[Secret]) -> list[bytes]:
-    """One secret or several (rotation) as HMAC keys; at least one."""
-    if isinstance(secrets, str | bytes | SecretStr):
-        return [_key(secrets)]
-    keys = [_key(secret) for secret in secrets]
-    if not keys:
+def check_secret(secret: str) -> str:
+    """``secret`` if it is a Standard Webhooks secret; a ``ValueError`` that never shows it.
+
+    The library strips ``whsec_`` and decodes the rest leniently: characters
+    outside base64 are dropped, so a mistyped secret would silently become
+    another key. Here the whole rest must be base64 of 24 to 64 bytes.
+    """
+    low, high = SECRET_BYTES
+    shape = f"a secret must be {SECRET_PREFIX} and the base64 of {low} to {high} random bytes"
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError(shape)
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(shape) from None
+    if not low <= len(key) <= high:
+        raise ValueError(shape)
+    return secret
+
+
+def _webhooks(secrets: Secret | Sequence[Secret]) -> list[Webhook]:
+    """The library's signer-verifier for each secret (rotation: several); at least one."""
+    given = [secrets] if isinstance(secrets, str | SecretStr) else list(secrets)
+    if not given:
         raise ValueError("at least one webhook secret is needed")
-    return keys
-
-
-def sign(secret: Secret, timestamp: int, body: bytes) -> str:
-    """The ``v1`` signature (lower-case hex) of ``body`` sent at ``timestamp``."""
-    if timestamp < 0:
-        raise ValueError("timestamp must be Unix seconds, not negative")
-    signed = f"{timestamp}.".encode("ascii") + body
-    return hmac.new(_key(secret), signed, hashlib.sha256).hexdigest()
-
-
-def signature_header(secrets: Secret | Sequence[Secret], timestamp: int, body: bytes) -> str:
-    """``t=<timestamp>,v1=<hex>...``: one ``v1`` per secret, in the order given."""
-    parts = [f"t={timestamp}"]
-    parts.extend(f"{SIGNATURE_SCHEME}={sign(key, timestamp, body)}" for key in _secrets(secrets))
-    return ",".join(parts)
+    return [
+        Webhook(check_secret(s.get_secret_value() if isinstance(s, SecretStr) else s))
+        for s in given
+    ]
 
 
 def signed_headers(
@@ -140,10 +163,19 @@ def signed_headers(
     event_type: str,
     timestamp: int,
 ) -> dict[str, str]:
-    """Every header of one delivery attempt (a fresh ``timestamp`` for each attempt)."""
+    """Every header of one delivery attempt (a fresh ``timestamp`` for each attempt).
+
+    ``body`` is UTF-8 (the library signs text); one signature per secret.
+    """
+    if timestamp < 0:
+        raise ValueError("timestamp must be Unix seconds, not negative")
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    text = body.decode("utf-8")
+    signatures = [hook.sign(delivery, moment, text) for hook in _webhooks(secrets)]
     return {
-        SIGNATURE_HEADER: signature_header(secrets, timestamp, body),
-        DELIVERY_HEADER: delivery,
+        ID_HEADER: delivery,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: " ".join(signatures),
         EVENT_TYPE_HEADER: event_type,
         "Content-Type": CONTENT_TYPE,
     }
@@ -152,103 +184,90 @@ def signed_headers(
 # --------------------------------------------------------------------------- verification
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header by name, case-insensitively (HTTP names are), from any mapping.
+def _received(headers: Mapping[str, str]) -> tuple[dict[str, str], int]:
+    """The three headers, lower-cased and checked for shape, and the timestamp.
 
-    Framework header objects (aiohttp, httpx, Starlette) already look up
-    case-insensitively; a plain ``dict`` is scanned.
+    The library would raise a bare ``ValueError`` or ``binascii.Error`` on a
+    signature that is not ``<version>,<base64>``, so the shape is checked here
+    first. Spaces around signatures are tolerated. Signatures of other
+    versions (``v1a``) are skipped, so that the header can grow.
     """
-    value = headers.get(name)
-    if value is not None:
-        return value
-    wanted = name.lower()
-    for key, candidate in headers.items():
-        if key.lower() == wanted:
-            return candidate
-    return None
-
-
-def _parse(header: str) -> tuple[int, list[str]]:
-    """The timestamp and ``v1`` signatures of a header; :class:`MalformedSignatureError` if garbled.
-
-    Elements are ``key=value`` separated by commas (spaces around them are
-    tolerated); exactly one ``t``; one or more ``v1``; elements of other
-    schemes are skipped so the header can grow.
-    """
-    if len(header) > MAX_HEADER_CHARS:
-        raise MalformedSignatureError(
-            f"{SIGNATURE_HEADER} is longer than {MAX_HEADER_CHARS} characters"
-        )
-    timestamps: list[str] = []
-    signatures: list[str] = []
-    for element in header.split(","):
-        name, sep, value = element.strip().partition("=")
-        if not sep or not name:
-            raise MalformedSignatureError(
-                f"{SIGNATURE_HEADER} has an element that is not key=value"
-            )
-        if name == "t":
-            timestamps.append(value)
-        elif name == SIGNATURE_SCHEME:
-            if not _HEX_SHA256.fullmatch(value):
-                raise MalformedSignatureError(f"a {SIGNATURE_SCHEME} value is not 64 hex digits")
-            signatures.append(value.lower())
-    if len(timestamps) != 1 or not _TIMESTAMP.fullmatch(timestamps[0]):
-        raise MalformedSignatureError(f"{SIGNATURE_HEADER} needs exactly one t=<Unix seconds>")
-    if not signatures:
-        raise MalformedSignatureError(f"{SIGNATURE_HEADER} has no {SIGNATURE_SCHEME} signature")
+    lowered = {name.lower(): value for name, value in headers.items()}
+    wanted = (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER)
+    missing = [name for name in wanted if not (lowered.get(name) or "").strip()]
+    if missing:
+        raise MissingSignatureError(f"the request has no {', '.join(missing)} header")
+    for name in wanted:
+        if len(lowered[name]) > MAX_HEADER_CHARS:
+            raise MalformedSignatureError(f"{name} is longer than {MAX_HEADER_CHARS} characters")
+    timestamp = lowered[TIMESTAMP_HEADER].strip()
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise MalformedSignatureError(f"{TIMESTAMP_HEADER} is not Unix seconds")
+    signatures = lowered[SIGNATURE_HEADER].split()
     if len(signatures) > MAX_SIGNATURES:
         raise MalformedSignatureError(
             f"{SIGNATURE_HEADER} has more than {MAX_SIGNATURES} signatures"
         )
-    return int(timestamps[0]), signatures
+    versions = []
+    for signature in signatures:
+        match = _VERSIONED.fullmatch(signature)
+        if match is None:
+            raise MalformedSignatureError(f"a {SIGNATURE_HEADER} element is not <version>,<base64>")
+        versions.append(match[1])
+        if match[1] == "v1" and not _is_hmac(match[2]):
+            raise MalformedSignatureError("a v1 signature is not the base64 of 32 bytes")
+    if "v1" not in versions:
+        raise MalformedSignatureError(f"{SIGNATURE_HEADER} has no v1 signature")
+    checked = {
+        ID_HEADER: lowered[ID_HEADER],
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: " ".join(signatures),
+    }
+    return checked, int(timestamp)
 
 
-def verify(
-    secrets: Secret | Sequence[Secret],
-    headers: Mapping[str, str],
-    body: bytes,
-    now: float | None = None,
-    tolerance_s: float = DEFAULT_TOLERANCE_S,
-) -> int:
-    """Check a received webhook; return its signed timestamp, or raise a :class:`SignatureError`.
+def _is_hmac(encoded: str) -> bool:
+    try:
+        return len(base64.b64decode(encoded, validate=True)) == _SIGNED_BYTES
+    except (binascii.Error, ValueError):
+        return False
+
+
+def verify(secrets: Secret | Sequence[Secret], headers: Mapping[str, str], body: bytes) -> Any:
+    """Check a received webhook with the Standard Webhooks library; its parsed JSON body.
 
     ``secrets`` are the provider's current secret(s): during a rotation pass
-    both, the request is genuine if any ``v1`` matches any of them.
-    ``body`` must be the raw bytes received, before any JSON parsing.
-    ``now`` (Unix seconds) defaults to the local clock. Errors, each its own
-    class: :class:`MissingSignatureError`, :class:`MalformedSignatureError`,
+    both, the request is genuine if any signature matches any of them.
+    ``body`` must be the raw bytes received, before any JSON parsing. The
+    timestamp is checked against the local clock, :data:`TOLERANCE_S` either
+    way. Errors, each its own :class:`SignatureError`:
+    :class:`MissingSignatureError`, :class:`MalformedSignatureError`,
     :class:`StaleTimestampError`, :class:`FutureTimestampError` and
-    :class:`SignatureMismatchError` (a changed body and a wrong secret cannot be
-    told apart, by design). Comparison is constant-time
-    (:func:`hmac.compare_digest`).
+    :class:`SignatureMismatchError` (a changed body and a wrong secret cannot
+    be told apart, by design). The library compares in constant time.
     """
-    if tolerance_s < 0:
-        raise ValueError("tolerance_s must not be negative")
-    keys = _secrets(secrets)
-    header = _header(headers, SIGNATURE_HEADER)
-    if header is None or not header.strip():
-        raise MissingSignatureError(f"the request has no {SIGNATURE_HEADER} header")
-    timestamp, received = _parse(header)
-    moment = time.time() if now is None else now
-    if timestamp < moment - tolerance_s:
+    hooks = _webhooks(secrets)
+    checked, timestamp = _received(headers)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SignatureMismatchError("the body is not UTF-8, so not what was signed") from None
+    for hook in hooks:
+        try:
+            return hook.verify(text, checked)
+        except WebhookVerificationError:
+            continue
+    moment = time.time()
+    if timestamp < moment - TOLERANCE_S:
         raise StaleTimestampError(
-            f"signed {moment - timestamp:.0f} s ago, more than the tolerance of {tolerance_s} s"
+            f"signed {moment - timestamp:.0f} s ago, more than the tolerance of {TOLERANCE_S} s"
         )
-    if timestamp > moment + tolerance_s:
+    if timestamp > moment + TOLERANCE_S:
         raise FutureTimestampError(
             f"signed {timestamp - moment:.0f} s in the future, more than the tolerance of "
-            f"{tolerance_s} s (check the clocks)"
+            f"{TOLERANCE_S} s (check the clocks)"
         )
-    expected = [sign(key, timestamp, body) for key in keys]
-    matched = False
-    for candidate in received:
-        for wanted in expected:
-            # No early exit: the time taken does not say which pair matched.
-            matched |= hmac.compare_digest(candidate, wanted)
-    if not matched:
-        raise SignatureMismatchError("no signature matches the body with any configured secret")
-    return timestamp
+    raise SignatureMismatchError("no signature matches the body with any configured secret")
 
 
 # --------------------------------------------------------------------------- body

@@ -1,5 +1,7 @@
 """``safepassage deliver webhooks``: the command that runs (or checks) the connector.
 
+``safepassage deliver new-secret`` prints a fresh secret for the webhooks file.
+
 Kept apart from the connector so the connector stays usable from code and
 tests without click, and so ``--check`` can validate a webhooks file with
 nothing else running. Every SafePassage error (a bad webhooks file, the
@@ -23,6 +25,7 @@ from pydantic import ValidationError
 from connectors.delivery.connector import WebhookDelivery
 from connectors.delivery.jobs import DeliveryStats
 from connectors.delivery.settings import ProviderEndpoint, WebhookSettings, load_providers
+from connectors.webhooks import new_secret
 from schemas.exceptions import SafePassageError
 from streams.settings import KafkaSettings
 
@@ -93,6 +96,12 @@ def _webhooks(file: Path | None, check: bool) -> None:
     )
 
 
+@deliver.command("new-secret")
+def new_webhook_secret() -> None:
+    """Print a fresh webhook secret (whsec_..., Standard Webhooks) for the webhooks file."""
+    click.echo(new_secret())
+
+
 def register(main_group: click.Group) -> None:
-    """Add ``safepassage deliver webhooks`` to the ``safepassage`` command group."""
+    """Add the ``deliver`` group (``webhooks``, ``new-secret``) to the ``safepassage`` command."""
     main_group.add_command(deliver)
