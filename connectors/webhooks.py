@@ -37,7 +37,6 @@ import binascii
 import json
 import re
 import time
-import typing
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from secrets import token_bytes
@@ -56,7 +55,7 @@ from connectors.exceptions import (
     StaleTimestampError,
 )
 from schemas.models import ReferralCancelled, ReferralOffered
-from schemas.types import Sealed
+from streams.cloudevents import sealed_fields
 
 __all__ = [
     "CONTENT_TYPE",
@@ -285,27 +284,15 @@ def delivery_id(ce_source: str, ce_id: str) -> str:
     return str(uuid5(DELIVERY_ID_NAMESPACE, f"{ce_source}\x00{ce_id}"))
 
 
-def _sealed_fields(model: type[WebhookEvent]) -> frozenset[str]:
-    """Fields whose type admits :class:`~schemas.types.Sealed`: never sent by webhook.
-
-    Decided from the type, not the value, so that even the presence of a
-    sealed field (an empty one included) does not leave SafePassage.
-    """
-    return frozenset(
-        name
-        for name, field in model.model_fields.items()
-        if field.annotation is Sealed or Sealed in typing.get_args(field.annotation)
-    )
-
-
 def payload(event: WebhookEvent, delivery: str) -> bytes:
     """The JSON body delivered for ``event``: its fields minus sealed ones, with envelope.
 
     ``{"data": {...}, "delivery_id": "...", "event_type": "referral.offered"}``
     with keys sorted and no spaces, so the bytes of a delivery are the same
     on every attempt. The data are pseudonyms, ids, codes and times: no
-    personal data travels outside a sealed field, and sealed fields stay out.
+    personal data travels outside a sealed field, and sealed fields stay out
+    (decided by type: not even an empty one leaves SafePassage).
     """
-    data = event.model_dump(mode="json", exclude=set(_sealed_fields(type(event))))
+    data = event.model_dump(mode="json", exclude=set(sealed_fields(event.event_type)))
     document = {"data": data, "delivery_id": delivery, "event_type": event.event_type}
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("ascii")

@@ -1,59 +1,47 @@
 """CloudEvents 1.0 on SafePassage's wires: Kafka binary mode, HTTP structured and batch JSON.
 
-Every binding SafePassage speaks is written and read here, once:
+* **Kafka, binary mode** (every topic): ``ce_id``, ``ce_source``, ``ce_type``,
+  ``ce_specversion``, ``ce_time``, ``ce_subject`` and ``content-type``
+  (:data:`AVRO_MEDIA_TYPE`), all required, UTF-8; the value is the codec's.
+  :func:`binary_headers` writes them; :func:`read_headers`, :func:`envelope`
+  and :func:`check_agreement` read them for :mod:`streams.codec`.
+* **HTTP** (``POST /v1/events``): one event as ``application/cloudevents+json``,
+  several as a JSON array (``application/cloudevents-batch+json``). The SDKs
+  write them (:func:`structured`, :func:`batch`); the intake reads them
+  (:class:`StructuredEvent`, :func:`unknown_attributes`, :func:`sealed_from_json`).
 
-* **Kafka, binary mode** (every topic). The attributes travel as the ``ce_id``,
-  ``ce_source``, ``ce_type``, ``ce_specversion``, ``ce_time`` and ``ce_subject``
-  headers, plus ``content-type`` (:data:`AVRO_MEDIA_TYPE`). All seven are
-  required and UTF-8. The value is the Avro body that :mod:`streams.codec`
-  frames. :func:`binary_headers` writes the headers. :func:`read_headers`,
-  :func:`envelope` and :func:`check_agreement` read them back, for the codec.
-* **HTTP, structured and batch mode** (``POST /v1/events``). One event is
-  ``application/cloudevents+json`` and several are a JSON array,
-  ``application/cloudevents-batch+json``. The SDKs write them with
-  :func:`structured` and :func:`batch`. The intake reads each document with
-  :class:`StructuredEvent`, :func:`unknown_attributes`, :func:`sealed_from_json`
-  and :func:`disagreements`.
+On both, ``time`` must be the event's ``occurred_at`` to the millisecond and
+``subject`` its subject: routing metadata must say what the data says
+(:func:`disagreements`).
 
-Both wires follow one agreement rule. ``time`` must be the event's
-``occurred_at`` to the millisecond, and ``subject`` the event's subject
-(survivor or provider id). These are routing metadata, and they must say
-what the typed data says (:func:`disagreements`).
+**Writing uses the CloudEvents SDK** (``cloudevents.core`` 2.2): its v1
+``CloudEvent`` validates the attributes, ``kafka.to_binary`` maps them to
+headers, ``http.to_structured`` with ``JSONFormat`` writes the document. The
+SDK has no batch format (:func:`batch` joins documents into the array the
+batch format specifies) and writes ``time`` with ``isoformat()`` (micro- or
+no seconds' fraction): :class:`_MillisecondTime` keeps the milliseconds every
+record has carried, so the bytes are unchanged.
 
-**Writing uses the CloudEvents SDK** (``cloudevents.core``, 2.2). Its v1
-``CloudEvent`` validates the attributes. Its Kafka binding (``to_binary``) maps
-them to ``ce_`` headers and ``content-type``. Its HTTP binding and JSON format
-(``to_structured``, ``JSONFormat``) write the structured document. The SDK
-has no batch format, so :func:`batch` joins the structured documents into the
-JSON array that the batch format specifies. The SDK writes ``time`` with
-``datetime.isoformat()``, which gives microseconds or no fraction at all.
-:class:`_MillisecondTime` gives back the millisecond form that every record
-and request has carried from the start, so the bytes stay the same.
-
-**Reading is hand-written**, because the SDK reads leniently and SafePassage
-must read strictly (checked against the 2.2.0 source):
+**Reading is hand-written**: the SDK reads leniently (checked in 2.2.0) where
+SafePassage must be strict, and its errors are not the ones needed here.
 
 * ``CloudEvent`` fills in a missing ``id`` (a fresh uuid4), ``specversion`` and
-  ``time`` (now). An event without an id would be accepted under an invented
-  one, and idempotency on (source, id) would be lost. Here a missing header
-  is :class:`~streams.exceptions.MissingHeader`.
-* The Kafka binding takes headers as a dict, so a repeated header silently
-  keeps its last value. Here it is refused as ambiguous. A non-UTF-8 value
-  raises a bare ``UnicodeDecodeError`` that names no header.
-* ``time`` is parsed with dateutil's ``isoparse``, which accepts ISO 8601
-  forms that RFC 3339 forbids (a date alone, week dates, no zone).
-* Every other ``ce_`` header becomes an extension attribute, and a name
-  outside ``[a-z0-9]`` fails the whole event. The codec ignores headers
-  that are not its own. The JSON format accepts ``data_base64`` and extension
-  attributes, which the intake refuses because they would travel unsealed
-  in Kafka headers.
-* Its errors are one ``CloudEventValidationError`` per event. Dead letters need
-  a :class:`~streams.exceptions.DecodeError` class as their reason, and the
-  intake needs field errors located by JSON Pointer (problem+json).
+  ``time`` (now): an event without an id would get an invented one, and
+  idempotency on (source, id) would be lost. Here it is :class:`MissingHeader`.
+* The Kafka binding takes headers as a dict, so a repeated header keeps its
+  last value (refused here as ambiguous), and a non-UTF-8 value raises a
+  bare ``UnicodeDecodeError`` that names no header.
+* ``time`` goes through dateutil's ``isoparse``: ISO 8601 forms that RFC 3339
+  forbids (a date alone, week dates) pass.
+* Other ``ce_`` headers become extension attributes (a name outside
+  ``[a-z0-9]`` fails the event); the JSON format takes ``data_base64`` and
+  extensions, which would travel unsealed in Kafka headers.
+* One ``CloudEventValidationError`` per event, where dead letters need a
+  :class:`~streams.exceptions.DecodeError` class as their reason and the
+  intake field errors by JSON Pointer.
 
-Neither SDK format knows Avro. The binding only ever sees the codec's bytes.
-The SDK's 1.x API (``cloudevents.v1.http``/``.kafka``, moved there in 2.0)
-is not used: ``cloudevents.core`` replaces it.
+Neither SDK format knows Avro: the binding only sees the codec's bytes. The
+1.x API (``cloudevents.v1.http``/``.kafka`` since 2.0) is not used.
 """
 
 from __future__ import annotations
@@ -78,7 +66,6 @@ from schemas.types import Sealed, utc_millis
 from streams.exceptions import EncodeError, InvalidHeader, MissingHeader
 
 __all__ = [
-    "ATTRIBUTES",
     "AVRO_MEDIA_TYPE",
     "BATCH_MEDIA_TYPE",
     "CE_ID",
@@ -89,11 +76,9 @@ __all__ = [
     "CE_TYPE",
     "CONTENT_TYPE_HEADER",
     "ID_PATTERN",
-    "JSON_DATA_TYPE",
     "REQUIRED_HEADERS",
     "SPECVERSION",
     "STRUCTURED_MEDIA_TYPE",
-    "TIME_PATTERN",
     "Envelope",
     "Headers",
     "RoutingAttribute",
@@ -108,6 +93,7 @@ __all__ = [
     "parse_time",
     "read_headers",
     "rfc3339",
+    "sealed_fields",
     "sealed_from_json",
     "shown",
     "structured",
@@ -119,7 +105,7 @@ STRUCTURED_MEDIA_TYPE: Final = JSONFormat.CONTENT_TYPE
 """``application/cloudevents+json``: one event, structured mode."""
 BATCH_MEDIA_TYPE: Final = "application/cloudevents-batch+json"
 """A JSON array of structured events (the SDK has no batch format)."""
-JSON_DATA_TYPE: Final = JSONFormat.DEFAULT_CONTENT_TYPE
+_JSON_DATA_TYPE: Final = JSONFormat.DEFAULT_CONTENT_TYPE
 """``datacontenttype`` of a structured event's ``data``: ``application/json``."""
 AVRO_MEDIA_TYPE: Final = "application/avro"
 """``content-type`` of every Kafka record (binary mode: the value is the data)."""
@@ -143,9 +129,9 @@ REQUIRED_HEADERS: Final = (
 
 ID_PATTERN: Final = r"^[!-~]{1,256}$"
 """Printable ASCII without spaces: an id becomes a Kafka header and part of a key."""
-TIME_PATTERN: Final = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+_TIME_PATTERN: Final = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 """RFC 3339 date-time, the zone required."""
-_TIME = re.compile(TIME_PATTERN)
+_TIME = re.compile(_TIME_PATTERN)
 
 Headers = Iterable[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None]
 """Headers as Kafka clients hand them over: confluent-kafka, aiokafka, Faust."""
@@ -337,6 +323,11 @@ def _sealed_fields(model: type[Event]) -> tuple[str, ...]:
 _SEALED = {event_type: _sealed_fields(model) for event_type, model in MODELS.items()}
 
 
+def sealed_fields(event_type: str) -> tuple[str, ...]:
+    """The fields of an event type that may hold :class:`Sealed` data (decided by type)."""
+    return _SEALED[event_type]
+
+
 def event_data(event: Event) -> dict[str, Any]:
     """The ``data`` of a structured event: the model's JSON form, sealed ciphertext in base64.
 
@@ -360,7 +351,7 @@ def event_data(event: Event) -> dict[str, Any]:
 
 def structured(event: Event, *, event_id: str, source: str) -> bytes:
     """One event as ``application/cloudevents+json`` (the SDK's HTTP binding and JSON format)."""
-    cloudevent = _cloudevent(event, event_id, source, JSON_DATA_TYPE, event_data(event))
+    cloudevent = _cloudevent(event, event_id, source, _JSON_DATA_TYPE, event_data(event))
     return http.to_structured(cloudevent, _FORMAT).body
 
 
@@ -394,7 +385,7 @@ CeId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 CeSource = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,512}$")]
 """A URI-reference naming the sending system (never a person)."""
 CeTime = Annotated[
-    str, StringConstraints(pattern=TIME_PATTERN), Field(json_schema_extra={"format": "date-time"})
+    str, StringConstraints(pattern=_TIME_PATTERN), Field(json_schema_extra={"format": "date-time"})
 ]
 """RFC 3339 with a zone; must be the event's ``occurred_at``."""
 CeSubject = Annotated[str, Field(json_schema_extra={"format": "uuid"})]
@@ -402,7 +393,7 @@ DataContentType = Annotated[
     str, StringConstraints(pattern=r"^application/json(\s*;\s*charset=(utf-8|UTF-8))?$")
 ]
 
-ATTRIBUTES: Final = frozenset(
+_ATTRIBUTES: Final = frozenset(
     {"specversion", "id", "source", "type", "time", "subject", "datacontenttype", "data"}
 )
 """The members a structured event may have: the core context attributes and ``data``."""
@@ -449,7 +440,7 @@ def documented_model(event_type: str, model: type[Event]) -> type[BaseModel]:
 
 
 def unknown_attributes(document: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Members outside :data:`ATTRIBUTES`, each with why it is refused."""
+    """Members outside the core context attributes and ``data``, each with why it is refused."""
     return [
         (
             name,
@@ -459,5 +450,5 @@ def unknown_attributes(document: Mapping[str, Any]) -> list[tuple[str, str]]:
             "Kafka headers)",
         )
         for name in document
-        if name not in ATTRIBUTES
+        if name not in _ATTRIBUTES
     ]

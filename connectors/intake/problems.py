@@ -65,21 +65,6 @@ class ProblemError(ConnectorsError):
             status, slug, title, detail, tuple(errors), dict(headers or {}), dict(extra or {})
         )
 
-    @property
-    def status(self) -> int:
-        """The HTTP status."""
-        return self.problem.status
-
-    @property
-    def slug(self) -> str:
-        """The kind of problem."""
-        return self.problem.slug
-
-    @property
-    def errors(self) -> tuple[FieldError, ...]:
-        """The field errors."""
-        return self.problem.errors
-
     def body(self, instance: str | None = None) -> dict[str, Any]:
         """The problem document."""
         return self.problem.body(instance)
@@ -142,7 +127,8 @@ def pydantic_errors(error: ValidationError, prefix: str) -> list[FieldError]:
 def install_error_handlers(app: FastAPI) -> None:
     """Every error answer is problem+json; FastAPI's 422 becomes a 400."""
 
-    def log_rejection(request: Request, problem: ProblemError) -> None:
+    def log_rejection(request: Request, error: ProblemError) -> None:
+        problem = error.problem
         level = "warning" if problem.status >= 500 else "info"
         getattr(_log, level)(
             "intake.rejected",
