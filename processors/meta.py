@@ -18,7 +18,7 @@ EFFECT_ID_NAMESPACE = UUID("5d0c6a4e-1c55-4c36-9f0e-5afe9a55a9e1")
 
 
 class _Enveloped(Protocol):
-    """What :class:`streams.codec.Envelope` offers (kept structural: no Kafka import here)."""
+    """What :class:`streams.cloudevents.Envelope` offers (kept structural: no Kafka import here)."""
 
     @property
     def id(self) -> str: ...
