@@ -100,6 +100,9 @@ class ReferralState(_Value):
     """Number of the current offer; 0 before the first."""
     tried: tuple[UUID, ...] = ()
     """Providers offered so far, in order; none is offered twice."""
+    undelivered_to: tuple[UUID, ...] = ()
+    """Providers whose offer was reported undelivered (``referral.undelivered``): they never
+    received it, so a cancellation that cannot reach them either withdraws nothing."""
     deadline: UtcDatetime | None = None
     """Deadline of the open offer, as told to the provider (``RoutingPolicy.offer_deadline``)."""
     escalation_level: EscalationRung = 0

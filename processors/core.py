@@ -34,6 +34,13 @@ Survivor-first rules decided here:
   answered, or the referral moved on, before the timeout arrived) is only
   audited: a race between the escalation engine and the provider, not an
   error to dead-letter.
+* ``referral.undelivered`` (the webhook connector gave up): an offer its
+  provider never received is treated like a missed acknowledgement (the
+  next provider is offered at once) and climbs the ladder
+  (``DELIVERY_FAILED``: rung 1 for the re-offer, then an alert above the rung
+  the referral reached); a cancellation that never arrived alerts the case
+  coordinator (or the next rung up), unless that provider never received the
+  offer either. The status view and the ladder see the rungs like any other.
 """
 
 from __future__ import annotations
@@ -68,7 +75,8 @@ def decide(
     ``case`` is None for a survivor without state yet. Events handled: every
     agency event of the intake topic, every provider answer, and
     ``referral.escalated`` from the escalation engine (rung 1 with
-    ``DEADLINE_MISSED`` re-routes like a decline; others are recorded).
+    ``DEADLINE_MISSED`` re-routes like a decline; others are recorded) and
+    ``referral.undelivered`` from the webhook connector.
     ``referral.offered`` is refused (it is the router's own output).
 
     Raises :class:`UnsupportedEventError` for a directory event (use

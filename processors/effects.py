@@ -74,6 +74,7 @@ class RejectionCode(StrEnum):
     CONSENT_DUPLICATE = "consent.duplicate"
     CONSENT_WITHDRAWN_EARLIER = "consent.withdrawn-earlier"
     EVENT_UNEXPECTED = "event.unexpected"
+    PROVIDER_NOT_OFFERED = "provider.not-offered"
 
 
 class AuditRecord(_Value):

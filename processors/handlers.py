@@ -18,7 +18,15 @@ from processors.consent import ConsentGrant, is_whole_withdrawal
 from processors.directory import CapacityAction
 from processors.effects import AuditAction, Rejection, RejectionCode
 from processors.lifecycle import ReferralStatus, Trigger, next_status
-from processors.moves import cancel, next_provider, resume_held, route, still_permitted
+from processors.moves import (
+    cancel,
+    next_provider,
+    resume_held,
+    route,
+    still_permitted,
+    undelivered_cancellation,
+    undelivered_offer,
+)
 from processors.work import Work, moved
 from schemas.models import (
     CaseClosed,
@@ -34,10 +42,11 @@ from schemas.models import (
     ReferralOffered,
     ReferralRequested,
     ReferralStarted,
+    ReferralUndelivered,
     RiskAssessed,
     SurvivorIdentified,
 )
-from schemas.types import Actor, CancelReason, EscalationReason, ServiceCategory
+from schemas.types import Actor, CancelReason, EscalationReason, ServiceCategory, UndeliveredEvent
 
 __all__ = ["HANDLERS", "Handler"]
 
@@ -278,6 +287,25 @@ def _on_escalated(work: Work, event: ReferralEscalated) -> Rejection | None:
     return None
 
 
+def _on_undelivered(work: Work, event: ReferralUndelivered) -> Rejection | None:
+    """The webhook connector could not deliver an offer or a cancellation to its provider."""
+    referral = _known(work, event.referral_id)
+    if isinstance(referral, Rejection):
+        return referral
+    if event.provider_id not in referral.tried:
+        return work.reject(
+            RejectionCode.PROVIDER_NOT_OFFERED,
+            "referral.undelivered names a provider this referral was never offered to",
+            referral.referral_id,
+        )
+    why = f"undelivered:{event.reason.value.lower()}"
+    if event.undelivered is UndeliveredEvent.REFERRAL_OFFERED:
+        undelivered_offer(work, referral, event.provider_id, event.attempt, why)
+    else:  # a cancellation (or a kind this router does not know: alert, to be safe)
+        undelivered_cancellation(work, referral, event.provider_id, why)
+    return None
+
+
 def _on_offered(work: Work, event: ReferralOffered) -> Rejection | None:
     return work.reject(
         RejectionCode.EVENT_UNEXPECTED,
@@ -304,6 +332,7 @@ HANDLERS: Mapping[type[Event], Handler] = MappingProxyType(
         CaseClosed: _on_closed,
         ReferralOffered: _on_offered,
         ReferralEscalated: _on_escalated,
+        ReferralUndelivered: _on_undelivered,
         **dict.fromkeys(_ANSWERS, _on_answer),
     }
 )

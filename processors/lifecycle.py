@@ -79,7 +79,8 @@ class Trigger(StrEnum):
     CANCEL = "cancel"
     """An agency cancelled, consent was withdrawn or the case was closed."""
     TIMEOUT = "timeout"
-    """The escalation engine reports that the provider missed its deadline (ladder rung 1)."""
+    """The provider missed its deadline (ladder rung 1), or never received the offer
+    (``referral.undelivered``): on to the next provider either way."""
 
 
 _S = ReferralStatus

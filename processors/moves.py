@@ -1,4 +1,4 @@
-"""The router's own moves: route, hold, offer, escalate, re-offer, cancel.
+"""The router's own moves: route, hold, offer, escalate, re-offer, cancel, undelivered.
 
 These are what happens *to* a referral once an input has been judged
 acceptable; the handlers in :mod:`processors.handlers` decide which move an
@@ -9,11 +9,13 @@ and the effects together, so they cannot drift apart.
 from __future__ import annotations
 
 from datetime import datetime
+from uuid import UUID
 
 from processors.case import CaseState, ReferralState
 from processors.consent import has_consent_for, permitting_grant
 from processors.directory import CapacityAction
 from processors.effects import AuditAction
+from processors.escalation import first_rung
 from processors.lifecycle import ReferralStatus, Trigger
 from processors.routing import Match, Need, match
 from processors.work import NO_OFFER, Work, moved
@@ -33,6 +35,8 @@ __all__ = [
     "resume_held",
     "route",
     "still_permitted",
+    "undelivered_cancellation",
+    "undelivered_offer",
 ]
 
 
@@ -160,7 +164,14 @@ def _unroutable(
     work.record(AuditAction.UNROUTABLE, stuck, before=before, reasons=reasons, result=result)
 
 
-def next_provider(work: Work, referral: ReferralState, trigger: Trigger, why: str) -> None:
+def next_provider(
+    work: Work,
+    referral: ReferralState,
+    trigger: Trigger,
+    why: str,
+    *,
+    extra_reasons: tuple[str, ...] = (),
+) -> None:
     """A decline or a timeout: give the place back and offer the next-best provider."""
     before = referral.status
     declined = moved(referral, trigger, work.now, reason=why, deadline=None)
@@ -169,7 +180,7 @@ def next_provider(work: Work, referral: ReferralState, trigger: Trigger, why: st
     if trigger is Trigger.TIMEOUT:
         # The silent provider must learn the offer is gone before the next one gets it.
         _forward_cancel(work, referral, CancelReason.OTHER, Actor.SYSTEM)
-    work.record(AuditAction.MOVED, declined, before=before, reasons=(why,))
+    work.record(AuditAction.MOVED, declined, before=before, reasons=(why, *extra_reasons))
     route(work, moved(declined, Trigger.RETRY, work.now), before=ReferralStatus.DECLINED)
 
 
@@ -237,3 +248,108 @@ def still_permitted(case: CaseState, referral: ReferralState, now: datetime) -> 
         now=now,
     )
     return grant is not None
+
+
+# --------------------------------------------------------------------------- undelivered
+
+
+def _delivery_alert(work: Work, referral: ReferralState, provider_id: UUID, level: int) -> None:
+    """Publish a ``DELIVERY_FAILED`` escalation at ``level`` for ``referral``; raise the case's."""
+    profile = work.case.profile
+    jurisdiction = profile.jurisdiction if profile else referral.requirements.jurisdiction
+    work.publish(
+        ReferralEscalated(
+            survivor_id=work.case.survivor_id,
+            occurred_at=work.now,
+            referral_id=referral.referral_id,
+            level=level,
+            reason=EscalationReason.DELIVERY_FAILED,
+            provider_id=provider_id,
+            category=referral.category,
+            jurisdiction=jurisdiction,
+        )
+    )
+    work.case = work.case.model_copy(
+        update={"escalation_level": max(work.case.escalation_level, level)}
+    )
+
+
+def undelivered_offer(
+    work: Work, referral: ReferralState, provider_id: UUID, attempt: int | None, why: str
+) -> None:
+    """An offer its provider never received: like a missed acknowledgement, and louder.
+
+    The referral moves on to the next-best provider at once (as after a
+    timeout, the ladder's rung 1; the silent provider is sent a
+    cancellation), and an alert climbs the ladder: the case coordinator, or
+    the referral's first rung when it starts higher (emergency, critical
+    risk, child), and always above the rung the referral already reached; at
+    the top nothing new is published (the operator already has it). The
+    re-offer itself is the ``referral.offered`` that follows, so no rung-1
+    event is published (the ladder publishes rung 1 at most once per referral
+    under its own id). An offer that no longer stands (answered, timed out,
+    cancelled meanwhile) was withdrawn anyway: audited only.
+    """
+    current = (
+        referral.status is ReferralStatus.OFFERED
+        and referral.provider_id == provider_id
+        and referral.attempt == attempt
+    )
+    if not current:
+        work.record(
+            AuditAction.NOTED,
+            referral,
+            before=referral.status,
+            reasons=(why, "offer.no-longer-current"),
+        )
+        return
+    reached = referral.escalation_level
+    level = min(TOP_RUNG, max(2, first_rung(work.case, referral), reached + 1))
+    if level > reached:
+        _delivery_alert(work, referral, provider_id, level)
+        reasons: tuple[str, ...] = (f"escalated:{level}",)
+    else:
+        reasons = (f"escalation.already-at:{reached}",)
+    noted = referral.model_copy(
+        update={
+            "escalation_level": max(reached, level),
+            "undelivered_to": (*referral.undelivered_to, provider_id),
+        }
+    )
+    next_provider(work, noted, Trigger.TIMEOUT, why, extra_reasons=reasons)
+
+
+def undelivered_cancellation(
+    work: Work, referral: ReferralState, provider_id: UUID, why: str
+) -> None:
+    """A cancellation its provider never received: it may still act on the offer or service.
+
+    The case coordinator is alerted (or the next rung up, if the referral
+    already reached the coordinator's); at the top nothing new is published.
+    A provider that never received the offer either is told nothing it
+    could act on: audited only.
+    """
+    if provider_id in referral.undelivered_to:
+        work.record(
+            AuditAction.NOTED,
+            referral,
+            before=referral.status,
+            reasons=(why, "offer.never-delivered"),
+        )
+        return
+    reached = referral.escalation_level
+    level = min(TOP_RUNG, max(2, reached + 1))
+    if level <= reached:
+        work.record(
+            AuditAction.NOTED,
+            referral,
+            before=referral.status,
+            reasons=(why, f"escalation.already-at:{reached}"),
+        )
+        return
+    _delivery_alert(work, referral, provider_id, level)
+    noted = referral.model_copy(update={"escalation_level": level, "updated_at": work.now})
+    work.store(noted)
+    work.record(
+        AuditAction.NOTED, noted, before=referral.status, reasons=(why, f"escalated:{level}")
+    )

@@ -31,6 +31,7 @@ from schemas.types import (
     CaseOutcome,
     Count,
     DeclineReason,
+    DeliveryFailure,
     EscalationLevel,
     EscalationReason,
     FailureReason,
@@ -47,6 +48,7 @@ from schemas.types import (
     Score,
     Sealed,
     ServiceCategory,
+    UndeliveredEvent,
     Urgency,
     UtcDatetime,
 )
@@ -70,6 +72,7 @@ __all__ = [
     "ReferralOffered",
     "ReferralRequested",
     "ReferralStarted",
+    "ReferralUndelivered",
     "RiskAssessed",
     "SurvivorEvent",
     "SurvivorIdentified",
@@ -259,6 +262,21 @@ class ReferralEscalated(SurvivorEvent):
     jurisdiction: Jurisdiction
 
 
+# --------------------------------------------------------------------------- delivery
+
+
+class ReferralUndelivered(SurvivorEvent):
+    """The webhook connector gave up delivering an offer or a cancellation to its provider."""
+
+    event_type: ClassVar[str] = "referral.undelivered"
+
+    referral_id: UUID
+    provider_id: UUID
+    undelivered: UndeliveredEvent
+    attempt: Attempt | None = None
+    reason: DeliveryFailure
+
+
 # --------------------------------------------------------------------------- provider answers
 
 
@@ -369,6 +387,7 @@ _ALL: tuple[type[Event], ...] = (
     ReferralFailed,
     ReferralCancelled,
     ReferralEscalated,
+    ReferralUndelivered,
     ProviderRegistered,
     ProviderUpdated,
     ProviderCapacity,

@@ -29,6 +29,7 @@ __all__ = [
     "CaseOutcome",
     "Count",
     "DeclineReason",
+    "DeliveryFailure",
     "EscalationLevel",
     "EscalationReason",
     "FailureReason",
@@ -46,6 +47,7 @@ __all__ = [
     "SealAlgorithm",
     "Sealed",
     "ServiceCategory",
+    "UndeliveredEvent",
     "Urgency",
     "UtcDatetime",
     "utc_millis",
@@ -267,6 +269,23 @@ class EscalationReason(StrEnum):
     CHILD_PROTECTION = "CHILD_PROTECTION"
     DELIVERY_FAILED = "DELIVERY_FAILED"
     LEGAL_CLOCK = "LEGAL_CLOCK"
+
+
+class UndeliveredEvent(StrEnum):
+    """Which kind of event a provider did not receive."""
+
+    UNKNOWN = "UNKNOWN"
+    REFERRAL_OFFERED = "REFERRAL_OFFERED"
+    REFERRAL_CANCELLED = "REFERRAL_CANCELLED"
+
+
+class DeliveryFailure(StrEnum):
+    """Why a webhook delivery was given up."""
+
+    UNKNOWN = "UNKNOWN"
+    REJECTED = "REJECTED"
+    UNREACHABLE = "UNREACHABLE"
+    ERROR = "ERROR"
 
 
 class CaseOutcome(StrEnum):

@@ -8,7 +8,8 @@ record as a dead letter when decoding.
 
 Key rules (DESIGN.md, topics table):
 
-* survivor-keyed topics (intake, provider responses, escalations): the
+* survivor-keyed topics (intake, provider responses and the delivery
+  connector's reports, escalations): the
   survivor pseudonym, so that a survivor's events keep their order;
 * provider-keyed topics (the directory, the referral topics): the provider
   id, so that a provider's offers and directory entry stay together. A
@@ -32,6 +33,7 @@ from schemas.models import Event, ProviderCapacity, SurvivorEvent
 from schemas.types import ServiceCategory
 from streams.event_types import (
     AGENCY_EVENTS,
+    DELIVERY_REPORTS,
     DIRECTORY_EVENTS,
     ESCALATION_EVENTS,
     OFFER_EVENTS,
@@ -43,6 +45,7 @@ from streams.topics import Topics, catalog
 
 __all__ = [
     "AGENCY_EVENTS",
+    "DELIVERY_REPORTS",
     "DIRECTORY_EVENTS",
     "ESCALATION_EVENTS",
     "OFFER_EVENTS",
@@ -81,7 +84,7 @@ class Contract:
         topics: dict[str, TopicContract] = {}
         for name, event_types in (
             (names.intake, AGENCY_EVENTS),
-            (names.provider_responses, PROVIDER_ANSWERS),
+            (names.provider_responses, PROVIDER_ANSWERS | DELIVERY_REPORTS),
             (names.providers, DIRECTORY_EVENTS),
             (names.escalations, ESCALATION_EVENTS),
         ):

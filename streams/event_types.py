@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "AGENCY_EVENTS",
+    "DELIVERY_REPORTS",
     "DIRECTORY_EVENTS",
     "ESCALATION_EVENTS",
     "OFFER_EVENTS",
@@ -39,6 +40,11 @@ PROVIDER_ANSWERS = frozenset(
     }
 )
 """What providers answer on ``provider-responses.v1``."""
+
+DELIVERY_REPORTS = frozenset({"referral.undelivered"})
+"""What the webhook delivery connector reports on ``provider-responses.v1`` (the router's
+input, co-partitioned with intake). Not an agency's or provider's to publish: the intake
+and the SDKs refuse it."""
 
 DIRECTORY_EVENTS = frozenset({"provider.registered", "provider.updated", "provider.capacity"})
 """The compacted directory, ``providers.v1``."""

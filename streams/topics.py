@@ -116,7 +116,8 @@ def catalog(settings: KafkaSettings) -> tuple[TopicSpec, ...]:
         spec(
             "provider-responses.v1",
             "survivor id",
-            "Providers' answers to offers; co-partitioned with intake.",
+            "Providers' answers to offers, and the webhook connector's reports of offers and "
+            "cancellations it could not deliver; co-partitioned with intake.",
         ),
         spec(
             "providers.v1",

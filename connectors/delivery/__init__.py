@@ -12,13 +12,16 @@ Guarantees, and how they are kept:
   lowest offset of each partition that is not finished yet
   (:class:`OffsetTracker`). A record is finished when the provider answered
   2xx, or when delivery was given up *and* the record is in the dead-letter
-  topic and a ``referral.escalated`` is on the escalation topic. After a
+  topic and a ``referral.undelivered`` is on ``provider-responses.v1``. After a
   crash, unfinished records are delivered again under the same delivery
   id, which providers deduplicate on.
 * **Nothing silently dropped.** A delivery given up (a status that is not
   retried, or no 2xx within ``max_elapsed_s``) is dead-lettered with the
-  project's reason headers and escalated to the case coordinator (level
-  2, ``DELIVERY_FAILED``); a record that does not decode is dead-lettered.
+  project's reason headers and reported to the router as
+  ``referral.undelivered``: the router re-offers an undelivered offer to the
+  next provider and escalates (``DELIVERY_FAILED``) along the ladder, so the
+  case status and the ladder know; a record that does not decode is
+  dead-lettered.
 * **One provider cannot hold up another.** Each provider has its own queue
   and worker (its deliveries stay in order); a worker waiting out a
   backoff holds no request slot; only HTTP requests in flight are bounded
@@ -38,10 +41,10 @@ The package, one concern a module:
 * :mod:`~connectors.delivery.retry`: what an attempt's outcome means and
   how long to wait before the next.
 * :mod:`streams.offsets` (shared): the contiguous-prefix commit tracker.
-* :mod:`~connectors.delivery.escalation`: the coordinator's alert on give-up.
+* :mod:`~connectors.delivery.undelivered`: the report of a given-up delivery.
 * :mod:`~connectors.delivery.jobs`: what the consumer loop hands a worker.
 * :mod:`~connectors.delivery.sender`: one record's delivery, or its dead
-  letter and escalation.
+  letter and report.
 * :mod:`~connectors.delivery.connector`: the consumer loop, per-provider
   queues and commits (:class:`WebhookDelivery`).
 * :mod:`~connectors.delivery.cli`: ``safepassage deliver webhooks``.
@@ -49,13 +52,6 @@ The package, one concern a module:
 
 from connectors.delivery.cli import register
 from connectors.delivery.connector import WebhookDelivery
-from connectors.delivery.escalation import (
-    COORDINATOR_LEVEL,
-    ESCALATION_ID_NAMESPACE,
-    SOURCE,
-    escalation_for,
-    escalation_id,
-)
 from connectors.delivery.jobs import DeliveryStats
 from connectors.delivery.retry import (
     AttemptResult,
@@ -67,11 +63,17 @@ from connectors.delivery.retry import (
     verdict_for_status,
 )
 from connectors.delivery.settings import ProviderEndpoint, WebhookSettings, load_providers
+from connectors.delivery.undelivered import (
+    REPORT_ID_NAMESPACE,
+    SOURCE,
+    failure_reason,
+    report_for,
+    report_id,
+)
 from streams.offsets import OffsetTracker, Partition
 
 __all__ = [
-    "COORDINATOR_LEVEL",
-    "ESCALATION_ID_NAMESPACE",
+    "REPORT_ID_NAMESPACE",
     "SOURCE",
     "AttemptResult",
     "DeliveryStats",
@@ -81,12 +83,13 @@ __all__ = [
     "Verdict",
     "WebhookDelivery",
     "WebhookSettings",
-    "escalation_for",
-    "escalation_id",
+    "failure_reason",
     "load_providers",
     "next_delay",
     "parse_retry_after",
     "register",
+    "report_for",
+    "report_id",
     "should_stop",
     "verdict_for_error",
     "verdict_for_status",

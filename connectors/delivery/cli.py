@@ -71,7 +71,7 @@ def deliver() -> None:
 )
 @click.option("--check", is_flag=True, help="Validate the webhooks file, print a summary, exit.")
 def webhooks(file: Path | None, check: bool) -> None:
-    """POST offers and cancellations as signed webhooks; dead-letter and escalate failures."""
+    """POST offers and cancellations as signed webhooks; dead-letter and report failures."""
     try:
         _webhooks(file, check)
     except SafePassageError as exc:  # any package's: one line, no personal data, exit 1
@@ -92,7 +92,7 @@ def _webhooks(file: Path | None, check: bool) -> None:
         raise click.ClickException(f"Kafka: {exc.args[0]}") from None
     click.echo(
         f"{stats.delivered} delivered, {stats.dead_lettered} dead-lettered, "
-        f"{stats.escalated} escalated, {stats.skipped} skipped, {stats.attempts} attempts"
+        f"{stats.reported} reported undelivered, {stats.skipped} skipped, {stats.attempts} attempts"
     )
 
 

@@ -3,9 +3,10 @@
 :class:`WebhookDelivery` owns the one consumer loop of :mod:`streams.consumer_loop`
 (consumer, rebalance hooks, :class:`~streams.offsets.OffsetTracker`), one
 queue and worker task per configured provider, and the acknowledged
-producer of its dead letters and escalations. Each worker hands
+producer of its dead letters and reports. Each worker hands
 its records, in order, to a :class:`~connectors.delivery.sender.RecordSender`,
-which delivers them or dead-letters and escalates them; only then is the
+which delivers them or dead-letters them and reports them undelivered to the
+router (``referral.undelivered`` on ``provider-responses.v1``); only then is the
 record finished and its offset allowed to be committed. Records keyed to a
 provider not in the webhooks file are finished at once as skipped.
 
@@ -24,10 +25,10 @@ from uuid import UUID
 import httpx
 from confluent_kafka import KafkaError, Message
 
-from connectors.delivery.escalation import SOURCE
 from connectors.delivery.jobs import DeliveryStats, Job
 from connectors.delivery.sender import RecordSender
 from connectors.delivery.settings import ProviderEndpoint, WebhookSettings
+from connectors.delivery.undelivered import SOURCE
 from streams.codec import Codec, Decoded
 from streams.consumer_loop import ConsumerLoop
 from streams.logs import bind_record, get_logger
@@ -65,7 +66,7 @@ class WebhookDelivery:
         """Configure the connector; nothing connects before :meth:`run`.
 
         ``clock`` (monotonic) measures horizons, ``wall`` (Unix seconds)
-        stamps signatures and escalations, ``sleep`` waits out backoffs.
+        stamps signatures and reports, ``sleep`` waits out backoffs.
         """
         self._kafka = kafka
         self._settings = settings
@@ -78,7 +79,7 @@ class WebhookDelivery:
         topics = Topics.of(kafka)
         self._topics = list(topics.all_referrals)
         self._deadletter_topic = topics.deadletter
-        self._escalation_topic = topics.escalations
+        self._report_topic = topics.provider_responses  # the router's input
         self._loop: ConsumerLoop | None = None
         self._queues: dict[UUID, asyncio.Queue[Job]] = {}
         self._slots = asyncio.Semaphore(settings.max_in_flight)
@@ -120,7 +121,7 @@ class WebhookDelivery:
             slots=self._slots,
             stats=self.stats,
             deadletter_topic=self._deadletter_topic,
-            escalation_topic=self._escalation_topic,
+            report_topic=self._report_topic,
             clock=self._clock,
             wall=self._wall,
             sleep=self._sleep,

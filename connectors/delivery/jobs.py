@@ -41,7 +41,8 @@ class DeliveryStats:
 
     delivered: int = 0
     dead_lettered: int = 0
-    escalated: int = 0
+    reported: int = 0
+    """Given-up deliveries reported to the router (``referral.undelivered``)."""
     skipped: int = 0
     """Records for providers that are not in the webhooks file."""
     attempts: int = 0

@@ -4,10 +4,11 @@
 signed POSTs, retried by the policy of :mod:`connectors.delivery.retry`
 until a 2xx, a final status or the horizon. When delivery is given up the
 record must still not be lost: the original goes to the dead-letter topic
-and a ``referral.escalated`` goes to the escalation topic, each waited for
-until Kafka acknowledges it (the one acknowledged producer,
-:class:`streams.producing.AckedProducer`), because only then may the
-consumer loop commit past the record.
+and a ``referral.undelivered`` goes to the router's input
+(``provider-responses.v1``), which moves the referral on and escalates it;
+each is waited for until Kafka acknowledges it (the one acknowledged
+producer, :class:`streams.producing.AckedProducer`), because only then may
+the consumer loop commit past the record.
 
 Every wait here (backoff, request slot, broker ack) belongs to one
 provider's worker, so a slow or dead provider holds up only itself.
@@ -24,7 +25,6 @@ import httpx
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_random_exponential
 
-from connectors.delivery.escalation import COORDINATOR_LEVEL, escalation_for, escalation_id
 from connectors.delivery.jobs import DeliveryStats, Job
 from connectors.delivery.retry import (
     AttemptResult,
@@ -36,6 +36,7 @@ from connectors.delivery.retry import (
     verdict_for_status,
 )
 from connectors.delivery.settings import ProviderEndpoint, WebhookSettings
+from connectors.delivery.undelivered import report_for, report_id
 from connectors.exceptions import (
     WebhookDeliveryError,
     WebhookRejectedError,
@@ -76,7 +77,7 @@ class RecordSender:
         slots: asyncio.Semaphore,
         stats: DeliveryStats,
         deadletter_topic: str,
-        escalation_topic: str,
+        report_topic: str,
         clock: Callable[[], float],
         wall: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
@@ -84,7 +85,8 @@ class RecordSender:
         """Share the running connector's client, producer, slots and stats.
 
         ``clock`` (monotonic) measures horizons, ``wall`` (Unix seconds)
-        stamps signatures and escalations, ``sleep`` waits out backoffs.
+        stamps signatures and reports, ``sleep`` waits out backoffs.
+        ``report_topic`` is where ``referral.undelivered`` goes (the router's input).
         """
         self._settings = settings
         self._providers = providers
@@ -94,7 +96,7 @@ class RecordSender:
         self._slots = slots
         self.stats = stats
         self._deadletter_topic = deadletter_topic
-        self._escalation_topic = escalation_topic
+        self._report_topic = report_topic
         self._clock = clock
         self._wall = wall
         self._sleep = sleep
@@ -102,7 +104,7 @@ class RecordSender:
     # ----------------------------------------------------------------- delivering
 
     async def handle(self, job: Job) -> None:
-        """Deliver one record, or dead-letter (and escalate) it: either way it is finished."""
+        """Deliver one record, or dead-letter (and report) it: either way it is finished."""
         if job.decoded is None or not isinstance(
             job.decoded.event, ReferralOffered | ReferralCancelled
         ):
@@ -125,7 +127,7 @@ class RecordSender:
             if failure is None:
                 return
             await self._dead_letter(job, failure)
-            await self._escalate(job, event, delivery)
+            await self._report(job, event, delivery, failure)
 
     async def _deliver(
         self, job: Job, body: bytes, delivery: str, event: WebhookEvent
@@ -239,23 +241,29 @@ class RecordSender:
             "webhook.dead_lettered", error_class=type(error).__name__, error=describe_error(error)
         )
 
-    async def _escalate(self, job: Job, event: WebhookEvent, delivery: str) -> None:
-        """Tell the case coordinator: the provider has not received this offer or cancellation."""
-        endpoint = self._providers[job.provider_id]
-        escalation = escalation_for(
+    async def _report(
+        self, job: Job, event: WebhookEvent, delivery: str, failure: BaseException
+    ) -> None:
+        """Tell the router: the provider has not received this offer or cancellation.
+
+        The router, not this connector, decides what follows (an undelivered
+        offer moves on to the next provider; both escalate along the ladder),
+        so the case status and the ladder know about it.
+        """
+        report = report_for(
             event,
             provider_id=job.provider_id,
-            jurisdiction=endpoint.jurisdiction,
+            failure=failure,
             now=datetime.fromtimestamp(self._wall(), UTC),
         )
-        record = self._codec.encode(
-            escalation, self._escalation_topic, event_id=escalation_id(delivery)
-        )
+        record = self._codec.encode(report, self._report_topic, event_id=report_id(delivery))
         headers: list[tuple[str, bytes | None]] = list(record.headers)
         await self._publish_until_acked(record.topic, record.key, record.value, headers)
-        self.stats.escalated += 1
+        self.stats.reported += 1
         log.warning(
-            "webhook.escalated", level=COORDINATOR_LEVEL, escalation_id=escalation_id(delivery)
+            "webhook.reported_undelivered",
+            reason=report.reason.value,
+            report_id=report_id(delivery),
         )
 
     async def _publish_until_acked(

@@ -29,8 +29,8 @@ from standardwebhooks import Webhook
 from connectors.delivery import (
     WebhookDelivery,
     WebhookSettings,
-    escalation_id,
     load_providers,
+    report_id,
 )
 from connectors.exceptions import SignatureError, SignatureMismatchError
 from connectors.webhooks import (
@@ -43,8 +43,15 @@ from connectors.webhooks import (
     new_secret,
     verify,
 )
-from schemas.models import ReferralCancelled, ReferralEscalated, ReferralOffered
-from schemas.types import Actor, CancelReason, EscalationReason, ServiceCategory, Urgency
+from schemas.models import ReferralCancelled, ReferralOffered, ReferralUndelivered
+from schemas.types import (
+    Actor,
+    CancelReason,
+    DeliveryFailure,
+    ServiceCategory,
+    UndeliveredEvent,
+    Urgency,
+)
 from streams.clients import producer_config
 from streams.codec import Codec
 from streams.provisioning import provision
@@ -346,7 +353,7 @@ async def test_offers_arrive_signed_and_verified(
         read_to_end, kafka_settings, f"{kafka_settings.topic_namespace}.deadletter.v1"
     )
     assert headers_of(letter)["deadletter.error.class"] == b"MissingHeader"
-    assert letter.value() == b"not an event" and connector.stats.escalated == 0
+    assert letter.value() == b"not an event" and connector.stats.reported == 0
 
     # Everything read was finished, so the group's offsets reached the end.
     ends = {p.partition: p.offset + 1 for p in produced}
@@ -404,7 +411,7 @@ async def test_a_provider_failing_five_times_then_recovering_gets_the_offer_once
 # --------------------------------------------------------------------------- (c)
 
 
-async def test_a_dead_provider_is_dead_lettered_and_escalated_without_holding_up_others(
+async def test_a_dead_provider_is_dead_lettered_and_reported_without_holding_up_others(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     await asyncio.to_thread(provision, kafka_settings)
@@ -437,11 +444,11 @@ async def test_a_dead_provider_is_dead_lettered_and_escalated_without_holding_up
         latency = max(r.at for r in server.accepted("healthy")) - sent
         # Not held up: delivered while the dead one is still being retried.
         assert server.of("dead")[-1].status == 500
-        assert connector.stats.escalated <= 1  # only "gone", refused at once; dead still trying
+        assert connector.stats.reported <= 1  # only "gone", refused at once; dead still trying
         topic = referral_topic(kafka_settings, "housing")
         position = await asyncio.to_thread(committed, kafka_settings, settings.group_id, topic, 0)
         assert position <= failing[0].offset  # nothing past the dead provider's record committed
-        await async_wait_until(lambda: connector.stats.escalated == 3, "3 escalations")
+        await async_wait_until(lambda: connector.stats.reported == 3, "3 reports")
         gave_up = time.monotonic()
 
     assert gave_up - first_failure >= horizon - 0.5  # the dead one was tried for the horizon
@@ -475,22 +482,27 @@ async def test_a_dead_provider_is_dead_lettered_and_escalated_without_holding_up
         assert reason["deadletter.source.partition"] == b"0"
         assert letter.value() == p.value and letter.key() == str(p.event.provider_id).encode()
 
-    escalations = await asyncio.to_thread(
-        read_to_end, kafka_settings, f"{kafka_settings.topic_namespace}.escalations.v1"
-    )
+    # Each give-up is reported to the router's input, keyed by survivor; the router
+    # (not this connector) re-offers and escalates. Nothing goes to escalations.v1 directly.
+    ns = kafka_settings.topic_namespace
+    reports = await asyncio.to_thread(read_to_end, kafka_settings, f"{ns}.provider-responses.v1")
     codec = Codec(kafka_settings, source="/test/reader")
-    decoded = [
-        codec.decode(m.value(), m.headers(), topic=m.topic(), key=m.key()) for m in escalations
-    ]
+    decoded = [codec.decode(m.value(), m.headers(), topic=m.topic(), key=m.key()) for m in reports]
     assert len(decoded) == 3
-    assert {d.envelope.id for d in decoded} == {escalation_id(p.delivery) for p in failing}
+    assert {d.envelope.id for d in decoded} == {report_id(p.delivery) for p in failing}
+    assert {d.envelope.source for d in decoded} == {"/safepassage/webhooks"}
+    reasons = {}
     for d in decoded:
         event = d.event
-        assert isinstance(event, ReferralEscalated)
-        assert (event.level, event.reason) == (2, EscalationReason.DELIVERY_FAILED)
-        assert event.jurisdiction == "NL" and event.category is ServiceCategory.HOUSING
-    referrals = {d.event.referral_id for d in decoded if isinstance(d.event, ReferralEscalated)}
-    assert referrals == {p.event.referral_id for p in failing}
+        assert isinstance(event, ReferralUndelivered)
+        assert event.undelivered is UndeliveredEvent.REFERRAL_OFFERED and event.attempt == 1
+        reasons[event.referral_id] = event.reason
+    assert reasons == {
+        failing[0].event.referral_id: DeliveryFailure.UNREACHABLE,
+        failing[1].event.referral_id: DeliveryFailure.UNREACHABLE,
+        failing[2].event.referral_id: DeliveryFailure.REJECTED,
+    }
+    assert await asyncio.to_thread(read_to_end, kafka_settings, f"{ns}.escalations.v1") == []
 
     end = max(p.offset for p in [*failing, *healthy]) + 1
     assert await asyncio.to_thread(committed, kafka_settings, settings.group_id, topic, 0) == end

@@ -37,6 +37,7 @@ from schemas.models import (
     ReferralFailed,
     ReferralRequested,
     ReferralStarted,
+    ReferralUndelivered,
     RiskAssessed,
     SurvivorEvent,
     SurvivorIdentified,
@@ -47,6 +48,7 @@ from schemas.types import (
     CancelReason,
     CaseOutcome,
     DeclineReason,
+    DeliveryFailure,
     EscalationReason,
     FailureReason,
     Gender,
@@ -54,6 +56,7 @@ from schemas.types import (
     Requirements,
     RiskLevel,
     ServiceCategory,
+    UndeliveredEvent,
     Urgency,
 )
 
@@ -76,6 +79,7 @@ __all__ = [
     "started",
     "timeout",
     "uid",
+    "undelivered",
     "updated",
     "withdrawal",
 ]
@@ -344,6 +348,28 @@ def timeout(
         provider_id=pid,
         category=HOUSING,
         jurisdiction=jurisdiction,
+    )
+
+
+def undelivered(
+    sid: UUID,
+    rid: UUID,
+    pid: UUID,
+    attempt: int | None = 1,
+    *,
+    what: UndeliveredEvent = UndeliveredEvent.REFERRAL_OFFERED,
+    reason: DeliveryFailure = DeliveryFailure.UNREACHABLE,
+    at: datetime = T0,
+) -> ReferralUndelivered:
+    """The webhook connector's ``referral.undelivered``: an offer (by default) never arrived."""
+    return ReferralUndelivered(
+        survivor_id=sid,
+        occurred_at=at,
+        referral_id=rid,
+        provider_id=pid,
+        undelivered=what,
+        attempt=attempt if what is UndeliveredEvent.REFERRAL_OFFERED else None,
+        reason=reason,
     )
 
 

@@ -3,8 +3,9 @@
 A random world (providers, survivors, a cross-border policy) receives a
 random but plausible stream of events: identifications, consents and
 withdrawals, requests, provider answers (mostly for the current offer,
-sometimes stale or from the wrong provider), timeouts, cancellations,
-closures, capacity reports, profile updates and redeliveries. After every
+sometimes stale or from the wrong provider), timeouts, the webhook
+connector's reports of offers and cancellations it could not deliver,
+cancellations, closures, capacity reports, profile updates and redeliveries. After every
 step the properties DESIGN.md and issue 4 promise are checked against an
 *independent* oracle built from the raw event log, not from the core's own
 consent or routing code:
@@ -63,6 +64,7 @@ from schemas.types import (
     Gender,
     RiskLevel,
     ServiceCategory,
+    UndeliveredEvent,
     Urgency,
 )
 
@@ -78,10 +80,12 @@ GENDERS = (Gender.FEMALE, Gender.MALE, Gender.UNKNOWN)
 POLICY = RoutingPolicy(cross_border_pairs=both_ways([("NL", "BE")]))
 KINDS = (
     *("identify", "grant", "grant", "withdraw", "risk", "timeout", "escalate", "cancel"),
+    *("undelivered", "undelivered"),
     *(["request"] * 4),
     *(["answer"] * 8),
 )
 """Survivor event kinds, weighted by repetition; ``case.closed`` is drawn separately (rarely)."""
+OFFER = UndeliveredEvent.REFERRAL_OFFERED
 
 
 def _some(options: tuple[str, ...] | tuple[ServiceCategory, ...]) -> st.SearchStrategy[list]:  # type: ignore[type-arg]
@@ -273,6 +277,9 @@ def _survivor_event(draw: Draw, w: World, sid: UUID) -> SurvivorEvent:  # noqa: 
         return _ladder_alert(draw, w, sid, rid, pid=pid, at=at)
     if kind == "cancel":
         return b.cancelled(sid, rid, at=at)
+    if kind == "undelivered":
+        what = draw(st.sampled_from((OFFER, OFFER, UndeliveredEvent.REFERRAL_CANCELLED)))
+        return b.undelivered(sid, rid, pid, attempt, what=what, at=at)
     fitting = _ANSWERS.get(current.status if current else ReferralStatus.OFFERED, ())
     if not fitting or draw(st.integers(0, 4)) == 0:
         fitting = (b.accepted, b.declined, b.started, b.completed, b.failed)
@@ -428,7 +435,9 @@ def _tally(seen: set[str], decision: Decision) -> None:
         if audit.action is AuditAction.UNROUTABLE:
             seen.update(f"unroutable-because:{x.criterion.value}" for x in audit.exclusions)
         seen.update(
-            f"audited:{r}" for r in audit.reasons if r.startswith(("escalation.", "offer.no-"))
+            f"audited:{r}"
+            for r in audit.reasons
+            if r.startswith(("escalation.", "offer.no-", "offer.never"))
         )
 
 

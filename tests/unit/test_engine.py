@@ -41,7 +41,14 @@ from schemas.models import (
     ReferralOffered,
     SurvivorEvent,
 )
-from schemas.types import AgeGroup, EscalationReason, RiskLevel, ServiceCategory, Urgency
+from schemas.types import (
+    AgeGroup,
+    EscalationReason,
+    RiskLevel,
+    ServiceCategory,
+    UndeliveredEvent,
+    Urgency,
+)
 from tests.unit.domain_builders import (
     T0,
     accepted,
@@ -57,6 +64,7 @@ from tests.unit.domain_builders import (
     risk,
     started,
     uid,
+    undelivered,
 )
 
 SLA = default_policy()
@@ -763,6 +771,7 @@ _ARGS: dict[str, st.SearchStrategy[Any]] = {
     "cancel": st.integers(0, 7),
     "identify": st.just(0),
     "copy": st.integers(0, 20),
+    "undelivered": st.tuples(st.booleans(), st.integers(0, 7)),
 }
 _WEIGHTS = {"tick": 2, "short-tick": 3, "leap": 1, "request": 2, "answer": 6}
 OPS = st.sampled_from([op for op in _ARGS for _ in range(_WEIGHTS.get(op, 1))]).flatmap(
@@ -875,6 +884,23 @@ def _pick(options: list[UUID], index: int) -> UUID | None:
     return options[index % len(options)] if options else None
 
 
+def _undelivered(binding: Binding, referrals: list[UUID], arg: tuple[bool, int]) -> list[Input]:
+    """The webhook connector gave up on the current offer, or on a cancellation."""
+    offer, index = arg
+    rid = _pick(referrals, index)
+    if rid is None or binding.case is None or rid not in binding.case.referrals:
+        return []
+    current = binding.case.referrals[rid]
+    if offer and current.provider_id is not None:
+        report = undelivered(SID, rid, current.provider_id, current.attempt)
+    elif current.tried:
+        what = UndeliveredEvent.REFERRAL_CANCELLED
+        report = undelivered(SID, rid, current.tried[-1], what=what)
+    else:
+        return []
+    return [binding.event(report)]
+
+
 def play(binding: Binding, trace: Trace, ops: list[tuple[tuple[str, Any], str]]) -> None:
     referrals: list[UUID] = []
     for (op, arg), mode in ops:
@@ -906,12 +932,12 @@ def play(binding: Binding, trace: Trace, ops: list[tuple[tuple[str, Any], str]])
             inputs.append(binding.event(ANSWERS[kind](SID, rid, pid, attempt)))
         elif op == "risk":
             inputs.append(binding.event(risk(SID, arg)))
-        elif op == "cancel":
+        elif op in ("cancel", "identify"):
             rid = _pick(referrals, arg)
-            if rid is not None:
-                inputs.append(binding.event(cancelled(SID, rid)))
-        elif op == "identify":
-            inputs.append(binding.event(identified(SID)))
+            event = identified(SID) if op == "identify" else rid and cancelled(SID, rid)
+            inputs.extend([binding.event(event)] if event else [])
+        elif op == "undelivered":
+            inputs.extend(_undelivered(binding, referrals, arg))
         elif op == "copy" and trace.ladder:
             publication = trace.ladder[arg % len(trace.ladder)]
             event = publication.event

@@ -28,6 +28,7 @@ EVENT_TYPES = (
     "referral.failed",
     "referral.cancelled",
     "referral.escalated",
+    "referral.undelivered",
     "provider.registered",
     "provider.updated",
     "provider.capacity",

@@ -3,7 +3,7 @@
 Signing and verification (round trip, every kind of rejection, secret
 rotation, properties over any body and secret), the JSON body, the retry
 policy's decisions, the commit tracker, the webhooks file, and the
-escalation a failed delivery produces.
+dead letter of a failed delivery (its report to the router: test_delivery_reports.py).
 """
 
 from __future__ import annotations
@@ -29,11 +29,7 @@ from hypothesis import strategies as st
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from connectors.delivery import (
-    COORDINATOR_LEVEL,
-    ESCALATION_ID_NAMESPACE,
     Verdict,
-    escalation_for,
-    escalation_id,
     load_providers,
     next_delay,
     parse_retry_after,
@@ -65,9 +61,8 @@ from connectors.webhooks import (
     signed_headers,
     verify,
 )
-from processors.escalation import ESCALATION_ID_NAMESPACE as LADDER_NAMESPACE
 from schemas.models import ReferralCancelled, ReferralOffered
-from schemas.types import Actor, CancelReason, EscalationReason, ServiceCategory, Urgency
+from schemas.types import Actor, CancelReason, ServiceCategory, Urgency
 from streams.deadletter import DeadLetter
 from streams.offsets import OffsetTracker, Partition
 from tests.unit.domain_builders import T0, request, uid
@@ -589,25 +584,7 @@ def test_the_commit_position_is_always_the_contiguous_finished_prefix(data: st.D
     assert tracker.pending == 0
 
 
-# --------------------------------------------------------------------------- escalation
-
-
-def test_a_failed_delivery_escalates_to_the_coordinator_with_a_stable_id() -> None:
-    event = offer()
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    escalation = escalation_for(event, provider_id=event.provider_id, jurisdiction="NL", now=now)
-
-    assert escalation.level == COORDINATOR_LEVEL == 2
-    assert escalation.reason is EscalationReason.DELIVERY_FAILED
-    assert (escalation.survivor_id, escalation.referral_id) == (
-        event.survivor_id,
-        event.referral_id,
-    )
-    assert escalation.provider_id == event.provider_id
-    assert escalation.category is ServiceCategory.HOUSING
-    assert escalation.jurisdiction == "NL"
-    assert escalation_id("d-1") == escalation_id("d-1") != escalation_id("d-2")
-    assert ESCALATION_ID_NAMESPACE != LADDER_NAMESPACE  # never mistaken for the ladder's copy
+# --------------------------------------------------------------------------- giving up
 
 
 def test_the_dead_letter_keeps_the_reason_of_a_failed_delivery() -> None:
