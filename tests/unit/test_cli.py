@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
-from connectors.cli import main
+from connectors.cli import docs, main
+from schemas.exceptions import SchemaLoadError
 
 
 def test_help_lists_the_command_groups() -> None:
@@ -69,3 +71,24 @@ def test_an_error_of_any_package_is_one_line_that_rich_does_not_wrap_or_interpre
     assert result.exit_code == 1
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"error: invalid SLA policy {sla}: (top level): must be a mapping")
+
+
+def test_docs_asyncapi_shows_an_error_as_one_line_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``docs asyncapi`` keeps the promise of every other command: no traceback."""
+
+    def broken_contract() -> str:
+        raise SchemaLoadError("schemas/avro/case.closed.avsc is not valid JSON:\n  line 1")
+
+    monkeypatch.setattr(docs, "render", broken_contract)
+    output = tmp_path / "asyncapi.yaml"
+
+    result = CliRunner().invoke(main, ["docs", "asyncapi", "--output", str(output)])
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "error: schemas/avro/case.closed.avsc is not valid JSON: line 1"
+    ]
+    assert not output.exists()

@@ -1,0 +1,98 @@
+"""``safepassage kafka start|stop|status``: the local Apache Kafka broker (KRaft mode).
+
+One module per command group (DESIGN.md); :func:`register` adds the group to
+the ``safepassage`` command in :mod:`connectors.cli`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+
+import click
+from rich.table import Table
+
+from connectors.cli.common import console, friendly_errors
+from infra import BrokerSettings, Deployment, cluster, single_node
+from infra.broker import StartResult
+from infra.maven import pinned_kafka_version
+
+__all__ = ["kafka", "print_started", "register"]
+
+
+def _deployment(use_cluster: bool) -> Deployment:
+    settings = BrokerSettings()
+    return cluster(settings) if use_cluster else single_node(settings)
+
+
+def print_started(results: Iterable[StartResult]) -> None:
+    """One line per node that was started or already ran (also used by ``safepassage run``)."""
+    for result in results:
+        state = "already running" if result.already_running else "started"
+        console().print(
+            f"kafka node {result.node_id} {state} on {result.bootstrap} (pid {result.pid})"
+        )
+
+
+_cluster_option = click.option(
+    "--cluster", "use_cluster", is_flag=True, help="The three-node cluster instead of one node."
+)
+_node_option = click.option(
+    "--node", "nodes", type=int, multiple=True, help="Only this node (repeatable; cluster mode)."
+)
+
+
+@click.group("kafka")
+def kafka() -> None:
+    """Run the local Apache Kafka broker (KRaft mode, loopback only)."""
+
+
+@kafka.command("start")
+@_cluster_option
+@_node_option
+@friendly_errors
+def kafka_start(use_cluster: bool, nodes: tuple[int, ...]) -> None:
+    """Start the broker (idempotent) and wait until it answers."""
+    deployment = _deployment(use_cluster)
+    print_started(deployment.start(nodes or None))
+    console().print(f"bootstrap servers: {deployment.bootstrap}")
+
+
+@kafka.command("stop")
+@_cluster_option
+@_node_option
+@friendly_errors
+def kafka_stop(use_cluster: bool, nodes: tuple[int, ...]) -> None:
+    """Stop the broker cleanly by its PID."""
+    deployment = _deployment(use_cluster)
+    stopped = deployment.stop(nodes or None)
+    if stopped:
+        console().print("stopped kafka node(s): " + ", ".join(map(str, stopped)))
+    else:
+        console().print("kafka is not running")
+
+
+@kafka.command("status")
+@_cluster_option
+@friendly_errors
+def kafka_status(use_cluster: bool) -> None:
+    """Show each node's PID and whether it answers; exit 3 when none runs."""
+    deployment = _deployment(use_cluster)
+    statuses = deployment.status()
+    table = Table("node", "bootstrap", "pid", "answers", title=f"kafka ({deployment.name})")
+    for status in statuses:
+        table.add_row(
+            str(status.node_id),
+            status.bootstrap,
+            str(status.pid) if status.pid else "-",
+            "yes" if status.answering else "no",
+        )
+    console().print(table)
+    console().print(f"Apache Kafka {pinned_kafka_version()} (pinned in infra/kafka/pom.xml)")
+    if not any(status.pid for status in statuses):
+        sys.exit(3)
+
+
+def register(main_group: click.Group) -> None:
+    """Add the ``kafka`` group to the ``safepassage`` command."""
+    main_group.add_command(kafka)

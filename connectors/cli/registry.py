@@ -1,0 +1,55 @@
+"""``safepassage registry start|stop|status``: the local schema registry (Apicurio).
+
+One module per command group (DESIGN.md); :func:`register` adds the group to
+the ``safepassage`` command in :mod:`connectors.cli`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from connectors.cli.common import console, friendly_errors
+from infra.registry import SchemaRegistry
+
+__all__ = ["register", "registry"]
+
+
+@click.group("registry")
+def registry() -> None:
+    """Run the local schema registry (Apicurio, Confluent-compatible API)."""
+
+
+@registry.command("start")
+@friendly_errors
+def registry_start() -> None:
+    """Build it with Maven if needed, start it, wait until it answers."""
+    result = SchemaRegistry().start()
+    state = "already running" if result.already_running else "started"
+    console().print(f"schema registry {state} (pid {result.pid})")
+    console().print(f"Confluent-compatible API: {SchemaRegistry().ccompat_url}")
+
+
+@registry.command("stop")
+@friendly_errors
+def registry_stop() -> None:
+    """Stop the registry by its PID."""
+    pid = SchemaRegistry().stop()
+    console().print(f"stopped schema registry (pid {pid})" if pid else "registry is not running")
+
+
+@registry.command("status")
+@friendly_errors
+def registry_status() -> None:
+    """PID and whether the API answers; exit 3 when it is not running."""
+    status = SchemaRegistry().status()
+    answers = "answers" if status.answering else "does not answer"
+    console().print(f"schema registry at {status.url}: pid {status.pid or '-'}, {answers}")
+    if status.pid is None:
+        sys.exit(3)
+
+
+def register(main_group: click.Group) -> None:
+    """Add the ``registry`` group to the ``safepassage`` command."""
+    main_group.add_command(registry)
