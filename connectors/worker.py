@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -197,6 +198,18 @@ def _serve(app_id: str | None, web_port: int, data_dir: Path) -> NoReturn:
         stall_timeout_s=router_settings.stall_timeout_s,
     )
     declare_changelogs(router.tables, settings)
+    parent = os.getppid()
+
+    @router.app.timer(2.0)  # type: ignore[untyped-decorator]
+    async def stop_when_orphaned() -> None:
+        """The supervisor was killed (SIGKILL): a worker nobody supervises must not run on."""
+        if os.getppid() != parent:
+            _log.warning("worker.orphaned", parent_pid=parent)
+            hard_exit = threading.Timer(30.0, os._exit, args=(1,))  # Faust can hang stopping
+            hard_exit.daemon = True
+            hard_exit.start()
+            os.kill(os.getpid(), signal.SIGTERM)
+
     worker = faust.Worker(
         router.app,
         loglevel=settings.log_level.lower(),

@@ -11,6 +11,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from tests.doubles import ScriptedProducer
+from tests.integration.waits import watermarks
 
 POLL_S = 0.1
 
@@ -46,10 +47,7 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[Stor
     try:
         metadata = consumer.list_topics(topic, timeout=timeout_s)
         partitions = sorted(metadata.topics[topic].partitions)
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1]
-            for p in partitions
-        }
+        ends = {p: watermarks(consumer, TopicPartition(topic, p))[1] for p in partitions}
         wanted = sum(ends.values())
         if not wanted:
             return []

@@ -1,8 +1,10 @@
-"""The stall watchdog on the real broker: a healthy worker runs on, a stuck one exits 75."""
+"""Worker supervision on the real broker: the stall watchdog, and no worker left unsupervised."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,10 +15,12 @@ import pytest
 from confluent_kafka import Producer
 
 from streams.clients import producer_config
+from streams.provisioning import provision
 from streams.settings import KafkaSettings
 from streams.stall import EXIT_STALLED
 from tests.integration.conftest import REPO, create_topic
-from tests.integration.waits import wait_caught_up
+from tests.integration.waits import wait_caught_up, wait_until
+from tests.integration.workers import start_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -68,3 +72,39 @@ def test_a_caught_up_worker_runs_on_and_a_stuck_agent_stops_the_worker_with_75(
         if worker.poll() is None:
             worker.kill()
             worker.wait(10)
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by init) is not running.
+    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+
+
+def test_a_worker_whose_supervisor_is_killed_stops_instead_of_running_on(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    """SIGKILL to `safepassage worker` leaves no unsupervised Faust worker behind."""
+    settings = KafkaSettings(
+        bootstrap_servers=bootstrap, topic_namespace=f"orphan-{uuid.uuid4().hex[:8]}"
+    )
+    provision(settings)
+    worker = start_worker(bootstrap, settings.topic_namespace, tmp_path / "w")
+    try:
+        child = wait_until(lambda: (_children(worker.process.pid) or [None])[0], "the Faust child")
+        wait_until(lambda: "Worker]: Ready" in worker.log.read_text(), "the child ready")
+        os.kill(worker.process.pid, signal.SIGKILL)  # the supervisor only
+        worker.process.wait(10)
+        wait_until(lambda: not _alive(child), "the orphaned child to stop", timeout_s=90)
+        assert '"event": "worker.orphaned"' in worker.log.read_text(), worker.log_tail()
+    finally:
+        worker.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.process.pid, signal.SIGKILL)  # the child too, if the test failed

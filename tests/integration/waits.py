@@ -70,12 +70,33 @@ def _partitions(consumer: Consumer, topics: Iterable[str]) -> list[TopicPartitio
     return found
 
 
+def watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float = 60.0) -> tuple[int, int]:
+    """Low and high watermark of one partition, retrying the broker's "not now" answers.
+
+    A partition just created, or whose leader moved, answers
+    ``NOT_LEADER_FOR_PARTITION`` or ``UNKNOWN_TOPIC_OR_PART`` for a moment
+    (seen on a loaded CI machine); those are retriable, not test failures.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=30)
+            return low, high
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not (isinstance(error, KafkaError) and error.retriable()):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def end_offsets(settings: KafkaSettings, topics: Iterable[str]) -> dict[tuple[str, int], int]:
     """The high watermark of every partition of ``topics``."""
     consumer = Consumer(consumer_config(settings, group_id=f"probe-{uuid.uuid4().hex}"))
     try:
         return {
-            (tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30)[1]
+            (tp.topic, tp.partition): watermarks(consumer, tp)[1]
             for tp in _partitions(consumer, topics)
         }
     finally:
@@ -90,7 +111,7 @@ def lag(settings: KafkaSettings, group: str, topics: Iterable[str]) -> int:
         committed = consumer.committed(partitions, timeout=30)
         behind = 0
         for tp in committed:
-            high = consumer.get_watermark_offsets(tp, timeout=30)[1]
+            high = watermarks(consumer, tp)[1]
             behind += high - max(tp.offset, 0)
         return behind
     finally:
@@ -149,8 +170,7 @@ class TopicReader:
     def to_end(self, timeout_s: float = GENEROUS_S) -> list[Message]:
         """Every record after the last call's, up to the current end of each partition."""
         ends = {
-            (tp.topic, tp.partition): self.consumer.get_watermark_offsets(tp, timeout=30)[1]
-            for tp in self.partitions
+            (tp.topic, tp.partition): watermarks(self.consumer, tp)[1] for tp in self.partitions
         }
         out: list[Message] = []
         deadline = time.monotonic() + timeout_s
