@@ -98,7 +98,9 @@ def test_a_worker_whose_supervisor_is_killed_stops_instead_of_running_on(
     provision(settings)
     worker = start_worker(bootstrap, settings.topic_namespace, tmp_path / "w")
     try:
-        child = wait_until(lambda: (_children(worker.process.pid) or [None])[0], "the Faust child")
+        child = wait_until(
+            lambda: next(iter(_children(worker.process.pid)), None), "the Faust child"
+        )
         wait_until(lambda: "Worker]: Ready" in worker.log.read_text(), "the child ready")
         os.kill(worker.process.pid, signal.SIGKILL)  # the supervisor only
         worker.process.wait(10)
