@@ -1,12 +1,11 @@
-"""The router worker's composition root: settings, key store, authorizer, Faust worker.
+"""The router worker's composition root: settings, the Faust worker, its supervisor.
 
-The router (:mod:`processors.router`) knows no API keys and no roles;
-this module, an edge, builds them from :mod:`connectors.auth` and hands the
-router an :data:`~processors.router.ports.Authorizer`, so ``processors``
-never imports ``connectors``. ``safepassage worker`` and ``safepassage
-run`` call :func:`run_worker`, which supervises the Faust worker in a
-child process (``python -m connectors.worker``) and starts it again when
-its stall watchdog stopped it.
+``safepassage worker`` and ``safepassage run`` call :func:`run_worker`,
+which supervises the Faust worker in a child process (``python -m
+connectors.worker``) and starts it again when its stall watchdog stopped
+it. The worker serves no HTTP (Faust's web server is off): status is read
+through the intake, from ``case-status.v1``, so the worker needs no API
+keys.
 """
 
 from __future__ import annotations
@@ -22,92 +21,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from connectors.auth import ApiKeyStore, authorize_status_read
-from connectors.exceptions import ConnectorsError, ForbiddenError
-from processors.router.ports import AccessDeniedError, Authorizer, Caller, UnauthenticatedError
+from connectors.exceptions import ConnectorsError
 from streams.logs import get_logger
-from streams.settings import KafkaSettings, Profile
+from streams.settings import KafkaSettings
 from streams.stall import EXIT_STALLED, run_watched
 
-__all__ = [
-    "KEYS_FILE_ENV",
-    "MissingKeysError",
-    "WorkerStoppedError",
-    "operator_authorizer",
-    "run_worker",
-    "status_keys",
-    "supervise",
-]
-
-KEYS_FILE_ENV = "SAFEPASSAGE_API_KEYS_FILE"
+__all__ = ["WorkerStoppedError", "run_worker", "supervise"]
 
 _log = get_logger(__name__)
-
-
-class MissingKeysError(ConnectorsError):
-    """The production profile was asked to serve status without API keys."""
-
-
-def _log_warning(message: str) -> None:
-    _log.warning("worker.status_page_open", detail=message)
-
-
-def status_keys(
-    settings: KafkaSettings, warn: Callable[[str], None] = _log_warning
-) -> ApiKeyStore | None:
-    """The API keys the worker's status page accepts (operators).
-
-    ``SAFEPASSAGE_API_KEYS_FILE`` unset: the page stays open on the dev
-    profile (``warn`` tells the operator) and the production profile
-    refuses to start.
-    """
-    path = os.environ.get(KEYS_FILE_ENV)
-    if path:
-        return ApiKeyStore(Path(path))
-    if settings.profile is Profile.PRODUCTION:
-        raise MissingKeysError(
-            f"{KEYS_FILE_ENV} is not set: the production profile never serves "
-            "survivor status without authentication (create keys with `safepassage keys add`)"
-        )
-    warn(f"{KEYS_FILE_ENV} is not set: the status page is open (dev profile only)")
-    return None
-
-
-def operator_authorizer(keys: ApiKeyStore) -> Authorizer:
-    """Admit a bearer key of an operator; anything else is unauthenticated or forbidden.
-
-    The store re-reads its file when it changes, so a revoked key stops
-    working without a restart.
-    """
-
-    def authorize(authorization: str | None) -> Caller:
-        scheme, _, key = (authorization or "").partition(" ")
-        key = key.strip()
-        if scheme.lower() != "bearer" or not key:
-            raise UnauthenticatedError(invalid_key=False)
-        principal = keys.authenticate(key)
-        if principal is None:
-            raise UnauthenticatedError(invalid_key=True)
-        try:
-            authorize_status_read(principal)
-        except ForbiddenError as exc:
-            raise AccessDeniedError(str(exc)) from None
-        return Caller(principal=principal.name, role=principal.role.value, key_id=principal.key_id)
-
-    return authorize
 
 
 class WorkerStoppedError(ConnectorsError):
     """The router worker stopped on its own with a failure (a bug, or a bad configuration)."""
 
 
-def run_worker(
-    app_id: str | None,
-    web_port: int,
-    data_dir: Path,
-    *,
-    warn: Callable[[str], None] = _log_warning,
-) -> None:
+def run_worker(app_id: str | None, data_dir: Path) -> None:
     """Run the router worker in the foreground until Ctrl-C; start it again after a stall.
 
     The Faust worker runs in a child process (``python -m connectors.worker``)
@@ -116,18 +44,15 @@ def run_worker(
     see :mod:`streams.stall`), a fresh child starts after a short backoff
     and resumes from the committed offsets. Any other failure (a bug of
     ours stops the worker on purpose) ends the command with
-    :class:`WorkerStoppedError`. Configuration errors (SLA policy, keys)
-    are raised here, before any child starts, as one-line errors.
-    ``warn`` shows the operator a warning before the worker's own logging
-    takes over (the command line prints it on the console).
+    :class:`WorkerStoppedError`. Configuration errors (the SLA policy) are
+    raised here, before any child starts, as one-line errors.
     """
     # Imported here: the router is heavy, and most commands need neither.
     from processors.settings import RouterSettings  # noqa: PLC0415
 
-    status_keys(KafkaSettings(), warn)
     RouterSettings().to_policy()  # a bad SLA file fails now, in one line
-    command = [sys.executable, "-m", "connectors.worker", "--web-port", str(web_port)]
-    command += ["--data-dir", str(data_dir)] + (["--app-id", app_id] if app_id else [])
+    command = [sys.executable, "-m", "connectors.worker", "--data-dir", str(data_dir)]
+    command += ["--app-id", app_id] if app_id else []
     code = supervise(command)
     if code != 0:
         raise WorkerStoppedError(f"the router worker stopped with exit code {code} (see its log)")
@@ -175,7 +100,7 @@ def supervise(
             signal.signal(sig, handler)
 
 
-def _serve(app_id: str | None, web_port: int, data_dir: Path) -> NoReturn:
+def _serve(app_id: str | None, data_dir: Path) -> NoReturn:
     """The child: one Faust worker; exits with EXIT_STALLED when its watchdog stopped it."""
     import faust  # noqa: PLC0415
 
@@ -187,14 +112,11 @@ def _serve(app_id: str | None, web_port: int, data_dir: Path) -> NoReturn:
     # A process of its own: structlog is set up here as the command line does.
     configure_logging(settings.log_format, settings.log_level)
     router_settings = RouterSettings()
-    keys = status_keys(settings, warn=lambda _message: None)  # the parent warned
     router = build_router(
         settings,
         policy=router_settings.to_policy(),
         app_id=app_id,
         data_dir=data_dir,
-        web_port=web_port,
-        authorizer=None if keys is None else operator_authorizer(keys),
         stall_timeout_s=router_settings.stall_timeout_s,
     )
     declare_changelogs(router.tables, settings)
@@ -222,10 +144,9 @@ def _serve(app_id: str | None, web_port: int, data_dir: Path) -> NoReturn:
 def _main(argv: list[str] | None = None) -> NoReturn:
     parser = argparse.ArgumentParser(prog="python -m connectors.worker")
     parser.add_argument("--app-id", default=None)
-    parser.add_argument("--web-port", type=int, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     args = parser.parse_args(argv)
-    _serve(args.app_id, args.web_port, args.data_dir)
+    _serve(args.app_id, args.data_dir)
 
 
 if __name__ == "__main__":

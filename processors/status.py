@@ -160,10 +160,9 @@ class StatusRead(_View):
     kind: str = "status.read"
     survivor_id: UUID
     at: datetime
-    principal: str | None
-    """None when the worker runs without API keys (dev profile only)."""
-    role: str | None
-    key_id: str | None
+    principal: str
+    role: str
+    key_id: str
     status: int
     """The HTTP status answered (200, or 404 for an unknown survivor)."""
 

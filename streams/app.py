@@ -5,12 +5,14 @@ Cautions from DESIGN.md, applied here once for every worker:
 * at-least-once processing with idempotent handlers (Faust's exactly-once
   mode is unreliable);
 * an explicit topic replication factor from the durability profile;
-* table web views off: they would serve survivor data over HTTP;
+* Faust's web server off: a worker serves no HTTP at all (status is read
+  through the intake, from ``case-status.v1``), so no table view, page or
+  request forwarding can serve survivor data;
 * the RocksDB store through rocksdict for tables (Faust's ``rocksdb://``
   store picks rocksdict when python-rocksdb is absent; tables pass
   ``options={"driver": "rocksdict"}`` to be explicit); state survives
   restarts and changelogs rebuild it elsewhere;
-* agents are declared with ``concurrency=1`` (see :mod:`processors.agents`),
+* agents are declared with ``concurrency=1`` (see :mod:`processors.router.wiring`),
   as higher concurrency can lose messages on restart.
 """
 
@@ -32,15 +34,10 @@ def create_app(
     app_id: str,
     *,
     data_dir: Path | None = None,
-    web_port: int | None = None,
     store: str = "rocksdb://",
     **overrides: Any,
 ) -> faust.App:
-    """A Faust app bound to the settings' cluster (security included) and namespace.
-
-    ``web_port`` None turns Faust's web server off; otherwise it listens on
-    loopback only, with table views disabled either way.
-    """
+    """A Faust app bound to the settings' cluster (security included) and namespace."""
     replication = 3 if settings.profile is Profile.PRODUCTION else 1
     config: dict[str, Any] = {
         **faust_config(settings),  # cluster and security, as every other client has them
@@ -51,13 +48,8 @@ def create_app(
         "consumer_auto_offset_reset": "earliest",
         "producer_acks": -1,
         "store": store,
-        "web_enabled": web_port is not None,
+        "web_enabled": False,
         "web_tables_enabled": False,
-        "web_host": "127.0.0.1",
-        "web_port": web_port or 6066,
-        # Where other workers forward a status request for a key this worker
-        # owns (Faust's table_route); it must name this worker's real port.
-        "canonical_url": f"http://127.0.0.1:{web_port or 6066}",
     }
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)

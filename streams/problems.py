@@ -1,16 +1,15 @@
 """RFC 9457 problem documents in SafePassage's one dialect, for every HTTP edge.
 
-The intake API (FastAPI) and the router's status page (Faust web) answer
-errors with the same document: ``type`` is ``urn:safepassage:problem:<slug>``
+Every HTTP answer other than success (the intake API's, the SDKs' reading
+of them) is the same document: ``type`` is ``urn:safepassage:problem:<slug>``
 (the slugs are listed in docs/intake-api.md), ``title`` is fixed per kind of
 problem, ``status`` repeats the HTTP status and ``detail`` says what to do.
-An operator reading a survivor's status through the intake gets the
-router's answer unchanged, so the two edges must not speak two dialects.
 
-It lives here, below both edges, because ``processors`` may not import
-``connectors``. It is framework-free on purpose: each edge renders
-:meth:`Problem.body` and :attr:`Problem.headers` with its own response
-class. Nothing here may carry personal data: titles, rules and ids only.
+It lives here, below the edges, so that every package can name a problem
+(``processors`` may not import ``connectors``). It is framework-free on
+purpose: each edge renders :meth:`Problem.body` and :attr:`Problem.headers`
+with its own response class. Nothing here may carry personal data: titles,
+rules and ids only.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ __all__ = [
     "invalid_key",
     "invalid_path_parameter",
     "problem_type",
-    "router_unavailable",
+    "status_unavailable",
     "unauthenticated",
     "unknown_survivor",
 ]
@@ -130,17 +129,17 @@ def invalid_path_parameter(name: str, message: str, detail: str) -> Problem:
     )
 
 
-def router_unavailable(detail: str, retry_after_s: int) -> Problem:
-    """503: no router worker can answer a status read yet; retry after ``retry_after_s``."""
+def status_unavailable(retry_after_s: int) -> Problem:
+    """503: the status store has not caught up with ``case-status.v1`` yet; retry shortly."""
     return Problem(
         503,
-        "router-unavailable",
-        "Router unavailable",
-        detail,
+        "status-unavailable",
+        "Status not available yet",
+        "the status store is still reading the case-status topic; retry shortly",
         headers={"Retry-After": str(retry_after_s)},
     )
 
 
 def unknown_survivor() -> Problem:
-    """404: the router holds no case for the survivor id (the id is not quoted back)."""
+    """404: no case is known for the survivor id (the id is not quoted back)."""
     return Problem(404, "unknown-survivor", "Unknown survivor", "no case for this survivor id")

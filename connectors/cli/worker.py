@@ -2,7 +2,7 @@
 
 One module per command group (DESIGN.md); these two are top-level commands,
 not a group, and share their options (:data:`WORKER_OPTIONS`, the one place
-that declares ``--app-id``, ``--web-port`` and ``--data-dir``).
+that declares ``--app-id`` and ``--data-dir``).
 :func:`register` adds both to the ``safepassage`` command in
 :mod:`connectors.cli`. The worker itself is :func:`connectors.worker.run_worker`.
 """
@@ -28,23 +28,17 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _run_worker(app_id: str | None, web_port: int, data_dir: Path) -> None:
+def _run_worker(app_id: str | None, data_dir: Path) -> None:
     """Run the router's Faust worker in the foreground until Ctrl-C (see connectors.worker)."""
     # Imported here: the worker's composition root pulls in the router, and most
     # commands need neither.
     from connectors.worker import run_worker  # noqa: PLC0415
 
-    run_worker(
-        app_id,
-        web_port,
-        data_dir,
-        warn=lambda message: console(stderr=True).print(f"[yellow]{message}[/]"),
-    )
+    run_worker(app_id, data_dir)
 
 
 WORKER_OPTIONS = [
     click.option("--app-id", default=None, help="Consumer group (default <namespace>-router)."),
-    click.option("--web-port", type=int, default=6066, show_default=True),
     click.option(
         "--data-dir",
         type=click.Path(path_type=Path),
@@ -65,15 +59,15 @@ def _with_worker_options(func: Callable[P, R]) -> Callable[P, R]:
 @click.command("worker")
 @_with_worker_options
 @friendly_errors
-def worker(app_id: str | None, web_port: int, data_dir: Path) -> None:
-    """Run one router worker (start several with other ports and data dirs to scale)."""
-    _run_worker(app_id, web_port, data_dir)
+def worker(app_id: str | None, data_dir: Path) -> None:
+    """Run one router worker (start several, each with its own data dir, to scale)."""
+    _run_worker(app_id, data_dir)
 
 
 @click.command("run")
 @_with_worker_options
 @friendly_errors
-def run(app_id: str | None, web_port: int, data_dir: Path) -> None:
+def run(app_id: str | None, data_dir: Path) -> None:
     """Bring the platform up locally: broker, every catalog topic, then a router worker."""
     deployment = single_node()
     print_started(deployment.start())
@@ -81,10 +75,10 @@ def run(app_id: str | None, web_port: int, data_dir: Path) -> None:
     the_plan, created = provision(KafkaSettings(bootstrap_servers=deployment.bootstrap))
     print_plan(the_plan, created)
     console().print(
-        f"Starting the router worker (status at http://127.0.0.1:{web_port}/v1/survivors/<id>"
-        "/status). Ctrl-C stops it; `safepassage kafka stop` stops the broker."
+        "Starting the router worker (it serves no HTTP: operators read status through "
+        "`safepassage intake serve`). Ctrl-C stops it; `safepassage kafka stop` stops the broker."
     )
-    _run_worker(app_id, web_port, data_dir)
+    _run_worker(app_id, data_dir)
 
 
 def register(main_group: click.Group) -> None:

@@ -3,8 +3,8 @@
 The routes stay thin (``POST /v1/events``, the operators' status read,
 ``/healthz``); the work is in :class:`~connectors.intake.service.IntakeService`.
 Everything is built in :func:`create_app`, so start-up problems surface at
-once, and the real edges (Kafka, the keys file, the router) can be replaced
-by tests.
+once, and the real edges (Kafka, the keys file, the status store) can be
+replaced by tests.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from connectors.auth import ApiKeyStore, Principal, Role
@@ -33,7 +32,7 @@ from connectors.intake.problems import ProblemError, broker_unavailable, install
 from connectors.intake.publisher import KafkaPublisher, Publisher
 from connectors.intake.service import IntakeService
 from connectors.intake.settings import IntakeSettings
-from connectors.intake.status import forward_status_read
+from connectors.intake.status import StatusReader, StatusStore, read_status
 from streams.settings import KafkaSettings
 
 __all__ = ["Caller", "create_app"]
@@ -45,14 +44,15 @@ def create_app(
     kafka: KafkaSettings | None = None,
     publisher: Publisher | None = None,
     keys: ApiKeyStore | None = None,
-    router_transport: httpx.AsyncBaseTransport | None = None,
+    status: StatusReader | None = None,
 ) -> FastAPI:
     """The intake API as an ASGI app.
 
     Everything is built here, so start-up problems (keys file, state folder)
-    surface at once; the publisher connects when the app starts serving.
-    ``publisher``, ``keys`` and ``router_transport`` replace the real edges
-    (Kafka, the keys file, the router's HTTP server) in tests.
+    surface at once; the publisher connects and the status store starts
+    reading ``case-status.v1`` when the app starts serving. ``publisher``,
+    ``keys`` and ``status`` replace the real edges (Kafka, the keys file,
+    the status store) in tests.
     """
     settings = settings or IntakeSettings()
     kafka = kafka or KafkaSettings()
@@ -70,7 +70,7 @@ def create_app(
         publisher=publisher,
         keys=keys,
         store=store,
-        router_transport=router_transport,
+        status=status if status is not None else StatusStore(kafka),
     )
 
     @asynccontextmanager
@@ -168,26 +168,32 @@ def _add_routes(app: FastAPI, service: IntakeService) -> None:
     @app.get(
         "/v1/survivors/{survivor_id}/status",
         response_model=None,
-        summary="A survivor's case status, from a router worker (operators only)",
+        summary="A survivor's case status (operators only; every read is audited)",
         responses={
-            200: {"description": "The router's status view, forwarded as it is."},
-            404: {"description": "The router knows no case for this survivor id."},
-            **problem_responses(400, 401, 403, 502, 503),
+            200: {
+                "description": "The survivor's status, as of now (expired consents left out).",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/StatusView"}}
+                },
+            },
+            404: {"description": "No case is known for this survivor id (the read is audited)."},
+            **problem_responses(400, 401, 403, 503),
         },
     )
     async def survivor_status(
         survivor_id: Annotated[str, PathParam(json_schema_extra={"format": "uuid"})],
         principal: Caller,
-        request: Request,
-    ) -> Response:
-        """Forward to a router worker; its status code and body are passed on unchanged."""
-        return await forward_status_read(
-            service.router,
-            settings,
+    ) -> JSONResponse:
+        """From the intake's copy of case-status.v1; 503 with Retry-After until it caught up."""
+        view = await read_status(
+            service.status,
+            publisher,
+            service.kafka,
             principal,
             survivor_id,
-            authorization=request.headers.get("authorization"),
+            timeout_s=settings.publish_timeout_s,
         )
+        return JSONResponse(view.to_dict())
 
     @app.get(
         "/healthz",

@@ -1,7 +1,8 @@
 """The API's published description: response models and the OpenAPI document.
 
 The models here are the documented shapes of the answers (``Receipt`` also
-builds the receipts the service returns); the helpers add what FastAPI
+builds the receipts the service returns; a status read answers
+:class:`processors.status.StatusView`); the helpers add what FastAPI
 cannot derive from the routes: problem+json responses, the two CloudEvents
 request media types and one CloudEvent schema per accepted event type,
 generated from the same models the intake validates with.
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from connectors.intake.cloudevents import PUBLISHABLE
+from processors.status import StatusView
 from schemas.models import MODELS
 from streams.cloudevents import BATCH_MEDIA_TYPE, STRUCTURED_MEDIA_TYPE, documented_model
 from streams.problems import PROBLEM_MEDIA_TYPE
@@ -121,7 +123,7 @@ def _component_schemas() -> dict[str, Any]:
         event_type: documented_model(event_type, MODELS[event_type])
         for event_type in sorted(PUBLISHABLE)
     }
-    models: list[type[BaseModel]] = [ProblemDetails, Receipt, BatchReceipt, Health]
+    models: list[type[BaseModel]] = [ProblemDetails, Receipt, BatchReceipt, Health, StatusView]
     _, document = models_json_schema(
         [(model, "validation") for model in [*models, *envelopes.values()]],
         ref_template="#/components/schemas/{model}",

@@ -65,6 +65,19 @@ class ProblemError(ConnectorsError):
             status, slug, title, detail, tuple(errors), dict(headers or {}), dict(extra or {})
         )
 
+    @classmethod
+    def of(cls, problem: Problem) -> ProblemError:
+        """A problem of :mod:`streams.problems`, to raise as it is."""
+        return cls(
+            problem.status,
+            problem.slug,
+            problem.title,
+            problem.detail,
+            errors=problem.errors,
+            headers=problem.headers,
+            extra=problem.extra,
+        )
+
     def body(self, instance: str | None = None) -> dict[str, Any]:
         """The problem document."""
         return self.problem.body(instance)

@@ -1,7 +1,7 @@
 """The request handling behind the routes: authenticate, validate, deduplicate, publish.
 
 :class:`IntakeService` owns the long-lived parts (publisher, API keys,
-idempotency store, router client) and the rule that makes retries safe:
+idempotency store, status store) and the rule that makes retries safe:
 each (source, id) is claimed in the idempotency store, published once, and
 a retry is answered with the receipt of the first acknowledgement. A 202 is
 given only once the broker acknowledged every new event; a partial failure
@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from fastapi.security import HTTPAuthorizationCredentials
 
 from connectors.auth import ApiKeyStore, Principal, key_id_of
@@ -27,8 +26,10 @@ from connectors.intake.openapi import Receipt
 from connectors.intake.problems import FieldError, ProblemError, broker_unavailable
 from connectors.intake.publisher import Delivery, Publisher
 from connectors.intake.settings import IntakeSettings
+from connectors.intake.status import StatusReader
 from streams.codec import Codec
 from streams.logs import get_logger
+from streams.problems import invalid_key, unauthenticated
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 
@@ -54,8 +55,8 @@ class _Outcome:
 class IntakeService:
     """The request handling behind the routes: validate, authorize, deduplicate, publish.
 
-    It also owns the router client that :func:`~connectors.intake.status.forward_status_read`
-    uses, so that the client is opened and closed with the app's lifespan.
+    It also owns the status store that :func:`~connectors.intake.status.read_status`
+    answers from, so that it reads while the app serves and stops with it.
     """
 
     def __init__(
@@ -66,7 +67,7 @@ class IntakeService:
         publisher: Publisher,
         keys: ApiKeyStore,
         store: IdempotencyStore,
-        router_transport: httpx.AsyncBaseTransport | None = None,
+        status: StatusReader,
     ) -> None:
         """Wire the parts; each is built by :func:`create_app` or passed by a test."""
         self.settings = settings
@@ -74,22 +75,17 @@ class IntakeService:
         self.publisher = publisher
         self.keys = keys
         self.store = store
-        self._router_transport = router_transport
-        self.router = self._router_client()
+        self.status = status
         self.codec = Codec(kafka, source=INTAKE_SOURCE, max_record_bytes=MAX_RECORD_BYTES)
         self.topic_of = Topics.of(kafka).inbound_by_type  # the one inbound rule
         self.locks = KeyedLocks()
         self.in_flight = 0
 
-    def _router_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=self._router_transport, follow_redirects=True)
-
     async def open(self) -> None:
         """Start serving: open what :meth:`close` closed (a lifespan may run more than once)."""
         self.store.open()
-        if self.router.is_closed:
-            self.router = self._router_client()
         await self.publisher.start()
+        await self.status.start()
         _log.info(
             "intake.started",
             bootstrap=self.kafka.bootstrap_servers,
@@ -99,8 +95,8 @@ class IntakeService:
 
     async def close(self) -> None:
         """Stop serving: deliver what is queued, then let go of every connection."""
+        await self.status.close()
         await self.publisher.close()
-        await self.router.aclose()
         self.store.close()
 
     # ------------------------------------------------------------ authentication
@@ -108,23 +104,11 @@ class IntakeService:
     def authenticate(self, credentials: HTTPAuthorizationCredentials | None) -> Principal:
         """The caller, or 401 with ``WWW-Authenticate: Bearer``."""
         if credentials is None or not credentials.credentials:
-            raise ProblemError(
-                401,
-                "unauthenticated",
-                "Authentication required",
-                "send an API key as Authorization: Bearer <key>",
-                headers={"WWW-Authenticate": 'Bearer realm="safepassage"'},
-            )
+            raise ProblemError.of(unauthenticated())
         principal = self.keys.authenticate(credentials.credentials)
         if principal is None:
             _log.info("intake.unauthenticated", key_id=key_id_of(credentials.credentials))
-            raise ProblemError(
-                401,
-                "unauthenticated",
-                "Invalid API key",
-                "the API key is unknown or was revoked",
-                headers={"WWW-Authenticate": 'Bearer realm="safepassage", error="invalid_token"'},
-            )
+            raise ProblemError.of(invalid_key())
         return principal
 
     # --------------------------------------------------------------- validation

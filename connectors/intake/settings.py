@@ -19,9 +19,9 @@ class IntakeSettings(BaseSettings):
     """Everything the intake service reads at start (prefix ``SAFEPASSAGE_INTAKE_``).
 
     Kafka itself is configured by :class:`~streams.settings.KafkaSettings`
-    (``SAFEPASSAGE_BOOTSTRAP_SERVERS`` ...), shared with every service. Two
-    names are platform-wide rather than the intake's own and keep their
-    ``SAFEPASSAGE_`` names: the keys file and the router's status URL.
+    (``SAFEPASSAGE_BOOTSTRAP_SERVERS`` ...), shared with every service. The
+    keys file is platform-wide rather than the intake's own and keeps its
+    ``SAFEPASSAGE_`` name.
     """
 
     model_config = SettingsConfigDict(
@@ -72,15 +72,6 @@ class IntakeSettings(BaseSettings):
         default=Path(".state/api-keys.yaml"),
         validation_alias="SAFEPASSAGE_API_KEYS_FILE",
         description="SAFEPASSAGE_API_KEYS_FILE: YAML file of hashed API keys.",
-    )
-    router_status_url: str = Field(
-        default="http://127.0.0.1:6066",
-        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
-        validation_alias="SAFEPASSAGE_ROUTER_STATUS_URL",
-        description="SAFEPASSAGE_ROUTER_STATUS_URL: a router worker's web server.",
-    )
-    router_timeout_s: float = Field(
-        default=5.0, gt=0, le=60, description="SAFEPASSAGE_INTAKE_ROUTER_TIMEOUT_S."
     )
 
     @model_validator(mode="after")

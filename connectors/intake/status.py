@@ -1,90 +1,275 @@
-"""The operators' status read: a survivor's case status, forwarded to a router worker.
+"""The operators' status read, answered by the intake from its own copy of ``case-status.v1``.
 
-The intake holds no case state of its own; the router worker does, so the
-answer is passed on as it is (status code and body). The role is checked
-before the id is parsed, so that other roles learn nothing from the answer;
-an unreachable or unreadable router becomes a 503 or 502 problem.
+The router publishes every survivor's status record to the compacted
+``case-status.v1`` (keyed by survivor, a tombstone on erasure).
+:class:`StatusStore` replays that topic from the beginning into memory
+(last value per key wins, a tombstone removes the survivor) with the one
+replay reader, :class:`streams.replay.ReplayReader`, and follows it. Until
+it has caught up with the end offsets it saw at start, reads answer 503
+with ``Retry-After``: an answer from a half-read topic could say "unknown
+survivor" for one that exists.
+
+:func:`read_status` is the whole read: operators only (checked before the
+id is parsed, so other roles learn nothing), the id, readiness, the record
+judged at the instant of reading (consents expire,
+:func:`processors.status.status_view`), and an audit record on ``audit.v1``
+for every answer, hit or miss, acknowledged before the answer is given. The
+intake is the one HTTP surface that reads status: one place to
+authenticate and audit, no hop into the router's workers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
 from uuid import UUID
 
-import httpx
-from fastapi.responses import Response
+from pydantic import ValidationError
 
 from connectors.auth import Principal, authorize_status_read
-from connectors.exceptions import ForbiddenError
-from connectors.intake.problems import FieldError, ProblemError
-from connectors.intake.settings import IntakeSettings
+from connectors.exceptions import BrokerUnavailableError, ForbiddenError
+from connectors.intake.problems import ProblemError, broker_unavailable
+from connectors.intake.publisher import Publisher
+from processors.status import StatusRead, StatusRecord, StatusView, status_view
+from streams.codec import EncodedRecord
+from streams.exceptions import StreamsError
 from streams.logs import get_logger
+from streams.problems import (
+    forbidden,
+    invalid_path_parameter,
+    status_unavailable,
+    unknown_survivor,
+)
+from streams.replay import ReplayReader
+from streams.settings import KafkaSettings
+from streams.topics import Topics
 
-__all__ = ["forward_status_read"]
+__all__ = ["StatusReader", "StatusStore", "read_status"]
 
 _log = get_logger("connectors.intake")
 
+RETRY_AFTER_S = 2
+"""What a 503 asks a client to wait while the store catches up."""
 
-async def forward_status_read(
-    router: httpx.AsyncClient,
-    settings: IntakeSettings,
+
+class StatusReader(Protocol):
+    """What the status read needs: is the copy caught up, and one survivor's record."""
+
+    @property
+    def ready(self) -> bool:
+        """Whether the copy has caught up with the topic's end as of its start."""
+        ...
+
+    def get(self, survivor: UUID) -> StatusRecord | None:
+        """The survivor's latest record, or None for a survivor without one."""
+        ...
+
+    async def start(self) -> None:
+        """Begin reading (called once the event loop runs)."""
+
+    async def close(self) -> None:
+        """Stop reading."""
+
+
+class StatusStore:
+    """Every survivor's latest status record, from the compacted ``case-status.v1``.
+
+    A run builds a fresh copy and serves it once caught up; if the reader
+    fails (the broker unreachable at start, the topic not provisioned yet),
+    it is started again after a pause, and a copy that was caught up before
+    keeps being served meanwhile. Memory: one record per survivor with a case.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        *,
+        retry_s: Callable[[int], float] = lambda failures: min(2.0**failures, 30.0),
+        reader: Callable[..., ReplayReader] = ReplayReader,
+    ) -> None:
+        """Configure the store; nothing connects before :meth:`start`."""
+        self._kafka = kafka
+        self.topic = Topics.of(kafka).case_status
+        self._retry_s = retry_s
+        self._reader = reader
+        self._served: dict[UUID, StatusRecord] = {}
+        self._ready = False
+        self._task: asyncio.Task[None] | None = None
+        self.skipped = 0
+        """Records that could not be read (logged by coordinates, never by content)."""
+
+    @property
+    def ready(self) -> bool:
+        """Whether a copy caught up with the topic is being served."""
+        return self._ready
+
+    def __len__(self) -> int:
+        """Survivors with a record."""
+        return len(self._served)
+
+    def get(self, survivor: UUID) -> StatusRecord | None:
+        """The survivor's latest record (None before the store is ready, or if unknown)."""
+        return self._served.get(survivor)
+
+    async def start(self) -> None:
+        """Start reading in the background (a lifespan may start it again after a close)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._keep_reading(), name="status-store")
+
+    async def close(self) -> None:
+        """Stop reading; what was read stays served until the next start."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _keep_reading(self) -> None:
+        failures = 0
+        while True:
+            started = time.monotonic()
+            try:
+                await self._read_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker, the topic, a bug: read again, never crash
+                failures = 0 if time.monotonic() - started > 600 else failures + 1
+                pause = self._retry_s(failures)
+                _log.warning(
+                    "intake.status_store_failed",
+                    error_class=type(exc).__name__,
+                    error=str(exc) if isinstance(exc, StreamsError) else None,
+                    retry_in_s=pause,
+                )
+                await asyncio.sleep(pause)
+
+    async def _read_once(self) -> None:
+        """One replay into a fresh copy, served from the moment it has caught up."""
+        copy: dict[UUID, StatusRecord] = {}
+
+        def caught_up() -> None:
+            self._served, self._ready = copy, True
+            _log.info("intake.status_store_ready", survivors=len(copy), skipped=self.skipped)
+
+        reader = self._reader(
+            self._kafka,
+            (self.topic,),
+            name="status-store",
+            apply=lambda record: self._apply(copy, record),
+            on_caught_up=caught_up,
+        )
+        await reader.run()
+
+    def _apply(self, copy: dict[UUID, StatusRecord], record: Any) -> None:
+        """Last value per key wins; a tombstone removes the survivor; a bad record is skipped.
+
+        A record that cannot be read removes what was known of its key: an
+        older status must not be shown as the current one.
+        """
+        try:
+            survivor = UUID(bytes(record.key).decode("ascii"))
+        except (TypeError, ValueError):
+            self._skip(record, "key")
+            return
+        if record.value is None:
+            copy.pop(survivor, None)
+            return
+        try:
+            status = StatusRecord.model_validate(json.loads(record.value))
+        except (ValueError, ValidationError):
+            copy.pop(survivor, None)
+            self._skip(record, "value")
+            return
+        if status.survivor_id != survivor:
+            copy.pop(survivor, None)
+            self._skip(record, "key-mismatch")
+            return
+        copy[survivor] = status
+
+    def _skip(self, record: Any, what: str) -> None:
+        self.skipped += 1
+        _log.warning(
+            "intake.status_record_skipped",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            unreadable=what,
+        )
+
+
+def _json_bytes(data: Mapping[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+
+
+async def read_status(
+    store: StatusReader,
+    publisher: Publisher,
+    kafka: KafkaSettings,
     principal: Principal,
     survivor_id: str,
-    authorization: str | None = None,
-) -> Response:
-    """Forward an operator's status read to a router worker; its status and body as they are.
+    *,
+    timeout_s: float,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> StatusView:
+    """An operator's read of one survivor's status, audited; or the problem to answer.
 
-    The role is checked before the id, so that other roles learn nothing
-    from the answer; the id is parsed here, not by FastAPI, for that order.
-    The caller's ``Authorization`` header goes along: the worker checks the
-    same keys file and audits the read under the operator's name.
+    Order: the role (403) before the id (400), so other roles learn
+    nothing; readiness (503 with ``Retry-After``); then the answer, 200 or
+    404, each audited on ``audit.v1`` (who, whom, which status; no case
+    data) and acknowledged by Kafka before it is given: a read that cannot
+    be audited is not answered (503).
     """
-    _operators_only(principal)
+    try:
+        authorize_status_read(principal)
+    except ForbiddenError as exc:
+        raise ProblemError.of(forbidden(str(exc))) from None
     try:
         survivor = UUID(survivor_id)
     except ValueError:
-        raise ProblemError(
-            400,
-            "invalid-request",
-            "Invalid request",
-            "the survivor id must be a UUID",
-            errors=[FieldError("path:survivor_id", "must be a UUID")],
+        raise ProblemError.of(
+            invalid_path_parameter(
+                "survivor_id", "must be a UUID", "the survivor id must be a UUID"
+            )
         ) from None
-    base = settings.router_status_url.rstrip("/")
-    url = f"{base}/v1/survivors/{survivor}/status"
-    try:
-        headers = {"Authorization": authorization} if authorization else None
-        answer = await router.get(url, headers=headers, timeout=settings.router_timeout_s)
-    except (httpx.ConnectError, httpx.TimeoutException) as exc:
-        _log.warning("intake.router_unreachable", reason=type(exc).__name__)
-        raise ProblemError(
-            503,
-            "router-unavailable",
-            "Router unavailable",
-            "no router worker answered; retry shortly",
-            headers={"Retry-After": "5"},
-        ) from None
-    except httpx.HTTPError as exc:
-        _log.warning("intake.router_bad_answer", reason=type(exc).__name__)
-        raise ProblemError(
-            502,
-            "router-bad-gateway",
-            "Bad answer from the router",
-            "the router worker's answer could not be read",
-        ) from None
+    if not store.ready:
+        raise ProblemError.of(status_unavailable(RETRY_AFTER_S))
+    record = store.get(survivor)
+    read = StatusRead(
+        survivor_id=survivor,
+        at=now(),
+        principal=principal.name,
+        role=principal.role.value,
+        key_id=principal.key_id,
+        status=200 if record is not None else 404,
+    )
+    await _audit(publisher, Topics.of(kafka).audit, read, timeout_s)
     _log.info(
         "intake.status_read",
         principal=principal.name,
         role=principal.role.value,
         survivor_id=str(survivor),
-        status=answer.status_code,
+        status=read.status,
     )
-    media_type = answer.headers.get("content-type", "application/json")
-    return Response(answer.content, status_code=answer.status_code, media_type=media_type)
+    if record is None:
+        raise ProblemError.of(unknown_survivor())
+    return status_view(record, read.at)
 
 
-def _operators_only(principal: Principal) -> None:
-    """403 problem unless the principal is an operator."""
+async def _audit(publisher: Publisher, topic: str, read: StatusRead, timeout_s: float) -> None:
+    """One ``status.read`` on ``audit.v1``, keyed by survivor, acknowledged before the answer."""
+    survivor = str(read.survivor_id)
+    record = EncodedRecord(
+        topic=topic, key=survivor.encode(), value=_json_bytes(read.to_dict()), headers=[]
+    )
     try:
-        authorize_status_read(principal)
-    except ForbiddenError as exc:
-        raise ProblemError(403, "forbidden", "Not allowed for this principal", str(exc)) from None
+        await asyncio.wait_for(publisher.submit(record), timeout_s)
+    except (BrokerUnavailableError, TimeoutError):
+        _log.warning("intake.status_read_not_audited", survivor_id=survivor, status=read.status)
+        raise broker_unavailable(
+            "Kafka did not acknowledge the audit record of this read; nothing was answered"
+        ) from None

@@ -12,18 +12,18 @@ Thin edge over the pure core, nothing decided here; one module per job:
   or :func:`~processors.engine.on_due`, and the step carried out in order:
   publish events (offers and cancellations to the provider's category
   topic, escalations to the escalation topic) and audit records, append
-  capacity changes to the ledger, publish the status view, await every ack,
+  capacity changes to the ledger, publish the status record (to the
+  compacted ``case-status.v1``, stamped with event time; the intake serves
+  status reads from it), await every ack,
   and only then write the survivor's tables. A crash in between replays the
   record; the core recognises it by its CloudEvents source and id and the
   re-published events carry the same ids. A refused input is audited and
   dead-lettered with the core's reason.
-* :mod:`.ports`: the tables, topics and authorizer the binding and page
-  need, as protocols (the unit tests use in-memory fakes).
+* :mod:`.ports`: the tables and topics the binding needs, as protocols
+  (the unit tests use in-memory fakes).
 * :mod:`.directory_view`: every worker's copy of the provider directory and
   the capacity ledger, replayed from the start and followed.
 * :mod:`.stores`: ordered scans of the deadlines table's RocksDB.
-* :mod:`.status_page`: ``GET /v1/survivors/{id}/status``, forwarded by
-  Faust to the owning worker, audited there; who may read is injected.
 * :mod:`.changelogs`: the tables' changelog topics, created before Faust.
 """
 
@@ -32,18 +32,13 @@ from __future__ import annotations
 from processors.router.binding import Binding
 from processors.router.changelogs import changelog_specs, declare_changelogs
 from processors.router.directory_view import DirectoryView
-from processors.router.ports import AccessDeniedError, Authorizer, Caller, UnauthenticatedError
 from processors.router.wiring import SOURCE, Router, build_router
 
 __all__ = [
     "SOURCE",
-    "AccessDeniedError",
-    "Authorizer",
     "Binding",
-    "Caller",
     "DirectoryView",
     "Router",
-    "UnauthenticatedError",
     "build_router",
     "changelog_specs",
     "declare_changelogs",

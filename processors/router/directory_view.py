@@ -13,16 +13,14 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import uuid4
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from processors.directory import CapacityChange, Directory, apply_capacity, apply_directory
 from processors.exceptions import ProcessorsError
 from processors.router.ports import WRITER_HEADER
 from schemas.models import ProviderEvent
-from streams.clients import aiokafka_config
 from streams.codec import Codec
 from streams.exceptions import StreamsError, WrongEventType
 from streams.logs import get_logger
+from streams.replay import ReplayReader
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 
@@ -84,45 +82,19 @@ class DirectoryView:
         self.directory = apply_capacity(self.directory, changes)
 
     async def run(self) -> None:
-        """Replay, then follow, both topics until cancelled."""
-        consumer = AIOKafkaConsumer(
-            **aiokafka_config(
-                self.settings,
-                client_id=f"{self.settings.client_id}-directory",
-                group_id=None,
-                enable_auto_commit=False,
-            )
+        """Replay, then follow, both topics until cancelled (:class:`ReplayReader`)."""
+        reader = ReplayReader(
+            self.settings,
+            (self.providers_topic, self.ledger_topic),
+            name="directory",
+            apply=self._apply,
+            on_caught_up=self._caught_up,
         )
-        await consumer.start()
-        try:
-            # consumer.topics() does not refresh the metadata partitions_for_topic
-            # reads (aiokafka 0.14); ask the client for the cluster metadata itself.
-            cluster = await consumer._client.fetch_all_metadata()
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in (self.providers_topic, self.ledger_topic)
-                for p in sorted(cluster.partitions_for_topic(topic) or ())
-            ]
-            if not partitions:
-                raise StreamsError(
-                    f"{self.providers_topic} and {self.ledger_topic} do not exist: "
-                    "run `safepassage topics provision`"
-                )
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            end = await consumer.end_offsets(partitions)
-            while True:
-                batch = await consumer.getmany(timeout_ms=500, max_records=1000)
-                for records in batch.values():
-                    for record in records:
-                        self._apply(record)
-                if not self.ready.is_set():
-                    positions = [await consumer.position(tp) for tp in partitions]
-                    if all(pos >= end[tp] for pos, tp in zip(positions, partitions, strict=True)):
-                        self.ready.set()
-                        log.info("directory.ready", providers=len(self.directory.providers))
-        finally:
-            await consumer.stop()
+        await reader.run()
+
+    def _caught_up(self) -> None:
+        self.ready.set()
+        log.info("directory.ready", providers=len(self.directory.providers))
 
     def _apply(self, record: Any) -> None:
         try:

@@ -1,35 +1,26 @@
 """What the router binding needs from its surroundings, as types it can be tested against.
 
-The binding writes to Faust tables and sends to Faust topics, and the status
-page asks whoever composed the worker who is calling. Naming those needs
-here, as protocols, lets :class:`~processors.router.binding.Binding` run
-over in-memory fakes in unit tests, and keeps ``processors`` from importing
-``connectors`` (the key store and roles live there; the composition root,
-:mod:`connectors.worker`, injects an :data:`Authorizer`).
+The binding writes to Faust tables and sends to Faust topics. Naming those
+needs here, as protocols, lets :class:`~processors.router.binding.Binding`
+run over in-memory fakes in unit tests.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
 from processors.directory import CapacityChange, Directory
-from processors.exceptions import ProcessorsError
 
 __all__ = [
     "WRITER_HEADER",
-    "AccessDeniedError",
-    "Authorizer",
-    "Caller",
     "DirectoryPort",
     "Headers",
     "Message",
     "Scan",
     "Table",
     "Topic",
-    "UnauthenticatedError",
     "json_bytes",
     "send_and_wait",
 ]
@@ -89,35 +80,6 @@ class DirectoryPort(Protocol):
 
     def apply_local(self, changes: Iterable[CapacityChange]) -> None:
         """Apply this worker's own capacity changes at once."""
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who read a status: names for the audit record, never the key itself."""
-
-    principal: str
-    role: str
-    key_id: str
-
-
-Authorizer = Callable[[str | None], Caller]
-"""The ``Authorization`` header of a status read (None when absent) → the caller.
-
-Raises :class:`UnauthenticatedError` or :class:`AccessDeniedError`. Built by the
-composition root from its key store; the router knows no keys or roles."""
-
-
-class UnauthenticatedError(ProcessorsError):
-    """No usable credentials; ``invalid_key`` when some were sent but are unknown."""
-
-    def __init__(self, *, invalid_key: bool) -> None:
-        """Say whether a key was sent (it is never part of the message)."""
-        super().__init__("unknown or revoked API key" if invalid_key else "no bearer API key")
-        self.invalid_key = invalid_key
-
-
-class AccessDeniedError(ProcessorsError):
-    """Authenticated, but the caller's role may not read status (the message names the rule)."""
 
 
 def json_bytes(data: Any) -> bytes:

@@ -1,9 +1,10 @@
-"""The router's Faust app: topics, tables, agents, timers and page, wired to the binding.
+"""The router's Faust app: topics, tables, agents and timers, wired to the binding.
 
 Faust cautions of DESIGN.md are applied in :func:`streams.app.create_app`
-and here: ``concurrency=1``, at-least-once, table web views off. This is
-the only module of the package that declares Faust agents; what they do is
-in :mod:`.binding`, :mod:`.directory_view` and :mod:`.status_page`.
+and here: ``concurrency=1``, at-least-once, Faust's web server off (the
+router serves no HTTP: status is read through the intake, from
+``case-status.v1``). This is the only module of the package that declares
+Faust agents; what they do is in :mod:`.binding` and :mod:`.directory_view`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from processors.exceptions import ProcessorsError
 from processors.policy import DEFAULT_POLICY, RoutingPolicy
 from processors.router.binding import Binding
 from processors.router.directory_view import DirectoryView
-from processors.router.ports import Authorizer, Scan
-from processors.router.status_page import install_status_page
+from processors.router.ports import Scan
 from processors.router.stores import rocksdb_scan, sorted_scan
 from processors.settings import ClockMode, EscalationSettings
 from processors.sla import SlaPolicy, default_policy
@@ -74,20 +74,16 @@ def build_router(
     *,
     policy: RoutingPolicy = DEFAULT_POLICY,
     data_dir: Path | None = None,
-    web_port: int | None = None,
     store: str = "rocksdb://",
     app_id: str | None = None,
     clock: EscalationSettings | None = None,
     sla: SlaPolicy | None = None,
-    authorizer: Authorizer | None = None,
     stall_timeout_s: float = 60.0,
 ) -> Router:
-    """Create the router's Faust app: agents, tables, directory view, ticks and status page.
+    """Create the router's Faust app: agents, tables, directory view and ticks.
 
     ``sla`` defaults to the policy's, else the shipped SLA policy; ``clock``
-    to :class:`EscalationSettings` from the environment. ``authorizer``
-    decides who may read status (see :mod:`connectors.worker`); None leaves
-    the page open, which only a dev profile allows. ``stall_timeout_s``:
+    to :class:`EscalationSettings` from the environment. ``stall_timeout_s``:
     how long an owned input partition may have records waiting without
     progress before the worker stops with :data:`streams.stall.EXIT_STALLED`.
     """
@@ -101,7 +97,6 @@ def build_router(
         # Faust's table files do not name the app: keep each app's apart, or a
         # store left by another namespace would be taken for this one's.
         data_dir=None if data_dir is None else data_dir / app_id,
-        web_port=web_port,
         store=store,
     )
     codec = Codec(settings, source=SOURCE)
@@ -191,13 +186,6 @@ def build_router(
     if clock.clock is ClockMode.WALL:
         app.timer(clock.tick_interval_s)(tick_owned_partitions)
 
-    install_status_page(
-        app,
-        cases=cases,
-        audit=audit,
-        intake_route=raw_topic(app, topics.intake),  # for routing web requests only
-        authorizer=authorizer,
-    )
     watchdog = watch_partitions(
         app,
         settings,

@@ -2,25 +2,30 @@
 
 Events posted over HTTP are read back from the topics: they carry the
 caller's CloudEvents id and source, a 202 names an offset that is really
-there, a retry is on the topic once. With the test's own broker stopped the
-API answers 503, never 202, and takes events again once the broker is back;
-every event that was ever answered 202 is on the topic afterwards.
+there, a retry is on the topic once. Status reads come from the intake's
+copy of ``case-status.v1``: 503 until it has caught up (here: until the
+topic exists), then the latest record per survivor, each read audited.
+With the test's own broker stopped the API answers 503, never 202, and
+takes events again once the broker is back; every event that was ever
+answered 202 is on the topic afterwards.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from confluent_kafka import Producer
 
 from connectors.auth import Role, add_key
 from connectors.intake import (
@@ -30,13 +35,17 @@ from connectors.intake import (
     create_app,
 )
 from infra import Deployment, single_node
+from processors.status import status_view
+from streams.clients import producer_config
 from streams.codec import Codec
 from streams.provisioning import provision
 from streams.settings import KafkaSettings
-from streams.topics import catalog
+from streams.topics import Topics, catalog
 from tests.integration.conftest import dedicated_settings, free_port
+from tests.integration.intake import Server
 from tests.integration.waits import read_to_end, wait_until
 from tests.unit.test_intake_api import AGENCY_ID, PROVIDER_ID, cloudevent, provider_answer
+from tests.unit.test_intake_status import case_record
 
 pytestmark = [pytest.mark.integration]
 
@@ -103,28 +112,6 @@ def read_topic(settings: KafkaSettings, topic: str) -> list[Record]:
         assert partition is not None and offset is not None
         records.append(Record(envelope.id, envelope.source, envelope.type, partition, offset))
     return records
-
-
-class Server:
-    """uvicorn serving an app in a thread of the test process, on a free port."""
-
-    def __init__(self, app: Any, port: int) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="intake-uvicorn", daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise AssertionError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 def make_keys(path: Path) -> dict[str, str]:
@@ -215,6 +202,65 @@ def test_healthz_reports_the_broker(intake: Intake) -> None:
 
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "broker": "reachable"}
+
+
+def test_status_is_read_from_the_compacted_topic_once_caught_up_and_every_read_audited(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    provision_intake_topics(kafka_settings)  # no case-status.v1 yet: the store cannot catch up
+    keys = make_keys(tmp_path / "api-keys.yaml")
+    keys["operator"] = add_key(tmp_path / "api-keys.yaml", role=Role.OPERATOR, principal="ops")[0]
+    app = create_app(
+        IntakeSettings(api_keys_file=tmp_path / "api-keys.yaml", state_dir=tmp_path / "state"),
+        kafka=kafka_settings,
+    )
+    topics = Topics.of(kafka_settings)
+    kept, erased = case_record(), uuid.uuid4()
+    port = free_port()
+    with Server(app, port):
+        url = f"http://127.0.0.1:{port}"
+
+        def read(survivor: object) -> httpx.Response:
+            auth = {"Authorization": f"Bearer {keys['operator']}"}
+            return httpx.get(f"{url}/v1/survivors/{survivor}/status", headers=auth, timeout=30)
+
+        waiting = read(kept.survivor_id)
+        assert waiting.status_code == 503, waiting.text
+        assert waiting.headers["Retry-After"] == "2"
+        assert waiting.json()["type"] == "urn:safepassage:problem:status-unavailable"
+
+        # The router's records: an older one, the latest, and a survivor erased since.
+        provision(kafka_settings)
+        producer = Producer(producer_config(kafka_settings))
+        older = kept.model_copy(update={"escalation_level": 0, "referrals": ()})
+        for survivor, value in (
+            (kept.survivor_id, older.to_dict()),
+            (erased, older.model_copy(update={"survivor_id": erased}).to_dict()),
+            (kept.survivor_id, kept.to_dict()),
+            (erased, None),
+        ):
+            payload = None if value is None else json.dumps(value).encode()
+            producer.produce(topics.case_status, key=str(survivor).encode(), value=payload)
+        assert producer.flush(30) == 0
+
+        def served() -> httpx.Response | None:
+            answer = read(kept.survivor_id)
+            return answer if answer.status_code == 200 else None
+
+        answer = wait_until(served, "the store to catch up once the topic exists")
+        assert answer.json() == status_view(kept, datetime.now(UTC)).to_dict()
+        gone = read(erased)
+        assert gone.status_code == 404
+        assert gone.json()["type"] == "urn:safepassage:problem:unknown-survivor"
+
+    audited = [json.loads(m.value() or b"") for m in read_to_end(kafka_settings, topics.audit)]
+    assert [(a["survivor_id"], a["status"]) for a in audited][-2:] == [
+        (str(kept.survivor_id), 200),
+        (str(erased), 404),
+    ]
+    assert {(a["kind"], a["principal"], a["role"]) for a in audited} == {
+        ("status.read", "ops", "operator")
+    }
 
 
 # ------------------------------------------------------------- broker outage

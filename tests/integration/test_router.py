@@ -1,4 +1,9 @@
-"""The router's Faust worker on the real broker: offer, answer, status, escalation, refusal."""
+"""The router's Faust worker on the real broker: offer, answer, status, escalation, refusal.
+
+Status is read the way operators read it: through the intake, which keeps a
+copy of the compacted ``case-status.v1`` the worker publishes to (the worker
+itself serves no HTTP).
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,18 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from confluent_kafka import Consumer, Producer
 
 from connectors.auth import Role, add_key
-from schemas.models import Event
-from schemas.types import AgeGroup, EscalationReason
+from schemas.models import Event, ReferralEscalated
+from schemas.types import AgeGroup, EscalationReason, UndeliveredEvent
 from streams.clients import consumer_config, producer_config
 from streams.codec import Codec
 from streams.provisioning import provision
 from streams.settings import KafkaSettings
 from streams.topics import referral_topic
+from tests.integration.intake import StatusClient, running_intake
 from tests.integration.waits import GENEROUS_S, wait_until
 from tests.integration.workers import start_worker
 from tests.unit.domain_builders import (
@@ -29,6 +34,7 @@ from tests.unit.domain_builders import (
     provider,
     request,
     uid,
+    undelivered,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -45,13 +51,8 @@ def router(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     send(settings, "providers.v1", provider(home, capacity=3))
     worker = start_worker(bootstrap, namespace, tmp_path_factory.mktemp("router"))
     try:
-        yield {
-            "settings": settings,
-            "port": worker.port,
-            "worker": worker,
-            "auth": worker.auth,
-            "home": home,
-        }
+        with running_intake(settings, tmp_path_factory.mktemp("intake")) as intake:
+            yield {"settings": settings, "worker": worker, "intake": intake, "home": home}
     finally:
         worker.stop()
 
@@ -83,11 +84,6 @@ def read_until(
     finally:
         consumer.close()
     return seen
-
-
-def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    answer = httpx.get(f"http://127.0.0.1:{port}{path}", headers=headers or {}, timeout=30)
-    return answer.status_code, answer.json() if answer.content else None
 
 
 def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> None:
@@ -122,9 +118,10 @@ def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> N
     assert escalation.level == 3  # type: ignore[attr-defined]
 
     send(settings, "provider-responses.v1", accepted(adult, r_adult, home, 1))
+    intake: StatusClient = router["intake"]
 
     def accepted_status() -> Any:
-        code, status = http_get(router["port"], f"/v1/survivors/{adult}/status", router["auth"])
+        code, status = intake.status(adult)
         accepted = code == 200 and status["referrals"][0]["status"] == "accepted"
         return status if accepted else None
 
@@ -133,8 +130,8 @@ def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> N
     assert status["consent"]["categories"]
     assert "personal_data" not in json.dumps(status)
     # Problems speak the intake's dialect (streams.problems): urn type, fixed title, media type.
-    unknown = f"/v1/survivors/{uuid.uuid4()}/status"
-    answer = httpx.get(f"http://127.0.0.1:{router['port']}{unknown}", headers=router["auth"])
+    missing = uuid.uuid4()
+    answer = intake.get(missing)
     assert answer.status_code == 404
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert answer.json() == {
@@ -142,28 +139,30 @@ def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> N
         "title": "Unknown survivor",
         "status": 404,
         "detail": "no case for this survivor id",
-        "instance": unknown,
+        "instance": f"/v1/survivors/{missing}/status",
     }
-    code, problem = http_get(router["port"], "/v1/survivors/not-a-uuid/status", router["auth"])
-    assert code == 400 and problem["type"] == "urn:safepassage:problem:invalid-request"
+    answer = intake.get("not-a-uuid")
+    problem = answer.json()
+    assert (
+        answer.status_code == 400 and problem["type"] == "urn:safepassage:problem:invalid-request"
+    )
     assert problem["errors"] == [{"location": "path:survivor_id", "message": "must be a UUID"}]
     # Only operators read status: no key is 401, another role's key 403.
-    worker = router["worker"]
-    code, problem = http_get(router["port"], f"/v1/survivors/{adult}/status")
-    assert code == 401 and problem["type"] == "urn:safepassage:problem:unauthenticated"
+    answer = intake.get(adult, key=None)
+    problem = answer.json()
+    assert (
+        answer.status_code == 401 and problem["type"] == "urn:safepassage:problem:unauthenticated"
+    )
     assert problem["status"] == 401 and "referrals" not in problem
-    agency_key, _ = add_key(worker.keys_file, role=Role.AGENCY, principal="a", agency_id="ag-1")
+    agency_key, _ = add_key(intake.keys_file, role=Role.AGENCY, principal="a", agency_id="ag-1")
 
-    def as_agency() -> tuple[int, Any] | None:
-        answer = http_get(
-            router["port"],
-            f"/v1/survivors/{adult}/status",
-            {"Authorization": f"Bearer {agency_key}"},
-        )
-        return None if answer[0] == 401 else answer  # 401 until the worker reloads its keys
+    def as_agency() -> Any:
+        answer = intake.get(adult, key=agency_key)
+        return None if answer.status_code == 401 else answer  # until the keys file is reloaded
 
-    code, problem = wait_until(as_agency, "the worker to load the changed keys file")
-    assert code == 403 and "referrals" not in problem
+    answer = wait_until(as_agency, "the intake to load the changed keys file")
+    problem = answer.json()
+    assert answer.status_code == 403 and "referrals" not in problem
     assert problem["type"] == "urn:safepassage:problem:forbidden"
 
     # Every answered read is on the audit topic: who (principal, key id), whom, what status.
@@ -192,4 +191,53 @@ def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> N
     reason = dict(letters[0].headers())
     assert reason["deadletter.error.class"] == b"RecordRejected"
     assert b"referral.unknown" in reason["deadletter.error.message"]
+    assert router["worker"].alive(), router["worker"].log_tail()
+
+
+def test_an_offer_that_could_not_be_delivered_reaches_the_status_and_the_ladder(
+    router: dict[str, Any],
+) -> None:
+    """The webhook connector's report goes through the router: escalated, moved on, shown."""
+    settings: KafkaSettings = router["settings"]
+    intake: StatusClient = router["intake"]
+    home = router["home"]
+    survivor, referral = uuid.uuid4(), uuid.uuid4()
+    send(
+        settings, "intake.v1", identified(survivor), consent(survivor), request(survivor, referral)
+    )
+
+    def offered() -> Any:
+        code, status = intake.status(survivor)
+        return code == 200 and status["referrals"][0]["status"] == "offered"
+
+    wait_until(offered, "the referral offered to the only provider")
+    report = undelivered(survivor, referral, home, 1, what=UndeliveredEvent.REFERRAL_OFFERED)
+    send(settings, "provider-responses.v1", report)
+
+    def escalated() -> Any:
+        code, status = intake.status(survivor)
+        return status if code == 200 and status["escalation_level"] == 3 else None
+
+    status = wait_until(escalated, "the status to show the escalation")
+    # Nobody else fits: the coordinator was alerted (2), then the operator (3, unroutable).
+    (shown,) = status["referrals"]
+    assert (shown["status"], shown["escalation_level"], shown["providers_tried"]) == (
+        "unroutable",
+        3,
+        1,
+    )
+    assert status["last_update"] == report.occurred_at.isoformat().replace("+00:00", "Z")
+    codec = Codec(settings, source="/test/reader")
+    escalations = f"{settings.topic_namespace}.escalations.v1"
+
+    def mine(seen: list[Any]) -> list[ReferralEscalated]:
+        events = [codec.decode(m.value(), m.headers(), topic=escalations).event for m in seen]
+        return [e for e in events if isinstance(e, ReferralEscalated) and e.referral_id == referral]
+
+    found = mine(read_until(settings, escalations, lambda seen: len(mine(seen)) >= 2))
+    assert [(e.level, e.reason) for e in found] == [
+        (2, EscalationReason.DELIVERY_FAILED),
+        (3, EscalationReason.UNROUTABLE),
+    ]
+    assert found[0].provider_id == home
     assert router["worker"].alive(), router["worker"].log_tail()

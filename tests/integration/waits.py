@@ -34,15 +34,21 @@ def wait_until(
     *,
     timeout_s: float = GENEROUS_S,
     interval_s: float = 0.2,
+    on_timeout: Callable[[], str] = lambda: "",
 ) -> T:
-    """Poll ``condition`` until it returns something truthy, and return that."""
+    """Poll ``condition`` until it returns something truthy, and return that.
+
+    ``on_timeout`` adds what the failure message should explain (a diagnosis).
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         outcome = condition()
         if outcome:
             return outcome
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            raise AssertionError(
+                f"timed out after {timeout_s:.0f} s waiting for {what}\n{on_timeout()}".rstrip()
+            )
         time.sleep(interval_s)
 
 

@@ -3,9 +3,10 @@
 The Kafka edge is replaced by :class:`~tests.doubles.RecordingPublisher`,
 an in-process :class:`~connectors.intake.Publisher` that records what it is
 given and can be told to hold, fail or refuse deliveries (tests/contract
-holds it to the real one); the router's HTTP server by
-an ``httpx.MockTransport``. Everything else is the real app, driven over
-ASGI. tests/integration/test_intake_api.py runs the same app against Kafka.
+holds it to the real one); the status store by one that is caught up from
+the start (status reads: tests/unit/test_intake_status.py). Everything else
+is the real app, driven over ASGI. tests/integration/test_intake_api.py
+runs the same app against Kafka.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from streams.contract import AGENCY_EVENTS, PROVIDER_ANSWERS
 from streams.settings import KafkaSettings
 from tests.doubles import RecordingPublisher
 from tests.unit.conftest import model_strategy
+from tests.unit.test_intake_status import FixedStatus, case_record
 
 KAFKA = KafkaSettings(topic_namespace="safepassage")
 INTAKE = "safepassage.intake.v1"
@@ -202,58 +204,21 @@ def publisher() -> RecordingPublisher:
     return RecordingPublisher()
 
 
-RouterHandler = Callable[[httpx.Request], httpx.Response]
-
-
-@pytest.fixture
-def router_calls() -> list[httpx.Request]:
-    return []
-
-
-@pytest.fixture
-def router(router_calls: list[httpx.Request]) -> dict[str, RouterHandler]:
-    """The router worker's status page, replaceable per test through ``router['handler']``."""
-
-    def default(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"survivor_id": request.url.path.split("/")[3]})
-
-    return {"handler": default}
-
-
 def make_app(
-    tmp_path: Path,
-    keys_path: Path,
-    publisher: RecordingPublisher,
-    router: dict[str, RouterHandler] | None = None,
-    calls: list[httpx.Request] | None = None,
-    **overrides: Any,
+    tmp_path: Path, keys_path: Path, publisher: RecordingPublisher, **overrides: Any
 ) -> FastAPI:
     values: dict[str, Any] = {"api_keys_file": keys_path, "state_dir": tmp_path / "state"}
     values.update(overrides)
-
-    def route(request: httpx.Request) -> httpx.Response:
-        if calls is not None:
-            calls.append(request)
-        assert router is not None
-        return router["handler"](request)
-
     return create_app(
-        IntakeSettings(**values),
-        kafka=KAFKA,
-        publisher=publisher,
-        router_transport=httpx.MockTransport(route) if router is not None else None,
+        IntakeSettings(**values), kafka=KAFKA, publisher=publisher, status=FixedStatus()
     )
 
 
 @pytest.fixture
 def app(
-    tmp_path: Path,
-    keys_file: tuple[Path, dict[str, str]],
-    publisher: RecordingPublisher,
-    router: dict[str, RouterHandler],
-    router_calls: list[httpx.Request],
+    tmp_path: Path, keys_file: tuple[Path, dict[str, str]], publisher: RecordingPublisher
 ) -> FastAPI:
-    return make_app(tmp_path, keys_file[0], publisher, router, router_calls)
+    return make_app(tmp_path, keys_file[0], publisher)
 
 
 @pytest.fixture
@@ -726,88 +691,6 @@ async def test_a_provider_learns_nothing_about_the_data_of_events_it_may_not_sen
     assert locations(body) == {"/type"}
 
 
-async def test_operators_read_status_through_the_router(
-    client: httpx.AsyncClient, keys: dict[str, str], router_calls: list[httpx.Request]
-) -> None:
-    survivor = uuid.uuid4()
-
-    response = await client.get(
-        f"/v1/survivors/{survivor}/status", headers=headers(keys["operator"], None)
-    )
-
-    assert response.status_code == 200
-    assert response.json() == {"survivor_id": str(survivor)}
-    [call] = router_calls
-    assert str(call.url) == f"http://127.0.0.1:6066/v1/survivors/{survivor}/status"
-    # The operator's key goes along: the worker checks the same keys file and audits the read.
-    assert call.headers["authorization"] == f"Bearer {keys['operator']}"
-
-
-async def test_the_routers_status_and_body_are_forwarded_unchanged(
-    client: httpx.AsyncClient, keys: dict[str, str], router: dict[str, RouterHandler]
-) -> None:
-    problem = {"type": "about:blank", "title": "Unknown survivor", "status": 404, "detail": "no"}
-    router["handler"] = lambda _: httpx.Response(
-        404, json=problem, headers={"content-type": PROBLEM}
-    )
-
-    response = await client.get(
-        f"/v1/survivors/{uuid.uuid4()}/status", headers=headers(keys["operator"], None)
-    )
-
-    assert response.status_code == 404
-    assert response.headers["content-type"] == PROBLEM
-    assert response.json() == problem
-
-
-@pytest.mark.parametrize(
-    ("failure", "status", "slug"),
-    [
-        (httpx.ConnectError("refused"), 503, "router-unavailable"),
-        (httpx.ReadTimeout("slow"), 503, "router-unavailable"),
-        (httpx.RemoteProtocolError("garbage"), 502, "router-bad-gateway"),
-    ],
-)
-async def test_an_unreachable_router_is_a_problem(
-    client: httpx.AsyncClient,
-    keys: dict[str, str],
-    *,
-    router: dict[str, RouterHandler],
-    failure: Exception,
-    status: int,
-    slug: str,
-) -> None:
-    def fail(_: httpx.Request) -> httpx.Response:
-        raise failure
-
-    router["handler"] = fail
-
-    response = await client.get(
-        f"/v1/survivors/{uuid.uuid4()}/status", headers=headers(keys["operator"], None)
-    )
-
-    assert_problem(response, status, slug)
-
-
-@pytest.mark.parametrize("who", ["agency", "provider"])
-async def test_only_operators_read_status(
-    client: httpx.AsyncClient, keys: dict[str, str], router_calls: list[httpx.Request], who: str
-) -> None:
-    response = await client.get("/v1/survivors/not-a-uuid/status", headers=headers(keys[who], None))
-
-    assert_problem(response, 403, "forbidden")
-    assert router_calls == []
-
-
-async def test_a_status_read_needs_a_uuid(client: httpx.AsyncClient, keys: dict[str, str]) -> None:
-    response = await client.get(
-        "/v1/survivors/not-a-uuid/status", headers=headers(keys["operator"], None)
-    )
-
-    body = assert_problem(response, 400, "invalid-request")
-    assert locations(body) == {"path:survivor_id"}
-
-
 # --------------------------------------------------------------- 400, 413, 415
 
 
@@ -1075,7 +958,6 @@ def test_settings_are_read_from_their_documented_variables(
     monkeypatch.setenv("SAFEPASSAGE_INTAKE_IDEMPOTENCY_TTL", "P1D")
     monkeypatch.setenv("SAFEPASSAGE_INTAKE_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("SAFEPASSAGE_API_KEYS_FILE", str(tmp_path / "k.yaml"))
-    monkeypatch.setenv("SAFEPASSAGE_ROUTER_STATUS_URL", "http://router:7000")
 
     loaded = IntakeSettings()
 
@@ -1083,7 +965,6 @@ def test_settings_are_read_from_their_documented_variables(
     assert loaded.idempotency_ttl == timedelta(days=1)
     assert loaded.state_dir == tmp_path
     assert loaded.api_keys_file == tmp_path / "k.yaml"
-    assert loaded.router_status_url == "http://router:7000"
 
 
 def test_a_batch_larger_than_the_in_flight_limit_is_a_settings_error() -> None:
@@ -1265,12 +1146,6 @@ FUZZ_KEYS = {
 FUZZ_STATUSES: Counter[int] = Counter()
 
 
-def _fuzz_router(request: httpx.Request) -> httpx.Response:
-    if request.url.path.endswith("0/status"):
-        return httpx.Response(404, json={"title": "Unknown survivor"})
-    return httpx.Response(200, json={"status": "open"})
-
-
 def _fuzz_app() -> FastAPI:
     return create_app(
         IntakeSettings(
@@ -1282,7 +1157,7 @@ def _fuzz_app() -> FastAPI:
         kafka=KAFKA,
         publisher=RecordingPublisher(),
         keys=ApiKeyStore(_FUZZ_KEYS),
-        router_transport=httpx.MockTransport(_fuzz_router),
+        status=FixedStatus(case_record()),
     )
 
 

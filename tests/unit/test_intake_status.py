@@ -1,0 +1,368 @@
+"""The intake's status read, without a broker: the store's rules and the HTTP answers.
+
+:class:`~connectors.intake.status.StatusStore` is the real one, fed by
+:func:`replay_of` instead of a Kafka consumer (records in, "caught up",
+then it follows nothing); the publisher is
+:class:`~tests.doubles.RecordingPublisher`, so every audit record is on
+hand. tests/integration/test_intake_api.py reads ``case-status.v1`` from
+a real broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from connectors.auth import Role, add_key
+from connectors.intake import IntakeSettings, create_app
+from connectors.intake.status import StatusStore
+from processors.status import StatusRecord, StatusView, status_record, status_view
+from streams.replay import MissingTopicsError
+from streams.settings import KafkaSettings
+from streams.topics import Topics
+from tests.doubles import RecordingPublisher
+from tests.unit.domain_builders import T0, Harness, consent, identified, provider, request, uid
+
+KAFKA = KafkaSettings(topic_namespace="safepassage")
+TOPICS = Topics.of(KAFKA)
+PROBLEM = "application/problem+json"
+S, R, P = uid("intake-status-survivor"), uid("intake-status-referral"), uid("intake-status-p")
+
+
+# --------------------------------------------------------------------------- doubles
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record of ``case-status.v1`` as the replay reader hands it over."""
+
+    key: bytes | None
+    value: bytes | None
+    topic: str = TOPICS.case_status
+    partition: int = 0
+    offset: int = 0
+
+
+def record_of(status: StatusRecord) -> Record:
+    return Record(str(status.survivor_id).encode(), json.dumps(status.to_dict()).encode())
+
+
+def tombstone(survivor: uuid.UUID) -> Record:
+    return Record(str(survivor).encode(), None)
+
+
+def replay_of(
+    records: Sequence[Record] = (), *, failures: int = 0, caught_up: bool = True
+) -> Callable[..., Any]:
+    """Stands in for :class:`streams.replay.ReplayReader` (same constructor).
+
+    The first ``failures`` runs raise as a missing topic would; then the
+    records are applied, the reader says it caught up (unless told not to),
+    and it follows nothing until cancelled.
+    """
+    runs = {"count": 0}
+
+    class Replay:
+        def __init__(
+            self,
+            settings: KafkaSettings,
+            topics: Sequence[str],
+            *,
+            name: str,
+            apply: Callable[[Any], None],
+            on_caught_up: Callable[[], None],
+        ) -> None:
+            assert tuple(topics) == (TOPICS.case_status,) and settings is KAFKA
+            self.apply, self.on_caught_up = apply, on_caught_up
+
+        async def run(self) -> None:
+            runs["count"] += 1
+            if runs["count"] <= failures:
+                raise MissingTopicsError("safepassage.case-status.v1 does not exist")
+            for item in records:
+                self.apply(item)
+            if caught_up:
+                self.on_caught_up()
+            await asyncio.Event().wait()
+
+    return Replay
+
+
+class FixedStatus:
+    """A :class:`~connectors.intake.status.StatusReader` caught up from the start."""
+
+    def __init__(self, *records: StatusRecord) -> None:
+        self.records = {r.survivor_id: r for r in records}
+        self.ready = True
+
+    def get(self, survivor: uuid.UUID) -> StatusRecord | None:
+        return self.records.get(survivor)
+
+    async def start(self) -> None:
+        """Nothing to read."""
+
+    async def close(self) -> None:
+        """Nothing to stop."""
+
+
+def case_record(*, expires_at: datetime | None = None) -> StatusRecord:
+    """An identified survivor with an offered referral, from the pure core."""
+    h = Harness()
+    h.all(provider(P), identified(S), consent(S, expires_at=expires_at), request(S, R))
+    return status_record(h.cases[S])
+
+
+async def served(store: StatusStore) -> StatusStore:
+    await store.start()
+    for _ in range(100):
+        if store.ready:
+            break
+        await asyncio.sleep(0)
+    return store
+
+
+# --------------------------------------------------------------------------- the store
+
+
+async def test_the_last_record_per_survivor_wins_and_a_tombstone_removes_it() -> None:
+    first, later = case_record(), case_record(expires_at=T0 + timedelta(days=9))
+    gone = uid("erased-survivor")
+    gone_record = first.model_copy(update={"survivor_id": gone})
+    store = StatusStore(
+        KAFKA,
+        reader=replay_of(
+            [record_of(first), record_of(gone_record), record_of(later), tombstone(gone)]
+        ),
+    )
+
+    await served(store)
+
+    assert store.ready and len(store) == 1
+    assert store.get(S) == later and store.get(gone) is None
+    await store.close()
+
+
+async def test_until_caught_up_nothing_is_served() -> None:
+    store = StatusStore(KAFKA, reader=replay_of([record_of(case_record())], caught_up=False))
+
+    await served(store)
+
+    assert not store.ready and store.get(S) is None  # half a topic could say "unknown"
+    await store.close()
+
+
+@pytest.mark.parametrize(
+    ("bad", "what"),
+    [
+        (Record(str(S).encode(), b"{not json"), "value"),
+        (Record(str(S).encode(), b'{"consent": {}}'), "value"),  # an older record's shape
+        (Record(b"not-a-uuid", b"{}"), "key"),
+        (Record(None, b"{}"), "key"),
+        (Record(str(uid("someone-else")).encode(), b"{}"), "value"),
+    ],
+)
+async def test_an_unreadable_record_is_skipped_and_its_older_status_not_shown(
+    bad: Record, what: str
+) -> None:
+    store = StatusStore(KAFKA, reader=replay_of([record_of(case_record()), bad]))
+
+    await served(store)
+
+    assert store.skipped == 1
+    if bad.key == str(S).encode():
+        assert store.get(S) is None  # an older status must not pass for the current one
+    await store.close()
+
+
+async def test_a_record_under_another_survivors_key_is_skipped() -> None:
+    other = uid("intake-status-other")
+    misfiled = Record(str(other).encode(), record_of(case_record()).value)
+    store = StatusStore(KAFKA, reader=replay_of([misfiled]))
+
+    await served(store)
+
+    assert store.get(other) is None and store.get(S) is None and store.skipped == 1
+    await store.close()
+
+
+async def test_a_failed_start_is_tried_again_and_then_serves() -> None:
+    store = StatusStore(
+        KAFKA, reader=replay_of([record_of(case_record())], failures=2), retry_s=lambda _: 0.0
+    )
+
+    await served(store)
+
+    assert store.ready and store.get(S) == case_record()
+    await store.close()
+    await store.close()  # twice is harmless
+
+
+# --------------------------------------------------------------------------- over HTTP
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, str]:
+    path = tmp_path / "api-keys.yaml"
+    return {
+        "operator": add_key(path, role=Role.OPERATOR, principal="duty-desk")[0],
+        "agency": add_key(path, role=Role.AGENCY, principal="nl-police", agency_id="agency:nl")[0],
+        "provider": add_key(path, role=Role.PROVIDER, principal="shelter", provider_id=P)[0],
+    }
+
+
+@dataclass
+class Intake:
+    http: httpx.AsyncClient
+    publisher: RecordingPublisher
+    store: StatusStore
+    keys: dict[str, str]
+
+    async def read(self, survivor: object, who: str | None = "operator") -> httpx.Response:
+        auth = {"Authorization": f"Bearer {self.keys[who]}"} if who else {}
+        return await self.http.get(f"/v1/survivors/{survivor}/status", headers=auth)
+
+    def audited(self) -> list[dict[str, Any]]:
+        return [json.loads(r.value) for r in self.publisher.records if r.topic == TOPICS.audit]
+
+
+def make_app(tmp_path: Path, publisher: RecordingPublisher, store: StatusStore) -> FastAPI:
+    settings = IntakeSettings(
+        api_keys_file=tmp_path / "api-keys.yaml", state_dir=tmp_path / "state", publish_timeout_s=1
+    )
+    return create_app(settings, kafka=KAFKA, publisher=publisher, status=store)
+
+
+@pytest.fixture
+def records() -> list[Record]:
+    return [record_of(case_record(expires_at=datetime(2999, 1, 1, tzinfo=UTC)))]
+
+
+@pytest.fixture
+def caught_up() -> bool:
+    return True
+
+
+@pytest.fixture
+async def intake(
+    tmp_path: Path, keys: dict[str, str], records: list[Record], caught_up: bool
+) -> AsyncIterator[Intake]:
+    publisher = RecordingPublisher()
+    store = StatusStore(KAFKA, reader=replay_of(records, caught_up=caught_up))
+    app = make_app(tmp_path, publisher, store)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as http,
+    ):
+        if caught_up:
+            await served(store)
+        yield Intake(http, publisher, store, keys)
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert (body["type"], body["status"]) == (f"urn:safepassage:problem:{slug}", status)
+    return body
+
+
+async def test_an_operator_reads_the_status_as_of_now_and_the_read_is_audited(
+    intake: Intake,
+) -> None:
+    before = datetime.now(UTC)
+
+    response = await intake.read(S)
+
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == set(StatusView.model_fields)  # the answer shape operators know
+    stored = intake.store.get(S)
+    assert stored is not None
+    assert body == status_view(stored, datetime.now(UTC)).to_dict()
+    assert body["referrals"][0]["status"] == "offered" and body["consent"]["categories"]
+    [audit] = intake.audited()
+    assert audit.pop("at") >= before.isoformat().replace("+00:00", "")[:19]
+    assert audit == {
+        "kind": "status.read",
+        "survivor_id": str(S),
+        "principal": "duty-desk",
+        "role": "operator",
+        "key_id": intake.keys["operator"][:20],
+        "status": 200,
+    }
+    [record] = [r for r in intake.publisher.records if r.topic == TOPICS.audit]
+    assert record.key == str(S).encode()
+
+
+@pytest.mark.parametrize(
+    "records", [[record_of(case_record(expires_at=datetime(2000, 1, 1, tzinfo=UTC)))]]
+)
+async def test_a_consent_that_expired_since_the_last_event_no_longer_shows(intake: Intake) -> None:
+    response = await intake.read(S)
+
+    consent = response.json()["consent"]
+    assert (consent["categories"], consent["next_expiry"]) == ([], None)
+
+
+async def test_an_unknown_survivor_is_404_and_audited_too(intake: Intake) -> None:
+    unknown = uuid.uuid4()
+
+    response = await intake.read(unknown)
+
+    body = assert_problem(response, 404, "unknown-survivor")
+    assert body == {
+        "type": "urn:safepassage:problem:unknown-survivor",
+        "title": "Unknown survivor",
+        "status": 404,
+        "detail": "no case for this survivor id",
+        "instance": f"/v1/survivors/{unknown}/status",
+    }
+    assert [(a["survivor_id"], a["status"]) for a in intake.audited()] == [(str(unknown), 404)]
+
+
+@pytest.mark.parametrize("caught_up", [False])
+async def test_until_the_store_caught_up_the_answer_is_503_with_retry_after(
+    intake: Intake,
+) -> None:
+    response = await intake.read(S)
+
+    assert_problem(response, 503, "status-unavailable")
+    assert response.headers["Retry-After"] == "2"
+    assert intake.audited() == []  # nothing was answered
+
+
+@pytest.mark.parametrize("who", ["agency", "provider"])
+async def test_only_operators_read_status_and_the_role_comes_before_the_id(
+    intake: Intake, who: str
+) -> None:
+    response = await intake.read("not-a-uuid", who)
+
+    body = assert_problem(response, 403, "forbidden")
+    assert "referrals" not in body and intake.publisher.records == []
+
+
+async def test_no_key_is_401_and_a_bad_id_is_400(intake: Intake) -> None:
+    assert_problem(await intake.read(S, None), 401, "unauthenticated")
+    body = assert_problem(await intake.read("robert-smith"), 400, "invalid-request")
+    assert body["errors"] == [{"location": "path:survivor_id", "message": "must be a UUID"}]
+    assert "robert-smith" not in json.dumps({**body, "instance": None})  # only the path has it
+    assert intake.publisher.records == []
+
+
+async def test_a_read_that_cannot_be_audited_is_not_answered(intake: Intake) -> None:
+    intake.publisher.fail = lambda record: record.topic == TOPICS.audit
+
+    response = await intake.read(S)
+
+    body = assert_problem(response, 503, "broker-unavailable")
+    assert "referrals" not in body and response.headers["Retry-After"]
