@@ -13,6 +13,7 @@ answered 202 is on the topic afterwards.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -49,8 +50,12 @@ from tests.unit.test_intake_status import case_record
 
 pytestmark = [pytest.mark.integration]
 
-OWN_BROKER_PORT = 43140
-"""The dedicated broker of the outage test (its controller takes the next port)."""
+OWN_BROKER_PORT = int(os.environ.get("SAFEPASSAGE_TEST_KAFKA_PORT", "39092")) + 50
+"""The dedicated broker of the outage test (its controller takes the next port).
+
+Next to the session broker's port, so suites run side by side on other
+session ports never share it.
+"""
 
 
 # ---------------------------------------------------------------------- helpers

@@ -76,6 +76,22 @@ def _partitions(consumer: Consumer, topics: Iterable[str]) -> list[TopicPartitio
     return found
 
 
+_NOT_NOW = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+    }
+)
+
+
+def _not_now(error: KafkaError) -> bool:
+    """librdkafka does not flag NOT_LEADER_FOR_PARTITION retriable on a watermark query."""
+    return bool(error.retriable()) or error.code() in _NOT_NOW
+
+
 def watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float = 60.0) -> tuple[int, int]:
     """Low and high watermark of one partition, retrying the broker's "not now" answers.
 
@@ -90,7 +106,7 @@ def watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float = 60.0) 
             return low, high
         except KafkaException as exc:
             error = exc.args[0]
-            if not (isinstance(error, KafkaError) and error.retriable()):
+            if not (isinstance(error, KafkaError) and _not_now(error)):
                 raise
             if time.monotonic() > deadline:
                 raise
