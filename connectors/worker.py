@@ -21,18 +21,55 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from pydantic import BaseModel, ConfigDict
+
 from connectors.exceptions import ConnectorsError
+from processors.policy import RoutingPolicy
+from processors.settings import EscalationSettings, RouterSettings
 from streams.logs import get_logger
-from streams.settings import KafkaSettings
+from streams.settings import KafkaSettings, read_settings
 from streams.stall import EXIT_STALLED, run_watched
 
-__all__ = ["WorkerStoppedError", "run_worker", "supervise"]
+__all__ = ["WorkerSettings", "WorkerStoppedError", "run_worker", "supervise"]
 
 _log = get_logger(__name__)
 
 
 class WorkerStoppedError(ConnectorsError):
     """The router worker stopped on its own with a failure (a bug, or a bad configuration)."""
+
+
+class WorkerSettings(BaseModel):
+    """Everything a worker is configured with, read once from the environment and frozen.
+
+    The supervisor reads it to refuse a bad configuration in one line before
+    any child starts; the child reads the same environment into the same
+    object and hands its parts down, so no module of the router reads the
+    environment on its own.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kafka: KafkaSettings
+    router: RouterSettings
+    escalation: EscalationSettings
+    policy: RoutingPolicy
+    """The routing policy of :attr:`router`, with its SLA policy file loaded and checked."""
+    app_id: str | None = None
+    data_dir: Path
+
+    @classmethod
+    def load(cls, app_id: str | None, data_dir: Path) -> WorkerSettings:
+        """Raise a one-line SafePassageError on an invalid variable or SLA policy file."""
+        router = read_settings(RouterSettings)
+        return cls(
+            kafka=read_settings(KafkaSettings),
+            router=router,
+            escalation=read_settings(EscalationSettings),
+            policy=router.to_policy(),
+            app_id=app_id,
+            data_dir=data_dir,
+        )
 
 
 def run_worker(app_id: str | None, data_dir: Path) -> None:
@@ -44,13 +81,10 @@ def run_worker(app_id: str | None, data_dir: Path) -> None:
     see :mod:`streams.stall`), a fresh child starts after a short backoff
     and resumes from the committed offsets. Any other failure (a bug of
     ours stops the worker on purpose) ends the command with
-    :class:`WorkerStoppedError`. Configuration errors (the SLA policy) are
-    raised here, before any child starts, as one-line errors.
+    :class:`WorkerStoppedError`. Configuration errors (a variable, the SLA
+    policy file) are raised here, before any child starts, as one-line errors.
     """
-    # Imported here: the router is heavy, and most commands need neither.
-    from processors.settings import RouterSettings  # noqa: PLC0415
-
-    RouterSettings().to_policy()  # a bad SLA file fails now, in one line
+    WorkerSettings.load(app_id, data_dir)  # refuse a bad configuration now
     command = [sys.executable, "-m", "connectors.worker", "--data-dir", str(data_dir)]
     command += ["--app-id", app_id] if app_id else []
     code = supervise(command)
@@ -100,24 +134,23 @@ def supervise(
             signal.signal(sig, handler)
 
 
-def _serve(app_id: str | None, data_dir: Path) -> NoReturn:
+def _serve(config: WorkerSettings) -> NoReturn:
     """The child: one Faust worker; exits with EXIT_STALLED when its watchdog stopped it."""
     import faust  # noqa: PLC0415
 
     from processors.router import build_router, declare_changelogs  # noqa: PLC0415
-    from processors.settings import RouterSettings  # noqa: PLC0415
     from streams.logs import configure_logging, dict_config  # noqa: PLC0415
 
-    settings = KafkaSettings()
+    settings = config.kafka
     # A process of its own: structlog is set up here as the command line does.
     configure_logging(settings.log_format, settings.log_level)
-    router_settings = RouterSettings()
     router = build_router(
         settings,
-        policy=router_settings.to_policy(),
-        app_id=app_id,
-        data_dir=data_dir,
-        stall_timeout_s=router_settings.stall_timeout_s,
+        policy=config.policy,
+        app_id=config.app_id,
+        data_dir=config.data_dir,
+        clock=config.escalation,
+        stall_timeout_s=config.router.stall_timeout_s,
     )
     declare_changelogs(router.tables, settings)
     parent = os.getppid()
@@ -146,7 +179,7 @@ def _main(argv: list[str] | None = None) -> NoReturn:
     parser.add_argument("--app-id", default=None)
     parser.add_argument("--data-dir", type=Path, required=True)
     args = parser.parse_args(argv)
-    _serve(args.app_id, args.data_dir)
+    _serve(WorkerSettings.load(args.app_id, args.data_dir))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ __all__ = [
     "ProvisioningError",
     "RecordRejected",
     "RegistryUnavailableError",
+    "SettingsError",
     "StreamsError",
     "UndecodableRecord",
     "UnknownSchema",
@@ -106,3 +107,7 @@ class PartitionStalledError(StreamsError):
 
     The message names the topic, partition and offsets only.
     """
+
+
+class SettingsError(StreamsError):
+    """A setting from the environment is invalid (the message names variables, not values)."""

@@ -2,10 +2,12 @@
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.exceptions import SettingsError
 
 
 class Profile(StrEnum):
@@ -91,3 +93,23 @@ class KafkaSettings(BaseSettings):
         if self.ssl_cafile is not None:
             config["ssl.ca.location"] = str(self.ssl_cafile)
         return config
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def read_settings(cls: type[SettingsT]) -> SettingsT:
+    """Settings from the environment, or :class:`SettingsError` naming each bad variable.
+
+    The message names variables and what is wrong, never their values: a
+    value may be a password.
+    """
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        problems = "; ".join(
+            f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None

@@ -19,19 +19,21 @@ from __future__ import annotations
 import click
 
 from connectors.cli import docs, escalations, kafka, registry, schemas, topics, worker
+from connectors.cli.common import friendly_errors
 from connectors.delivery import register as register_delivery
 from connectors.intake import register as register_intake
 from streams.logs import configure_logging
-from streams.settings import KafkaSettings
+from streams.settings import KafkaSettings, read_settings
 
 __all__ = ["main"]
 
 
 @click.group()
 @click.version_option(package_name="safepassage")
+@friendly_errors
 def main() -> None:
     """SafePassage: referral and service coordination for survivors of trafficking."""
-    settings = KafkaSettings()
+    settings = read_settings(KafkaSettings)
     configure_logging(settings.log_format, settings.log_level)
 
 
