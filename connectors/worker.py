@@ -28,7 +28,7 @@ from processors.policy import RoutingPolicy
 from processors.settings import EscalationSettings, RouterSettings
 from streams.logs import get_logger
 from streams.settings import KafkaSettings, read_settings
-from streams.stall import EXIT_STALLED, run_watched
+from streams.stall import EXIT_STALLED
 
 __all__ = ["WorkerSettings", "WorkerStoppedError", "run_worker", "supervise"]
 
@@ -170,8 +170,7 @@ def _serve(config: WorkerSettings) -> NoReturn:
         loglevel=settings.log_level.lower(),
         logging_config=dict_config(settings.log_format, settings.log_level),
     )
-    run_watched(worker, router.watchdog)
-    raise SystemExit(0)  # pragma: no cover - execute_from_commandline always exits
+    worker.execute_from_commandline()  # exits; a stall exits with EXIT_STALLED from inside
 
 
 def _main(argv: list[str] | None = None) -> NoReturn:

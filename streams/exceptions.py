@@ -11,7 +11,6 @@ __all__ = [
     "KeyMismatch",
     "MissingHeader",
     "OversizedRecord",
-    "PartitionStalledError",
     "ProvisioningError",
     "RecordRejected",
     "RegistryUnavailableError",
@@ -99,13 +98,6 @@ class RecordRejected(StreamsError):  # noqa: N818 - the class name is the dead-l
 
     The message is the domain's reason code and text, which name statuses,
     event types and ids only.
-    """
-
-
-class PartitionStalledError(StreamsError):
-    """An owned partition had records waiting and made no progress (see :mod:`streams.stall`).
-
-    The message names the topic, partition and offsets only.
     """
 
 

@@ -9,7 +9,8 @@ wrong, so the watchdog asks the broker instead: for each partition the
 worker owns, the consumer group's committed offset against the partition's
 end offset. Records waiting (committed < end) and a committed offset that
 has not moved for ``timeout_s`` is a stall. The watchdog then stops the
-worker with :data:`EXIT_STALLED`; the worker's supervisor
+worker at once with :data:`EXIT_STALLED` (a hard exit: see
+:meth:`StallWatchdog._stop`); the worker's supervisor
 (:func:`connectors.worker.run_worker`, or systemd / Kubernetes) starts a
 fresh one, which rejoins the group and resumes from the committed offsets:
 nothing is lost, the at-least-once handlers are idempotent.
@@ -22,8 +23,8 @@ stall: the count restarts when the broker answers again).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -33,7 +34,6 @@ import structlog
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from streams.clients import consumer_config
-from streams.exceptions import PartitionStalledError
 from streams.settings import KafkaSettings
 
 __all__ = [
@@ -42,15 +42,12 @@ __all__ = [
     "Stall",
     "StallDetector",
     "StallWatchdog",
-    "run_watched",
     "watch_partitions",
 ]
 
 EXIT_STALLED = 75
 """Exit code of a worker stopped by the watchdog (``EX_TEMPFAIL``: start it again)."""
 
-_HARD_EXIT_AFTER_S = 30.0
-"""Faust sometimes hangs while stopping; a stalled worker must still go away."""
 
 _log = structlog.get_logger(__name__)
 
@@ -168,7 +165,6 @@ class StallWatchdog:
         *,
         ready: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.monotonic,
-        hard_exit_after_s: float = _HARD_EXIT_AFTER_S,
         hard_exit: Callable[[int], None] = os._exit,
     ) -> None:
         self._app = app
@@ -177,7 +173,6 @@ class StallWatchdog:
         self.detector = detector
         self._ready = ready
         self._clock = clock
-        self._hard_exit_after_s = hard_exit_after_s
         self._hard_exit = hard_exit
         self.stalls: list[Stall] = []
         """The stalls that stopped the worker (empty while healthy)."""
@@ -216,6 +211,15 @@ class StallWatchdog:
         return stalls
 
     async def _stop(self, stalls: list[Stall]) -> None:
+        """Log the stalls and exit at once, with no graceful stop.
+
+        Faust's graceful stop acknowledges the event the agent was inside
+        when it is cancelled and commits it: the stuck record would be
+        committed without ever being processed, and lost (shown by
+        ``tests/integration/test_stall_watchdog.py``). A hard exit commits
+        nothing more: only offsets the periodic commit already wrote, all of
+        processed records, survive, and the fresh worker resumes from there.
+        """
         self.stalls = stalls
         for stall in stalls:
             _log.error(
@@ -227,16 +231,9 @@ class StallWatchdog:
                 seconds=round(stall.seconds, 1),
                 exit_code=EXIT_STALLED,
             )
-        first = stalls[0]
-        timer = threading.Timer(self._hard_exit_after_s, self._hard_exit, args=(EXIT_STALLED,))
-        timer.daemon = True
-        timer.start()
-        await self._app.crash(
-            PartitionStalledError(
-                f"{first.topic}[{first.partition}] stalled at offset {first.committed} "
-                f"of {first.end} for {first.seconds:.0f} s"
-            )
-        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        self._hard_exit(EXIT_STALLED)
 
 
 def watch_partitions(
@@ -262,17 +259,3 @@ def watch_partitions(
 
     app.on_before_shutdown.connect(close_probe)
     return watchdog
-
-
-def run_watched(worker: Any, watchdog: StallWatchdog) -> None:
-    """Run a Faust worker to its end; exit with EXIT_STALLED if the watchdog stopped it.
-
-    ``os._exit``: threads Faust leaves behind after a crash must not hold
-    the process, and its supervisor must see the code.
-    """
-    try:
-        worker.execute_from_commandline()
-    except SystemExit:
-        if watchdog.stalls:
-            os._exit(EXIT_STALLED)
-        raise

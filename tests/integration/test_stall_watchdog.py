@@ -10,11 +10,12 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streams.clients import producer_config
+from streams.clients import consumer_config, producer_config
 from streams.provisioning import provision
 from streams.settings import KafkaSettings
 from streams.stall import EXIT_STALLED
@@ -60,7 +61,13 @@ def test_a_caught_up_worker_runs_on_and_a_stuck_agent_stops_the_worker_with_75(
         time.sleep(3 * TIMEOUT_S)
         assert worker.poll() is None, log.read_text()[-3000:]
 
-        producer.produce(topic, key=b"7", value=b"hang")
+        hung: list[tuple[int, int]] = []
+
+        def delivered(err: Any, msg: Any) -> None:
+            if err is None and msg.value() == b"hang":
+                hung.append((msg.partition(), msg.offset()))
+
+        producer.produce(topic, key=b"7", value=b"hang", on_delivery=delivered)
         producer.produce(topic, key=b"7", value=b"ok")  # waits behind the stuck one
         assert producer.flush(30) == 0
         code = worker.wait(120)
@@ -68,6 +75,14 @@ def test_a_caught_up_worker_runs_on_and_a_stuck_agent_stops_the_worker_with_75(
         assert code == EXIT_STALLED, text[-3000:]
         assert '"event": "worker.partition_stalled"' in text
         assert f'"topic": "{topic}"' in text
+        # Stopping must not commit past the record the agent never finished.
+        ((partition, offset),) = hung
+        consumer = Consumer(consumer_config(settings, group_id=f"stall-test-{namespace}"))
+        try:
+            (committed,) = consumer.committed([TopicPartition(topic, partition)], timeout=30)
+        finally:
+            consumer.close()
+        assert committed.offset <= offset, (committed.offset, offset)
     finally:
         if worker.poll() is None:
             worker.kill()

@@ -19,7 +19,7 @@ import faust
 from streams.app import create_app, raw_topic
 from streams.logs import configure_logging, dict_config
 from streams.settings import KafkaSettings
-from streams.stall import run_watched, watch_partitions
+from streams.stall import watch_partitions
 
 settings = KafkaSettings()
 configure_logging(settings.log_format, settings.log_level)
@@ -36,7 +36,7 @@ async def gate(stream: Any) -> None:
             await asyncio.Event().wait()
 
 
-watchdog = watch_partitions(
+watch_partitions(
     app,
     settings,
     group_id=app_id,
@@ -45,11 +45,6 @@ watchdog = watch_partitions(
 )
 
 if __name__ == "__main__":
-    run_watched(
-        faust.Worker(
-            app,
-            loglevel="info",
-            logging_config=dict_config(settings.log_format, settings.log_level),
-        ),
-        watchdog,
-    )
+    faust.Worker(
+        app, loglevel="info", logging_config=dict_config(settings.log_format, settings.log_level)
+    ).execute_from_commandline()
