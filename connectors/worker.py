@@ -11,11 +11,11 @@ keys.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -159,11 +159,12 @@ def _serve(config: WorkerSettings) -> NoReturn:
     async def stop_when_orphaned() -> None:
         """The supervisor was killed (SIGKILL): a worker nobody supervises must not run on."""
         if os.getppid() != parent:
+            # At once, not Faust's graceful stop: that commits the event the
+            # agent is inside, unprocessed (see streams.stall.StallWatchdog._stop).
             _log.warning("worker.orphaned", parent_pid=parent)
-            hard_exit = threading.Timer(30.0, os._exit, args=(1,))  # Faust can hang stopping
-            hard_exit.daemon = True
-            hard_exit.start()
-            os.kill(os.getpid(), signal.SIGTERM)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os._exit(1)
 
     worker = faust.Worker(
         router.app,
