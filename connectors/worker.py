@@ -11,6 +11,7 @@ keys.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -163,7 +164,8 @@ def _serve(config: WorkerSettings) -> NoReturn:
             # agent is inside, unprocessed (see streams.stall.StallWatchdog._stop).
             _log.warning("worker.orphaned", parent_pid=parent)
             for handler in logging.getLogger().handlers:
-                handler.flush()
+                with contextlib.suppress(ValueError, OSError):  # a closed stream must not block
+                    handler.flush()
             os._exit(1)
 
     worker = faust.Worker(

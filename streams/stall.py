@@ -23,6 +23,7 @@ stall: the count restarts when the broker answers again).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -232,7 +233,8 @@ class StallWatchdog:
                 exit_code=EXIT_STALLED,
             )
         for handler in logging.getLogger().handlers:
-            handler.flush()
+            with contextlib.suppress(ValueError, OSError):  # a closed stream must not stop the exit
+                handler.flush()
         self._hard_exit(EXIT_STALLED)
 
 
