@@ -8,11 +8,9 @@ Two deployments share one implementation:
   stoppable and restartable on its own, for replication and failover tests.
 
 Every node lives in its own folder under the state directory: its
-``server.properties``, data (``data/``), the broker's log file (``logs/``),
-the JVM's own output (``stdout.log``) and its PID file. A node is stopped by
-the PID in that file, and only after checking that the process with that PID
-really runs this node's configuration, so a stale PID file never leads to
-signalling an unrelated process.
+``server.properties``, data, logs, the JVM's output and its PID file. The
+JVM's command line names that ``server.properties``, which is how
+:mod:`infra.process` recognises it before signalling a PID.
 """
 
 from __future__ import annotations
@@ -31,7 +29,7 @@ from confluent_kafka.admin import AdminClient
 
 from infra.exceptions import BrokerStartError, BrokerStopError
 from infra.maven import require_tool, resolve_classpath
-from infra.process import keep_child, port_in_use, read_pid, send_signal, tail, wait_gone
+from infra.process import port_in_use, read_pid, send_signal, spawn, tail, wait_gone
 from infra.settings import BrokerSettings
 
 __all__ = [
@@ -45,7 +43,6 @@ __all__ = [
 ]
 
 CLUSTER_SIZE = 3
-_PURPOSE = "The local Kafka broker runs on Java 17 or newer and its jars are fetched with Maven"
 
 _quiet = logging.getLogger("infra.broker.librdkafka")
 _quiet.addHandler(logging.NullHandler())
@@ -80,7 +77,6 @@ class BrokerNode:
 
     @property
     def bootstrap(self) -> str:
-        """host:port that clients use."""
         return f"{self.host}:{self.port}"
 
     @property
@@ -90,17 +86,15 @@ class BrokerNode:
 
     @property
     def data_dir(self) -> Path:
-        """Where the node keeps its log segments and KRaft metadata."""
+        """Log segments and KRaft metadata."""
         return self.directory / "data"
 
     @property
     def log_dir(self) -> Path:
-        """Where log4j writes the broker's own log (server.log)."""
         return self.directory / "logs"
 
     @property
     def pid_file(self) -> Path:
-        """The PID of the running JVM, written at start."""
         return self.directory / "broker.pid"
 
     @property
@@ -110,7 +104,6 @@ class BrokerNode:
 
     @property
     def server_log(self) -> Path:
-        """The broker's main log file."""
         return self.log_dir / "server.log"
 
     def render_properties(self) -> str:
@@ -282,9 +275,7 @@ class Deployment:
         majority of controllers before any of them answers.
         """
         selected = self._select(node_ids)
-        java = require_tool(
-            "java", self.settings.java, purpose=_PURPOSE, env_prefix="SAFEPASSAGE_BROKER_"
-        )
+        java = require_tool("java", self.settings.java)  # its defaults speak for the broker
         classpath = resolve_classpath(self.settings.state_dir, self.settings.mvn)
         results: dict[int, StartResult] = {}
         launched: list[tuple[BrokerNode, subprocess.Popen[bytes]]] = []
@@ -294,7 +285,9 @@ class Deployment:
                 results[node.node_id] = StartResult(node.node_id, node.bootstrap, pid, True)
                 continue
             self._prepare(node, java, classpath)
-            launched.append((node, self._spawn(node, java)))
+            command = [java, *self._jvm_options(node), "kafka.Kafka", str(node.config_path)]
+            process = spawn(command, node.stdout_path, node.pid_file, node.directory)
+            launched.append((node, process))
         deadline = time.monotonic() + self.settings.start_timeout_s
         for node, process in launched:
             self._wait_ready(node, process, deadline)
@@ -392,20 +385,6 @@ class Deployment:
             f"@{node.directory / 'jvm.args'}",
         ]
 
-    def _spawn(self, node: BrokerNode, java: str) -> subprocess.Popen[bytes]:
-        with node.stdout_path.open("ab") as out:
-            process = subprocess.Popen(
-                [java, *self._jvm_options(node), "kafka.Kafka", str(node.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=node.directory,
-                start_new_session=True,  # not killed by the terminal's Ctrl-C
-            )
-        node.pid_file.write_text(f"{process.pid}\n", encoding="utf-8")
-        keep_child(process)
-        return process
-
     def _wait_ready(
         self, node: BrokerNode, process: subprocess.Popen[bytes] | None, deadline: float
     ) -> None:
@@ -428,39 +407,33 @@ class Deployment:
 def single_node(settings: BrokerSettings | None = None) -> Deployment:
     """The one-node deployment used by the dev stack and the test suite."""
     settings = settings or BrokerSettings()
-    directory = settings.state_dir.resolve() / "single"
-    controller_port = settings.resolved_controller_port
-    node = BrokerNode(
-        node_id=1,
-        host=settings.host,
-        port=settings.port,
-        controller_port=controller_port,
-        directory=directory / "node-1",
-        voters=f"1@{settings.host}:{controller_port}",
-        replication=1,
-        heap=settings.heap,
-    )
-    return Deployment("single", settings, [node], directory)
+    return _deployment("single", settings, [(settings.port, settings.resolved_controller_port)])
 
 
 def cluster(settings: BrokerSettings | None = None) -> Deployment:
     """Three combined nodes on consecutive loopback ports (replication factor 3)."""
     settings = settings or BrokerSettings()
-    directory = settings.state_dir.resolve() / "cluster"
     base = settings.cluster_base_port
-    ids = range(1, CLUSTER_SIZE + 1)
-    voters = ",".join(f"{i}@{settings.host}:{base + 100 + i - 1}" for i in ids)
+    ports = [(base + i, base + 100 + i) for i in range(CLUSTER_SIZE)]
+    return _deployment("cluster", settings, ports)
+
+
+def _deployment(name: str, settings: BrokerSettings, ports: list[tuple[int, int]]) -> Deployment:
+    """Nodes 1..N on these (client, controller) ports, all voters, replicating N ways."""
+    directory = settings.state_dir.resolve() / name
+    numbered = list(enumerate(ports, start=1))
+    voters = ",".join(f"{i}@{settings.host}:{controller}" for i, (_, controller) in numbered)
     nodes = [
         BrokerNode(
             node_id=i,
             host=settings.host,
-            port=base + i - 1,
-            controller_port=base + 100 + i - 1,
+            port=port,
+            controller_port=controller,
             directory=directory / f"node-{i}",
             voters=voters,
-            replication=CLUSTER_SIZE,
+            replication=len(ports),
             heap=settings.heap,
         )
-        for i in ids
+        for i, (port, controller) in numbered
     ]
-    return Deployment("cluster", settings, nodes, directory)
+    return Deployment(name, settings, nodes, directory)

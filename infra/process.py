@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import psutil
@@ -25,6 +25,7 @@ __all__ = [
     "read_pid",
     "runs_with",
     "send_signal",
+    "spawn",
     "stop_pid",
     "tail",
     "wait_gone",
@@ -64,6 +65,27 @@ def keep_child(process: subprocess.Popen[bytes]) -> None:
         if child.poll() is not None:
             del _children[pid]
     _children[process.pid] = process
+
+
+def spawn(
+    command: Sequence[str], output: Path, pid_file: Path, cwd: Path
+) -> subprocess.Popen[bytes]:
+    """Start a detached JVM, its output appended to ``output``, and write its PID file.
+
+    Its own session keeps the terminal's Ctrl-C from reaching it.
+    """
+    with output.open("ab") as out:
+        process = subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    pid_file.write_text(f"{process.pid}\n", encoding="utf-8")
+    keep_child(process)
+    return process
 
 
 def wait_gone(pid: int, timeout_s: float) -> bool:

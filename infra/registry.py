@@ -12,10 +12,8 @@ Clients use its Confluent-compatible API at :attr:`SchemaRegistry.ccompat_url`
 ``confluent_kafka.schema_registry.SchemaRegistryClient``.
 
 The state folder (default ``.state/registry``, git-ignored) holds the JVM's
-output (``stdout.log``) and its PID file. The registry is stopped by the PID
-in that file, and only after checking that the process with that PID really
-is this registry (its command line carries the state folder), so a stale PID
-file never leads to signalling an unrelated process.
+output and its PID file; the JVM's command line names that folder, which is
+how :mod:`infra.process` recognises it before signalling a PID.
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ from infra.exceptions import (
     RegistryStopError,
 )
 from infra.maven import explain_maven_failure, require_tool
-from infra.process import keep_child, port_in_use, read_pid, stop_pid, tail
+from infra.process import port_in_use, read_pid, spawn, stop_pid, tail
 
 __all__ = [
     "PROJECT_DIR",
@@ -149,7 +147,6 @@ class SchemaRegistry:
 
     @property
     def pid_file(self) -> Path:
-        """The PID of the running JVM, written at start."""
         return self.directory / "registry.pid"
 
     @property
@@ -293,17 +290,7 @@ class SchemaRegistry:
                 f"SAFEPASSAGE_REGISTRY_PORT."
             )
         self.directory.mkdir(parents=True, exist_ok=True)
-        with self.stdout_path.open("ab") as out:
-            process = subprocess.Popen(
-                self.command(java),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.directory,
-                start_new_session=True,  # not killed by the terminal's Ctrl-C
-            )
-        self.pid_file.write_text(f"{process.pid}\n", encoding="utf-8")
-        keep_child(process)
+        process = spawn(self.command(java), self.stdout_path, self.pid_file, self.directory)
         try:
             self._wait_ready(process, time.monotonic() + self.settings.start_timeout_s)
         except RegistryStartError:
@@ -369,7 +356,6 @@ def explain_build_failure(output: str) -> str:
 
 
 def _require_tool(name: str, setting: str, executable: str) -> str:
-    """Absolute path of an executable, or a paragraph saying how to get it."""
     return require_tool(
         name,
         executable,

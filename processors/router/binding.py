@@ -33,7 +33,6 @@ from processors.router.ports import (
     Table,
     Topic,
     json_bytes,
-    send_and_wait,
 )
 from processors.settings import EscalationSettings
 from processors.sla import SlaPolicy
@@ -139,7 +138,8 @@ class Binding:
             name = step.outcome.value if step.outcome else "none"
             outcomes[name] = outcomes.get(name, 0) + 1
         if len(due) >= limit:
-            await send_and_wait(self.ticks, TICK_KEY, encode_tick(now), partition=partition)
+            ack = await self.ticks.send(key=TICK_KEY, value=encode_tick(now), partition=partition)
+            await ack
         if due:
             log.info("escalation.tick", at=now.isoformat(), due=len(due), **outcomes)
 

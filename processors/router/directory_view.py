@@ -30,16 +30,10 @@ log = get_logger(__name__)
 
 
 class DirectoryView:
-    """The provider directory with its free places, as every worker must see it whole.
+    """The provider directory with its free places, rebuilt from Kafka at every start.
 
-    A consumer without a group reads every partition of the (compacted)
-    directory topic and of the capacity ledger from the start, so a restart
-    rebuilds the view from Kafka. ``ready`` is set once it has reached the
-    end offsets it saw at start.
+    ``ready`` is set once it has reached the end offsets it saw at start.
     """
-
-    WRITER_HEADER = WRITER_HEADER
-    """Names the worker that appended a ledger record; a worker skips its own."""
 
     def __init__(self, settings: KafkaSettings, codec: Codec) -> None:
         """Nothing is read until :meth:`run`."""

@@ -22,7 +22,6 @@ __all__ = [
     "Table",
     "Topic",
     "json_bytes",
-    "send_and_wait",
 ]
 
 WRITER_HEADER = "safepassage-writer"
@@ -59,12 +58,10 @@ class Message(Protocol):
     """A raw record as Faust hands it over (clock ticks)."""
 
     @property
-    def value(self) -> bytes:
-        """The record's value."""
+    def value(self) -> bytes: ...
 
     @property
-    def partition(self) -> int:
-        """The partition it was read from."""
+    def partition(self) -> int: ...
 
 
 class DirectoryPort(Protocol):
@@ -85,15 +82,3 @@ class DirectoryPort(Protocol):
 def json_bytes(data: Any) -> bytes:
     """Compact, key-sorted JSON: the form of every audit, status and ledger value."""
     return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
-
-
-async def send_and_wait(
-    topic: Topic,
-    key: bytes,
-    value: bytes,
-    headers: Headers | None = None,
-    partition: int | None = None,
-) -> None:
-    """Send one record and wait for the broker's ack."""
-    pending = await topic.send(key=key, value=value, headers=headers, partition=partition)
-    await pending

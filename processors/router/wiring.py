@@ -3,8 +3,11 @@
 Faust cautions of DESIGN.md are applied in :func:`streams.app.create_app`
 and here: ``concurrency=1``, at-least-once, Faust's web server off (the
 router serves no HTTP: status is read through the intake, from
-``case-status.v1``). This is the only module of the package that declares
-Faust agents; what they do is in :mod:`.binding` and :mod:`.directory_view`.
+``case-status.v1``). One agent reads the co-partitioned intake,
+provider-response and escalation-tick topics, keyed by survivor pseudonym;
+ticks come from each worker's wall clock for the partitions it owns, or from
+outside (``SAFEPASSAGE_ESCALATION_CLOCK=external``). What the agents do is in
+:mod:`.binding` and :mod:`.directory_view`.
 """
 
 from __future__ import annotations
@@ -44,12 +47,10 @@ class Router:
 
     app: faust.App
     view: DirectoryView
+    # The Faust tables; the fields of the same names of Binding say what they hold.
     cases: Any
-    """The Faust table: survivor pseudonym (str) → :meth:`CaseState.to_dict`."""
     ladder: Any
-    """The Faust table: survivor pseudonym (str) → :meth:`EscalationState.to_dict`."""
     deadlines: Any
-    """The Faust table: partition-prefixed deadline key → :meth:`Deadline.to_dict`."""
     binding: Binding
     watchdog: StallWatchdog
     """Stops the worker when an owned input partition stalls (see :mod:`streams.stall`)."""

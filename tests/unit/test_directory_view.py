@@ -8,6 +8,7 @@ from uuid import uuid4
 
 from processors.directory import CapacityAction, CapacityChange
 from processors.router import DirectoryView
+from processors.router.ports import WRITER_HEADER
 from schemas.types import ServiceCategory
 from streams.codec import Codec
 from streams.settings import KafkaSettings
@@ -69,7 +70,7 @@ def test_reserve_then_release_before_the_provider_leaves_the_place_free() -> Non
 def test_a_worker_skips_its_own_ledger_records() -> None:
     v, pid, rid = view(), uuid4(), uuid4()
     v._apply(registration(v, pid, capacity=2))
-    v._apply(ledger(v, CapacityAction.RESERVE, pid, rid, **{DirectoryView.WRITER_HEADER: v.writer}))
+    v._apply(ledger(v, CapacityAction.RESERVE, pid, rid, **{WRITER_HEADER: v.writer}))
     entry = v.directory.get(pid)
     assert entry is not None and entry.available(HOUSING) == 2
     v._apply(ledger(v, CapacityAction.RESERVE, pid, rid))  # another worker's
