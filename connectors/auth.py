@@ -1,29 +1,23 @@
 """Bearer API keys of the intake API: who is calling, and what their role lets them do.
 
-**Keys.** ``sp_<role>_<43 base64url characters>``: 32 bytes from :mod:`secrets`
-after a prefix that names the role. The prefix lets a person (and a secret
-scanner) tell at a glance what a leaked key opens; the random part carries
-all of the key's 256 bits of entropy. The first characters up to 8 of the
-random part form the *key id* (``sp_agency_AbCdEfGh``), which is stored and
-logged so that an operator can tell keys apart without ever seeing one.
+**Keys.** ``sp_<role>_<43 base64url characters>``: 32 random bytes after a
+prefix that names the role, so a person (and a secret scanner) can tell what
+a leaked key opens. The prefix and 8 random characters form the *key id*
+(``sp_agency_AbCdEfGh``), stored and logged to tell keys apart unseen.
 
 **Storage.** The keys file (``SAFEPASSAGE_API_KEYS_FILE``, YAML) holds only
-``sha256:<hex>`` digests. Why not scrypt or argon2: slow hashes protect
-*low-entropy* secrets (passwords) against offline guessing; a 256-bit random
-key cannot be guessed whatever the hash, while a deliberately slow hash
-would cost tens of milliseconds of CPU per request, a lever for anyone who
-wants to exhaust the service. Verification hashes the presented key once
-and compares the digest with *every* stored digest using
-:func:`hmac.compare_digest` without stopping at a match, so response times
-reveal neither which entry matched nor how much of a digest did.
+``sha256:<hex>`` digests. A slow hash (scrypt, argon2) protects low-entropy
+passwords against guessing; a 256-bit random key cannot be guessed whatever
+the hash, and a slow one would cost CPU per request, a lever for exhausting
+the service. The presented key's digest is compared with *every* stored one
+(:func:`hmac.compare_digest`, no early stop), so timing reveals nothing.
 
-**Roles.** ``agency`` principals publish the events of
-:data:`~streams.contract.AGENCY_EVENTS` under their own ``agency_id``;
-``provider`` principals publish the answers of
+**Roles.** ``agency`` principals publish :data:`~streams.contract.AGENCY_EVENTS`
+under their own ``agency_id``, ``provider`` principals
 :data:`~streams.contract.PROVIDER_ANSWERS` under their own ``provider_id``;
-``operator`` principals read survivor status and publish nothing. Each
-check is a plain function of a principal and an event, so the whole role
-matrix is unit-tested without HTTP.
+``operator`` principals read survivor status only. Each check is a plain
+function of a principal and an event, so the role matrix is unit-tested
+without HTTP.
 """
 
 from __future__ import annotations
@@ -180,8 +174,11 @@ def key_id_of(key: str) -> str | None:
     return f"{parts[0]}_{parts[1]}_{parts[2][:_KEY_ID_CHARS]}"
 
 
-def _describe(error: ValidationError, path: Path) -> str:
-    """Where the file is wrong, by entry and field: never the values (a hash is a secret's kin)."""
+def _problems(error: ValidationError, whole: str) -> str:
+    """Where the entry is wrong, by position and field: never the values (a hash is a secret's kin).
+
+    ``whole`` names a problem of no one field (the file, or the entry being added).
+    """
     problems = []
     for item in error.errors(include_input=False, include_url=False):
         location = item["loc"]
@@ -190,9 +187,9 @@ def _describe(error: ValidationError, path: Path) -> str:
             field = ".".join(str(part) for part in location[2:])
             where = f"{where}, {field}" if field else where
         else:
-            where = ".".join(str(part) for part in location) or "(file)"
+            where = ".".join(str(part) for part in location) or whole
         problems.append(f"{where}: {item['msg']}")
-    return f"API keys file {path} is invalid: " + "; ".join(problems)
+    return "; ".join(problems)
 
 
 def load_keys(path: Path) -> tuple[ApiKeyEntry, ...]:
@@ -220,7 +217,7 @@ def load_keys(path: Path) -> tuple[ApiKeyEntry, ...]:
     try:
         return tuple(_KeysFile.model_validate(document).keys)
     except ValidationError as exc:
-        raise ApiKeysError(_describe(exc, path)) from None
+        raise ApiKeysError(f"API keys file {path} is invalid: {_problems(exc, '(file)')}") from None
 
 
 _HEADER = """\
@@ -286,11 +283,7 @@ def add_key(
             created_at=now,
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        )
-        raise ApiKeysError(f"cannot add this key: {problems}") from None
+        raise ApiKeysError(f"cannot add this key: {_problems(exc, 'entry')}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path):
         existing = load_keys(path) if path.exists() else ()
@@ -371,6 +364,11 @@ class ApiKeyStore:
 
 # ------------------------------------------------------------------ authorization
 
+_PUBLISHES = {
+    Role.AGENCY: ("agencies publish", AGENCY_EVENTS),
+    Role.PROVIDER: ("providers answer with", PROVIDER_ANSWERS),
+}
+
 
 def authorize_event_type(principal: Principal, event_type: str, location: str = "/type") -> None:
     """Whether ``principal`` may publish events of this type at all; :class:`ForbiddenError` if not.
@@ -380,15 +378,9 @@ def authorize_event_type(principal: Principal, event_type: str, location: str = 
     """
     if principal.role is Role.OPERATOR:
         raise ForbiddenError("operators read status and do not publish events")
-    if principal.role is Role.AGENCY and event_type not in AGENCY_EVENTS:
-        raise ForbiddenError(
-            f"agencies publish {', '.join(sorted(AGENCY_EVENTS))}; not {event_type}", location
-        )
-    if principal.role is Role.PROVIDER and event_type not in PROVIDER_ANSWERS:
-        raise ForbiddenError(
-            f"providers answer with {', '.join(sorted(PROVIDER_ANSWERS))}; not {event_type}",
-            location,
-        )
+    publish, allowed = _PUBLISHES[principal.role]
+    if event_type not in allowed:
+        raise ForbiddenError(f"{publish} {', '.join(sorted(allowed))}; not {event_type}", location)
 
 
 def authorize_event(principal: Principal, event: Event, pointer: str = "/data") -> None:

@@ -8,7 +8,32 @@ from __future__ import annotations
 
 from schemas.exceptions import SafePassageError
 
-__all__ = ["ConnectorsError"]
+__all__ = [
+    "ApiKeysError",
+    "BrokerUnavailableError",
+    "ConnectorsError",
+    "ForbiddenError",
+    "FutureTimestampError",
+    "IdempotencyStoreError",
+    "MalformedSignatureError",
+    "MissingSignatureError",
+    "SdkConsumeError",
+    "SdkError",
+    "SdkNotAddressedError",
+    "SdkPublishError",
+    "SdkRejectedError",
+    "SdkRetriesExhaustedError",
+    "SdkTransientError",
+    "SdkValidationError",
+    "SignatureError",
+    "SignatureMismatchError",
+    "StaleTimestampError",
+    "WebhookConfigError",
+    "WebhookDeliveryError",
+    "WebhookError",
+    "WebhookRejectedError",
+    "WebhookUndeliverableError",
+]
 
 
 class ConnectorsError(SafePassageError):
@@ -16,13 +41,6 @@ class ConnectorsError(SafePassageError):
 
 
 # ---------------------------------------------------------------- intake API (issue 6)
-
-__all__ += [
-    "ApiKeysError",
-    "BrokerUnavailableError",
-    "ForbiddenError",
-    "IdempotencyStoreError",
-]
 
 
 class ApiKeysError(ConnectorsError):
@@ -42,7 +60,6 @@ class ForbiddenError(ConnectorsError):
     """
 
     def __init__(self, message: str, location: str | None = None) -> None:
-        """Keep the reason and where in the request it applies."""
         super().__init__(message)
         self.location = location
 
@@ -55,21 +72,7 @@ class IdempotencyStoreError(ConnectorsError):
     """The idempotency store could not be read or written (disk full, corrupt file)."""
 
 
-# --------------------------------------------------------------------------- SDKs
-# Errors of the agency and provider SDKs (the package connectors.sdk). Each
-# carries the CloudEvents ids concerned, so a caller can retry later under
-# the same ids.
-
-__all__ += [
-    "SdkConsumeError",
-    "SdkError",
-    "SdkNotAddressedError",
-    "SdkPublishError",
-    "SdkRejectedError",
-    "SdkRetriesExhaustedError",
-    "SdkTransientError",
-    "SdkValidationError",
-]
+# --------------------------------------------------------------------------- SDKs (connectors.sdk)
 
 
 class SdkError(ConnectorsError):
@@ -85,7 +88,6 @@ class SdkValidationError(SdkError, ValueError):
     """
 
     def __init__(self, message: str, errors: tuple[dict[str, str], ...] = ()) -> None:
-        """Keep the problems next to the message."""
         super().__init__(message)
         self.errors = errors
 
@@ -102,7 +104,6 @@ class SdkPublishError(SdkError):
     """
 
     def __init__(self, message: str, *, event_ids: tuple[str, ...] = ()) -> None:
-        """Keep the ids of the events concerned."""
         super().__init__(message)
         self.event_ids = event_ids
 
@@ -121,7 +122,6 @@ class SdkTransientError(SdkPublishError):
         retry_after: float | None = None,
         status: int | None = None,
     ) -> None:
-        """Keep the server's hint and status for the retry policy and the caller."""
         super().__init__(message, event_ids=event_ids)
         self.retry_after = retry_after
         self.status = status
@@ -146,7 +146,6 @@ class SdkRejectedError(SdkPublishError):
         type: str = "about:blank",
         errors: tuple[dict[str, object], ...] = (),
     ) -> None:
-        """Keep the problem document's members."""
         super().__init__(message, event_ids=event_ids)
         self.status = status
         self.title = title
@@ -156,14 +155,12 @@ class SdkRejectedError(SdkPublishError):
 
 
 class SdkRetriesExhaustedError(SdkPublishError):
-    """Transient failures went on past the retry policy's attempts or time budget.
+    """Transient failures went on past the retry policy's budget (the last is ``__cause__``).
 
-    The last transient error is the ``__cause__``. The events may or may not
-    have arrived: publish them again later under the same ids.
+    The events may or may not have arrived: publish them again later under the same ids.
     """
 
     def __init__(self, message: str, *, event_ids: tuple[str, ...] = (), attempts: int) -> None:
-        """Keep how many attempts were made."""
         super().__init__(message, event_ids=event_ids)
         self.attempts = attempts
 
@@ -173,22 +170,7 @@ class SdkConsumeError(SdkError):
 
 
 # ------------------------------------------------------------- webhook delivery (issue 6)
-# Errors of connectors.webhooks (verification, used by providers too) and
-# connectors.delivery (the delivery connector).
-
-__all__ += [
-    "FutureTimestampError",
-    "MalformedSignatureError",
-    "MissingSignatureError",
-    "SignatureError",
-    "SignatureMismatchError",
-    "StaleTimestampError",
-    "WebhookConfigError",
-    "WebhookDeliveryError",
-    "WebhookError",
-    "WebhookRejectedError",
-    "WebhookUndeliverableError",
-]
+# connectors.webhooks (verification, which providers use too) and connectors.delivery.
 
 
 class WebhookError(ConnectorsError):
@@ -228,12 +210,10 @@ class SignatureMismatchError(SignatureError):
 
 
 class WebhookDeliveryError(WebhookError):
-    """A webhook could not be delivered; the record is dead-lettered and escalated.
+    """A webhook could not be delivered; the record is dead-lettered and reported.
 
-    The message (status codes, error classes, counts and seconds; no URL, no
-    body) goes into the dead letter's headers like that of every
-    :class:`~schemas.exceptions.SafePassageError`; the class name is the
-    dead letter's reason.
+    The class name is the dead letter's reason and the message (statuses, error
+    classes, counts, seconds; no URL, no body) goes into its headers.
     """
 
 

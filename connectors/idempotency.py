@@ -1,34 +1,16 @@
 """Idempotency of the intake API on (CloudEvents source, id): a retry is not published twice.
 
-Clients retry when an answer is lost (a timeout, a dropped connection), so
-the intake must recognise an event it has already put on Kafka. The key is
-the CloudEvents pair (``source``, ``id``), which the specification makes
-unique per distinct event. The store remembers, per key:
-
-* a *fingerprint* of what was sent (the principal's name and the event
-  document in canonical JSON): the same key with another fingerprint is a
-  conflict (HTTP 409), never a silent overwrite, and one principal cannot
-  replay another's receipt;
-* a *state*: ``pending`` while the record is being published, ``acked``
-  once Kafka acknowledged it, with the receipt that was answered, so a retry
-  gets the same answer without a second publish.
-
-**Insert first, then publish.** A request first *claims* the key (one SQLite
-transaction, ``BEGIN IMMEDIATE``, so two processes sharing the state folder
-cannot both claim it), publishes only if the claim is new, then records the
-ack; a failed publish *releases* the claim so the retry can publish. Inside
-one process, :class:`KeyedLocks` makes a concurrent duplicate wait for the
-first request's outcome instead of being turned away. A claim left pending
-by a crashed process expires after its *lease* and can be taken over: the
-record may then be published twice under the same CloudEvents id, which
-consumers drop (at-least-once, never lost).
-
-**Bounded.** Entries older than the TTL (default 7 days) no longer count and
-are purged; beyond ``max_entries`` the oldest acknowledged entries go first.
-A retry after the window is published again, under the same id.
-
-**Durable.** SQLite in WAL mode with ``synchronous=FULL``: an ack recorded is
-on disk before the client hears 202.
+The store remembers per key a *fingerprint* of what was sent (the same key
+with another one is a conflict, never an overwrite) and a *state*:
+``pending`` while publishing, ``acked`` with the receipt answered, so a
+retry gets the same answer without a second publish. **Insert first, then
+publish**: a request claims the key in one ``BEGIN IMMEDIATE`` transaction
+(two processes sharing the state folder cannot both claim it), publishes
+only a new claim, then records the ack or releases the claim. A claim a
+crashed process left pending expires after its *lease*; the record may then
+be published twice under one CloudEvents id, which consumers drop. SQLite
+in WAL mode with ``synchronous=FULL``: an ack is on disk before the client
+hears 202. docs/intake-api.md states the guarantees.
 """
 
 from __future__ import annotations
@@ -50,13 +32,7 @@ from typing import Any
 
 from connectors.exceptions import IdempotencyStoreError
 
-__all__ = [
-    "Claim",
-    "ClaimOutcome",
-    "IdempotencyStore",
-    "KeyedLocks",
-    "fingerprint",
-]
+__all__ = ["Claim", "ClaimOutcome", "IdempotencyStore", "KeyedLocks", "fingerprint"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

@@ -1,10 +1,9 @@
 """The one retry helper of the HTTP edges: which failures are transient, and ``Retry-After``.
 
-The SDKs' HTTP transport (:mod:`connectors.sdk.http_transport`) and the webhook
-delivery connector (:mod:`connectors.delivery`) retry HTTP requests; each
-keeps its own policy of *which statuses* are worth a retry (the intake API
-and a provider's endpoint mean different things by a 500), but both read
-a ``Retry-After`` and judge a failed connection the same way, here.
+The SDKs' HTTP transport and the webhook delivery connector each keep their
+own policy of *which statuses* are worth a retry (the intake API and a
+provider's endpoint mean different things by a 500), but both read a
+``Retry-After`` and judge a failed connection the same way, here.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-__all__ = ["TRANSIENT_HTTP_ERRORS", "is_transient_http_error", "parse_retry_after"]
+__all__ = ["TRANSIENT_HTTP_ERRORS", "parse_retry_after"]
 
 TRANSIENT_HTTP_ERRORS: tuple[type[httpx.HTTPError], ...] = (
     httpx.TimeoutException,
@@ -30,21 +29,13 @@ redirects) is a configuration or program error no retry can fix.
 """
 
 
-def is_transient_http_error(error: httpx.HTTPError) -> bool:
-    """Whether the same request may succeed if sent again (see :data:`TRANSIENT_HTTP_ERRORS`)."""
-    return isinstance(error, TRANSIENT_HTTP_ERRORS)
-
-
 def parse_retry_after(value: str | None, now: datetime | float | None = None) -> float | None:
     """Seconds a ``Retry-After`` asks to wait: delta-seconds or an HTTP-date.
 
     ``now`` is an aware datetime or Unix seconds (the current time if None).
     None when absent or unreadable (the caller's backoff alone decides); a
-    date in the past gives 0.
-
-    RFC 9110 (section 5.6.7): an HTTP-date is always in GMT. A date that
-    names no zone at all (``Thu, 01 Jan 2026 12:00:30``, or the obsolete
-    ``-0000``) is therefore read as UTC, not refused.
+    date in the past gives 0. An HTTP-date is always GMT (RFC 9110, 5.6.7),
+    so one that names no zone (or the obsolete ``-0000``) is read as UTC.
     """
     if value is None:
         return None

@@ -1,8 +1,4 @@
-"""``safepassage docs asyncapi``: documents generated from the code.
-
-One module per command group (DESIGN.md); :func:`register` adds the group to
-the ``safepassage`` command in :mod:`connectors.cli`.
-"""
+"""``safepassage docs asyncapi``: documents generated from the code."""
 
 from __future__ import annotations
 
@@ -11,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from connectors.cli.common import console, friendly_errors
+from connectors.cli.common import console
 from streams.asyncapi import DOCUMENT, render
 
-__all__ = ["docs", "register"]
+__all__ = ["docs"]
 
 
 @click.group("docs")
@@ -25,7 +21,6 @@ def docs() -> None:
 @docs.command("asyncapi")
 @click.option("--check", is_flag=True, help="Exit 1 if docs/asyncapi.yaml is out of date.")
 @click.option("--output", type=click.Path(path_type=Path), default=DOCUMENT, show_default=True)
-@friendly_errors
 def docs_asyncapi(check: bool, output: Path) -> None:
     """Write the AsyncAPI 3.0 document of topics, messages and headers."""
     text = render()
@@ -41,8 +36,3 @@ def docs_asyncapi(check: bool, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
     console().print(f"wrote {output}")
-
-
-def register(main_group: click.Group) -> None:
-    """Add the ``docs`` group to the ``safepassage`` command."""
-    main_group.add_command(docs)

@@ -1,8 +1,7 @@
 """``safepassage escalations follow|tick``: what operators and coordinators watch.
 
-One module per command group (DESIGN.md); :func:`register` adds the group to
-the ``safepassage`` command in :mod:`connectors.cli`. The reading itself is
-:mod:`connectors.escalations`; this module only filters, formats and counts.
+The reading itself is :mod:`connectors.escalations`; this module only
+filters, formats and counts.
 """
 
 from __future__ import annotations
@@ -11,13 +10,13 @@ from datetime import UTC, datetime
 
 import click
 
-from connectors.cli.common import console, friendly_errors
+from connectors.cli.common import console
 from connectors.escalations import EscalationFilter, FollowStats, follow
 from schemas.types import ServiceCategory
 from streams.settings import KafkaSettings
 from streams.ticks import publish_ticks, tick_topic
 
-__all__ = ["escalations", "register"]
+__all__ = ["escalations"]
 
 
 @click.group("escalations")
@@ -47,7 +46,6 @@ _LEVEL_STYLE = {1: "yellow", 2: "bold yellow", 3: "bold red"}
     help="Stop after S quiet seconds (counted from joining the topic).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@friendly_errors
 def escalations_follow(  # noqa: PLR0917 - click passes every option positionally
     levels: tuple[int, ...],
     jurisdictions: tuple[str, ...],
@@ -99,7 +97,6 @@ def escalations_follow(  # noqa: PLR0917 - click passes every option positionall
     show_default=True,
     help="The instant (ISO 8601 with a zone, e.g. 2026-03-05T08:00:00Z) or 'now'.",
 )
-@friendly_errors
 def escalations_tick(at: str) -> None:
     """Tell the workers it is now AT, so they escalate what is due.
 
@@ -116,8 +113,3 @@ def escalations_tick(at: str) -> None:
     settings = KafkaSettings()
     count = publish_ticks(settings, now)
     console().print(f"ticked {count} partitions of {tick_topic(settings)} at {now.isoformat()}")
-
-
-def register(main_group: click.Group) -> None:
-    """Add the ``escalations`` group to the ``safepassage`` command."""
-    main_group.add_command(escalations)

@@ -1,8 +1,4 @@
-"""``safepassage kafka start|stop|status``: the local Apache Kafka broker (KRaft mode).
-
-One module per command group (DESIGN.md); :func:`register` adds the group to
-the ``safepassage`` command in :mod:`connectors.cli`.
-"""
+"""``safepassage kafka start|stop|status``: the local Apache Kafka broker (KRaft mode)."""
 
 from __future__ import annotations
 
@@ -12,12 +8,12 @@ from collections.abc import Iterable
 import click
 from rich.table import Table
 
-from connectors.cli.common import console, friendly_errors
+from connectors.cli.common import console
 from infra import BrokerSettings, Deployment, cluster, single_node
 from infra.broker import StartResult
 from infra.maven import pinned_kafka_version
 
-__all__ = ["kafka", "print_started", "register"]
+__all__ = ["kafka", "print_started"]
 
 
 def _deployment(use_cluster: bool) -> Deployment:
@@ -50,7 +46,6 @@ def kafka() -> None:
 @kafka.command("start")
 @_cluster_option
 @_node_option
-@friendly_errors
 def kafka_start(use_cluster: bool, nodes: tuple[int, ...]) -> None:
     """Start the broker (idempotent) and wait until it answers."""
     deployment = _deployment(use_cluster)
@@ -61,7 +56,6 @@ def kafka_start(use_cluster: bool, nodes: tuple[int, ...]) -> None:
 @kafka.command("stop")
 @_cluster_option
 @_node_option
-@friendly_errors
 def kafka_stop(use_cluster: bool, nodes: tuple[int, ...]) -> None:
     """Stop the broker cleanly by its PID."""
     deployment = _deployment(use_cluster)
@@ -74,7 +68,6 @@ def kafka_stop(use_cluster: bool, nodes: tuple[int, ...]) -> None:
 
 @kafka.command("status")
 @_cluster_option
-@friendly_errors
 def kafka_status(use_cluster: bool) -> None:
     """Show each node's PID and whether it answers; exit 3 when none runs."""
     deployment = _deployment(use_cluster)
@@ -91,8 +84,3 @@ def kafka_status(use_cluster: bool) -> None:
     console().print(f"Apache Kafka {pinned_kafka_version()} (pinned in infra/kafka/pom.xml)")
     if not any(status.pid for status in statuses):
         sys.exit(3)
-
-
-def register(main_group: click.Group) -> None:
-    """Add the ``kafka`` group to the ``safepassage`` command."""
-    main_group.add_command(kafka)

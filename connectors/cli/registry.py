@@ -1,8 +1,4 @@
-"""``safepassage registry start|stop|status``: the local schema registry (Apicurio).
-
-One module per command group (DESIGN.md); :func:`register` adds the group to
-the ``safepassage`` command in :mod:`connectors.cli`.
-"""
+"""``safepassage registry start|stop|status``: the local schema registry (Apicurio)."""
 
 from __future__ import annotations
 
@@ -10,10 +6,10 @@ import sys
 
 import click
 
-from connectors.cli.common import console, friendly_errors
+from connectors.cli.common import console
 from infra.registry import SchemaRegistry
 
-__all__ = ["register", "registry"]
+__all__ = ["registry"]
 
 
 @click.group("registry")
@@ -22,7 +18,6 @@ def registry() -> None:
 
 
 @registry.command("start")
-@friendly_errors
 def registry_start() -> None:
     """Build it with Maven if needed, start it, wait until it answers."""
     result = SchemaRegistry().start()
@@ -32,7 +27,6 @@ def registry_start() -> None:
 
 
 @registry.command("stop")
-@friendly_errors
 def registry_stop() -> None:
     """Stop the registry by its PID."""
     pid = SchemaRegistry().stop()
@@ -40,7 +34,6 @@ def registry_stop() -> None:
 
 
 @registry.command("status")
-@friendly_errors
 def registry_status() -> None:
     """PID and whether the API answers; exit 3 when it is not running."""
     status = SchemaRegistry().status()
@@ -48,8 +41,3 @@ def registry_status() -> None:
     console().print(f"schema registry at {status.url}: pid {status.pid or '-'}, {answers}")
     if status.pid is None:
         sys.exit(3)
-
-
-def register(main_group: click.Group) -> None:
-    """Add the ``registry`` group to the ``safepassage`` command."""
-    main_group.add_command(registry)

@@ -1,8 +1,4 @@
-"""``safepassage schemas check|release``: the event contract's compatibility and releases.
-
-One module per command group (DESIGN.md); :func:`register` adds the group to
-the ``safepassage`` command in :mod:`connectors.cli`.
-"""
+"""``safepassage schemas check|release``: the event contract's compatibility and releases."""
 
 from __future__ import annotations
 
@@ -10,11 +6,11 @@ import sys
 
 import click
 
-from connectors.cli.common import console, friendly_errors
+from connectors.cli.common import console
 from schemas.compatibility import check, release
 from schemas.registry import EventSchemas
 
-__all__ = ["register", "schemas"]
+__all__ = ["schemas"]
 
 
 @click.group("schemas")
@@ -23,7 +19,6 @@ def schemas() -> None:
 
 
 @schemas.command("check")
-@friendly_errors
 def schemas_check() -> None:
     """Check every schema is FULL_TRANSITIVE compatible with its released versions."""
     contract = EventSchemas()
@@ -46,7 +41,6 @@ def schemas_check() -> None:
 
 @schemas.command("release")
 @click.argument("event_types", nargs=-1)
-@friendly_errors
 def schemas_release(event_types: tuple[str, ...]) -> None:
     """Record changed schemas as their next released version (after a check)."""
     contract = EventSchemas()
@@ -58,8 +52,3 @@ def schemas_release(event_types: tuple[str, ...]) -> None:
             sys.exit(1)
         if version is not None:
             console().print(f"released {event_type} v{version}")
-
-
-def register(main_group: click.Group) -> None:
-    """Add the ``schemas`` group to the ``safepassage`` command."""
-    main_group.add_command(schemas)

@@ -1,8 +1,6 @@
 """``safepassage topics provision|list``: the topic catalog on the broker.
 
-One module per command group (DESIGN.md); :func:`register` adds the group to
-the ``safepassage`` command in :mod:`connectors.cli`. :func:`print_plan` is
-shared with ``safepassage run``, which provisions the catalog too.
+:func:`print_plan` is shared with ``safepassage run``, which provisions the catalog too.
 """
 
 from __future__ import annotations
@@ -12,12 +10,12 @@ import sys
 import click
 from rich.table import Table
 
-from connectors.cli.common import console, friendly_errors
+from connectors.cli.common import console
 from streams.provisioning import Plan, describe, provision
 from streams.settings import KafkaSettings
 from streams.topics import catalog
 
-__all__ = ["print_plan", "register", "topics"]
+__all__ = ["print_plan", "topics"]
 
 
 def print_plan(plan: Plan, created: tuple[str, ...]) -> None:
@@ -41,7 +39,6 @@ def topics() -> None:
 
 @topics.command("provision")
 @click.option("--check", is_flag=True, help="Exit 2 if anything drifts from the catalog.")
-@friendly_errors
 def topics_provision(check: bool) -> None:
     """Create missing catalog topics; report drift; never delete or recreate."""
     the_plan, created = provision(KafkaSettings())
@@ -51,7 +48,6 @@ def topics_provision(check: bool) -> None:
 
 
 @topics.command("list")
-@friendly_errors
 def topics_list() -> None:
     """Show the namespace's topics with partitions, replication and configs."""
     settings = KafkaSettings()
@@ -75,8 +71,3 @@ def topics_list() -> None:
             *[topic.config.get(key, "") for key in keys],
         )
     console().print(table)
-
-
-def register(main_group: click.Group) -> None:
-    """Add the ``topics`` group to the ``safepassage`` command."""
-    main_group.add_command(topics)

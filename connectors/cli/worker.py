@@ -1,10 +1,7 @@
 """``safepassage worker`` and ``safepassage run``: the router worker, alone or with a broker.
 
-One module per command group (DESIGN.md); these two are top-level commands,
-not a group, and share their options (:data:`WORKER_OPTIONS`, the one place
-that declares ``--app-id`` and ``--data-dir``).
-:func:`register` adds both to the ``safepassage`` command in
-:mod:`connectors.cli`. The worker itself is :func:`connectors.worker.run_worker`.
+Two top-level commands, not a group, sharing their options; the worker
+itself is :func:`connectors.worker.run_worker`.
 """
 
 from __future__ import annotations
@@ -15,14 +12,14 @@ from typing import ParamSpec, TypeVar
 
 import click
 
-from connectors.cli.common import console, friendly_errors
+from connectors.cli.common import console
 from connectors.cli.kafka import print_started
 from connectors.cli.topics import print_plan
 from infra import single_node
 from streams.provisioning import provision
 from streams.settings import KafkaSettings
 
-__all__ = ["WORKER_OPTIONS", "register", "run", "worker"]
+__all__ = ["run", "worker"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -37,36 +34,30 @@ def _run_worker(app_id: str | None, data_dir: Path) -> None:
     run_worker(app_id, data_dir)
 
 
-WORKER_OPTIONS = [
-    click.option("--app-id", default=None, help="Consumer group (default <namespace>-router)."),
-    click.option(
+def _worker_options(func: Callable[P, R]) -> Callable[P, R]:
+    """``--app-id`` and ``--data-dir``, declared once for ``worker`` and ``run``."""
+    data_dir = click.option(
         "--data-dir",
         type=click.Path(path_type=Path),
         default=Path(".state/worker"),
         show_default=True,
         help="Table stores (one folder per worker on a machine).",
-    ),
-]
-"""The options of ``worker`` and ``run``, in the order ``--help`` shows them."""
-
-
-def _with_worker_options(func: Callable[P, R]) -> Callable[P, R]:
-    for option in reversed(WORKER_OPTIONS):
-        func = option(func)
-    return func
+    )
+    app_id = click.option(
+        "--app-id", default=None, help="Consumer group (default <namespace>-router)."
+    )
+    return app_id(data_dir(func))
 
 
 @click.command("worker")
-@_with_worker_options
-@friendly_errors
+@_worker_options
 def worker(app_id: str | None, data_dir: Path) -> None:
     """Run one router worker (start several, each with its own data dir, to scale)."""
     _run_worker(app_id, data_dir)
 
 
 @click.command("run")
-@_with_worker_options
-@friendly_errors
+@_worker_options
 def run(app_id: str | None, data_dir: Path) -> None:
     """Bring the platform up locally: broker, every catalog topic, then a router worker."""
     deployment = single_node()
@@ -79,9 +70,3 @@ def run(app_id: str | None, data_dir: Path) -> None:
         "`safepassage intake serve`). Ctrl-C stops it; `safepassage kafka stop` stops the broker."
     )
     _run_worker(app_id, data_dir)
-
-
-def register(main_group: click.Group) -> None:
-    """Add the ``worker`` and ``run`` commands to the ``safepassage`` command."""
-    main_group.add_command(worker)
-    main_group.add_command(run)

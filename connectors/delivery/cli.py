@@ -1,13 +1,8 @@
-"""``safepassage deliver webhooks``: the command that runs (or checks) the connector.
-
-``safepassage deliver new-secret`` prints a fresh secret for the webhooks file.
+"""``safepassage deliver webhooks|new-secret``: run (or ``--check``) the connector; a secret.
 
 Kept apart from the connector so the connector stays usable from code and
-tests without click, and so ``--check`` can validate a webhooks file with
-nothing else running. Every SafePassage error (a bad webhooks file, the
-broker, the codec) comes out as one line and exit code 1. :func:`register`
-is how ``connectors.cli`` adds the ``deliver`` group to the ``safepassage``
-command.
+tests without click. Every SafePassage error (a bad webhooks file, the
+broker, the codec) comes out as one line and exit code 1.
 """
 
 from __future__ import annotations
@@ -73,21 +68,16 @@ def deliver() -> None:
 def webhooks(file: Path | None, check: bool) -> None:
     """POST offers and cancellations as signed webhooks; dead-letter and report failures."""
     try:
-        _webhooks(file, check)
+        settings = _settings(file)
+        providers = load_providers(settings.file)
+        if check:
+            click.echo(f"{settings.file}: {len(providers)} provider(s) OK")
+            for provider, endpoint in sorted(providers.items()):
+                click.echo(f"  {provider}  {len(endpoint.secrets)} secret(s)")
+            return
+        stats = asyncio.run(_run_until_signalled(KafkaSettings(), settings, providers))
     except SafePassageError as exc:  # any package's: one line, no personal data, exit 1
         raise click.ClickException(exc.one_line()) from None
-
-
-def _webhooks(file: Path | None, check: bool) -> None:
-    settings = _settings(file)
-    providers = load_providers(settings.file)
-    if check:
-        click.echo(f"{settings.file}: {len(providers)} provider(s) OK")
-        for provider, endpoint in sorted(providers.items()):
-            click.echo(f"  {provider}  {endpoint.jurisdiction}  {len(endpoint.secrets)} secret(s)")
-        return
-    try:
-        stats = asyncio.run(_run_until_signalled(KafkaSettings(), settings, providers))
     except KafkaException as exc:
         raise click.ClickException(f"Kafka: {exc.args[0]}") from None
     click.echo(

@@ -1,17 +1,13 @@
 """The connector's run loop: read the referral topics, queue per provider, commit what is finished.
 
-:class:`WebhookDelivery` owns the one consumer loop of :mod:`streams.consumer_loop`
-(consumer, rebalance hooks, :class:`~streams.offsets.OffsetTracker`), one
-queue and worker task per configured provider, and the acknowledged
-producer of its dead letters and reports. Each worker hands
-its records, in order, to a :class:`~connectors.delivery.sender.RecordSender`,
-which delivers them or dead-letters them and reports them undelivered to the
-router (``referral.undelivered`` on ``provider-responses.v1``); only then is the
-record finished and its offset allowed to be committed. Records keyed to a
-provider not in the webhooks file are finished at once as skipped.
-
-Reading pauses while too many records are unfinished (``max_buffered``),
-so a dead provider cannot make the connector buffer without limit.
+:class:`WebhookDelivery` owns the consumer loop (:mod:`streams.consumer_loop`),
+one queue and worker per configured provider, and the acknowledged producer
+of dead letters and reports. A record is finished, and its offset may be
+committed, once the :class:`~connectors.delivery.sender.RecordSender` has
+delivered it or dead-lettered and reported it; records keyed to a provider
+not in the webhooks file are finished at once as skipped. Reading pauses
+while ``max_buffered`` records are unfinished, so a dead provider cannot
+make the connector buffer without limit.
 """
 
 from __future__ import annotations
@@ -113,8 +109,8 @@ class WebhookDelivery:
         )
         self._queues = {provider: asyncio.Queue() for provider in self._providers}
         sender = RecordSender(
-            self._settings,
-            self._providers,
+            settings=self._settings,
+            providers=self._providers,
             codec=self._codec,
             client=client,
             producer=producer,
@@ -225,7 +221,7 @@ class WebhookDelivery:
                 provider_id=provider,
                 key=message.key(),
                 value=message.value(),
-                headers=_header_list(message),
+                headers=message.headers(),
                 deadline=self._clock() + self._settings.max_elapsed_s,
                 decoded=decoded,
                 error=failure,
@@ -248,14 +244,6 @@ class WebhookDelivery:
                 ):
                     await sender.handle(job)
             self._tracker.finish(job.partition, job.offset, job.generation)
-
-
-def _header_list(message: Message) -> list[tuple[str, bytes | None]]:
-    raw = message.headers() or []
-    items = raw.items() if isinstance(raw, dict) else raw
-    return [
-        (name, value.encode("utf-8") if isinstance(value, str) else value) for name, value in items
-    ]
 
 
 def _log_consumer_error(error: KafkaError) -> None:

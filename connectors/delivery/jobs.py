@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from streams.cloudevents import Headers
 from streams.codec import Decoded
 from streams.offsets import Partition
 
@@ -27,7 +28,7 @@ class Job:
     provider_id: UUID
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes | None]]
+    headers: Headers | None
     deadline: float
     """Monotonic time after which delivery is given up."""
     decoded: Decoded | None

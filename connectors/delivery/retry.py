@@ -1,12 +1,9 @@
 """Retry policy: what one attempt's outcome means, and how long to wait before the next.
 
-Pure decisions, no I/O and no clock of their own (the caller passes the
-time), so each rule can be tested on its own: which statuses and transport
-errors are worth retrying, how a ``Retry-After`` is read, how the jittered
-backoff is bounded by the horizon, and when to give up. The connector feeds
-these to tenacity (:mod:`connectors.delivery.sender`). Which connection
-failures are transient and how ``Retry-After`` reads come from the one
-retry helper, :mod:`streams.retry` (``parse_retry_after`` is re-exported).
+Pure decisions with no I/O and no clock of their own, so each rule is tested
+alone; the sender feeds them to tenacity. Transient connection failures and
+``Retry-After`` come from :mod:`streams.retry` (``parse_retry_after`` is
+re-exported).
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ from enum import StrEnum
 
 import httpx
 
-from streams.retry import is_transient_http_error, parse_retry_after
+from streams.retry import TRANSIENT_HTTP_ERRORS, parse_retry_after
 
 __all__ = [
     "AttemptResult",
@@ -53,12 +50,8 @@ def verdict_for_status(status: int) -> Verdict:
 
 
 def verdict_for_error(error: httpx.HTTPError) -> Verdict:
-    """Timeouts, refused or broken connections and a provider's protocol faults are retried.
-
-    What is left (an unsupported scheme, our own protocol fault, too many
-    redirects) is a configuration or program error no retry can fix.
-    """
-    return Verdict.RETRY if is_transient_http_error(error) else Verdict.GIVE_UP
+    """Connection failures (:data:`~streams.retry.TRANSIENT_HTTP_ERRORS`) retried; others final."""
+    return Verdict.RETRY if isinstance(error, TRANSIENT_HTTP_ERRORS) else Verdict.GIVE_UP
 
 
 def next_delay(jittered: float, retry_after: float | None, remaining: float) -> float:

@@ -2,22 +2,19 @@
 
 :class:`RecordSender` turns a :class:`~connectors.delivery.jobs.Job` into
 signed POSTs, retried by the policy of :mod:`connectors.delivery.retry`
-until a 2xx, a final status or the horizon. When delivery is given up the
-record must still not be lost: the original goes to the dead-letter topic
-and a ``referral.undelivered`` goes to the router's input
-(``provider-responses.v1``), which moves the referral on and escalates it;
-each is waited for until Kafka acknowledges it (the one acknowledged
-producer, :class:`streams.producing.AckedProducer`), because only then may
-the consumer loop commit past the record.
-
-Every wait here (backoff, request slot, broker ack) belongs to one
-provider's worker, so a slow or dead provider holds up only itself.
+until a 2xx, a final status or the horizon. A record given up goes to the
+dead-letter topic and is reported to the router (``referral.undelivered``),
+each waited for until Kafka acknowledges it, because only then may the
+consumer loop commit past the record. Every wait here (backoff, request
+slot, broker ack) belongs to one provider's worker, so a slow or dead
+provider holds up only itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -25,16 +22,8 @@ import httpx
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_random_exponential
 
+from connectors.delivery import retry as policy
 from connectors.delivery.jobs import DeliveryStats, Job
-from connectors.delivery.retry import (
-    AttemptResult,
-    Verdict,
-    next_delay,
-    parse_retry_after,
-    should_stop,
-    verdict_for_error,
-    verdict_for_status,
-)
 from connectors.delivery.settings import ProviderEndpoint, WebhookSettings
 from connectors.delivery.undelivered import report_for, report_id
 from connectors.exceptions import (
@@ -57,49 +46,29 @@ _DRAIN_LIMIT_BYTES = 64 * 1024
 _REPUBLISH_BACKOFF_S = (1.0, 30.0)
 
 
+@dataclass(frozen=True, kw_only=True)
 class RecordSender:
     """Delivers a record to its provider, or gives it up safely.
 
     Built by :class:`~connectors.delivery.connector.WebhookDelivery` once per
     run, when its HTTP client and Kafka producer exist, and shared by every
-    provider's worker: it keeps no per-record state, only the connector's
-    request slots, stats, clocks and codec.
+    provider's worker: it keeps no per-record state. ``clock`` (monotonic)
+    measures horizons, ``wall`` (Unix seconds) stamps signatures and reports,
+    ``sleep`` waits out backoffs; ``report_topic`` is the router's input.
     """
 
-    def __init__(
-        self,
-        settings: WebhookSettings,
-        providers: Mapping[UUID, ProviderEndpoint],
-        *,
-        codec: Codec,
-        client: httpx.AsyncClient,
-        producer: AckedProducer,
-        slots: asyncio.Semaphore,
-        stats: DeliveryStats,
-        deadletter_topic: str,
-        report_topic: str,
-        clock: Callable[[], float],
-        wall: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
-    ) -> None:
-        """Share the running connector's client, producer, slots and stats.
-
-        ``clock`` (monotonic) measures horizons, ``wall`` (Unix seconds)
-        stamps signatures and reports, ``sleep`` waits out backoffs.
-        ``report_topic`` is where ``referral.undelivered`` goes (the router's input).
-        """
-        self._settings = settings
-        self._providers = providers
-        self._codec = codec
-        self._client = client
-        self._producer = producer
-        self._slots = slots
-        self.stats = stats
-        self._deadletter_topic = deadletter_topic
-        self._report_topic = report_topic
-        self._clock = clock
-        self._wall = wall
-        self._sleep = sleep
+    settings: WebhookSettings
+    providers: Mapping[UUID, ProviderEndpoint]
+    codec: Codec
+    client: httpx.AsyncClient
+    producer: AckedProducer
+    slots: asyncio.Semaphore
+    stats: DeliveryStats
+    deadletter_topic: str
+    report_topic: str
+    clock: Callable[[], float]
+    wall: Callable[[], float]
+    sleep: Callable[[float], Awaitable[None]]
 
     # ----------------------------------------------------------------- delivering
 
@@ -133,27 +102,27 @@ class RecordSender:
         self, job: Job, body: bytes, delivery: str, event: WebhookEvent
     ) -> WebhookDeliveryError | None:
         """Attempt until delivered, refused, or out of time; None when delivered."""
-        endpoint = self._providers[job.provider_id]
+        endpoint = self.providers[job.provider_id]
         attempts = 0
-        started = self._clock()
+        started = self.clock()
 
-        async def attempt() -> AttemptResult:
+        async def attempt() -> policy.AttemptResult:
             nonlocal attempts
             attempts += 1
             self.stats.attempts += 1
-            async with self._slots:
+            async with self.slots:
                 return await self._post(endpoint, body, delivery, event.event_type)
 
         jitter = wait_random_exponential(
-            multiplier=self._settings.initial_backoff_s, max=self._settings.max_backoff_s
+            multiplier=self.settings.initial_backoff_s, max=self.settings.max_backoff_s
         )
 
         def wait(state: RetryCallState) -> float:
             last = _result(state)
-            return next_delay(jitter(state), last.retry_after, job.deadline - self._clock())
+            return policy.next_delay(jitter(state), last.retry_after, job.deadline - self.clock())
 
         def stop(state: RetryCallState) -> bool:
-            return should_stop(job.deadline - self._clock(), _result(state).retry_after)
+            return policy.should_stop(job.deadline - self.clock(), _result(state).retry_after)
 
         def before_sleep(state: RetryCallState) -> None:
             pause = state.next_action.sleep if state.next_action else 0.0
@@ -167,57 +136,57 @@ class RecordSender:
         retrying = AsyncRetrying(
             stop=stop,
             wait=wait,
-            retry=retry_if_result(lambda result: result.verdict is Verdict.RETRY),
+            retry=retry_if_result(lambda result: result.verdict is policy.Verdict.RETRY),
             before_sleep=before_sleep,
             retry_error_callback=_result,
-            sleep=self._sleep,
+            sleep=self.sleep,
         )
-        last: AttemptResult = await retrying(attempt)
-        elapsed = round(self._clock() - started, 3)
-        if last.verdict is Verdict.DELIVERED:
+        last: policy.AttemptResult = await retrying(attempt)
+        elapsed = round(self.clock() - started, 3)
+        if last.verdict is policy.Verdict.DELIVERED:
             self.stats.delivered += 1
             log.info("webhook.delivered", attempts=attempts, status=last.status, elapsed_s=elapsed)
             return None
-        if last.verdict is Verdict.GIVE_UP:
+        if last.verdict is policy.Verdict.GIVE_UP:
             return WebhookRejectedError(
                 f"the provider answered {last.describe()} on attempt {attempts}; not retried"
             )
         return WebhookUndeliverableError(
-            f"no 2xx within the horizon of {self._settings.max_elapsed_s:g} s: {attempts} "
+            f"no 2xx within the horizon of {self.settings.max_elapsed_s:g} s: {attempts} "
             f"attempt(s) over {elapsed:g} s, the last {last.describe()}"
         )
 
     async def _post(
         self, endpoint: ProviderEndpoint, body: bytes, delivery: str, event_type: str
-    ) -> AttemptResult:
+    ) -> policy.AttemptResult:
         """One signed POST; the status (and Retry-After) decide, the response body is ignored."""
-        client = self._client
+        client = self.client
         headers = signed_headers(
             endpoint.secrets,
             body,
             delivery=delivery,
             event_type=event_type,
-            timestamp=int(self._wall()),
+            timestamp=int(self.wall()),
         )
         request = client.build_request(
             "POST",
             str(endpoint.url),
             content=body,
             headers=headers,
-            timeout=endpoint.timeout_s or self._settings.timeout_s,
+            timeout=endpoint.timeout_s or self.settings.timeout_s,
         )
         try:
             response = await client.send(request, stream=True)
         except httpx.HTTPError as exc:
-            return AttemptResult(verdict_for_error(exc), error=type(exc).__name__)
+            return policy.AttemptResult(policy.verdict_for_error(exc), error=type(exc).__name__)
         try:
             await _drain(response)
         finally:
             await response.aclose()
-        return AttemptResult(
-            verdict_for_status(response.status_code),
+        return policy.AttemptResult(
+            policy.verdict_for_status(response.status_code),
             status=response.status_code,
-            retry_after=parse_retry_after(response.headers.get("Retry-After"), self._wall()),
+            retry_after=policy.parse_retry_after(response.headers.get("Retry-After"), self.wall()),
         )
 
     # ----------------------------------------------------------------- giving up
@@ -234,7 +203,7 @@ class RecordSender:
             offset=job.offset,
         )
         await self._publish_until_acked(
-            self._deadletter_topic, letter.key, letter.value, letter.headers
+            OutRecord(self.deadletter_topic, letter.key, letter.value, tuple(letter.headers))
         )
         self.stats.dead_lettered += 1
         log.warning(
@@ -244,21 +213,17 @@ class RecordSender:
     async def _report(
         self, job: Job, event: WebhookEvent, delivery: str, failure: BaseException
     ) -> None:
-        """Tell the router: the provider has not received this offer or cancellation.
-
-        The router, not this connector, decides what follows (an undelivered
-        offer moves on to the next provider; both escalate along the ladder),
-        so the case status and the ladder know about it.
-        """
+        """Tell the router (which decides what follows) the provider never got this event."""
         report = report_for(
             event,
             provider_id=job.provider_id,
             failure=failure,
-            now=datetime.fromtimestamp(self._wall(), UTC),
+            now=datetime.fromtimestamp(self.wall(), UTC),
         )
-        record = self._codec.encode(report, self._report_topic, event_id=report_id(delivery))
-        headers: list[tuple[str, bytes | None]] = list(record.headers)
-        await self._publish_until_acked(record.topic, record.key, record.value, headers)
+        record = self.codec.encode(report, self.report_topic, event_id=report_id(delivery))
+        await self._publish_until_acked(
+            OutRecord(record.topic, record.key, record.value, tuple(record.headers))
+        )
         self.stats.reported += 1
         log.warning(
             "webhook.reported_undelivered",
@@ -266,34 +231,27 @@ class RecordSender:
             report_id=report_id(delivery),
         )
 
-    async def _publish_until_acked(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: list[tuple[str, bytes | None]],
-    ) -> None:
+    async def _publish_until_acked(self, record: OutRecord) -> None:
         """Publish and wait for the broker's ack; while Kafka refuses, keep trying.
 
         The source offset must not be committed before this record is safe,
         and there is nothing better to do with it meanwhile.
         """
         pause, cap = _REPUBLISH_BACKOFF_S
-        record = OutRecord(topic, key, value, tuple(headers))
         while True:
             try:
-                await self._producer.send(record)
+                await self.producer.send(record)
                 return
             except ProduceError as exc:
-                log.warning("webhooks.publish_failed", target=topic, error=exc.error.name())
-                await self._sleep(pause)
+                log.warning("webhooks.publish_failed", target=record.topic, error=exc.error.name())
+                await self.sleep(pause)
                 pause = min(cap, pause * 2)
 
 
-def _result(state: RetryCallState) -> AttemptResult:
+def _result(state: RetryCallState) -> policy.AttemptResult:
     """The result of the attempt just made (attempts return results, they do not raise)."""
     assert state.outcome is not None  # noqa: S101 - tenacity sets it before calling back
-    result: AttemptResult = state.outcome.result()
+    result: policy.AttemptResult = state.outcome.result()
     return result
 
 

@@ -3,9 +3,9 @@
 Two inputs, both read once at start and both frozen: :class:`WebhookSettings`
 from ``SAFEPASSAGE_WEBHOOKS_*`` environment variables, and the webhooks file
 (:func:`load_providers`) naming every provider that receives webhooks, with
-its URL, signing secrets and jurisdiction. They live apart from the
-connector so that ``safepassage deliver webhooks --check`` and the tests
-can validate a file without Kafka or HTTP.
+its URL and signing secrets. They live apart from the connector so that
+``safepassage deliver webhooks --check`` and the tests can validate a file
+without Kafka or HTTP.
 
 The file holds secrets, so every error here names a line, a column or a
 field path and the kind of problem, never the offending text.
@@ -34,7 +34,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.exceptions import WebhookConfigError
 from connectors.webhooks import MAX_SIGNATURES, check_secret
-from schemas.types import Jurisdiction
 
 __all__ = ["ProviderEndpoint", "WebhookSettings", "load_providers"]
 
@@ -46,56 +45,34 @@ class WebhookSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SAFEPASSAGE_WEBHOOKS_", frozen=True)
 
-    file: Path = Field(
-        description="SAFEPASSAGE_WEBHOOKS_FILE: YAML (or .json) file of endpoints and secrets."
-    )
+    file: Path = Field(description="YAML (or .json) file of endpoints and secrets.")
     group_id: str = Field(
         default="safepassage-webhooks",
         min_length=1,
-        description="SAFEPASSAGE_WEBHOOKS_GROUP_ID: consumer group (its own offsets).",
+        description="Consumer group (its own offsets).",
     )
     max_elapsed_s: float = Field(
-        default=3600.0,
-        gt=0,
-        description=(
-            "SAFEPASSAGE_WEBHOOKS_MAX_ELAPSED_S: give up (dead-letter and escalate) when no "
-            "2xx came back this long after the record was read."
-        ),
+        default=3600.0, gt=0, description="Give up when no 2xx came this long after the read."
     )
     initial_backoff_s: float = Field(
-        default=1.0,
-        gt=0,
-        description="SAFEPASSAGE_WEBHOOKS_INITIAL_BACKOFF_S: first backoff window (full jitter).",
+        default=1.0, gt=0, description="First backoff window (full jitter)."
     )
     max_backoff_s: float = Field(
-        default=300.0,
-        gt=0,
-        description="SAFEPASSAGE_WEBHOOKS_MAX_BACKOFF_S: the backoff window stops growing here.",
+        default=300.0, gt=0, description="The backoff window stops growing here."
     )
     timeout_s: float = Field(
-        default=10.0,
-        gt=0,
-        le=300,
-        description="SAFEPASSAGE_WEBHOOKS_TIMEOUT_S: request timeout unless a provider sets one.",
+        default=10.0, gt=0, le=300, description="Request timeout unless a provider sets one."
     )
     max_in_flight: int = Field(
-        default=32,
-        ge=1,
-        description="SAFEPASSAGE_WEBHOOKS_MAX_IN_FLIGHT: HTTP requests in flight, all providers.",
+        default=32, ge=1, description="HTTP requests in flight, all providers."
     )
     max_buffered: int = Field(
         default=10_000,
         ge=1,
-        description=(
-            "SAFEPASSAGE_WEBHOOKS_MAX_BUFFERED: records read but not finished; above it the "
-            "consumer pauses until half of them are done."
-        ),
+        description="Records unfinished; above it reading pauses until half are done.",
     )
     poll_interval_s: float = Field(
-        default=0.05,
-        gt=0,
-        le=5,
-        description="SAFEPASSAGE_WEBHOOKS_POLL_INTERVAL_S: pause between empty polls of Kafka.",
+        default=0.05, gt=0, le=5, description="Pause between empty polls of Kafka."
     )
 
     @field_validator("file", mode="before")
@@ -114,24 +91,19 @@ class WebhookSettings(BaseSettings):
         return self
 
 
-# --------------------------------------------------------------------------- providers file
-
-
 class ProviderEndpoint(BaseModel):
     """Where and how one provider receives webhooks.
 
     ``secrets``: Standard Webhooks secrets (``whsec_<base64>``); the first
     is current; list two while rotating (every request is then signed with
-    both). ``jurisdiction`` is the one operators
-    see on escalations about this provider's failed deliveries (offers do
-    not carry the survivor's).
+    both). Unknown keys are refused, ``jurisdiction`` of earlier builds
+    included: nothing routed on it (escalations name the survivor's).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     url: HttpUrl
     secrets: tuple[SecretStr, ...] = Field(min_length=1, max_length=MAX_SIGNATURES)
-    jurisdiction: Jurisdiction
     timeout_s: float | None = Field(default=None, gt=0, le=300)
 
     @field_validator("secrets", mode="before")
@@ -216,11 +188,7 @@ def _read_document(path: Path) -> object:
 
 
 def load_providers(path: Path) -> Mapping[UUID, ProviderEndpoint]:
-    """Provider id → endpoint, from a YAML (or ``.json``) file; every problem listed.
-
-    Raises :class:`WebhookConfigError` whose message gives each problem's
-    path and kind, never the offending value.
-    """
+    """Provider id → endpoint from a YAML (or ``.json``) file; every problem listed by path."""
     document = _read_document(path)
     try:
         parsed = _ProvidersFile.model_validate(document)

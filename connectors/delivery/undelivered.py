@@ -1,14 +1,11 @@
 """The report of a given-up delivery: ``referral.undelivered``, for the router to act on.
 
 A provider that never received an offer or a cancellation is a safety
-problem, not just a failed HTTP call. The connector does not decide what
-follows: it publishes the fact to ``provider-responses.v1`` (the router's
-input, co-partitioned with intake, keyed by survivor), and the router moves
-the referral on and escalates it along the ladder (``DELIVERY_FAILED``), so
-the case status and the ladder know about it. The report's id is derived
-from the delivery id, so a crash that repeats the report repeats it under
-the same CloudEvents id and the router applies it once. Pure functions;
-publishing is the sender's job.
+problem, but the connector does not decide what follows: it reports the
+fact on ``provider-responses.v1`` and the router moves the referral on and
+escalates it. The report's id derives from the delivery id, so a report
+repeated after a crash is applied once. Pure functions; publishing is the
+sender's job.
 """
 
 from __future__ import annotations
@@ -21,13 +18,7 @@ from connectors.webhooks import WebhookEvent
 from schemas.models import ReferralOffered, ReferralUndelivered
 from schemas.types import DeliveryFailure, UndeliveredEvent
 
-__all__ = [
-    "REPORT_ID_NAMESPACE",
-    "SOURCE",
-    "failure_reason",
-    "report_for",
-    "report_id",
-]
+__all__ = ["REPORT_ID_NAMESPACE", "SOURCE", "failure_reason", "report_for", "report_id"]
 
 SOURCE = "/safepassage/webhooks"
 """CloudEvents source of the reports this connector publishes."""

@@ -168,7 +168,6 @@ def write_providers(
             str(pid(name)): {
                 "url": urls.get(name, server.url(name)),
                 "secrets": [server.secrets[name]],
-                "jurisdiction": "NL",
                 "timeout_s": 2,
             }
             for name in names

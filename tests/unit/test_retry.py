@@ -14,7 +14,7 @@ import pytest
 
 from connectors.delivery import Verdict, verdict_for_error
 from connectors.delivery import parse_retry_after as delivery_parse
-from streams.retry import is_transient_http_error, parse_retry_after
+from streams.retry import TRANSIENT_HTTP_ERRORS, parse_retry_after
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -49,7 +49,7 @@ def test_connection_failures_are_transient_and_our_own_faults_are_not() -> None:
         httpx.ProxyError("proxy"),
     ]
     final = [httpx.UnsupportedProtocol("ftp"), httpx.TooManyRedirects("loop", request=request)]
-    assert all(is_transient_http_error(error) for error in transient)
-    assert not any(is_transient_http_error(error) for error in final)
+    assert all(isinstance(error, TRANSIENT_HTTP_ERRORS) for error in transient)
+    assert not any(isinstance(error, TRANSIENT_HTTP_ERRORS) for error in final)
     assert [verdict_for_error(e) for e in transient] == [Verdict.RETRY] * len(transient)
     assert [verdict_for_error(e) for e in final] == [Verdict.GIVE_UP] * len(final)

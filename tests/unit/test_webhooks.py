@@ -616,7 +616,6 @@ providers:
   {PROVIDER}:
     url: https://provider.example/hooks/safepassage
     secrets: {SECRET}
-    jurisdiction: NL
     timeout_s: 5
 """,
     )
@@ -632,7 +631,6 @@ providers:
             PROVIDER: {
                 "url": "http://127.0.0.1:8080/hook",
                 "secrets": [SECRET, OTHER_SECRET],
-                "jurisdiction": "BE",
             }
         }
     }
@@ -647,7 +645,8 @@ providers:
         ("url: ftp://provider.example/hook", "url"),
         ("secrets: short-secret", "whsec_ and the base64"),
         ("secrets: []", "secrets"),
-        ("jurisdiction: Netherlands", "jurisdiction"),
+        # Earlier builds had a jurisdiction per provider; nothing routed on it.
+        ("jurisdiction: NL", "jurisdiction: Extra inputs are not permitted"),
         ("colour: blue", "colour"),
     ],
 )
@@ -657,7 +656,6 @@ def test_an_invalid_entry_is_named_without_its_values(
     fields = {
         "url": "url: https://provider.example/hook",
         "secrets": f"secrets: {SECRET}",
-        "jurisdiction": "jurisdiction: NL",
     }
     fields[entry.split(":", maxsplit=1)[0]] = entry
     body = "\n".join(f"    {line}" for line in fields.values())
@@ -692,7 +690,7 @@ def test_the_command_checks_a_file_without_printing_urls_or_secrets(tmp_path: Pa
     path = write(
         tmp_path,
         f"providers:\n  {PROVIDER}:\n    url: https://provider.example/hook\n"
-        f"    secrets: [{SECRET}, {OTHER_SECRET}]\n    jurisdiction: NL\n",
+        f"    secrets: [{SECRET}, {OTHER_SECRET}]\n",
     )
     group = Group("safepassage")
     register(group)
