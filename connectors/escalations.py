@@ -1,11 +1,8 @@
-"""The operator's live view of ``safepassage.escalations.v1``.
+"""The operator's live view of ``safepassage.escalations.v1`` (``safepassage escalations follow``).
 
-``safepassage escalations follow`` reads escalations as they are published
-and prints one line each (or one JSON object per line with ``--json``),
-filtered by level, jurisdiction and category. Escalations carry
-pseudonyms, codes and times only; nothing here can show personal data.
-Records that do not decode are counted and skipped: the topic's own
-consumers dead-letter them, an operator's terminal is not the place.
+Escalations carry pseudonyms, codes and times only; nothing here can show
+personal data. Records that do not decode are counted and skipped: the
+topic's own consumers dead-letter them, an operator's terminal is not the place.
 """
 
 from __future__ import annotations
@@ -89,7 +86,6 @@ def follow(
         log_rebalances=False,  # the operator's terminal shows escalations only
     )
     seen: BoundedMemory[str, None] = BoundedMemory(SEEN_IDS)
-    """Ids shown lately: each escalation appears once on the terminal."""
     try:
         # The idle clock restarts on partition assignment (the loop's rule): joining
         # the group is not idleness, however long a busy broker took.

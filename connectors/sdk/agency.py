@@ -1,25 +1,12 @@
 """The agency SDK: one typed method per event an agency publishes.
 
-An agency's case-management system calls, say, ``client.request_referral(...)``;
-the SDK builds the :mod:`schemas.models` event (so a contract violation is
-a :class:`~connectors.exceptions.SdkValidationError` raised before anything
-leaves the process), gives it a CloudEvents id and the agency's source
-(``/agencies/<agency_id>``), and publishes it through a
-:class:`~connectors.sdk.transport.Transport`: straight to Kafka or through the
-intake API. Each method returns the CloudEvents id once the platform has
-acknowledged the event.
-
-**Ids and retries.** The id is a fresh uuid4 unless the caller passes
-``event_id``. A caller that retries a *logical* operation (its own job
-queue ran it again after a crash) must pass the id *and* the
-``occurred_at`` of the first try, so that the second publication is the
-same event: the platform then drops it as a copy (the intake API by its
-idempotency store, which answers 409 to the same id with other content; the
-router by its idempotency window keyed on source and id). Within one call
-the transport retries transient failures itself, with the very same event.
-See ``docs/sdk.md``.
-
-The SDK never logs event contents: log lines carry ids and error classes only.
+Each method builds the :mod:`schemas.models` event (a contract violation is
+an :class:`~connectors.exceptions.SdkValidationError` before anything leaves
+the process), publishes it under the agency's source through a
+:class:`~connectors.sdk.transport.Transport` and returns its CloudEvents id
+once acknowledged. A caller retrying a logical operation passes the first
+try's ``event_id`` and ``occurred_at``, so the platform drops the second as a
+copy (``docs/sdk.md``, Idempotency). Log lines carry ids, never contents.
 """
 
 from __future__ import annotations
@@ -78,12 +65,10 @@ _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
 
 
 class AgencyClient(Closing):
-    """Publishes one agency's events; every method returns the event's CloudEvents id.
+    """Publishes one agency's events; thread-safe, as the transports are.
 
-    Build it over a transport, or with :meth:`over_kafka` / :meth:`over_http`.
     Use it as a context manager (or call :meth:`close`) so queued records are
-    flushed and connections closed. Methods are safe to call from several
-    threads: the transports are.
+    flushed and connections closed.
     """
 
     def __init__(
@@ -163,10 +148,9 @@ class AgencyClient(Closing):
         """
         return self._send(
             SurvivorIdentified,
+            survivor_id,
+            occurred_at,
             event_id,
-            survivor_id=survivor_id,
-            occurred_at=occurred_at,
-            agency_id=self.agency_id,
             jurisdiction=jurisdiction,
             age_group=age_group,
             age_band=age_band,
@@ -195,11 +179,10 @@ class AgencyClient(Closing):
         """
         return self._send(
             ConsentGranted,
+            survivor_id,
+            occurred_at,
             event_id,
-            survivor_id=survivor_id,
-            occurred_at=occurred_at,
             consent_id=consent_id,
-            agency_id=self.agency_id,
             categories=tuple(categories),
             cross_border_allowed=cross_border_allowed,
             jurisdictions=tuple(jurisdictions),
@@ -219,18 +202,16 @@ class AgencyClient(Closing):
     ) -> str:
         """``consent.withdrawn``: the whole grant by default, or the listed part of it.
 
-        With no ``categories`` and no ``jurisdictions`` the grant is
-        withdrawn entirely, which is why those are the defaults: it is what
-        a survivor saying "stop" means. ``cross_border_withdrawn`` removes
-        cross-border sharing from a grant that otherwise stays.
+        The whole grant is the default because it is what a survivor saying
+        "stop" means. ``cross_border_withdrawn`` removes cross-border sharing
+        from a grant that otherwise stays.
         """
         return self._send(
             ConsentWithdrawn,
+            survivor_id,
+            occurred_at,
             event_id,
-            survivor_id=survivor_id,
-            occurred_at=occurred_at,
             consent_id=consent_id,
-            agency_id=self.agency_id,
             categories=tuple(categories),
             jurisdictions=tuple(jurisdictions),
             cross_border_withdrawn=cross_border_withdrawn,
@@ -248,10 +229,9 @@ class AgencyClient(Closing):
         """``risk.assessed``: the risk level and needs that must be met at once."""
         return self._send(
             RiskAssessed,
+            survivor_id,
+            occurred_at,
             event_id,
-            survivor_id=survivor_id,
-            occurred_at=occurred_at,
-            agency_id=self.agency_id,
             level=level,
             immediate_needs=tuple(immediate_needs),
         )
@@ -291,11 +271,10 @@ class AgencyClient(Closing):
             raise invalid_event(ReferralRequested, exc) from None
         return self._send(
             ReferralRequested,
+            survivor_id,
+            occurred_at,
             event_id,
-            survivor_id=survivor_id,
-            occurred_at=occurred_at,
             referral_id=referral_id,
-            agency_id=self.agency_id,
             category=category,
             urgency=urgency,
             requirements=requirements,
@@ -314,9 +293,9 @@ class AgencyClient(Closing):
         """``referral.cancelled`` by the agency; the router tells the provider holding it."""
         return self._send(
             ReferralCancelled,
+            survivor_id,
+            occurred_at,
             event_id,
-            survivor_id=survivor_id,
-            occurred_at=occurred_at,
             referral_id=referral_id,
             reason=reason,
             cancelled_by=Actor.AGENCY,
@@ -331,14 +310,7 @@ class AgencyClient(Closing):
         event_id: str | None = None,
     ) -> str:
         """``case.closed``: the agency's case for the survivor ended, with how."""
-        return self._send(
-            CaseClosed,
-            event_id,
-            survivor_id=survivor_id,
-            occurred_at=occurred_at,
-            agency_id=self.agency_id,
-            outcome=outcome,
-        )
+        return self._send(CaseClosed, survivor_id, occurred_at, event_id, outcome=outcome)
 
     # ------------------------------------------------------------------ events built elsewhere
 
@@ -393,14 +365,24 @@ class AgencyClient(Closing):
 
     # ------------------------------------------------------------------ plumbing
 
-    def _send(self, model: type[Event], event_id: str | None, **fields: Any) -> str:
-        """Build ``model`` and publish it.
+    def _send(
+        self,
+        model: type[Event],
+        survivor_id: UUID | str,
+        occurred_at: datetime | None,
+        event_id: str | None,
+        **fields: Any,
+    ) -> str:
+        """Build ``model``, naming this agency where the model has an agency, and publish it.
 
         ``occurred_at`` is the caller's, else (for an id the caller passes
         again) the time of its first use in this process, else now.
         """
         ce_id = check_event_id(event_id) if event_id is not None else str(uuid.uuid4())
-        fields["occurred_at"] = self._times.resolve(ce_id, fields.get("occurred_at"), self._clock)
+        fields["survivor_id"] = survivor_id
+        fields["occurred_at"] = self._times.resolve(ce_id, occurred_at, self._clock)
+        if "agency_id" in model.model_fields:
+            fields["agency_id"] = self.agency_id
         values: Mapping[str, Any] = {k: v for k, v in fields.items() if v is not None}
         return self.publish(build_event(model, **values), event_id=ce_id)
 

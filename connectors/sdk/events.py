@@ -1,13 +1,10 @@
 """What both SDKs check before an event leaves the process, and how a retry stays the same event.
 
-The agency and provider SDKs build :mod:`schemas.models` events from their
-callers' arguments. A contract violation must surface as the SDK's own
-:class:`~connectors.exceptions.SdkValidationError`, naming fields and error
-types but never the values (they may be personal data, and SDK errors end
-up in callers' logs). A CloudEvents id must be usable on both transports.
-And an event published again under the same id must be byte-identical, so
-the first ``occurred_at`` of each id is remembered. These rules are the
-same for agencies and providers, so they live here once.
+A contract violation surfaces as :class:`~connectors.exceptions.SdkValidationError`
+naming fields and error types, never values (they may be personal data and
+end up in callers' logs); a CloudEvents id must suit both transports; and the
+first ``occurred_at`` of each id is remembered, so that an event published
+again under it is byte-identical.
 """
 
 from __future__ import annotations
@@ -69,10 +66,7 @@ def invalid_event(model: type[Event] | str, exc: ValidationError) -> SdkValidati
 def build_event(model: type[E], **fields: Any) -> E:
     """``model(**fields)``, with a validation failure as :class:`SdkValidationError`.
 
-    For callers that assemble events themselves (for
-    :meth:`~connectors.sdk.agency.AgencyClient.publish_many` or
-    :meth:`~connectors.sdk.agency.AgencyClient.publish_async`) and want the
-    SDK's error type.
+    Also for callers that assemble events themselves (for ``publish_many``).
     """
     try:
         return model(**fields)
@@ -85,19 +79,12 @@ class RememberedTimes:
 
     The intake API fingerprints the whole event: the same id with another
     ``occurred_at`` (a caller retrying without passing the time again) is a
-    409 conflict, not a replay. Remembering the first time per id makes an
-    in-process retry byte-identical. Bounded, least recently used first out.
+    409 conflict, not a replay. Bounded, least recently used first out.
     """
 
     def __init__(self, capacity: int = 10_000) -> None:
-        """Remember at most ``capacity`` ids."""
         self._times: BoundedMemory[str, datetime] = BoundedMemory(capacity)
         self._lock = threading.Lock()
-
-    @property
-    def capacity(self) -> int:
-        """How many ids are remembered at most."""
-        return self._times.capacity
 
     def resolve(
         self, event_id: str, given: datetime | None, clock: Callable[[], datetime]

@@ -1,15 +1,11 @@
 """The SDKs' HTTP transport: POST CloudEvents to the intake API, and read its answers.
 
-For callers outside the platform's network: the intake API checks the
-caller's role by its API key and writes the record under the caller's
-source and id. This module owns the HTTP side only: the request (one event
-or a batch, in the CloudEvents JSON of :mod:`streams.cloudevents`), and what
-an answer means:
-2xx accepted, a "not now" (:data:`TRANSIENT_STATUSES`, the intake API's 409
-*in progress*, a failed connection from :mod:`streams.retry`) retried by
-:class:`~connectors.sdk.retry.RetryPolicy` no sooner than ``Retry-After``,
-anything else an :class:`~connectors.exceptions.SdkRejectedError` built
-from the RFC 9457 problem document.
+For callers outside the platform's network. This module owns the request (one
+event or a batch, in the JSON of :mod:`streams.cloudevents`) and what an
+answer means: 2xx accepted; a "not now" (:data:`TRANSIENT_STATUSES`, the intake
+API's 409 *in progress*, a failed connection) retried by
+:class:`~connectors.sdk.retry.RetryPolicy`; anything else an
+:class:`~connectors.exceptions.SdkRejectedError` from the RFC 9457 problem document.
 """
 
 from __future__ import annotations
@@ -51,9 +47,8 @@ EVENTS_PATH = "/v1/events"
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 """HTTP answers that say "not now" rather than "not this": retried.
 
-Everything else that is not 2xx (400, 401, 403, 409, 413, 415, 500, ...)
-is permanent: the same request would get the same answer. The one
-exception is the intake API's 409 *in progress* (see :func:`_in_progress`).
+Any other non-2xx answer would come again for the same request, so it is
+permanent, except the intake API's 409 *in progress* (:func:`_in_progress`).
 """
 
 
@@ -80,28 +75,24 @@ def rejected_from_response(
 ) -> SdkRejectedError:
     """The typed error of a permanent HTTP failure, from its RFC 9457 problem document."""
     problem = _problem(response)
-    status = problem.get("status")
-    status = status if isinstance(status, int) else response.status_code
-    title = problem.get("title")
-    title = title if isinstance(title, str) and title else response.reason_phrase
-    detail = problem.get("detail")
-    kind = problem.get("type")
-    errors = problem.get("errors")
-    parsed_errors = (
-        tuple(e for e in errors if isinstance(e, dict)) if isinstance(errors, list) else ()
-    )
-    message = f"{response.status_code} {title}"
-    if isinstance(detail, str) and detail:
-        message = f"{message}: {detail}"
+    status, errors = problem.get("status"), problem.get("errors")
+    title = _text(problem, "title") or response.reason_phrase
+    detail = _text(problem, "detail")
+    message = f"{response.status_code} {title}" + (f": {detail}" if detail else "")
     return SdkRejectedError(
         message,
         event_ids=event_ids,
-        status=status,
+        status=status if isinstance(status, int) else response.status_code,
         title=title,
-        detail=detail if isinstance(detail, str) else None,
-        type=kind if isinstance(kind, str) and kind else "about:blank",
-        errors=parsed_errors,
+        detail=detail,
+        type=_text(problem, "type") or "about:blank",
+        errors=tuple(e for e in errors if isinstance(e, dict)) if isinstance(errors, list) else (),
     )
+
+
+def _text(problem: Mapping[str, Any], member: str) -> str | None:
+    value = problem.get(member)
+    return value if isinstance(value, str) else None
 
 
 IN_PROGRESS_PROBLEM = problem_type("in-progress")
@@ -121,14 +112,11 @@ def _in_progress(response: httpx.Response, problem: Mapping[str, Any]) -> bool:
 
 
 class HttpTransport(Closing):
-    """Publishes events to the intake API as CloudEvents 1.0 structured-mode JSON.
+    """Publishes events to ``<base_url>/v1/events`` as CloudEvents 1.0 structured-mode JSON.
 
-    One event: ``POST <base_url>/v1/events`` with
-    ``application/cloudevents+json``; several: the same path with
-    ``application/cloudevents-batch+json`` (a JSON array). The API key goes
-    in ``Authorization: Bearer``; the intake API decides by it which role
-    (agency, provider) may publish what. 202 means accepted (written to
-    Kafka, or a copy of an id already written).
+    The API key (``Authorization: Bearer``) tells the intake API which role
+    may publish what. 202 means accepted: written to Kafka, or a copy of an
+    id already written.
     """
 
     def __init__(
@@ -165,10 +153,8 @@ class HttpTransport(Closing):
 
     def publish(self, event: Event, *, event_id: str, source: str) -> str:
         """POST one event; its CloudEvents id once the intake API answered 202."""
-        body = _structured(Outgoing(event, event_id, source))
-        ids = (event_id,)
-        self.retry.run(
-            functools.partial(self._post, body, STRUCTURED_MEDIA_TYPE, ids), event_ids=ids
+        self._send(
+            _structured(Outgoing(event, event_id, source)), STRUCTURED_MEDIA_TYPE, (event_id,)
         )
         return event_id
 
@@ -190,13 +176,14 @@ class HttpTransport(Closing):
             body = batch(documents[start : start + self.batch_size])
             ids = tuple(all_ids[start : start + self.batch_size])
             try:
-                self.retry.run(
-                    functools.partial(self._post, body, BATCH_MEDIA_TYPE, ids), event_ids=ids
-                )
+                self._send(body, BATCH_MEDIA_TYPE, ids)
             except (SdkRejectedError, SdkRetriesExhaustedError) as exc:
                 exc.event_ids = tuple(all_ids[start:])
                 raise
         return all_ids
+
+    def _send(self, body: bytes, content_type: str, ids: tuple[str, ...]) -> None:
+        self.retry.run(functools.partial(self._post, body, content_type, ids), event_ids=ids)
 
     def _post(self, body: bytes, content_type: str, ids: tuple[str, ...]) -> None:
         """One attempt: 2xx returns; transient failures and permanent ones raise typed errors."""

@@ -1,12 +1,10 @@
 """The SDKs' Kafka transport: write the record itself and wait for ``acks=all``.
 
 For callers inside the platform's network, or partners with Kafka
-credentials. It composes the shared edge layer and adds only what is the
-SDK's own: the inbound topic of each event (:meth:`streams.topics.Topics.inbound`),
-the codec's record under the caller's CloudEvents id and source, the one
-acknowledged producer (:class:`streams.producing.AckedProducer`) in its
-per-key-order face, and the translation of Kafka's answers into the SDK's
-errors, transient ones retried by :class:`~connectors.sdk.retry.RetryPolicy`.
+credentials. It composes the shared edge layer (topics, codec, the one
+acknowledged producer) and adds only the SDK's own part: turning Kafka's
+answers into the SDK's errors, transient ones retried by
+:class:`~connectors.sdk.retry.RetryPolicy`.
 """
 
 from __future__ import annotations
@@ -14,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-
-from confluent_kafka import KafkaError
 
 from connectors.exceptions import SdkRejectedError, SdkTransientError, SdkValidationError
 from connectors.sdk.events import check_event_id
@@ -31,10 +27,8 @@ from streams.topics import Topics
 __all__ = ["LIBRDKAFKA_LOG", "KafkaTransport"]
 
 LIBRDKAFKA_LOG = logging.getLogger("connectors.sdk.librdkafka")
-"""Where the SDK's Kafka clients log (instead of librdkafka's own lines on stderr).
-
-An SDK runs inside someone else's program: its connection messages belong in
-that program's logging set-up, at their level, not on its terminal.
+"""Where the SDK's Kafka clients log: inside someone else's program, its logging set-up
+(not the terminal, librdkafka's default) is where connection messages belong.
 """
 
 
@@ -42,13 +36,8 @@ class KafkaTransport(Closing):
     """Publishes events straight to the intake or provider-responses topic.
 
     The topic follows from the event type by the one inbound rule
-    (:meth:`streams.topics.Topics.inbound`, as in the intake API): agency
-    events go to ``<ns>.intake.v1``, provider answers to
-    ``<ns>.provider-responses.v1``, anything else is refused before it is sent.
-    Records go through the one acknowledged producer
-    (:class:`streams.producing.AckedProducer`, idempotent, ``acks=all``),
-    whose synchronous face keeps each survivor's order; a retry by this
-    transport after librdkafka's own is a new record under the same
+    (:meth:`streams.topics.Topics.inbound`, as in the intake API). A retry by
+    this transport after librdkafka's own is a new record under the same
     CloudEvents id, which consumers drop by id.
     """
 
@@ -86,21 +75,11 @@ class KafkaTransport(Closing):
             producer=producer,
         )
 
-    def topic_for(self, event: Event) -> str:
-        """The inbound topic of ``event`` (``Topics.inbound``); :class:`SdkValidationError` if none.
-
-        The codec then checks the event against that topic's contract (its key above all).
-        """
-        try:
-            return self.topics.inbound(event.event_type)
-        except UnknownTopicError as exc:
-            raise SdkValidationError(str(exc)) from None
-
     def encode(self, item: Outgoing) -> EncodedRecord:
-        """The record of one event, or :class:`SdkValidationError` (nothing is sent)."""
+        """The record of one event on its inbound topic, or :class:`SdkValidationError`."""
         check_event_id(item.event_id)
-        topic = self.topic_for(item.event)
         try:
+            topic = self.topics.inbound(item.event.event_type)
             return self.codec.encode(item.event, topic, event_id=item.event_id, source=item.source)
         except RegistryUnavailableError as exc:
             raise SdkTransientError(str(exc), event_ids=(item.event_id,)) from exc
@@ -119,12 +98,10 @@ class KafkaTransport(Closing):
         """Publish several events; return their ids once every one is acknowledged.
 
         Every event is encoded (and so validated) before the first is sent.
-        Events of different survivors are in flight together; a survivor's
-        own events are sent one after the other, each only once the one
+        A survivor's own events are sent one at a time, each once the one
         before it is acknowledged, so a failure and retry can never put a
-        later event (a referral) ahead of an earlier one (the consent).
-        A transient failure is retried by the policy with what was not
-        acknowledged, in order; a permanent one raises
+        referral ahead of its consent. A transient failure is retried with
+        what was not acknowledged, in order; a permanent one raises
         :class:`SdkRejectedError` naming the events not acknowledged.
         """
         pending: list[tuple[OutRecord, str]] = []
@@ -141,14 +118,19 @@ class KafkaTransport(Closing):
                 is_final=lambda error: not kafka_error_is_transient(error),
             )
             left = [pending[index] for index in outcome.left]
+            left_ids = tuple(event_id for _, event_id in left)
             if outcome.final is not None:
-                raise _rejected(outcome.final, tuple(event_id for _, event_id in left))
+                raise SdkRejectedError(
+                    f"Kafka refused the record: {outcome.final.name()}",
+                    event_ids=left_ids,
+                    title=outcome.final.name(),
+                    detail=outcome.final.str(),
+                )
             pending[:] = left
             if left:
                 first = outcome.errors.get(outcome.left[0]) or next(iter(outcome.errors.values()))
                 raise SdkTransientError(
-                    f"Kafka did not acknowledge: {first.name()}",
-                    event_ids=tuple(event_id for _, event_id in left),
+                    f"Kafka did not acknowledge: {first.name()}", event_ids=left_ids
                 )
 
         self.retry.run(attempt, event_ids=ids)
@@ -157,12 +139,3 @@ class KafkaTransport(Closing):
     def close(self) -> None:
         """Deliver what is still queued (up to the delivery timeout)."""
         self._producer.flush(self.delivery_timeout_s)
-
-
-def _rejected(error: KafkaError, event_ids: tuple[str, ...]) -> SdkRejectedError:
-    return SdkRejectedError(
-        f"Kafka refused the record: {error.name()}",
-        event_ids=event_ids,
-        title=error.name(),
-        detail=error.str(),
-    )

@@ -1,14 +1,10 @@
 """What a provider receives and how it names it: offers, their references, copies recognised.
 
-The values the provider SDK hands its caller (:class:`Incoming`,
-:class:`OfferRef`, :class:`ProviderStats`) and the two rules that make
+The values the provider SDK hands its caller, and the two rules that make
 at-least-once delivery safe for a provider: a record already yielded is
-recognised under every key a copy could carry (:func:`dedupe_keys`,
-:class:`Deduplicator`), and an answer's CloudEvents id is derived from
-(provider, referral, attempt, answer type) (:func:`answer_id`), so
-answering the same offer the same way twice is the same fact. Pure: no
-Kafka, so these invariants are tested with hypothesis, apart from the
-consumer that :mod:`connectors.sdk.provider` drives.
+recognised under every key a copy could carry (:func:`dedupe_keys`), and an
+answer's CloudEvents id derives from the offer (:func:`answer_id`). Pure, so
+these invariants are tested with hypothesis, apart from the consumer.
 """
 
 from __future__ import annotations
@@ -49,7 +45,6 @@ class OfferRef:
 
     @classmethod
     def of(cls, offer: ReferralOffered) -> OfferRef:
-        """The reference of an offer."""
         return cls(offer.survivor_id, offer.referral_id, offer.attempt)
 
 
@@ -93,9 +88,6 @@ def answer_id(provider_id: UUID, ref: OfferRef, event_type: str) -> str:
     return str(uuid.uuid5(ANSWER_ID_NAMESPACE, name))
 
 
-# --------------------------------------------------------------------------- pure parts
-
-
 def dedupe_keys(
     event: ReferralOffered | ReferralCancelled, *, event_id: str, source: str
 ) -> tuple[Hashable, ...]:
@@ -115,19 +107,12 @@ def dedupe_keys(
 
 
 class Deduplicator:
-    """Keys already seen, in the one bounded memory (:class:`streams.memory.BoundedMemory`).
-
-    Pure: no Kafka, so its invariant (each item once, in first-seen order,
-    whatever the interleaving of copies) is tested with hypothesis.
-    """
+    """Keys already seen, in the one bounded memory (:class:`streams.memory.BoundedMemory`)."""
 
     def __init__(self, capacity: int = DEFAULT_DEDUPE_CAPACITY) -> None:
-        """Remember at most ``capacity`` keys."""
         self._seen: BoundedMemory[Hashable, None] = BoundedMemory(capacity)
-        self.capacity = capacity
 
     def __len__(self) -> int:
-        """How many keys are remembered."""
         return len(self._seen)
 
     def first_time(self, keys: Iterable[Hashable]) -> bool:

@@ -1,38 +1,14 @@
 """The provider SDK: receive the offers made to one provider, answer them.
 
-A provider (a shelter, a clinic, a legal-aid office) runs a
-:class:`ProviderClient`. It reads the referral topics of the provider's
-service categories (``<ns>.referrals.<category>.v1``, keyed by provider id)
-in the provider's own consumer group, and :meth:`ProviderClient.offers`
-yields the ``referral.offered`` and ``referral.cancelled`` records
-addressed to this provider, each once. The answers, :meth:`~ProviderClient.accept`,
-:meth:`~ProviderClient.decline`, :meth:`~ProviderClient.start`,
-:meth:`~ProviderClient.complete` and :meth:`~ProviderClient.fail`, go to
-``<ns>.provider-responses.v1`` through a :class:`~connectors.sdk.transport.Transport`
-(Kafka, or the intake API).
-
-**Delivery: at least once, acknowledged by the caller.** An item's offset
-is committed only after the caller has handled it: with ``auto_ack=True``
-(the default) when the caller asks for the next item (the body of a ``for``
-loop ran to its end), or whenever the caller calls :meth:`ProviderClient.ack`.
-Leaving the loop by an exception, a crash or ``break`` does not acknowledge
-the item in hand: it comes again after a restart, or at once after
-:meth:`ProviderClient.rewind`, so handlers must be idempotent, which the
-answers are (below). Offsets are committed per
-partition up to the oldest item not yet acknowledged, so acknowledging out
-of order never skips an item.
-
-**Duplicates.** The router may publish an offer twice (a worker that
-crashed after writing but before committing publishes it again under the
-same CloudEvents id). The client remembers, in a bounded LRU memory, the
-CloudEvents ids, the (referral, attempt) of offers and the referral of
-cancellations it has yielded, and drops records matching any of them
-(:mod:`connectors.sdk.offers`).
-
-**Answers are idempotent.** Each answer's CloudEvents id is derived from
-(provider, referral, attempt, answer type): answering the same offer the
-same way twice (a retry, a restart) publishes the same fact, which the
-platform drops as a copy.
+:meth:`ProviderClient.offers` reads the referral topics of the provider's
+categories in the provider's own consumer group and yields the offers and
+cancellations addressed to it, each once (copies are recognised as in
+:mod:`connectors.sdk.offers`). Delivery is at least once, acknowledged by the
+caller: an offset is committed only once its item was handled (the next item
+asked for with ``auto_ack``, or :meth:`ProviderClient.ack`), per partition up
+to the oldest item not yet handled, so acknowledging out of order never skips
+one. Handlers must therefore be idempotent, and the answers are: their
+CloudEvents ids derive from the offer. See ``docs/sdk.md``.
 """
 
 from __future__ import annotations
@@ -44,10 +20,9 @@ from typing import Any
 from uuid import UUID
 
 from confluent_kafka import KafkaError, Message
-from pydantic import ValidationError
 
 from connectors.exceptions import SdkConsumeError, SdkNotAddressedError, SdkValidationError
-from connectors.sdk.events import RememberedTimes, invalid_event, utc_now
+from connectors.sdk.events import RememberedTimes, build_event, utc_now
 from connectors.sdk.kafka_transport import LIBRDKAFKA_LOG, KafkaTransport
 from connectors.sdk.offers import (
     DEFAULT_DEDUPE_CAPACITY,
@@ -82,6 +57,8 @@ __all__ = ["ProviderClient"]
 log = get_logger(__name__)
 
 _ANSWER = ReferralAccepted | ReferralDeclined | ReferralStarted | ReferralCompleted | ReferralFailed
+OfferLike = Incoming | ReferralOffered | OfferRef
+"""What names an offer to answer: the yielded item, its event or its saved reference."""
 
 
 def _category(value: ServiceCategory | str) -> str:
@@ -128,13 +105,11 @@ class ProviderClient(Closing):
         """Configure the client; nothing connects until :meth:`offers` or the first answer.
 
         ``group_id`` defaults to ``<client_id>-provider-<provider_id>``: the
-        provider's own group, so its offsets are its alone and several
-        instances of the provider's system share the work. ``transport``
-        defaults to a :class:`KafkaTransport` on ``settings``; pass an
-        :class:`~connectors.sdk.http_transport.HttpTransport` to answer through the
-        intake API. ``source`` defaults to ``/providers/<provider_id>``.
-        ``consumer`` replaces the confluent-kafka consumer (tests); the
-        client subscribes it and closes it.
+        provider's own group, whose instances share the work. ``transport``
+        defaults to a :class:`KafkaTransport` on ``settings`` (an
+        :class:`~connectors.sdk.http_transport.HttpTransport` answers through the
+        intake API). ``consumer`` replaces the confluent-kafka consumer
+        (tests); the client subscribes it and closes it.
         """
         try:
             self.provider_id = provider_id if isinstance(provider_id, UUID) else UUID(provider_id)
@@ -144,8 +119,7 @@ class ProviderClient(Closing):
         if not parts:
             raise SdkValidationError("a provider client needs at least one service category")
         self.settings = settings
-        names = Topics.of(settings)
-        self.topics = tuple(names.referral(part) for part in parts)
+        self.topics = tuple(Topics.of(settings).referral(part) for part in parts)
         self.group_id = group_id or f"{settings.client_id}-provider-{self.provider_id}"
         self.source = source or f"/providers/{self.provider_id}"
         self.auto_ack = auto_ack
@@ -158,7 +132,7 @@ class ProviderClient(Closing):
         self._clock = clock
         self._times = RememberedTimes()
         self._dedupe = Deduplicator(dedupe_capacity)
-        self._held: dict[tuple[str, int, int], tuple[tuple[Hashable, ...], int]] = {}
+        self._held: dict[tuple[Partition, int], tuple[tuple[Hashable, ...], int]] = {}
         """De-duplication keys and tracker generation of the items handed out, not acknowledged."""
         self._given_consumer = consumer
         self._loop: ConsumerLoop | None = None
@@ -197,9 +171,7 @@ class ProviderClient(Closing):
 
         Runs until ``max_items`` were yielded or nothing arrived for
         ``idle_timeout_s`` (forever by default; counted from the latest
-        partition assignment at the earliest). With ``auto_ack`` an item
-        is acknowledged when the next one is asked for; see the module
-        docstring for what that guarantees.
+        partition assignment at the earliest).
         """
         loop = self._subscribed()
         yielded = 0
@@ -229,24 +201,21 @@ class ProviderClient(Closing):
         log.warning("sdk.consume.error", error=error.name(), reason=error.str())
 
     def _accept(self, message: Message) -> Incoming | None:
-        """The item of one record, or None when it is not ours, or a copy."""
+        """The item of one record; None when it is not ours, a copy, or to be read again."""
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         if topic is None or partition is None or offset is None:
             return None
-        decoded = self._decode(message, topic, partition, offset)
-        return None if decoded is None else self._admit(decoded, topic, partition, offset)
-
-    def _decode(self, message: Message, topic: str, partition: int, offset: int) -> Decoded | None:
-        """The decoded record; None (and the record skipped, or re-read later) when it fails."""
+        where = Partition(topic, partition)
         try:
-            return self._codec.decode(
+            decoded = self._codec.decode(
                 message.value(), message.headers(), topic=topic, key=message.key()
             )
         except RegistryUnavailableError:
             # Not the record's fault: read it again after a pause.
             log.warning("sdk.consume.registry_unavailable", topic=topic, partition=partition)
-            self._subscribed().seek(Partition(topic, partition), offset)
+            self._subscribed().seek(where, offset)
             time.sleep(self.poll_interval_s)
+            return None
         except DecodeError as exc:
             self.stats.undecodable += 1
             log.warning(
@@ -256,35 +225,35 @@ class ProviderClient(Closing):
                 offset=offset,
                 error=type(exc).__name__,
             )
-            self._tracker.skip(Partition(topic, partition), offset)
-        return None
+            self._tracker.skip(where, offset)
+            return None
+        item = self._admit(decoded, where, offset)
+        if item is None:
+            self._tracker.skip(where, offset)
+        return item
 
-    def _admit(self, decoded: Decoded, topic: str, partition: int, offset: int) -> Incoming | None:
+    def _admit(self, decoded: Decoded, where: Partition, offset: int) -> Incoming | None:
         """The item, if the record is addressed to this provider and not a copy."""
-        event = decoded.event
+        event, envelope = decoded.event, decoded.envelope
         if (
             not isinstance(event, ReferralOffered | ReferralCancelled)
             or event.provider_id != self.provider_id
         ):
             self.stats.not_addressed += 1
-            self._tracker.skip(Partition(topic, partition), offset)
             return None
-        envelope = decoded.envelope
         keys = dedupe_keys(event, event_id=envelope.id, source=envelope.source)
         if not self._dedupe.first_time(keys):
             self.stats.duplicates += 1
             log.info(
                 "sdk.consume.duplicate",
-                topic=topic,
-                partition=partition,
+                topic=where.topic,
+                partition=where.partition,
                 offset=offset,
                 event_id=envelope.id,
             )
-            self._tracker.skip(Partition(topic, partition), offset)
             return None
-        generation = self._tracker.track(Partition(topic, partition), offset)
-        self._held[(topic, partition, offset)] = (keys, generation)
-        return Incoming(event, envelope.id, envelope.source, topic, partition, offset)
+        self._held[(where, offset)] = (keys, self._tracker.track(where, offset))
+        return Incoming(event, envelope.id, envelope.source, where.topic, where.partition, offset)
 
     @property
     def _tracker(self) -> OffsetTracker:
@@ -296,21 +265,19 @@ class ProviderClient(Closing):
         Acknowledging twice, or an item of a partition this client no longer
         owns, does nothing.
         """
-        held = self._held.pop((item.topic, item.partition, item.offset), None)
+        partition = Partition(item.topic, item.partition)
+        held = self._held.pop((partition, item.offset), None)
         if held is None or self._loop is None:
             return
-        partition = Partition(item.topic, item.partition)
         if self._loop.tracker.finish(partition, item.offset, held[1]):
             self._commit({partition})
 
     def rewind(self) -> None:
         """Give back every item not acknowledged: the next :meth:`offers` yields them again.
 
-        For a caller whose handler failed and that wants to carry on with
-        the same client (instead of restarting, which has the same effect).
-        Records between a partition's oldest unacknowledged item and where
-        reading had got to are read again; those already yielded and
-        acknowledged are dropped as copies.
+        For a caller whose handler failed and that carries on with the same
+        client (a restart has the same effect). Records re-read that were
+        already yielded and acknowledged are dropped as copies.
         """
         loop = self._loop
         if loop is None:
@@ -323,8 +290,8 @@ class ProviderClient(Closing):
 
     def _release(self, partitions: list[Partition]) -> None:
         """Forget the de-duplication keys of unacknowledged items of ``partitions``."""
-        gone = {(p.topic, p.partition) for p in partitions}
-        for where in [w for w in self._held if (w[0], w[1]) in gone]:
+        gone = set(partitions)
+        for where in [w for w in self._held if w[0] in gone]:
             self._dedupe.forget(self._held.pop(where)[0])
 
     def commit(self) -> None:
@@ -341,31 +308,23 @@ class ProviderClient(Closing):
 
     # ------------------------------------------------------------------ answering
 
-    def accept(
-        self, offer: Incoming | ReferralOffered | OfferRef, *, occurred_at: datetime | None = None
-    ) -> str:
+    def accept(self, offer: OfferLike, *, occurred_at: datetime | None = None) -> str:
         """``referral.accepted``: the provider takes the referral."""
         return self._answer(ReferralAccepted, offer, occurred_at)
 
     def decline(
-        self,
-        offer: Incoming | ReferralOffered | OfferRef,
-        reason: DeclineReason | str,
-        *,
-        occurred_at: datetime | None = None,
+        self, offer: OfferLike, reason: DeclineReason | str, *, occurred_at: datetime | None = None
     ) -> str:
         """``referral.declined`` with a reason code; the router offers it to the next provider."""
         return self._answer(ReferralDeclined, offer, occurred_at, reason=reason)
 
-    def start(
-        self, offer: Incoming | ReferralOffered | OfferRef, *, occurred_at: datetime | None = None
-    ) -> str:
+    def start(self, offer: OfferLike, *, occurred_at: datetime | None = None) -> str:
         """``referral.started``: service delivery began (after accepting)."""
         return self._answer(ReferralStarted, offer, occurred_at)
 
     def complete(
         self,
-        offer: Incoming | ReferralOffered | OfferRef,
+        offer: OfferLike,
         outcome: ReferralOutcome | str = ReferralOutcome.SERVICE_PROVIDED,
         *,
         occurred_at: datetime | None = None,
@@ -374,16 +333,12 @@ class ProviderClient(Closing):
         return self._answer(ReferralCompleted, offer, occurred_at, outcome=outcome)
 
     def fail(
-        self,
-        offer: Incoming | ReferralOffered | OfferRef,
-        reason: FailureReason | str,
-        *,
-        occurred_at: datetime | None = None,
+        self, offer: OfferLike, reason: FailureReason | str, *, occurred_at: datetime | None = None
     ) -> str:
         """``referral.failed``: an accepted or started service could not be delivered."""
         return self._answer(ReferralFailed, offer, occurred_at, reason=reason)
 
-    def ref(self, offer: Incoming | ReferralOffered | OfferRef) -> OfferRef:
+    def ref(self, offer: OfferLike) -> OfferRef:
         """The reference of an offer made to this provider.
 
         Raises :class:`SdkValidationError` for a cancellation and
@@ -401,7 +356,7 @@ class ProviderClient(Closing):
     def build_answer(
         self,
         model: type[_ANSWER],
-        offer: Incoming | ReferralOffered | OfferRef,
+        offer: OfferLike,
         *,
         occurred_at: datetime | None = None,
         **fields: Any,
@@ -414,25 +369,19 @@ class ProviderClient(Closing):
         """
         ref = self.ref(offer)
         event_id = answer_id(self.provider_id, ref, model.event_type)
-        try:
-            event = model(
-                survivor_id=ref.survivor_id,
-                occurred_at=self._times.resolve(event_id, occurred_at, self._clock),
-                referral_id=ref.referral_id,
-                provider_id=self.provider_id,
-                attempt=ref.attempt,
-                **fields,
-            )
-        except ValidationError as exc:
-            raise invalid_event(model, exc) from None
+        event = build_event(
+            model,
+            survivor_id=ref.survivor_id,
+            occurred_at=self._times.resolve(event_id, occurred_at, self._clock),
+            referral_id=ref.referral_id,
+            provider_id=self.provider_id,
+            attempt=ref.attempt,
+            **fields,
+        )
         return event, event_id
 
     def _answer(
-        self,
-        model: type[_ANSWER],
-        offer: Incoming | ReferralOffered | OfferRef,
-        occurred_at: datetime | None,
-        **fields: Any,
+        self, model: type[_ANSWER], offer: OfferLike, occurred_at: datetime | None, **fields: Any
     ) -> str:
         event, event_id = self.build_answer(model, offer, occurred_at=occurred_at, **fields)
         return self.transport.publish(event, event_id=event_id, source=self.source)

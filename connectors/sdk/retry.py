@@ -1,16 +1,10 @@
 """When the SDKs' transports try again: one retry policy for Kafka and HTTP alike.
 
-Only transient failures are retried (a transport raises
-:class:`~connectors.exceptions.SdkTransientError` for them: timeouts,
-connection errors, a broker or server that says "not now"): exponential
-backoff with full jitter, at most :attr:`RetryPolicy.max_attempts` attempts
-within :attr:`RetryPolicy.max_elapsed_s`, and never sooner than a server's
-``Retry-After``. Every attempt carries the same CloudEvents id, so an
-attempt that did arrive although its answer was lost is a copy the
-platform drops (the intake API's idempotency store, the router's
-idempotency window). Permanent failures raise at once. Which failures are
-transient is each transport's business; when and how often to try again is
-this module's, once for both.
+Which failures are transient is each transport's business (it raises
+:class:`~connectors.exceptions.SdkTransientError` for them); when and how
+often to try again is this module's, once for both. Every attempt carries the
+same CloudEvents id, so one that arrived although its answer was lost is a
+copy the platform drops.
 """
 
 from __future__ import annotations
@@ -29,7 +23,6 @@ from tenacity import (
     stop_before_delay,
     wait_random_exponential,
 )
-from tenacity.stop import stop_base
 
 from connectors.exceptions import SdkRetriesExhaustedError, SdkTransientError
 from streams.logs import get_logger
@@ -73,6 +66,12 @@ class RetryPolicy:
         retry_after = _retry_after_of(state)
         return wait if retry_after is None else max(wait, retry_after)
 
+    def stop(self, state: RetryCallState) -> bool:
+        """Whether to give up: attempts or time used up, or a longer Retry-After than allowed."""
+        used_up = stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_elapsed_s)
+        retry_after = _retry_after_of(state)
+        return used_up(state) or (retry_after is not None and retry_after > self.max_retry_after_s)
+
     def run(self, operation: Callable[[], T], *, event_ids: tuple[str, ...]) -> T:
         """Run ``operation``, retrying :class:`SdkTransientError` only.
 
@@ -82,15 +81,10 @@ class RetryPolicy:
         """
         retrying = Retrying(
             retry=retry_if_exception_type(SdkTransientError),
-            stop=(
-                stop_after_attempt(self.max_attempts)
-                | stop_before_delay(self.max_elapsed_s)
-                | _StopOnLongRetryAfter(self.max_retry_after_s)
-            ),
+            stop=self.stop,
             wait=self.wait,
             sleep=self.sleep,
             before_sleep=_log_retry,
-            reraise=False,
         )
         try:
             return retrying(operation)
@@ -104,17 +98,6 @@ class RetryPolicy:
                 event_ids=event_ids,
                 attempts=attempts,
             ) from last
-
-
-class _StopOnLongRetryAfter(stop_base):
-    """Stop when the server asks for a longer pause than the policy will sit through."""
-
-    def __init__(self, limit_s: float) -> None:
-        self.limit_s = limit_s
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        retry_after = _retry_after_of(retry_state)
-        return retry_after is not None and retry_after > self.limit_s
 
 
 def _retry_after_of(state: RetryCallState) -> float | None:

@@ -1,22 +1,10 @@
 """How the SDKs hand an event to the platform: the one interface both transports implement.
 
-Both SDKs (:mod:`connectors.sdk.agency`, :mod:`connectors.sdk.provider`)
-build a typed event, give it a CloudEvents id and source, and pass it to a
-:class:`Transport`:
-
-* :class:`~connectors.sdk.kafka_transport.KafkaTransport` writes the record
-  itself (inside the platform's network, or for partners with Kafka
-  credentials): the codec's Avro body, CloudEvents binary-mode headers, the
-  survivor as key, an idempotent ``acks=all`` producer, and waits for the
-  broker's acknowledgement.
-* :class:`~connectors.sdk.http_transport.HttpTransport` POSTs a CloudEvents
-  1.0 *structured-mode* JSON document to the intake API
-  (``<base_url>/v1/events``), which checks the caller's role and writes the
-  record under the caller's source and id.
-
-Both retry transient failures by one policy (:mod:`connectors.sdk.retry`)
-with the very same event. The SDK clients depend on this interface only,
-so a caller (or a test) can hand them any transport.
+:class:`~connectors.sdk.kafka_transport.KafkaTransport` writes the record
+itself; :class:`~connectors.sdk.http_transport.HttpTransport` POSTs it to the
+intake API. Both retry transient failures by one policy
+(:mod:`connectors.sdk.retry`) with the very same event. The SDK clients depend
+on this interface only, so a caller (or a test) can hand them any transport.
 """
 
 from __future__ import annotations
@@ -66,9 +54,7 @@ class Closing:
         """Release what the object holds (overridden)."""
 
     def __enter__(self) -> Self:
-        """Use as a context manager to close on exit."""
         return self
 
     def __exit__(self, *exc: object) -> None:
-        """Close."""
         self.close()
