@@ -1,47 +1,36 @@
 """CloudEvents 1.0 on SafePassage's wires: Kafka binary mode, HTTP structured and batch JSON.
 
-* **Kafka, binary mode** (every topic): ``ce_id``, ``ce_source``, ``ce_type``,
-  ``ce_specversion``, ``ce_time``, ``ce_subject`` and ``content-type``
-  (:data:`AVRO_MEDIA_TYPE`), all required, UTF-8; the value is the codec's.
-  :func:`binary_headers` writes them; :func:`read_headers`, :func:`envelope`
-  and :func:`check_agreement` read them for :mod:`streams.codec`.
-* **HTTP** (``POST /v1/events``): one event as ``application/cloudevents+json``,
-  several as a JSON array (``application/cloudevents-batch+json``). The SDKs
-  write them (:func:`structured`, :func:`batch`); the intake reads them
+* **Kafka, binary mode** (every topic): the seven :data:`REQUIRED_HEADERS`,
+  UTF-8; the value is the codec's Avro. :func:`binary_headers` writes them;
+  :func:`read_headers`, :func:`envelope` and :func:`check_agreement` read them.
+* **HTTP** (``POST /v1/events``): one event as ``application/cloudevents+json``
+  or a JSON array (``application/cloudevents-batch+json``). The SDKs write them
+  (:func:`structured`, :func:`batch`); the intake reads them
   (:class:`StructuredEvent`, :func:`unknown_attributes`, :func:`sealed_from_json`).
 
 On both, ``time`` must be the event's ``occurred_at`` to the millisecond and
-``subject`` its subject: routing metadata must say what the data says
-(:func:`disagreements`).
+``subject`` its subject (:func:`disagreements`).
 
-**Writing uses the CloudEvents SDK** (``cloudevents.core`` 2.2): its v1
-``CloudEvent`` validates the attributes, ``kafka.to_binary`` maps them to
-headers, ``http.to_structured`` with ``JSONFormat`` writes the document. The
-SDK has no batch format (:func:`batch` joins documents into the array the
-batch format specifies) and writes ``time`` with ``isoformat()`` (micro- or
-no seconds' fraction): :class:`_MillisecondTime` keeps the milliseconds every
-record has carried, so the bytes are unchanged.
+**Writing uses the CloudEvents SDK** (``cloudevents.core`` 2.2; the 1.x API is
+not used). It has no batch format, and writes ``time`` with ``isoformat()``:
+:class:`_MillisecondTime` keeps the milliseconds every record has carried.
 
-**Reading is hand-written**: the SDK reads leniently (checked in 2.2.0) where
-SafePassage must be strict, and its errors are not the ones needed here.
+**Reading is hand-written**, because the SDK (2.2.0) is lenient where
+SafePassage must be strict, and its errors are not the ones needed here:
 
 * ``CloudEvent`` fills in a missing ``id`` (a fresh uuid4), ``specversion`` and
-  ``time`` (now): an event without an id would get an invented one, and
-  idempotency on (source, id) would be lost. Here it is :class:`MissingHeader`.
+  ``time``: idempotency on (source, id) would be lost. Here it is
+  :class:`MissingHeader`.
 * The Kafka binding takes headers as a dict, so a repeated header keeps its
-  last value (refused here as ambiguous), and a non-UTF-8 value raises a
-  bare ``UnicodeDecodeError`` that names no header.
+  last value (refused here as ambiguous), and a non-UTF-8 value raises a bare
+  ``UnicodeDecodeError`` that names no header.
 * ``time`` goes through dateutil's ``isoparse``: ISO 8601 forms that RFC 3339
   forbids (a date alone, week dates) pass.
-* Other ``ce_`` headers become extension attributes (a name outside
-  ``[a-z0-9]`` fails the event); the JSON format takes ``data_base64`` and
-  extensions, which would travel unsealed in Kafka headers.
-* One ``CloudEventValidationError`` per event, where dead letters need a
-  :class:`~streams.exceptions.DecodeError` class as their reason and the
-  intake field errors by JSON Pointer.
-
-Neither SDK format knows Avro: the binding only sees the codec's bytes. The
-1.x API (``cloudevents.v1.http``/``.kafka`` since 2.0) is not used.
+* Other ``ce_`` headers, and ``data_base64`` and extensions in JSON, become
+  attributes that would travel unsealed in Kafka headers.
+* One ``CloudEventValidationError`` for every failure, where dead letters need a
+  :class:`~streams.exceptions.DecodeError` class and the intake field errors by
+  JSON Pointer.
 """
 
 from __future__ import annotations
@@ -138,8 +127,6 @@ Headers = Iterable[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | 
 
 _FORMAT = JSONFormat()
 
-# --------------------------------------------------------------------------- time
-
 
 def rfc3339(moment: datetime) -> str:
     """RFC 3339 text of an instant in UTC with milliseconds, e.g. ``2025-01-02T03:04:05.678Z``."""
@@ -160,17 +147,14 @@ def parse_time(text: str) -> datetime:
 class _MillisecondTime(datetime):
     """An instant that the SDK writes with milliseconds, as :func:`rfc3339` does.
 
-    The SDK's Kafka binding and JSON format write ``time`` as ``isoformat()``
-    with ``+00:00`` turned into ``Z``. This is that call, with milliseconds.
+    The SDK writes ``time`` as ``isoformat()`` with ``+00:00`` turned into ``Z``.
     """
 
     def isoformat(self, sep: str = "T", timespec: str = "milliseconds") -> str:
-        """ISO 8601 with milliseconds unless asked otherwise."""
         return super().isoformat(sep, timespec)
 
     @classmethod
     def of(cls, moment: datetime) -> _MillisecondTime:
-        """``moment`` in UTC, truncated to milliseconds."""
         utc = utc_millis(moment)
         return cls.combine(utc.date(), utc.timetz())
 
@@ -223,9 +207,6 @@ def _cloudevent(
         return CloudEvent(attributes, data)
     except BaseCloudEventException as exc:  # names attributes and rules, never values
         raise EncodeError(f"not a valid CloudEvent: {exc}") from None
-
-
-# --------------------------------------------------------------------------- Kafka, binary mode
 
 
 @dataclass(frozen=True)
@@ -306,9 +287,6 @@ def check_agreement(envelope: Envelope, event: Event) -> None:
         raise InvalidHeader(f"ce_subject does not match the subject of this {event.event_type}")
     if wrong:
         raise InvalidHeader(f"ce_time is not the occurred_at of this {event.event_type}")
-
-
-# --------------------------------------------------------------------------- HTTP, JSON
 
 
 def _sealed_fields(model: type[Event]) -> tuple[str, ...]:
@@ -393,11 +371,6 @@ DataContentType = Annotated[
     str, StringConstraints(pattern=r"^application/json(\s*;\s*charset=(utf-8|UTF-8))?$")
 ]
 
-_ATTRIBUTES: Final = frozenset(
-    {"specversion", "id", "source", "type", "time", "subject", "datacontenttype", "data"}
-)
-"""The members a structured event may have: the core context attributes and ``data``."""
-
 
 class StructuredEvent(BaseModel):
     """A structured event as the intake accepts it; ``data`` is checked per type afterwards."""
@@ -409,29 +382,20 @@ class StructuredEvent(BaseModel):
     source: CeSource
     type: str
     time: CeTime
-    subject: str | None = None
+    subject: CeSubject | None = None
     datacontenttype: DataContentType | None = None
     data: dict[str, Any]
 
 
-class _Documented(BaseModel):
-    """The context attributes as documented; each accepted type adds ``type`` and ``data``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    specversion: Literal["1.0"]
-    id: CeId
-    source: CeSource
-    time: CeTime
-    subject: CeSubject | None = None
-    datacontenttype: DataContentType | None = None
+_ATTRIBUTES: Final = frozenset(StructuredEvent.model_fields)
+"""The members a structured event may have: the core context attributes and ``data``."""
 
 
 def documented_model(event_type: str, model: type[Event]) -> type[BaseModel]:
     """A structured event of one type, for OpenAPI (validation is :class:`StructuredEvent`)."""
     created: type[BaseModel] = create_model(
         f"{model.__name__}CloudEvent",
-        __base__=_Documented,
+        __base__=StructuredEvent,
         __doc__=f"A {event_type} CloudEvent; data is a {model.__name__}.",
         type=(str, Field(json_schema_extra={"const": event_type})),
         data=(model, ...),

@@ -17,14 +17,9 @@ one of two ways; decoding recognises both by their first bytes:
 Records written with a released older version of a schema (or any
 registry version of the same record) are resolved to the current schema.
 
-**Headers.** CloudEvents 1.0, Kafka protocol binding, binary mode, written and
-read by :mod:`streams.cloudevents`: ``ce_id``, ``ce_source``, ``ce_type``,
-``ce_specversion`` (``1.0``), ``ce_time`` (RFC 3339 UTC, milliseconds, equal to
-the event's ``occurred_at``), ``ce_subject`` (the survivor pseudonym, or the
-provider id for ``provider.*`` events) and ``content-type``
-(``application/avro``), all UTF-8. All seven are required.
-
-**Key.** Derived from the topic (:meth:`streams.contract.Contract.key_for`).
+**Headers.** CloudEvents 1.0 binary mode, written and read by
+:mod:`streams.cloudevents`. **Key.** Derived from the topic
+(:meth:`streams.contract.Contract.key_for`).
 
 **Failures.** Every way a record can be bad raises a subclass of
 :class:`~streams.exceptions.DecodeError`, which a consumer dead-letters with
@@ -95,8 +90,6 @@ _URI_REFERENCE = re.compile(r"^[!#-~]+$")  # printable ASCII without spaces or q
 
 
 class Framing(StrEnum):
-    """How the Avro body is framed in the record value."""
-
     SINGLE_OBJECT = "single-object"
     CONFLUENT = "confluent"
 
@@ -135,7 +128,6 @@ class ConfluentSchemaRegistry:
     """
 
     def __init__(self, client: _RegistryClient) -> None:
-        """Wrap an existing ``SchemaRegistryClient`` (or its mock)."""
         self._client = client
 
     @classmethod
@@ -156,7 +148,6 @@ class ConfluentSchemaRegistry:
         self.close()
 
     def register(self, subject: str, schema_str: str) -> int:
-        """Register an Avro schema under ``subject``; the registry's id for it."""
         from confluent_kafka.schema_registry import Schema  # noqa: PLC0415
 
         return int(self._client.register_schema(subject, Schema(schema_str, "AVRO")))
@@ -209,9 +200,8 @@ class _Writer:
 class Codec:
     """Encodes events for, and decodes records from, the topics of one namespace.
 
-    One instance per service: it caches the schema registry's answers and the
-    topic contract. It holds no connection and does no I/O except through the
-    optional resolver.
+    One instance per service: it caches the schema registry's answers. It does
+    no I/O except through the optional resolver.
     """
 
     def __init__(
@@ -247,8 +237,6 @@ class Codec:
         """How :meth:`encode` frames values."""
         return Framing.SINGLE_OBJECT if self._resolver is None else Framing.CONFLUENT
 
-    # ------------------------------------------------------------------ encode
-
     def encode(
         self,
         event: Event,
@@ -277,21 +265,14 @@ class Codec:
                 f"{event.event_type} encodes to {len(value)} bytes, more than the "
                 f"maximum of {self.max_record_bytes}"
             )
-        ce_id = event_id if event_id is not None else str(uuid.uuid4())
-        if not ce_id:
-            raise EncodeError("event_id must not be empty")
-        ce_source = self.source if source is None else source
-        if not ce_source:
-            raise EncodeError("source must not be empty")
-        return EncodedRecord(
-            topic=topic,
-            key=self.contract.key_for(topic, event),
-            value=value,
-            headers=binary_headers(event, event_id=ce_id, source=ce_source),
+        headers = binary_headers(  # refuses an empty id or source (EncodeError)
+            event,
+            event_id=str(uuid.uuid4()) if event_id is None else event_id,
+            source=self.source if source is None else source,
         )
+        return EncodedRecord(topic, self.contract.key_for(topic, event), value, headers)
 
     def _sized(self, value: bytes | None) -> bytes:
-        """The value, if there is one and it is within the size limit."""
         if not value:
             raise UndecodableRecord("the record has no value (a tombstone?)")
         if len(value) > self.max_record_bytes:
@@ -329,8 +310,6 @@ class Codec:
             self._ids[event_type] = schema_id
             self._by_id[schema_id] = _Writer(event_type, schema.parsed, f"id:{schema_id}")
         return CONFLUENT_MAGIC + _SCHEMA_ID.pack(schema_id)
-
-    # ------------------------------------------------------------------ decode
 
     def decode(
         self,

@@ -1,21 +1,17 @@
 """RFC 9457 problem documents in SafePassage's one dialect, for every HTTP edge.
 
-Every HTTP answer other than success (the intake API's, the SDKs' reading
-of them) is the same document: ``type`` is ``urn:safepassage:problem:<slug>``
-(the slugs are listed in docs/intake-api.md), ``title`` is fixed per kind of
-problem, ``status`` repeats the HTTP status and ``detail`` says what to do.
-
-It lives here, below the edges, so that every package can name a problem
-(``processors`` may not import ``connectors``). It is framework-free on
-purpose: each edge renders :meth:`Problem.body` and :attr:`Problem.headers`
-with its own response class. Nothing here may carry personal data: titles,
-rules and ids only.
+``type`` is ``urn:safepassage:problem:<slug>`` (the slugs are listed in
+docs/intake-api.md), ``title`` is fixed per kind of problem, ``status``
+repeats the HTTP status and ``detail`` says what to do. It lives below the
+edges so that every package can name a problem, and is framework-free: each
+edge renders :meth:`Problem.body` and :attr:`Problem.headers` itself. Nothing
+here may carry personal data, not even the request path (it can hold an id).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
@@ -51,10 +47,6 @@ class FieldError:
     location: str
     message: str
 
-    def to_dict(self) -> dict[str, str]:
-        """JSON form."""
-        return {"location": self.location, "message": self.message}
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -72,27 +64,23 @@ class Problem:
 
     @property
     def type(self) -> str:
-        """The ``type`` URI."""
         return problem_type(self.slug)
 
-    def body(self, instance: str | None = None) -> dict[str, Any]:
-        """The problem document; ``instance`` is the request's path."""
+    def body(self) -> dict[str, Any]:
+        """The problem document, without ``instance``: a request path can carry an id."""
         document: dict[str, Any] = {
             "type": self.type,
             "title": self.title,
             "status": self.status,
             "detail": self.detail,
         }
-        if instance is not None:
-            document["instance"] = instance
         if self.errors:
-            document["errors"] = [error.to_dict() for error in self.errors]
+            document["errors"] = [asdict(error) for error in self.errors]
         document.update(self.extra)
         return document
 
 
 def unauthenticated() -> Problem:
-    """401: the request carries no bearer key."""
     return Problem(
         401,
         "unauthenticated",
@@ -103,7 +91,6 @@ def unauthenticated() -> Problem:
 
 
 def invalid_key() -> Problem:
-    """401: the bearer key is unknown or revoked."""
     return Problem(
         401,
         "unauthenticated",
@@ -113,13 +100,12 @@ def invalid_key() -> Problem:
     )
 
 
-def forbidden(detail: str) -> Problem:
-    """403: the caller's role may not do this (``detail`` names the rule, not the caller)."""
-    return Problem(403, "forbidden", "Not allowed for this principal", detail)
+def forbidden(detail: str, errors: tuple[FieldError, ...] = ()) -> Problem:
+    """403: ``detail`` names the rule, never the caller."""
+    return Problem(403, "forbidden", "Not allowed for this principal", detail, errors)
 
 
 def invalid_path_parameter(name: str, message: str, detail: str) -> Problem:
-    """400: a path parameter is invalid, located as ``path:<name>``."""
     return Problem(
         400,
         "invalid-request",
@@ -130,7 +116,7 @@ def invalid_path_parameter(name: str, message: str, detail: str) -> Problem:
 
 
 def status_unavailable(retry_after_s: int) -> Problem:
-    """503: the status store has not caught up with ``case-status.v1`` yet; retry shortly."""
+    """503: the status store has not caught up with ``case-status.v1`` yet."""
     return Problem(
         503,
         "status-unavailable",
@@ -141,5 +127,5 @@ def status_unavailable(retry_after_s: int) -> Problem:
 
 
 def unknown_survivor() -> Problem:
-    """404: no case is known for the survivor id (the id is not quoted back)."""
+    """404: the id is not quoted back."""
     return Problem(404, "unknown-survivor", "Unknown survivor", "no case for this survivor id")

@@ -1,10 +1,6 @@
 """The intake API as an ASGI app: :func:`create_app` wires the parts and the routes.
 
-The routes stay thin (``POST /v1/events``, the operators' status read,
-``/healthz``); the work is in :class:`~connectors.intake.service.IntakeService`.
-Everything is built in :func:`create_app`, so start-up problems surface at
-once, and the real edges (Kafka, the keys file, the status store) can be
-replaced by tests.
+The routes stay thin; the work is in :class:`~connectors.intake.service.IntakeService`.
 """
 
 from __future__ import annotations
@@ -25,6 +21,7 @@ from connectors.intake.body import read_documents
 from connectors.intake.openapi import (
     DESCRIPTION,
     install_openapi,
+    json_response,
     problem_responses,
     request_body_docs,
 )
@@ -33,6 +30,7 @@ from connectors.intake.publisher import KafkaPublisher, Publisher
 from connectors.intake.service import IntakeService
 from connectors.intake.settings import IntakeSettings
 from connectors.intake.status import StatusReader, StatusStore, read_status
+from streams.problems import forbidden
 from streams.settings import KafkaSettings
 
 __all__ = ["Caller", "create_app"]
@@ -49,10 +47,8 @@ def create_app(
     """The intake API as an ASGI app.
 
     Everything is built here, so start-up problems (keys file, state folder)
-    surface at once; the publisher connects and the status store starts
-    reading ``case-status.v1`` when the app starts serving. ``publisher``,
-    ``keys`` and ``status`` replace the real edges (Kafka, the keys file,
-    the status store) in tests.
+    surface at once; Kafka is reached only when the app starts serving.
+    ``publisher``, ``keys`` and ``status`` replace the real edges in tests.
     """
     settings = settings or IntakeSettings()
     kafka = kafka or KafkaSettings()
@@ -113,7 +109,6 @@ async def _caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The authenticated principal of a request (401 problem otherwise)."""
     service: IntakeService = request.app.state.service
     return service.authenticate(credentials)
 
@@ -123,7 +118,6 @@ Caller = Annotated[Principal, Depends(_caller)]
 
 
 def _add_routes(app: FastAPI, service: IntakeService) -> None:
-    """POST /v1/events, the operators' status read and /healthz."""
     settings, publisher = service.settings, service.publisher
 
     @app.post(
@@ -132,19 +126,9 @@ def _add_routes(app: FastAPI, service: IntakeService) -> None:
         response_model=None,
         summary="Publish one CloudEvent (structured mode) or a batch",
         responses={
-            202: {
-                "description": "Every event is on Kafka; one receipt each.",
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "oneOf": [
-                                {"$ref": "#/components/schemas/Receipt"},
-                                {"$ref": "#/components/schemas/BatchReceipt"},
-                            ]
-                        }
-                    }
-                },
-            },
+            202: json_response(
+                "Every event is on Kafka; one receipt each.", "Receipt", "BatchReceipt"
+            ),
             **problem_responses(400, 401, 403, 409, 413, 415, 429, 503),
         },
         openapi_extra=request_body_docs(settings.max_batch_items),
@@ -152,12 +136,7 @@ def _add_routes(app: FastAPI, service: IntakeService) -> None:
     async def publish_events(request: Request, principal: Caller) -> JSONResponse:
         """Validate every event, publish it to its topic, answer 202 once Kafka acknowledged."""
         if principal.role is Role.OPERATOR:
-            raise ProblemError(
-                403,
-                "forbidden",
-                "Not allowed for this principal",
-                "operators read status and do not publish events",
-            )
+            raise ProblemError(forbidden("operators read status and do not publish events"))
         documents, batch = await read_documents(request, settings)
         items = service.validate(principal, documents, batch)
         receipts, replayed = await service.accept(principal, items)
@@ -170,12 +149,9 @@ def _add_routes(app: FastAPI, service: IntakeService) -> None:
         response_model=None,
         summary="A survivor's case status (operators only; every read is audited)",
         responses={
-            200: {
-                "description": "The survivor's status, as of now (expired consents left out).",
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/StatusView"}}
-                },
-            },
+            200: json_response(
+                "The survivor's status, as of now (expired consents left out).", "StatusView"
+            ),
             404: {"description": "No case is known for this survivor id (the read is audited)."},
             **problem_responses(400, 401, 403, 503),
         },
@@ -200,12 +176,7 @@ def _add_routes(app: FastAPI, service: IntakeService) -> None:
         response_model=None,
         summary="Whether the service can reach Kafka (no authentication)",
         responses={
-            200: {
-                "description": "Kafka answered a metadata request.",
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}
-                },
-            },
+            200: json_response("Kafka answered a metadata request.", "Health"),
             **problem_responses(503),
         },
     )

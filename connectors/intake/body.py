@@ -1,7 +1,6 @@
-"""Reading a request into CloudEvent documents, before any event is looked at.
+"""Reading a request into CloudEvent documents: the cheap transport checks, first.
 
-The transport-level checks live here so that they fail fast and cheaply:
-the media type (415), the body's size, declared or as it streams in (413),
+The media type (415), the body's size, declared or as it streams in (413),
 and strict JSON (400: UTF-8, no NaN or Infinity, no repeated member names,
 which would make an event ambiguous).
 """
@@ -16,6 +15,7 @@ from fastapi import Request
 from connectors.intake.problems import ProblemError, malformed
 from connectors.intake.settings import IntakeSettings
 from streams.cloudevents import BATCH_MEDIA_TYPE, STRUCTURED_MEDIA_TYPE
+from streams.problems import Problem
 
 __all__ = ["read_documents"]
 
@@ -32,54 +32,43 @@ async def read_documents(request: Request, settings: IntakeSettings) -> tuple[li
     if not isinstance(document, list):
         raise malformed("a batch must be a JSON array of CloudEvents")
     if len(document) > settings.max_batch_items:
-        raise ProblemError(
-            413,
-            "payload-too-large",
-            "Batch too large",
-            f"a batch holds at most {settings.max_batch_items} events",
-        )
+        detail = f"a batch holds at most {settings.max_batch_items} events"
+        raise ProblemError(Problem(413, "payload-too-large", "Batch too large", detail))
     return document, True
 
 
 def _media_type(request: Request) -> str:
     """The request's media type if the intake takes it; 415 otherwise."""
-    header = request.headers.get("content-type", "")
-    media_type, _, parameters = header.partition(";")
+    media_type, _, parameters = request.headers.get("content-type", "").partition(";")
     media_type = media_type.strip().lower()
     accepted = f"{STRUCTURED_MEDIA_TYPE}, {BATCH_MEDIA_TYPE}"
     if media_type not in {STRUCTURED_MEDIA_TYPE, BATCH_MEDIA_TYPE}:
         shown = media_type[:80] or "none"
-        binary = (
-            " (binary content mode is not supported)" if media_type == "application/json" else ""
-        )
-        raise ProblemError(
+        if media_type == "application/json":
+            shown += " (binary content mode is not supported)"
+        detail = f"Content-Type {shown}; send {accepted}"
+    elif any(
+        name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8"
+        for name, _, value in (parameter.partition("=") for parameter in parameters.split(";"))
+    ):
+        detail = "only charset=utf-8 is accepted"
+    else:
+        return media_type
+    raise ProblemError(
+        Problem(
             415,
             "unsupported-media-type",
             "Unsupported media type",
-            f"Content-Type {shown}{binary}; send {accepted}",
+            detail,
             headers={"Accept-Post": accepted},
         )
-    for parameter in filter(None, (p.strip() for p in parameters.split(";"))):
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
-            raise ProblemError(
-                415,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "only charset=utf-8 is accepted",
-                headers={"Accept-Post": accepted},
-            )
-    return media_type
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
     """The body, refusing more than ``limit`` bytes by Content-Length or as it streams in."""
-    too_large = ProblemError(
-        413,
-        "payload-too-large",
-        "Request body too large",
-        f"the body must not exceed {limit} bytes",
-    )
+    detail = f"the body must not exceed {limit} bytes"
+    too_large = ProblemError(Problem(413, "payload-too-large", "Request body too large", detail))
     declared = request.headers.get("content-length")
     if declared is not None:
         try:

@@ -1,14 +1,9 @@
 """CloudEvents in, typed events out: the checks behind ``POST /v1/events``.
 
-A request's documents become :class:`Item` s, each a validated
-:mod:`schemas.models` event already encoded for its topic, or the request is
-refused as a whole: every event is checked before anything is published, so
-a batch is all or nothing. The structured format's rules (attributes,
-sealed data in base64, ``time`` and ``subject`` agreeing with the data) come
-from :mod:`streams.cloudevents`; this module adds the caller's rights and locates
-every problem by JSON Pointer. The checks run from the cheapest, and the
-role's right to an event type is checked before its data, so that a caller
-learns nothing about the models of events it may not send.
+A request's documents become :class:`Item` s, each a validated event already
+encoded for its topic, or the request is refused as a whole: a batch is all
+or nothing. The structured format's rules come from :mod:`streams.cloudevents`;
+this module adds the caller's rights and locates every problem by JSON Pointer.
 """
 
 from __future__ import annotations
@@ -23,13 +18,7 @@ from pydantic import ValidationError
 from connectors.auth import Principal, authorize_event, authorize_event_type
 from connectors.exceptions import ForbiddenError
 from connectors.idempotency import fingerprint
-from connectors.intake.problems import (
-    FieldError,
-    ProblemError,
-    invalid_events,
-    json_pointer,
-    pydantic_errors,
-)
+from connectors.intake.problems import ProblemError, json_pointer, pydantic_errors
 from schemas.models import MODELS, Event
 from schemas.types import utc_millis
 from streams.cloudevents import (
@@ -42,6 +31,7 @@ from streams.cloudevents import (
 from streams.codec import Codec, EncodedRecord
 from streams.contract import AGENCY_EVENTS, PROVIDER_ANSWERS
 from streams.exceptions import EncodeError
+from streams.problems import FieldError, Problem, forbidden
 
 __all__ = ["PUBLISHABLE", "Item", "validate_events"]
 
@@ -66,13 +56,6 @@ def _forbidden_as_rejection(pointer: str) -> Iterator[None]:
         raise _Rejected(
             [FieldError(exc.location or pointer or "/", str(exc))], forbidden=True
         ) from None
-
-
-def _check_attribute_names(document: Mapping[str, Any], pointer: str) -> None:
-    """Only the core context attributes: extensions would travel unsealed in Kafka headers."""
-    unknown = unknown_attributes(document)
-    if unknown:
-        raise _Rejected([FieldError(pointer + json_pointer([n]), why) for n, why in unknown])
 
 
 @dataclass(frozen=True)
@@ -111,7 +94,9 @@ def _check_event(
     """
     if not isinstance(document, dict):
         raise _Rejected([FieldError(pointer, "a CloudEvent must be a JSON object")])
-    _check_attribute_names(document, pointer)
+    unknown = unknown_attributes(document)
+    if unknown:
+        raise _Rejected([FieldError(pointer + json_pointer([n]), why) for n, why in unknown])
     try:
         envelope = StructuredEvent.model_validate(document)
     except ValidationError as exc:
@@ -187,7 +172,7 @@ def validate_events(
     """
     items: list[Item] = []
     invalid: list[FieldError] = []
-    forbidden: list[FieldError] = []
+    refused: list[FieldError] = []
     for index, document in enumerate(documents):
         try:
             items.append(
@@ -201,17 +186,14 @@ def validate_events(
                 )
             )
         except _Rejected as rejection:
-            (forbidden if rejection.forbidden else invalid).extend(rejection.errors)
-    if forbidden:
-        raise ProblemError(
-            403,
-            "forbidden",
-            "Not allowed for this principal",
-            forbidden[0].message
-            if len(forbidden) == 1
-            else f"{len(forbidden)} events are not allowed; see errors",
-            errors=forbidden,
+            (refused if rejection.forbidden else invalid).extend(rejection.errors)
+    if refused:
+        detail = (
+            refused[0].message
+            if len(refused) == 1
+            else f"{len(refused)} events are not allowed; see errors"
         )
+        raise ProblemError(forbidden(detail, tuple(refused)))
     first: dict[tuple[str, str], Item] = {}
     for item in items:
         earlier = first.setdefault(item.key, item)
@@ -223,5 +205,9 @@ def validate_events(
                 )
             )
     if invalid:
-        raise invalid_events(invalid)
+        count = len(invalid)
+        detail = f"{count} problem{'s' if count != 1 else ''} with the request body; see errors"
+        raise ProblemError(
+            Problem(400, "invalid-event", "Invalid CloudEvent", detail, tuple(invalid))
+        )
     return items

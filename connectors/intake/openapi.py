@@ -31,6 +31,7 @@ __all__ = [
     "ProblemDetails",
     "Receipt",
     "install_openapi",
+    "json_response",
     "problem_responses",
     "request_body_docs",
 ]
@@ -50,7 +51,6 @@ class ProblemDetails(BaseModel):
     title: str
     status: int
     detail: str
-    instance: str | None = None
     errors: list[FieldProblem] | None = None
 
 
@@ -86,9 +86,15 @@ _RESPONSE_DOCS: dict[int, str] = {
     413: "Body larger than the limit.",
     415: "Not a CloudEvents structured or batch media type.",
     429: "Too many events in flight; retry after Retry-After seconds.",
-    502: "The router worker gave an unreadable answer.",
     503: "Kafka (or the router) is unavailable; nothing was accepted that was not acknowledged.",
 }
+
+
+def json_response(description: str, *models: str) -> dict[str, Any]:
+    """A JSON answer whose schema is one of the ``models`` (components by name)."""
+    refs = [{"$ref": f"#/components/schemas/{model}"} for model in models]
+    schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -1,17 +1,15 @@
 """Error answers as RFC 9457 ``application/problem+json`` documents.
 
-Every answer other than success goes through :class:`ProblemError`, which
-carries a :class:`streams.problems.Problem`: the one dialect of every HTTP
-edge (stable ``type`` URNs, listed in docs/intake-api.md; field errors
-located by JSON Pointer). :func:`install_error_handlers` makes FastAPI's own
-errors (422, 404, 405, unexpected exceptions, a failing idempotency store)
-follow the same shape; bad input is always a 4xx, never a 500, and nothing
-here quotes request data.
+Every answer other than success is a :class:`ProblemError` carrying a
+:class:`streams.problems.Problem`, the one dialect of every HTTP edge.
+:func:`install_error_handlers` makes FastAPI's own errors (422, 404, 405,
+unexpected exceptions, a failing idempotency store) take the same shape; bad
+input is always a 4xx, never a 500, and nothing here quotes request data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -26,12 +24,9 @@ from streams.logs import get_logger
 from streams.problems import PROBLEM_MEDIA_TYPE, FieldError, Problem
 
 __all__ = [
-    "PROBLEM_MEDIA_TYPE",
-    "FieldError",
     "ProblemError",
     "broker_unavailable",
     "install_error_handlers",
-    "invalid_events",
     "json_pointer",
     "malformed",
     "pydantic_errors",
@@ -41,86 +36,37 @@ _log = get_logger("connectors.intake")
 
 
 class ProblemError(ConnectorsError):
-    """An HTTP answer other than success: a :class:`~streams.problems.Problem`, raised.
+    """A :class:`~streams.problems.Problem`, raised anywhere in request handling."""
 
-    Raised anywhere in request handling; the exception handler renders it.
-    ``slug`` names the problem type (``urn:safepassage:problem:<slug>``);
-    docs/intake-api.md lists them all.
-    """
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.detail)
+        self.problem = problem
 
-    def __init__(
-        self,
-        status: int,
-        slug: str,
-        title: str,
-        detail: str,
-        *,
-        errors: Sequence[FieldError] = (),
-        headers: Mapping[str, str] | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Describe the problem; nothing here may contain personal data."""
-        super().__init__(detail)
-        self.problem = Problem(
-            status, slug, title, detail, tuple(errors), dict(headers or {}), dict(extra or {})
-        )
-
-    @classmethod
-    def of(cls, problem: Problem) -> ProblemError:
-        """A problem of :mod:`streams.problems`, to raise as it is."""
-        return cls(
-            problem.status,
-            problem.slug,
-            problem.title,
-            problem.detail,
-            errors=problem.errors,
-            headers=problem.headers,
-            extra=problem.extra,
-        )
-
-    def body(self, instance: str | None = None) -> dict[str, Any]:
-        """The problem document."""
-        return self.problem.body(instance)
-
-    def response(self, instance: str | None = None) -> JSONResponse:
-        """The HTTP response."""
+    def response(self) -> JSONResponse:
         return JSONResponse(
-            self.problem.body(instance),
+            self.problem.body(),
             status_code=self.problem.status,
             media_type=PROBLEM_MEDIA_TYPE,
             headers=dict(self.problem.headers),
         )
 
 
-def invalid_events(errors: Sequence[FieldError]) -> ProblemError:
-    count = len(errors)
+def malformed(detail: str) -> ProblemError:
     return ProblemError(
-        400,
-        "invalid-event",
-        "Invalid CloudEvent",
-        f"{count} problem{'s' if count != 1 else ''} with the request body; see errors",
-        errors=errors,
-    )
-
-
-def malformed(detail: str, location: str = "") -> ProblemError:
-    return ProblemError(
-        400,
-        "malformed-request",
-        "Malformed request",
-        detail,
-        errors=[FieldError(location, detail)],
+        Problem(400, "malformed-request", "Malformed request", detail, (FieldError("", detail),))
     )
 
 
 def broker_unavailable(detail: str, **extra: Any) -> ProblemError:
     return ProblemError(
-        503,
-        "broker-unavailable",
-        "Kafka is unavailable",
-        detail,
-        headers={"Retry-After": "5"},
-        extra=extra,
+        Problem(
+            503,
+            "broker-unavailable",
+            "Kafka is unavailable",
+            detail,
+            headers={"Retry-After": "5"},
+            extra=extra,
+        )
     )
 
 
@@ -140,24 +86,22 @@ def pydantic_errors(error: ValidationError, prefix: str) -> list[FieldError]:
 def install_error_handlers(app: FastAPI) -> None:
     """Every error answer is problem+json; FastAPI's 422 becomes a 400."""
 
-    def log_rejection(request: Request, error: ProblemError) -> None:
+    def rejected(request: Request, error: ProblemError) -> Response:
         problem = error.problem
-        level = "warning" if problem.status >= 500 else "info"
-        getattr(_log, level)(
+        route = request.scope.get("route")
+        getattr(_log, "warning" if problem.status >= 500 else "info")(
             "intake.rejected",
             method=request.method,
-            route=request.scope.get("route").path  # type: ignore[union-attr]
-            if request.scope.get("route") is not None
-            else None,
+            route=route.path if route is not None else None,
             status=problem.status,
             problem=problem.slug,
             errors=len(problem.errors),
         )
+        return error.response()
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProblemError)  # noqa: S101 - registered for Problem only
-        log_rejection(request, exc)
-        return exc.response(request.url.path)
+        return rejected(request, exc)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)  # noqa: S101
@@ -168,51 +112,41 @@ def install_error_handlers(app: FastAPI) -> None:
                 json_pointer(rest) if where == "body" else f"{where}:{'/'.join(map(str, rest))}"
             )
             errors.append(FieldError(location, str(item.get("msg", "invalid"))))
-        problem = ProblemError(
-            400,
-            "invalid-request",
-            "Invalid request",
-            "the request's parameters are invalid; see errors",
-            errors=errors,
-        )
-        log_rejection(request, problem)
-        return problem.response(request.url.path)
+        detail = "the request's parameters are invalid; see errors"
+        problem = Problem(400, "invalid-request", "Invalid request", detail, tuple(errors))
+        return rejected(request, ProblemError(problem))
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)  # noqa: S101
-        slugs = {404: "not-found", 405: "method-not-allowed"}
-        problem = ProblemError(
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code)
+        problem = Problem(
             exc.status_code,
-            slugs.get(exc.status_code, "http-error"),
-            str(exc.detail) if exc.status_code not in slugs else _status_title(exc.status_code),
+            slug or "http-error",
+            HTTPStatus(exc.status_code).phrase if slug else str(exc.detail),
             str(exc.detail),
             headers=dict(exc.headers or {}),
         )
-        return problem.response(request.url.path)
+        return ProblemError(problem).response()
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         # The message of a foreign exception could quote request data: type only.
         _log.error("intake.internal_error", error=type(exc).__name__, path=request.url.path)
-        problem = ProblemError(500, "internal", "Internal error", "the error was logged")
-        return problem.response(request.url.path)
+        problem = Problem(500, "internal", "Internal error", "the error was logged")
+        return ProblemError(problem).response()
 
     async def on_store(request: Request, exc: Exception) -> Response:
         _log.error("intake.store_failed", error=str(exc))
-        problem = ProblemError(
+        problem = Problem(
             503,
             "state-unavailable",
             "Idempotency store unavailable",
             "the service cannot record events right now; nothing was published",
             headers={"Retry-After": "5"},
         )
-        return problem.response(request.url.path)
+        return ProblemError(problem).response()
 
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(IdempotencyStoreError, on_store)
     app.add_exception_handler(Exception, on_unexpected)
-
-
-def _status_title(status: int) -> str:
-    return HTTPStatus(status).phrase

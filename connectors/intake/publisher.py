@@ -1,11 +1,8 @@
 """The Kafka edge of the intake: enqueue a record, learn when the broker acknowledged it.
 
-:class:`Publisher` is the interface the service needs, so that unit tests can
-pass an in-process recorder. :class:`KafkaPublisher` is the real one: the
-asyncio face of the one acknowledged producer
-(:class:`streams.producing.AckedProducer`, ``acks=all``, idempotent), so
-that "202 means on Kafka" holds without blocking the loop, and a known
-broker outage answers 503 at once instead of waiting out the publish timeout.
+:class:`Publisher` is the interface (unit tests pass an in-process recorder);
+:class:`KafkaPublisher` is the asyncio face of the one acknowledged producer,
+:class:`streams.producing.AckedProducer`.
 """
 
 from __future__ import annotations
@@ -31,11 +28,10 @@ _log = get_logger("connectors.intake")
 
 
 class _Throttle(logging.Filter):
-    """Lets each kind of librdkafka line through once per ``interval_s``.
+    """Lets each kind of librdkafka line (level and facility) through once per ``interval_s``.
 
     While a broker is down librdkafka logs a failed connection on every
     reconnect (about once a second here); one line of each kind is enough.
-    The kind is the level and the first word (librdkafka's facility, e.g. FAIL).
     """
 
     def __init__(self, interval_s: float = 30.0) -> None:
@@ -88,13 +84,12 @@ def _not_acknowledged(error: KafkaError) -> BrokerUnavailableError:
 
 
 class KafkaPublisher:
-    """:class:`Publisher` over the asyncio face of :class:`~streams.producing.AckedProducer`.
+    """:class:`Publisher` over :class:`~streams.producing.AckedProducer`.
 
     ``message.timeout.ms`` is the publish timeout, so librdkafka itself
-    reports a record it could not deliver in time. While the producer says
-    every broker is down, requests get 503 at once, after one metadata probe
-    per second at most, instead of each waiting out the timeout; a fatal
-    producer error replaces the producer (both done by the producer).
+    reports a record it could not deliver in time. While every broker is
+    down, requests get 503 at once (after one metadata probe per second at
+    most) instead of each waiting out the timeout.
     """
 
     def __init__(
@@ -105,7 +100,6 @@ class KafkaPublisher:
         probe_timeout_s: float = 2.0,
         probe_ttl_s: float = 1.0,
     ) -> None:
-        """Prepare the configuration; nothing connects before :meth:`start`."""
         self._kafka = kafka
         self._overrides = {
             "client.id": f"{kafka.client_id}-intake",
@@ -124,14 +118,12 @@ class KafkaPublisher:
         self._probe_ok = False
 
     async def start(self) -> None:
-        """Create the producer and start serving its delivery reports."""
         if self._producer is not None:
             return
         self._producer = AckedProducer(self._kafka, name="intake", overrides=self._overrides)
         self._producer.start()
 
     def submit(self, record: EncodedRecord) -> asyncio.Future[Delivery]:
-        """Enqueue ``record``; the future resolves on the broker's ack."""
         producer = self._producer
         if producer is None:
             raise BrokerUnavailableError("the publisher is not started")

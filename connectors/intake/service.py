@@ -23,13 +23,13 @@ from connectors.exceptions import BrokerUnavailableError, IdempotencyStoreError
 from connectors.idempotency import Claim, ClaimOutcome, IdempotencyStore, KeyedLocks
 from connectors.intake.cloudevents import Item, validate_events
 from connectors.intake.openapi import Receipt
-from connectors.intake.problems import FieldError, ProblemError, broker_unavailable
+from connectors.intake.problems import ProblemError, broker_unavailable
 from connectors.intake.publisher import Delivery, Publisher
 from connectors.intake.settings import IntakeSettings
 from connectors.intake.status import StatusReader
 from streams.codec import Codec
 from streams.logs import get_logger
-from streams.problems import invalid_key, unauthenticated
+from streams.problems import FieldError, Problem, invalid_key, unauthenticated
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 
@@ -52,11 +52,19 @@ class _Outcome:
     replayed: set[tuple[str, str]] = field(default_factory=set)
 
 
-class IntakeService:
-    """The request handling behind the routes: validate, authorize, deduplicate, publish.
+def _new_claims(items: Sequence[Item], claims: Sequence[Claim]) -> list[tuple[Item, str]]:
+    """The items this request claimed first, with their claim tokens."""
+    return [
+        (item, claim.token)
+        for item, claim in zip(items, claims, strict=False)
+        if claim.outcome is ClaimOutcome.NEW and claim.token is not None
+    ]
 
-    It also owns the status store that :func:`~connectors.intake.status.read_status`
-    answers from, so that it reads while the app serves and stops with it.
+
+class IntakeService:
+    """The long-lived parts and the request handling behind the routes.
+
+    It owns the status store too, so that it reads while the app serves.
     """
 
     def __init__(
@@ -69,7 +77,6 @@ class IntakeService:
         store: IdempotencyStore,
         status: StatusReader,
     ) -> None:
-        """Wire the parts; each is built by :func:`create_app` or passed by a test."""
         self.settings = settings
         self.kafka = kafka
         self.publisher = publisher
@@ -99,27 +106,21 @@ class IntakeService:
         await self.publisher.close()
         self.store.close()
 
-    # ------------------------------------------------------------ authentication
-
     def authenticate(self, credentials: HTTPAuthorizationCredentials | None) -> Principal:
         """The caller, or 401 with ``WWW-Authenticate: Bearer``."""
         if credentials is None or not credentials.credentials:
-            raise ProblemError.of(unauthenticated())
+            raise ProblemError(unauthenticated())
         principal = self.keys.authenticate(credentials.credentials)
         if principal is None:
             _log.info("intake.unauthenticated", key_id=key_id_of(credentials.credentials))
-            raise ProblemError.of(invalid_key())
+            raise ProblemError(invalid_key())
         return principal
-
-    # --------------------------------------------------------------- validation
 
     def validate(self, principal: Principal, documents: Sequence[Any], batch: bool) -> list[Item]:
         """Every event checked before anything is published (see :func:`validate_events`)."""
         return validate_events(
             principal, documents, batch, codec=self.codec, topic_of=self.topic_of
         )
-
-    # --------------------------------------------------------------- publishing
 
     async def accept(self, principal: Principal, items: Sequence[Item]) -> tuple[list[Any], bool]:
         """Publish what is new, replay what was acknowledged before; receipts in order."""
@@ -128,12 +129,15 @@ class IntakeService:
             first.setdefault(item.key, item)
         unique = list(first.values())  # in the order sent: per-survivor order is kept
         if self.in_flight + len(unique) > self.settings.max_in_flight:
+            detail = f"more than {self.settings.max_in_flight} events are being published; retry"
             raise ProblemError(
-                429,
-                "too-many-in-flight",
-                "Too many events in flight",
-                f"more than {self.settings.max_in_flight} events are being published; retry",
-                headers={"Retry-After": "1"},
+                Problem(
+                    429,
+                    "too-many-in-flight",
+                    "Too many events in flight",
+                    detail,
+                    headers={"Retry-After": "1"},
+                )
             )
         self.in_flight += len(unique)
         # Shielded: a client that hangs up must not leave its claims pending; the
@@ -160,28 +164,26 @@ class IntakeService:
             if claim.outcome is ClaimOutcome.CONFLICT
         ]
         busy = any(claim.outcome is ClaimOutcome.IN_PROGRESS for claim in claims)
-        new = [
-            (item, claim.token)
-            for item, claim in zip(unique, claims, strict=True)
-            if claim.outcome is ClaimOutcome.NEW and claim.token is not None
-        ]
+        new = _new_claims(unique, claims)
         if conflicts or busy:
             await asyncio.to_thread(self._release_all, new)
-            if conflicts:
-                raise ProblemError(
+            raise ProblemError(
+                Problem(
                     409,
                     "idempotency-conflict",
                     "Event id already used",
                     "an event with this source and id was accepted with different content "
                     "(or from another principal); use a new id for a new event",
-                    errors=conflicts,
+                    errors=tuple(conflicts),
                 )
-            raise ProblemError(
-                409,
-                "in-progress",
-                "Event is being published",
-                "another request is publishing this event right now; retry shortly",
-                headers={"Retry-After": "1"},
+                if conflicts
+                else Problem(
+                    409,
+                    "in-progress",
+                    "Event is being published",
+                    "another request is publishing this event right now; retry shortly",
+                    headers={"Retry-After": "1"},
+                )
             )
         for item, claim in zip(unique, claims, strict=True):
             if claim.outcome is ClaimOutcome.REPLAY and claim.response is not None:
@@ -263,13 +265,7 @@ class IntakeService:
             for item in items:
                 claims.append(self.store.claim(item.key, item.digest))
         except IdempotencyStoreError:
-            self._release_all(
-                [
-                    (item, claim.token)
-                    for item, claim in zip(items, claims, strict=False)
-                    if claim.outcome is ClaimOutcome.NEW and claim.token is not None
-                ]
-            )
+            self._release_all(_new_claims(items, claims))
             raise
         return claims
 

@@ -1,21 +1,11 @@
 """The operators' status read, answered by the intake from its own copy of ``case-status.v1``.
 
-The router publishes every survivor's status record to the compacted
-``case-status.v1`` (keyed by survivor, a tombstone on erasure).
-:class:`StatusStore` replays that topic from the beginning into memory
-(last value per key wins, a tombstone removes the survivor) with the one
-replay reader, :class:`streams.replay.ReplayReader`, and follows it. Until
-it has caught up with the end offsets it saw at start, reads answer 503
-with ``Retry-After``: an answer from a half-read topic could say "unknown
-survivor" for one that exists.
-
-:func:`read_status` is the whole read: operators only (checked before the
-id is parsed, so other roles learn nothing), the id, readiness, the record
-judged at the instant of reading (consents expire,
-:func:`processors.status.status_view`), and an audit record on ``audit.v1``
-for every answer, hit or miss, acknowledged before the answer is given. The
-intake is the one HTTP surface that reads status: one place to
-authenticate and audit, no hop into the router's workers.
+:class:`StatusStore` replays the compacted topic (keyed by survivor, a
+tombstone on erasure) into memory and follows it. Until it has caught up with
+the end offsets it saw at start, reads answer 503 with ``Retry-After``: a
+half-read topic could say "unknown survivor" for one that exists.
+:func:`read_status` is the whole read, audited. The intake is the one HTTP
+surface that reads status: one place to authenticate and audit.
 """
 
 from __future__ import annotations
@@ -24,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -58,22 +48,19 @@ RETRY_AFTER_S = 2
 
 
 class StatusReader(Protocol):
-    """What the status read needs: is the copy caught up, and one survivor's record."""
+    """What the status read needs (:class:`StatusStore`, or a test's fixed copy)."""
 
     @property
     def ready(self) -> bool:
         """Whether the copy has caught up with the topic's end as of its start."""
         ...
 
-    def get(self, survivor: UUID) -> StatusRecord | None:
-        """The survivor's latest record, or None for a survivor without one."""
-        ...
+    def get(self, survivor: UUID) -> StatusRecord | None: ...
 
     async def start(self) -> None:
         """Begin reading (called once the event loop runs)."""
 
-    async def close(self) -> None:
-        """Stop reading."""
+    async def close(self) -> None: ...
 
 
 class StatusStore:
@@ -92,7 +79,6 @@ class StatusStore:
         retry_s: Callable[[int], float] = lambda failures: min(2.0**failures, 30.0),
         reader: Callable[..., ReplayReader] = ReplayReader,
     ) -> None:
-        """Configure the store; nothing connects before :meth:`start`."""
         self._kafka = kafka
         self.topic = Topics.of(kafka).case_status
         self._retry_s = retry_s
@@ -105,15 +91,12 @@ class StatusStore:
 
     @property
     def ready(self) -> bool:
-        """Whether a copy caught up with the topic is being served."""
         return self._ready
 
     def __len__(self) -> int:
-        """Survivors with a record."""
         return len(self._served)
 
     def get(self, survivor: UUID) -> StatusRecord | None:
-        """The survivor's latest record (None before the store is ready, or if unknown)."""
         return self._served.get(survivor)
 
     async def start(self) -> None:
@@ -202,10 +185,6 @@ class StatusStore:
         )
 
 
-def _json_bytes(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
-
-
 async def read_status(
     store: StatusReader,
     publisher: Publisher,
@@ -220,24 +199,24 @@ async def read_status(
 
     Order: the role (403) before the id (400), so other roles learn
     nothing; readiness (503 with ``Retry-After``); then the answer, 200 or
-    404, each audited on ``audit.v1`` (who, whom, which status; no case
-    data) and acknowledged by Kafka before it is given: a read that cannot
-    be audited is not answered (503).
+    404, judged at the instant of reading (consents expire), each audited on
+    ``audit.v1`` (who, whom, which status; no case data) and acknowledged by
+    Kafka before it is given: a read that cannot be audited is not answered (503).
     """
     try:
         authorize_status_read(principal)
     except ForbiddenError as exc:
-        raise ProblemError.of(forbidden(str(exc))) from None
+        raise ProblemError(forbidden(str(exc))) from None
     try:
         survivor = UUID(survivor_id)
     except ValueError:
-        raise ProblemError.of(
+        raise ProblemError(
             invalid_path_parameter(
                 "survivor_id", "must be a UUID", "the survivor id must be a UUID"
             )
         ) from None
     if not store.ready:
-        raise ProblemError.of(status_unavailable(RETRY_AFTER_S))
+        raise ProblemError(status_unavailable(RETRY_AFTER_S))
     record = store.get(survivor)
     read = StatusRead(
         survivor_id=survivor,
@@ -256,16 +235,15 @@ async def read_status(
         status=read.status,
     )
     if record is None:
-        raise ProblemError.of(unknown_survivor())
+        raise ProblemError(unknown_survivor())
     return status_view(record, read.at)
 
 
 async def _audit(publisher: Publisher, topic: str, read: StatusRead, timeout_s: float) -> None:
     """One ``status.read`` on ``audit.v1``, keyed by survivor, acknowledged before the answer."""
     survivor = str(read.survivor_id)
-    record = EncodedRecord(
-        topic=topic, key=survivor.encode(), value=_json_bytes(read.to_dict()), headers=[]
-    )
+    value = json.dumps(read.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+    record = EncodedRecord(topic=topic, key=survivor.encode(), value=value, headers=[])
     try:
         await asyncio.wait_for(publisher.submit(record), timeout_s)
     except (BrokerUnavailableError, TimeoutError):

@@ -139,7 +139,6 @@ def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> N
         "title": "Unknown survivor",
         "status": 404,
         "detail": "no case for this survivor id",
-        "instance": f"/v1/survivors/{missing}/status",
     }
     answer = intake.get("not-a-uuid")
     problem = answer.json()

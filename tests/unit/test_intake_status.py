@@ -325,7 +325,6 @@ async def test_an_unknown_survivor_is_404_and_audited_too(intake: Intake) -> Non
         "title": "Unknown survivor",
         "status": 404,
         "detail": "no case for this survivor id",
-        "instance": f"/v1/survivors/{unknown}/status",
     }
     assert [(a["survivor_id"], a["status"]) for a in intake.audited()] == [(str(unknown), 404)]
 
@@ -355,8 +354,29 @@ async def test_no_key_is_401_and_a_bad_id_is_400(intake: Intake) -> None:
     assert_problem(await intake.read(S, None), 401, "unauthenticated")
     body = assert_problem(await intake.read("robert-smith"), 400, "invalid-request")
     assert body["errors"] == [{"location": "path:survivor_id", "message": "must be a UUID"}]
-    assert "robert-smith" not in json.dumps({**body, "instance": None})  # only the path has it
+    assert "robert-smith" not in json.dumps(body)
     assert intake.publisher.records == []
+
+
+@pytest.mark.parametrize("caught_up", [True, False])
+async def test_no_error_answer_quotes_the_survivor_id_of_the_path(intake: Intake) -> None:
+    """Problem documents carry no ``instance``: the request path holds the survivor id."""
+    unknown = uuid.uuid4()
+    answers = [
+        await intake.read(unknown),  # 404, or 503 while the store catches up
+        await intake.read(unknown, None),  # 401
+        await intake.read(unknown, "agency"),  # 403
+        await intake.http.post(f"/v1/survivors/{unknown}/status"),  # 405
+        await intake.http.get(f"/v1/survivors/{unknown}/history"),  # 404, no such route
+    ]
+    intake.publisher.fail = lambda record: record.topic == TOPICS.audit
+    answers.append(await intake.read(S))  # 503: the read cannot be audited (or not caught up)
+
+    assert all(answer.status_code >= 400 for answer in answers)
+    for answer in answers:
+        assert answer.headers["content-type"] == PROBLEM, answer.text
+        assert "instance" not in answer.json()
+        assert str(unknown) not in answer.text and str(S) not in answer.text
 
 
 async def test_a_read_that_cannot_be_audited_is_not_answered(intake: Intake) -> None:
