@@ -1,18 +1,12 @@
 """The router worker's composition root: settings, the Faust worker, its supervisor.
 
-``safepassage worker`` and ``safepassage run`` call :func:`run_worker`,
-which supervises the Faust worker in a child process (``python -m
-connectors.worker``) and starts it again when its stall watchdog stopped
-it. The worker serves no HTTP (Faust's web server is off): status is read
-through the intake, from ``case-status.v1``, so the worker needs no API
-keys.
+The worker serves no HTTP (status is read through the intake, from
+``case-status.v1``), so it needs no API keys.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import os
 import signal
 import subprocess
@@ -27,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from connectors.exceptions import ConnectorsError
 from processors.policy import RoutingPolicy
 from processors.settings import EscalationSettings, RouterSettings
-from streams.logs import get_logger
+from streams.logs import exit_at_once, get_logger
 from streams.settings import KafkaSettings, read_settings
 from streams.stall import EXIT_STALLED
 
@@ -43,10 +37,7 @@ class WorkerStoppedError(ConnectorsError):
 class WorkerSettings(BaseModel):
     """Everything a worker is configured with, read once from the environment and frozen.
 
-    The supervisor reads it to refuse a bad configuration in one line before
-    any child starts; the child reads the same environment into the same
-    object and hands its parts down, so no module of the router reads the
-    environment on its own.
+    The child hands its parts down, so no module of the router reads the environment.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -76,14 +67,11 @@ class WorkerSettings(BaseModel):
 def run_worker(app_id: str | None, data_dir: Path) -> None:
     """Run the router worker in the foreground until Ctrl-C; start it again after a stall.
 
-    The Faust worker runs in a child process (``python -m connectors.worker``)
-    that this one supervises: when the child stops with
-    :data:`~streams.stall.EXIT_STALLED` (an owned partition made no progress,
-    see :mod:`streams.stall`), a fresh child starts after a short backoff
-    and resumes from the committed offsets. Any other failure (a bug of
-    ours stops the worker on purpose) ends the command with
-    :class:`WorkerStoppedError`. Configuration errors (a variable, the SLA
-    policy file) are raised here, before any child starts, as one-line errors.
+    The Faust worker runs in a child process (``python -m connectors.worker``):
+    one stopped by its stall watchdog (:data:`~streams.stall.EXIT_STALLED`)
+    is started again and resumes from the committed offsets; any other
+    failure raises :class:`WorkerStoppedError`. A bad configuration is
+    refused here, in one line, before any child starts.
     """
     WorkerSettings.load(app_id, data_dir)  # refuse a bad configuration now
     command = [sys.executable, "-m", "connectors.worker", "--data-dir", str(data_dir)]
@@ -102,9 +90,8 @@ def supervise(
     """Run ``command`` until it exits with anything but EXIT_STALLED; return that code.
 
     SIGTERM and SIGINT are passed on to the child, and no restart follows
-    them. The backoff counts restarts since the last child that ran for
-    more than ten minutes, so a worker that stalls once a week restarts at
-    once while one that stalls on every start is not restarted in a tight loop.
+    them. The backoff counts restarts since the last child that ran for ten
+    minutes, so a worker stalling on every start is not restarted in a tight loop.
     """
     stopping = False
     child: subprocess.Popen[bytes] | None = None
@@ -143,7 +130,6 @@ def _serve(config: WorkerSettings) -> NoReturn:
     from streams.logs import configure_logging, dict_config  # noqa: PLC0415
 
     settings = config.kafka
-    # A process of its own: structlog is set up here as the command line does.
     configure_logging(settings.log_format, settings.log_level)
     router = build_router(
         settings,
@@ -160,13 +146,8 @@ def _serve(config: WorkerSettings) -> NoReturn:
     async def stop_when_orphaned() -> None:
         """The supervisor was killed (SIGKILL): a worker nobody supervises must not run on."""
         if os.getppid() != parent:
-            # At once, not Faust's graceful stop: that commits the event the
-            # agent is inside, unprocessed (see streams.stall.StallWatchdog._stop).
             _log.warning("worker.orphaned", parent_pid=parent)
-            for handler in logging.getLogger().handlers:
-                with contextlib.suppress(ValueError, OSError):  # a closed stream must not block
-                    handler.flush()
-            os._exit(1)
+            exit_at_once(1)
 
     worker = faust.Worker(
         router.app,

@@ -1,19 +1,11 @@
 """The Faust application, configured the way SafePassage needs it.
 
-Cautions from DESIGN.md, applied here once for every worker:
-
-* at-least-once processing with idempotent handlers (Faust's exactly-once
-  mode is unreliable);
-* an explicit topic replication factor from the durability profile;
-* Faust's web server off: a worker serves no HTTP at all (status is read
-  through the intake, from ``case-status.v1``), so no table view, page or
-  request forwarding can serve survivor data;
-* the RocksDB store through rocksdict for tables (Faust's ``rocksdb://``
-  store picks rocksdict when python-rocksdb is absent; tables pass
-  ``options={"driver": "rocksdict"}`` to be explicit); state survives
-  restarts and changelogs rebuild it elsewhere;
-* agents are declared with ``concurrency=1`` (see :mod:`processors.router.wiring`),
-  as higher concurrency can lose messages on restart.
+Cautions from DESIGN.md, applied once for every worker: at-least-once
+processing (Faust's exactly-once mode is unreliable); the replication factor
+of the durability profile; no web server, so no table view or page can serve
+survivor data; RocksDB tables through rocksdict, whose changelogs rebuild
+state elsewhere. Agents use ``concurrency=1`` (:mod:`processors.router.wiring`):
+more can lose messages on restart.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """The AsyncAPI 3.0 document of SafePassage, generated from the code.
 
-Channels come from the topic catalog (:mod:`streams.topics`), messages and
-keys from the topic contract (:mod:`streams.contract`), payloads from the
-``.avsc`` files and headers from the codec's CloudEvents binding, so the
-document cannot say anything the code does not do. ``docs/asyncapi.yaml``
-is this output; a test keeps the two in step
-(``safepassage docs asyncapi`` rewrites it).
+From the topic catalog, the topic contract, the ``.avsc`` files and the
+CloudEvents binding, so it cannot say anything the code does not do.
+``docs/asyncapi.yaml`` is this output (``safepassage docs asyncapi``); a test keeps them in step.
 """
 
 from __future__ import annotations
@@ -157,11 +154,7 @@ def document(settings: KafkaSettings, schemas: EventSchemas | None = None) -> di
 
 
 def reference_settings() -> KafkaSettings:
-    """Defaults with the production profile, ignoring the environment.
-
-    The published document describes a production deployment (replication
-    factor 3) in the default namespace, whatever the local shell sets.
-    """
+    """Defaults with the production profile, whatever the local shell's environment sets."""
     return KafkaSettings.model_construct(profile=Profile.PRODUCTION)
 
 

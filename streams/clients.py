@@ -1,26 +1,11 @@
 """The one client factory: confluent-kafka, aiokafka and Faust configurations from one settings.
 
-Every Kafka client of SafePassage is configured here, from one
-:class:`~streams.settings.KafkaSettings`, so that the cluster address and
-its security (``security_protocol``, SASL mechanism and credentials, the CA
-of the brokers' certificates) reach every client alike, and a change to
-them is made once. The three libraries spell the same settings three ways:
-librdkafka's dotted properties (:func:`producer_config`,
-:func:`consumer_config`, :func:`admin_client`), aiokafka's keyword
-arguments (:func:`aiokafka_config`) and Faust's app settings with
-``broker_credentials`` (:func:`faust_config`).
-
-Guarantees of the confluent-kafka configurations:
-
-* Producers are idempotent with ``acks=all``: a record acknowledged is on
-  every in-sync replica, and retries never duplicate or reorder it.
-* Producers use the ``murmur2_random`` partitioner, the one of the Java
-  client and of aiokafka (which Faust uses). librdkafka's default
-  (``consistent_random``, CRC32) would put the same survivor on another
-  partition than the stream processors expect, breaking per-survivor order
-  and co-partitioning.
-* Consumers commit only what was processed (auto-commit off) and read only
-  committed data.
+The cluster address and its security (protocol, SASL, the brokers' CA)
+reach every client alike, spelt each library's way. Producers are
+idempotent with ``acks=all`` and use ``murmur2_random``, the partitioner of
+the Java client and of aiokafka (Faust): librdkafka's default would put a
+survivor on another partition than the stream processors expect. Consumers
+commit only what was processed and read only committed data.
 """
 
 import logging
@@ -95,7 +80,6 @@ def admin_client(settings: KafkaSettings) -> AdminClient:
 
 
 def _protocol(settings: KafkaSettings) -> str:
-    """The security protocol in Kafka's spelling; :class:`ClientConfigError` if unknown."""
     protocol = settings.security_protocol.strip().upper()
     if protocol not in SECURITY_PROTOCOLS:
         raise ClientConfigError(
@@ -112,7 +96,6 @@ def _protocol(settings: KafkaSettings) -> str:
 
 
 def _ssl_context(settings: KafkaSettings, protocol: str) -> ssl.SSLContext | None:
-    """The TLS context of SSL and SASL_SSL (the CA file, or the system's trust store)."""
     if protocol not in {"SSL", "SASL_SSL"}:
         return None
     cafile = str(settings.ssl_cafile) if settings.ssl_cafile else None
@@ -128,10 +111,7 @@ def broker_urls(settings: KafkaSettings) -> list[str]:
 def aiokafka_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
     """Keyword arguments for an aiokafka client (``AIOKafkaConsumer(*topics, **config)``).
 
-    The same cluster and security as :func:`consumer_config`: SASL
-    credentials as ``sasl_plain_username``/``sasl_plain_password`` (aiokafka
-    uses these names for SCRAM too) and, over TLS, an ``ssl_context``
-    trusting ``ssl_cafile``.
+    aiokafka names SASL credentials ``sasl_plain_*`` for SCRAM too.
     """
     protocol = _protocol(settings)
     config: dict[str, Any] = {
@@ -155,8 +135,7 @@ def faust_credentials(
 ) -> faust.SASLCredentials | faust.SSLCredentials | None:
     """Faust's ``broker_credentials`` for the settings' protocol; None for PLAINTEXT.
 
-    ``SASLCredentials`` with an SSL context is Faust's SASL_SSL, without one
-    its SASL_PLAINTEXT; ``SSLCredentials`` is plain TLS.
+    ``SASLCredentials`` with an SSL context is Faust's SASL_SSL, without one SASL_PLAINTEXT.
     """
     protocol = _protocol(settings)
     context = _ssl_context(settings, protocol)

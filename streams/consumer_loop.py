@@ -1,14 +1,10 @@
 """The one consumer loop: a subscribed confluent-kafka consumer, its offsets and its rebalances.
 
-The edges that read Kafka outside Faust (the provider SDK, the webhook
-connector, the operators' escalation feed) each need the same machinery:
-subscribe with rebalance hooks, keep an
-:class:`~streams.offsets.OffsetTracker` in step with the assignment
-(commit what is finished before a partition leaves, forget a lost one),
-tell errors from records, commit only what is finished, and know when
-partitions were last assigned, so that an idle timeout does not count the
-time spent joining the group. :class:`ConsumerLoop` is that, once; what to
-do with each record stays with the caller.
+For the edges that read Kafka outside Faust (the provider SDK, the webhook
+connector, the escalation feed): the :class:`~streams.offsets.OffsetTracker`
+follows the assignment (what is finished is committed before a partition
+leaves, a lost one is forgotten), and the time of the last assignment keeps
+joining the group out of idle timeouts. Each record is the caller's business.
 """
 
 from __future__ import annotations
@@ -64,12 +60,10 @@ def _names(partitions: Iterable[Partition]) -> list[str]:
 class ConsumerLoop:
     """One consumer subscribed to ``topics`` in ``group_id``, with its offset tracker.
 
-    ``name`` prefixes the loop's log events (assignments and revocations
-    at info level unless ``log_rebalances`` is off). ``on_error`` receives every
-    consumer error but end-of-partition; by default a fatal one raises
-    :class:`ConsumeError` and the others are logged. Not thread-safe:
-    confluent-kafka consumers are not; use the loop from one thread (or one
-    event loop, polling without blocking).
+    ``name`` prefixes the log events. ``on_error`` receives every consumer
+    error but end-of-partition; by default a fatal one raises
+    :class:`ConsumeError` and the others are logged. Not thread-safe, as
+    confluent-kafka consumers are not.
     """
 
     def __init__(
@@ -88,7 +82,6 @@ class ConsumerLoop:
         clock: Callable[[], float] = time.monotonic,
         log_rebalances: bool = True,
     ) -> None:
-        """Build the consumer (or take ``consumer``) and subscribe with the rebalance hooks."""
         self.name = name
         self.topics = list(topics)
         self.tracker = OffsetTracker()
@@ -109,10 +102,7 @@ class ConsumerLoop:
             on_lost=self._lost,
         )
 
-    # ------------------------------------------------------------------ rebalances
-
     def _assigned(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
-        """New partitions: a fresh generation each, and the idle clock starts again."""
         assigned = _partitions(partitions)
         for partition in assigned:
             self.tracker.assign(partition)
@@ -141,8 +131,6 @@ class ConsumerLoop:
         for partition in lost:
             self.tracker.revoke(partition)
         log.warning(f"{self.name}.lost", partitions=_names(lost))
-
-    # ------------------------------------------------------------------ reading
 
     def _default_on_error(self, error: KafkaError) -> None:
         if error.fatal():
@@ -179,10 +167,8 @@ class ConsumerLoop:
     ) -> Iterator[Message]:
         """Records as they come, until none came for ``idle_timeout_s`` (forever if None).
 
-        The idle clock counts from the latest record or the latest partition
-        assignment, whichever is later: joining the group is not idleness,
-        however long a busy broker takes. ``on_quiet`` runs after each poll
-        that returned nothing.
+        The idle clock counts from the latest record or assignment, whichever
+        is later. ``on_quiet`` runs after each poll that returned nothing.
         """
         quiet_since = self._clock()
         while True:
@@ -211,25 +197,19 @@ class ConsumerLoop:
         consumer: Any = self.consumer
         consumer.resume(consumer.assignment())
 
-    # ------------------------------------------------------------------ committing
-
     def commit(
         self, only: Iterable[Partition] | None = None, *, asynchronous: bool = False
     ) -> bool:
         """Commit the positions the tracker says moved (of ``only``, if given).
 
-        False when a commit failed: not fatal for at-least-once, the
-        positions are offered again by the next commit.
+        False when the commit failed: the positions are offered again by the next one.
         """
         ready = self.tracker.take_ready(only)
         if not ready:
             return True
         offsets = [TopicPartition(p.topic, p.partition, position) for p, position in ready]
         try:
-            if asynchronous:
-                self.consumer.commit(offsets=offsets, asynchronous=True)
-            else:
-                self.consumer.commit(offsets=offsets, asynchronous=False)
+            self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
         except KafkaException as exc:
             for partition, _ in ready:
                 self.tracker.commit_failed(partition)

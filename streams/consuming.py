@@ -1,13 +1,10 @@
 """Decode, handle, or dead-letter: the one loop every SafePassage agent runs.
 
-Each record of a raw Faust stream is decoded with the codec (envelope,
-typed event, topic and key checks) and handed to a handler. If decoding or
-handling fails, the failure policy (:func:`streams.deadletter.default_policy`)
-decides: dead-letter the original record with the reason and go on, retry
-it (transient failures), or stop (a bug or wrong configuration of ours: the
-record is dead-lettered and the error raised, so the agent crashes instead
-of dead-lettering every following record the same way). No record is ever
-dropped.
+When decoding or handling a record fails, the failure policy
+(:func:`streams.deadletter.default_policy`) decides: dead-letter it and go
+on, retry it, or stop (dead-letter it and raise, so the agent crashes
+instead of dead-lettering every following record the same way). No record
+is ever dropped.
 """
 
 from __future__ import annotations
@@ -73,56 +70,39 @@ async def process_records(
 ) -> None:
     """Run ``handler`` on every record of a raw Faust stream; dead-letter failures.
 
-    Records of a topic named in ``raw`` skip the codec and go to that
-    handler instead (internal records such as clock ticks), with the same
-    failure policy. Raises the handler's error when the policy says
-    :attr:`~streams.deadletter.Action.STOP` (after dead-lettering the
-    record): run it under :func:`stop_app_on_error`, so the worker stops.
+    Records of a topic named in ``raw`` skip the codec and go to that handler
+    (internal records such as clock ticks). Raises the handler's error when
+    the policy says STOP: run it under :func:`stop_app_on_error`.
     """
-    raw = raw or {}
+    raw_handlers = raw or {}
+
+    async def apply(message: Any) -> None:
+        raw_handler = raw_handlers.get(message.topic)
+        if raw_handler is not None:
+            await raw_handler(message)
+            return
+        decoded = codec.decode(message.value, message.headers, topic=message.topic, key=message.key)
+        await handler(decoded)
+
     async for event in stream.events():
         message = event.message
         with bind_record(topic=message.topic, partition=message.partition, offset=message.offset):
-            await _process_one(
-                message,
-                codec,
-                handler=handler,
-                raw=raw.get(message.topic),
-                sink=sink,
-                policy=policy,
-                retry_delay_s=retry_delay_s,
-            )
+            await _process_one(message, apply, sink, policy, retry_delay_s)
 
 
 async def _process_one(
-    message: Any,
-    codec: Codec,
-    *,
-    handler: Handler,
-    raw: RawHandler | None,
-    sink: DeadLetterSink,
-    policy: FailurePolicy,
-    retry_delay_s: float,
+    message: Any, apply: RawHandler, sink: DeadLetterSink, policy: FailurePolicy, delay_s: float
 ) -> None:
     while True:
         try:
-            if raw is not None:
-                await raw(message)
-                return
-            decoded = codec.decode(
-                message.value, message.headers, topic=message.topic, key=message.key
-            )
-            await handler(decoded)
+            await apply(message)
             return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # not CancelledError, a BaseException
             action = policy(exc)
+            why = {"error_class": type(exc).__name__, "error": describe_error(exc)}
             if action is Action.RETRY:
-                log.warning(
-                    "record.retry", error_class=type(exc).__name__, error=describe_error(exc)
-                )
-                await asyncio.sleep(retry_delay_s)
+                log.warning("record.retry", **why)
+                await asyncio.sleep(delay_s)
                 continue
             letter = DeadLetter.of(
                 key=message.key,
@@ -135,25 +115,19 @@ async def _process_one(
             )
             await sink.publish(letter)
             if action is Action.STOP:
-                log.error(
-                    "record.stopped", error_class=type(exc).__name__, error=describe_error(exc)
-                )
+                log.error("record.stopped", **why)
                 raise
-            log.warning(
-                "record.dead_lettered", error_class=type(exc).__name__, error=describe_error(exc)
-            )
+            log.warning("record.dead_lettered", **why)
             return
 
 
 async def stop_app_on_error(app: Any, work: Awaitable[None]) -> None:
     """Run an agent's body; if it raises, crash the app (the worker stops) and wait.
 
-    Why not mode's ``CrashingSupervisor``: Faust cancels every agent at each
-    rebalance and counts on the supervisor to start it again ("Restarting
-    on rebalance"), so a crashing supervisor stops the worker at every
-    rebalance. ``CancelledError`` is not an ``Exception``: a rebalance still
-    restarts the agent, while an error (a bug of ours, the failure policy's
-    STOP) stops the worker, and no record after the failed one is processed.
+    Not mode's ``CrashingSupervisor``: Faust cancels every agent at each
+    rebalance and counts on the supervisor to start it again, so that one
+    would stop the worker at every rebalance. A rebalance's ``CancelledError``
+    is no ``Exception``: only an error stops the worker.
     """
     try:
         await work

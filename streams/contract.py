@@ -1,24 +1,13 @@
 """Which event types may appear on which catalog topic, and what each record's key is.
 
-The topic names and their key kinds come from :mod:`streams.topics` (so the
-namespace of :class:`~streams.settings.KafkaSettings` applies); this module
-adds the event types. Both sides of the wire use it: the codec refuses to
-encode an event onto a topic that must not carry it, and treats such a
-record as a dead letter when decoding.
-
-Key rules (DESIGN.md, topics table):
-
-* survivor-keyed topics (intake, provider responses and the delivery
-  connector's reports, escalations): the
-  survivor pseudonym, so that a survivor's events keep their order;
-* provider-keyed topics (the directory, the referral topics): the provider
-  id, so that a provider's offers and directory entry stay together. A
-  ``referral.cancelled`` forwarded to a referral topic must therefore name
-  the provider holding the offer.
-
-A key is the UUID in its canonical text form (36 lower-case ASCII
-characters): every client language produces the same bytes, so every
-partitioner puts the same survivor on the same partition.
+Topic names and key kinds come from :mod:`streams.topics`. The codec refuses
+to encode an event onto a topic that must not carry it, and dead-letters
+such a record when decoding. Survivor-keyed topics are keyed by the survivor
+pseudonym, so a survivor's events keep their order; provider-keyed topics
+(the directory, the referral topics) by the provider id, so a forwarded
+``referral.cancelled`` must name the provider holding the offer. A key is
+the UUID's canonical text, so every client language's partitioner puts the
+same survivor on the same partition.
 """
 
 from __future__ import annotations
@@ -31,17 +20,18 @@ from uuid import UUID
 
 from schemas.models import Event, ProviderCapacity, SurvivorEvent
 from schemas.types import ServiceCategory
-from streams.event_types import (
+from streams.exceptions import UnknownTopicError
+from streams.settings import KafkaSettings
+from streams.topics import (
     AGENCY_EVENTS,
     DELIVERY_REPORTS,
     DIRECTORY_EVENTS,
     ESCALATION_EVENTS,
     OFFER_EVENTS,
     PROVIDER_ANSWERS,
+    Topics,
+    catalog,
 )
-from streams.exceptions import UnknownTopicError
-from streams.settings import KafkaSettings
-from streams.topics import Topics, catalog
 
 __all__ = [
     "AGENCY_EVENTS",
@@ -78,7 +68,6 @@ class Contract:
     """The topic contract of one namespace; build it once per codec or service."""
 
     def __init__(self, settings: KafkaSettings) -> None:
-        """Derive every event-carrying topic from the catalog of ``settings``."""
         specs = {spec.name: spec for spec in catalog(settings)}
         names = Topics.of(settings)
         topics: dict[str, TopicContract] = {}
@@ -112,11 +101,7 @@ class Contract:
             ) from None
 
     def violation(self, topic: str, event: Event) -> str | None:
-        """Why ``event`` must not be on ``topic``, or None when it may be.
-
-        The reason names event types, topics and categories only, never
-        field values, so it can go into logs and dead-letter headers.
-        """
+        """Why ``event`` must not be on ``topic`` (no field values: it goes into logs), or None."""
         contract = self.topic(topic)
         if event.event_type not in contract.event_types:
             allowed = ", ".join(sorted(contract.event_types))
@@ -143,8 +128,7 @@ class Contract:
     def key_for(self, topic: str, event: Event) -> bytes:
         """The Kafka key of ``event`` on ``topic``: a UUID's canonical text, ASCII-encoded.
 
-        Raises :class:`UnknownTopicError`, or :class:`ValueError` when the event has
-        no id of the topic's key kind (check :meth:`violation` first).
+        :class:`ValueError` when the event has no id of the topic's key kind.
         """
         contract = self.topic(topic)
         key = self._key_id(contract, event)

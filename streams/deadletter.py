@@ -1,16 +1,9 @@
 """Dead letters: a record that cannot be processed is kept, with the reason.
 
-Nothing accepted is ever silently dropped (DESIGN.md, principle 2). A
-consumer that fails on a record publishes the original record (key, value
-bytes and headers untouched) to ``<namespace>.deadletter.v1`` with headers
-naming the error class, its message, and the source topic, partition and
-offset, and then goes on with the next record.
-
-What to do with a failure is a policy (:data:`FailurePolicy`), a plain
-function so it can be unit-tested. The default (:func:`default_policy`)
-asks whose fault it is: the record's (dead-letter it and go on), a
-dependency's (retry), or SafePassage's own (a bug or a wrong configuration:
-stop, because every following record would fail the same way).
+Nothing accepted is ever silently dropped (DESIGN.md, principle 2): the
+original record goes to ``<namespace>.deadletter.v1`` untouched, with
+headers naming the error and where the record came from. What to do with a
+failure is a plain function (:data:`FailurePolicy`), so it is unit-tested.
 """
 
 from __future__ import annotations
@@ -61,11 +54,7 @@ def deadletter_headers(
 ) -> list[tuple[str, bytes | None]]:
     """Headers of a dead letter: the original ones, untouched and in order, then the reason.
 
-    The dead letter keeps the original key and value bytes; these headers
-    say what failed (the error's class name and message, truncated to 1000
-    characters) and where the record came from. Pass SafePassage errors:
-    their messages carry no personal data. A record dead-lettered twice
-    carries both sets; the last one is the latest failure.
+    A record dead-lettered twice carries both sets; the last one is the latest failure.
     """
     items = original.items() if isinstance(original, Mapping) else (original or ())
     # Header values stay bytes on the way out (a client may hand over text).
@@ -88,10 +77,8 @@ def deadletter_headers(
 def describe_error(error: BaseException) -> str:
     """An error's message if it is one of ours, else only its class.
 
-    Every :class:`~schemas.exceptions.SafePassageError` is written never to
-    carry personal data, so its message is copied (on one line); the message
-    of any other exception (a library's, a bug's) might repeat a value, so
-    it is not copied into headers or logs.
+    Our messages never carry personal data; another exception's (a library's,
+    a bug's) might repeat a value, so it is not copied into headers or logs.
     """
     if isinstance(error, SafePassageError):
         return error.one_line()
@@ -106,14 +93,11 @@ class Action(StrEnum):
     RETRY = "retry"
     """Not the record's fault (a dependency is down): try the same record again."""
     STOP = "stop"
-    """SafePassage's fault (a bug, a wrong configuration): keep the record, then raise.
+    """SafePassage's fault (a bug, a wrong configuration): dead-letter the record, then raise.
 
-    The record is still dead-lettered first: Faust acknowledges the record
-    an agent was iterating over as the agent unwinds, so its offset is
-    committed whether or not it was processed, and without the dead letter
-    it would be lost. Then the error propagates out of the consuming loop:
-    the agent crashes and, under :func:`streams.consuming.stop_app_on_error`,
-    the worker stops with the error logged. Once the bug is fixed the dead letter can be replayed.
+    Faust commits the record an agent was iterating over as the agent unwinds,
+    so without the dead letter it would be lost; it can be replayed once the
+    bug is fixed. The worker stops (:func:`streams.consuming.stop_app_on_error`).
     """
 
 
@@ -125,28 +109,20 @@ _NOT_ABOUT_THE_RECORD: tuple[type[StreamsError], ...] = (
     ProvisioningError,
     UnknownTopicError,
 )
-"""Streams errors raised while handling a record that are about what we write or configure."""
+"""Streams errors about what we write or how we are configured, not about the record."""
 
 
 def default_policy(error: BaseException) -> Action:
     """Whose fault is it: retry a dependency's, dead-letter the record's, stop on ours.
 
-    * :class:`~streams.exceptions.RegistryUnavailableError`: the schema
-      registry is down: retry the same record.
+    * the schema registry is down: retry the same record;
     * any other :class:`~streams.exceptions.StreamsError` describes the
-      record being consumed (a :class:`~streams.exceptions.DecodeError`, a
-      :class:`~streams.exceptions.RecordRejected` refusal of the domain, a
-      malformed tick): dead-letter it and go on. Except those about what we
-      *write* or how we are configured (an event the contract will not let
-      us publish, a topic outside the catalog, provisioning): those are ours.
-    * any other SafePassage error (``ProcessorsError``, ``ConnectorsError``,
-      ``SchemasError``, ``InfraError``) is a bug or a wrong configuration:
-      every following record would fail the same way, so
-      :attr:`Action.STOP`. ``streams`` cannot name ``processors``' errors;
-      the common root tells them apart from a record's fault.
-    * an exception that is not ours cannot say whether it is about the
-      record (a library may choke on one record's data): the record is
-      dead-lettered under the exception's class name and the worker goes on.
+      record consumed (undecodable, refused by the domain): dead-letter it,
+      unless it is about what we write or how we are configured;
+    * any other SafePassage error is a bug or a wrong configuration that
+      every following record would meet: stop;
+    * an exception not ours cannot say (a library may choke on one record's
+      data): dead-letter the record and go on.
     """
     if isinstance(error, RegistryUnavailableError):
         return Action.RETRY

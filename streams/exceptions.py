@@ -34,9 +34,7 @@ class ProvisioningError(StreamsError):
 class CodecError(StreamsError):
     """An event could not be encoded or a record decoded (see the subclasses).
 
-    Messages name event types, topics, header names, schema fingerprints or
-    ids and field paths, never field values: they end up in logs and in
-    dead-letter headers, where personal data must not.
+    Messages never name field values: they end up in logs and dead-letter headers.
     """
 
 
@@ -55,9 +53,8 @@ class RegistryUnavailableError(CodecError):
 class DecodeError(CodecError):
     """A record that cannot become a typed event; the consumer dead-letters it and goes on.
 
-    The subclasses are named after the reason, without an ``Error`` suffix:
-    their class name is the reason a dead letter's ``deadletter.error.class``
-    header gives, so it should read as one (``UnknownSchema``).
+    The subclasses have no ``Error`` suffix: a class name is the reason a dead
+    letter's ``deadletter.error.class`` header gives (``UnknownSchema``).
     """
 
 
@@ -96,8 +93,7 @@ class OversizedRecord(DecodeError):  # noqa: N818
 class RecordRejected(StreamsError):  # noqa: N818 - the class name is the dead-letter reason
     """A well-formed record the domain refused (illegal transition, unknown referral...).
 
-    The message is the domain's reason code and text, which name statuses,
-    event types and ids only.
+    The message names statuses, event types and ids only.
     """
 
 

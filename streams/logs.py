@@ -1,19 +1,18 @@
 """structlog set-up: JSON lines by default, a readable console on a TTY.
 
 Log lines carry identifiers as keys (topic, partition, offset, event id,
-referral id, survivor pseudonym) and never personal data: the sealed fields
-of events are never logged, and :func:`bind_record` accepts only record
-coordinates. Standard-library loggers (Faust, aiokafka) are routed through
-the same renderer so that a worker writes one format.
+referral id, survivor pseudonym), never personal data. Standard-library
+loggers (Faust, aiokafka) go through the same renderer: a worker writes one format.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import structlog
 from structlog.typing import Processor
@@ -24,6 +23,7 @@ __all__ = [
     "bind_record",
     "configure_logging",
     "dict_config",
+    "exit_at_once",
     "get_logger",
     "processor_formatter",
 ]
@@ -111,19 +111,20 @@ def get_logger(name: str | None = None, **initial: Any) -> Any:
     return structlog.get_logger(name, **initial)
 
 
-@contextmanager
-def bind_record(
-    *,
-    topic: str,
-    partition: int,
-    offset: int,
-    event_id: str | None = None,
-    **ids: str,
-) -> Iterator[None]:
-    """Bind a Kafka record's coordinates (and ids) to every log line in the block."""
-    keys: dict[str, Any] = {"topic": topic, "partition": partition, "offset": offset}
-    if event_id is not None:
-        keys["event_id"] = event_id
-    keys.update(ids)
-    with structlog.contextvars.bound_contextvars(**keys):
+def exit_at_once(code: int) -> NoReturn:
+    """Flush the log handlers and end the process now (``os._exit``), with no graceful stop.
+
+    Faust's graceful stop commits the event an agent is inside, unprocessed.
+    """
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(ValueError, OSError):  # a closed stream must not stop the exit
+            handler.flush()
+    os._exit(code)
+
+
+@contextlib.contextmanager
+def bind_record(*, topic: str, partition: int, offset: int, **ids: str) -> Iterator[None]:
+    """Bind a Kafka record's coordinates and ids (``event_id``...) to every log line within."""
+    coordinates: dict[str, Any] = {"topic": topic, "partition": partition, "offset": offset}
+    with structlog.contextvars.bound_contextvars(**coordinates, **ids):
         yield

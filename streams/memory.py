@@ -1,10 +1,7 @@
 """A bounded memory of recent keys, least recently used first out.
 
-Consumers that must recognise copies (the provider SDK's de-duplication,
-an operator's escalation feed) and the SDKs that must re-send the same
-event on an in-process retry (remembered ``occurred_at``) each need to
-remember "the last N things" without growing forever. This is that memory,
-once; it is thread-safe because the SDKs may be called from several threads.
+For consumers that recognise copies and SDKs that re-send the same event on
+a retry; thread-safe because the SDKs may be called from several threads.
 """
 
 from __future__ import annotations
@@ -24,7 +21,6 @@ class BoundedMemory(Generic[K, V]):
     """At most ``capacity`` keys with a value each; remembering one more forgets the stalest."""
 
     def __init__(self, capacity: int) -> None:
-        """Remember at most ``capacity`` keys (at least 1)."""
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
@@ -32,7 +28,6 @@ class BoundedMemory(Generic[K, V]):
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        """How many keys are remembered."""
         return len(self._items)
 
     def __contains__(self, key: object) -> bool:

@@ -1,13 +1,9 @@
 """The one offset tracker: which offset each partition may commit, when records finish out of order.
 
-The webhook connector serves providers concurrently and the provider SDK
-lets its caller acknowledge items out of order, so a record read later can
-finish before one read earlier. Committing past an unfinished record would
-lose it in a crash; :class:`OffsetTracker` therefore only ever offers the
-contiguous prefix of finished offsets for commit. It is plain bookkeeping,
-with no Kafka client, so its invariants are tested without a broker;
-:class:`streams.consumer_loop.ConsumerLoop` keeps it in step with the
-group's rebalances.
+The webhook connector serves providers concurrently and the provider SDK's
+caller acknowledges out of order. Plain bookkeeping with no Kafka client, so
+it is tested without a broker; :class:`streams.consumer_loop.ConsumerLoop`
+keeps it in step with the group's rebalances.
 """
 
 from __future__ import annotations
@@ -39,29 +35,25 @@ class _PartitionState:
 class OffsetTracker:
     """Which offset each partition may commit: the lowest one not finished yet.
 
-    Records finish out of order (one provider is fast, another in backoff);
-    committing past an unfinished record would lose it in a crash. So the
-    commit position of a partition is its lowest pending offset, or the
-    highest offset read + 1 when none is pending (offsets may have gaps:
-    transaction markers, compaction). Each assignment of a partition gets a
-    new generation: a record of an earlier assignment finishing late
-    cannot move the new owner's position.
+    Committing past an unfinished record would lose it in a crash. When none
+    is pending, the position is the highest offset read + 1 (offsets may have
+    gaps: transaction markers, compaction). Each assignment of a partition
+    gets a new generation, so a record of an earlier assignment finishing
+    late cannot move the new owner's position.
     """
 
     def __init__(self) -> None:
-        """Start with no partition."""
         self._partitions: dict[Partition, _PartitionState] = {}
         self._generations = 0
 
-    def _new_state(self) -> _PartitionState:
+    def _start(self, partition: Partition) -> _PartitionState:
         self._generations += 1
-        return _PartitionState(generation=self._generations)
+        state = self._partitions[partition] = _PartitionState(generation=self._generations)
+        return state
 
     def assign(self, partition: Partition) -> int:
         """Start owning ``partition`` afresh; its generation."""
-        state = self._new_state()
-        self._partitions[partition] = state
-        return state.generation
+        return self._start(partition).generation
 
     def revoke(self, partition: Partition) -> None:
         """Stop owning ``partition``: its unfinished records are the next owner's."""
@@ -80,8 +72,7 @@ class OffsetTracker:
         """
         state = self._partitions.get(partition)
         if state is None or (state.next_offset is not None and offset < state.next_offset):
-            state = self._new_state()
-            self._partitions[partition] = state
+            state = self._start(partition)
         state.pending[offset] = None
         state.next_offset = offset + 1
         return state.generation

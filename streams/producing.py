@@ -1,26 +1,15 @@
-"""The one acknowledged producer: produce a record, learn when the broker acknowledged it.
+"""The one acknowledged producer: a record is "published" once the broker acked it (``acks=all``).
 
-Every edge that writes to Kafka (the intake API, the SDKs' Kafka transport,
-the webhook connector's dead letters and escalations, clock ticks) needs
-the same thing: a record is "published" only once the broker acknowledged
-it with ``acks=all``, and a survivor's records keep their order. This
-module is that producer, once, over confluent-kafka's idempotent producer
-(:func:`streams.clients.producer_config`), with two faces:
-
-* **asyncio**: :meth:`AckedProducer.submit` returns at once with a future
-  that resolves to the record's :class:`Delivery` (so a batch is enqueued
-  in order without waiting); :meth:`AckedProducer.send` awaits it. A
-  daemon thread (:meth:`AckedProducer.start`) serves the delivery reports
-  and settles each future on its event loop, so the loop never blocks.
-* **synchronous**: :meth:`AckedProducer.send_in_key_order` sends records
-  and waits for their reports, with only the oldest unacknowledged record
-  of each key in flight: a failed record can never be overtaken by a later
-  one of the same key, even across the caller's retries.
-
-It also watches the cluster: librdkafka's "all brokers down" marks it
-:attr:`~AckedProducer.down` until a record is acknowledged again or a
-:meth:`~AckedProducer.probe` succeeds, and a fatal error (the idempotent
-producer lost its sequence) replaces the producer while the poll thread runs.
+Every Kafka writer (the intake, the SDKs' Kafka transport, the webhook
+connector, clock ticks) uses it, over confluent-kafka's idempotent producer
+(:func:`streams.clients.producer_config`). The asyncio face
+(:meth:`AckedProducer.submit`) returns a future per record at once, so a
+batch is enqueued in order, and a daemon thread settles the futures on
+their loop; the synchronous face (:meth:`AckedProducer.send_in_key_order`)
+keeps only the oldest unacknowledged record of each key in flight, so a
+failed record is never overtaken by a later one of its key. librdkafka's
+"all brokers down" marks it :attr:`~AckedProducer.down`, and a fatal error
+(the idempotent producer lost its sequence) replaces the producer.
 """
 
 from __future__ import annotations
@@ -75,39 +64,22 @@ TRANSIENT_KAFKA_ERRORS = frozenset(
 )
 """Kafka errors worth sending the record again for, even when librdkafka does not flag them.
 
-``_MSG_TIMED_OUT`` in particular is final for librdkafka (its own retries
-ran out within ``message.timeout.ms``) but only means "no answer in time":
+``_MSG_TIMED_OUT`` is final for librdkafka but only means "no answer in time":
 sending the record again (under the same CloudEvents id) is safe.
 """
 
 
 def kafka_error_is_transient(error: KafkaError) -> bool:
-    """Whether sending the same record again may succeed.
-
-    A fatal error (the idempotent producer lost its guarantees) never is:
-    the producer must be replaced. Otherwise librdkafka's own retriable flag
-    or membership of :data:`TRANSIENT_KAFKA_ERRORS` decides; size, topic,
-    authorisation and configuration errors are permanent.
-    """
-    if error.fatal():
-        return False
-    return bool(error.retriable()) or error.code() in TRANSIENT_KAFKA_ERRORS
+    """Whether sending the same record again may succeed (never after a fatal error)."""
+    return not error.fatal() and (bool(error.retriable()) or error.code() in TRANSIENT_KAFKA_ERRORS)
 
 
 class ProduceError(StreamsError):
-    """The producer refused a record, or the broker did not acknowledge it.
-
-    ``error`` is librdkafka's error; its name (never the record) is in the message.
-    """
+    """The producer refused a record, or the broker did not acknowledge it (``error``)."""
 
     def __init__(self, message: str, error: KafkaError) -> None:
         super().__init__(message)
         self.error = error
-
-    @property
-    def transient(self) -> bool:
-        """Whether the same record may be acknowledged if sent again."""
-        return kafka_error_is_transient(self.error)
 
 
 @dataclass(frozen=True)
@@ -131,7 +103,7 @@ class OutRecord:
 
     @property
     def order_key(self) -> Hashable:
-        """Records with the same order key land on one partition and must keep their order."""
+        """Records of one order key land on one partition and must keep their order."""
         return (self.topic, self.partition, self.key)
 
 
@@ -150,8 +122,6 @@ Report = Callable[[KafkaError | None, Delivery | None], None]
 
 @dataclass
 class _InFlight:
-    """One record of :meth:`AckedProducer.send_in_key_order` and its report."""
-
     index: int
     record: OutRecord
     done: bool = False
@@ -178,8 +148,7 @@ class KeyOrderOutcome:
 class AckedProducer:
     """An idempotent ``acks=all`` producer whose callers learn of each acknowledgement.
 
-    See the module docstring for the two faces. Thread-safe: the sync face
-    may be used from several threads, the async face from one event loop.
+    The sync face may be used from several threads, the async face from one event loop.
     """
 
     def __init__(
@@ -190,11 +159,7 @@ class AckedProducer:
         overrides: Mapping[str, Any] | None = None,
         producer: ProducerLike | None = None,
     ) -> None:
-        """Create the producer (``producer_config`` plus ``overrides``), or wrap ``producer``.
-
-        ``name`` prefixes this producer's log events (``<name>.kafka_error``).
-        Nothing connects before the first record or probe.
-        """
+        """``name`` prefixes the log events; nothing connects before the first record or probe."""
         self.name = name
         self._config = producer_config(
             settings, **{"error_cb": self._on_error, **dict(overrides or {})}
@@ -208,13 +173,10 @@ class AckedProducer:
         self.down = False
         """True after librdkafka reported every broker down, until a record is acknowledged."""
 
-    # ------------------------------------------------------------------ cluster health
-
     def _on_error(self, error: KafkaError) -> None:
-        """librdkafka's global errors: remember outages and fatal errors, log each kind rarely.
+        """Remember outages and fatal errors; log each kind at most every 10 s.
 
-        librdkafka repeats a connection error on every retry (many a second
-        while a broker is down), so each kind is logged at most every 10 s.
+        librdkafka repeats a connection error many times a second while a broker is down.
         """
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
             self.down = True
@@ -239,13 +201,10 @@ class AckedProducer:
             self.down = False
         return ok
 
-    # ------------------------------------------------------------------ the low level
-
     def produce(self, record: OutRecord, on_report: Report) -> None:
         """Enqueue ``record``; ``on_report`` gets its outcome from whoever polls.
 
-        Raises :class:`ProduceError` when the producer refuses it at once
-        (local queue full: ``_QUEUE_FULL``; too large, unknown topic, ...).
+        :class:`ProduceError` when the producer refuses it at once (queue full, too large...).
         """
 
         def on_delivery(error: KafkaError | None, message: Any) -> None:
@@ -281,15 +240,9 @@ class AckedProducer:
                 f"the producer refused the record ({refusal.name()})", refusal
             ) from exc
 
-    def poll(self, timeout_s: float = 0) -> int:
-        """Serve delivery reports (what the poll thread does); how many were served."""
-        return self._producer.poll(timeout_s)
-
     def flush(self, timeout_s: float) -> int:
         """Deliver what is queued, up to ``timeout_s``; how many records are left."""
         return self._producer.flush(timeout_s)
-
-    # ------------------------------------------------------------------ asyncio face
 
     def start(self) -> None:
         """Start the daemon thread that serves delivery reports (idempotent)."""
@@ -326,12 +279,11 @@ class AckedProducer:
         *,
         failure: Callable[[KafkaError], BaseException] | None = None,
     ) -> asyncio.Future[Delivery]:
-        """Enqueue ``record`` (call on the event loop); the future resolves on the broker's ack.
+        """Enqueue ``record`` (on the event loop); the future resolves on the broker's ack.
 
-        A record the broker did not acknowledge fails its future with
-        ``failure(error)`` (a :class:`ProduceError` by default); one the
-        producer refuses at once raises :class:`ProduceError` here. Needs
-        :meth:`start` (or another poller) for the reports to arrive.
+        An unacknowledged record fails its future with ``failure(error)`` (a
+        :class:`ProduceError` by default); a refused one raises :class:`ProduceError`
+        here. The reports arrive once :meth:`start` runs the poll thread.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Delivery] = loop.create_future()
@@ -371,8 +323,6 @@ class AckedProducer:
             self._thread = None
         return self._producer.flush(timeout_s)
 
-    # ------------------------------------------------------------------ synchronous face
-
     def send_in_key_order(
         self,
         records: Sequence[OutRecord],
@@ -380,14 +330,11 @@ class AckedProducer:
         timeout_s: float,
         is_final: Callable[[KafkaError], bool] = lambda _: False,
     ) -> KeyOrderOutcome:
-        """Send ``records`` and wait for their reports, keeping each key's order.
+        """Send ``records`` and wait for their reports (up to ``timeout_s``), in key order.
 
-        Records of different keys are in flight together; a key's records
-        go one after the other, each once the one before it is acknowledged.
-        A failed record stops its key (its later records are ``left``), the
-        other keys go on. An error ``is_final`` stops sending altogether:
-        the records in flight get their reports, and the outcome says which
-        error it was. Gives up waiting after ``timeout_s``.
+        Keys are in flight together, a key's records one after the other. A
+        failed record stops its key (its later records are ``left``); an error
+        ``is_final`` stops sending altogether, once the records in flight report.
         """
         queues: dict[Hashable, deque[_InFlight]] = {}
         for index, record in enumerate(records):

@@ -1,12 +1,9 @@
 """Idempotent topic provisioning: create what is missing, report drift, never delete.
 
-:func:`plan` is pure (desired catalog + what the cluster reports → actions)
-and unit-tested; :func:`provision` and :func:`describe` are the thin edge
-that talks to the cluster through confluent-kafka's admin client.
-
-A topic that exists is never deleted or recreated, whatever its drift: it
-may hold survivors' events, and Kafka is the source of truth. Drift is
-reported with the remedy for a person to apply deliberately.
+:func:`plan` is pure and unit-tested; :func:`provision` and :func:`describe`
+are the thin edge over the admin client. An existing topic is never deleted
+or recreated, whatever its drift: it may hold survivors' events, and Kafka
+is the source of truth. Drift is reported with the remedy for a person to apply.
 """
 
 from __future__ import annotations
@@ -16,11 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import (
-    ConfigResource,
-    NewTopic,
-    ResourceType,
-)
+from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
 
 from streams.clients import admin_client
 from streams.exceptions import ProvisioningError
@@ -79,42 +72,32 @@ def plan(desired: Sequence[TopicSpec], observed: Mapping[str, ObservedTopic]) ->
 
 
 def _drift(spec: TopicSpec, actual: ObservedTopic) -> list[Drift]:
-    out: list[Drift] = []
-    if actual.partitions != spec.partitions:
-        out.append(
-            Drift(
-                spec.name,
-                "partitions",
-                str(spec.partitions),
-                str(actual.partitions),
-                "left as is: changing the partition count moves keys to other partitions and "
-                "breaks per-survivor order and co-partitioning; migrate to a new topic version",
+    checks = [
+        (
+            "partitions",
+            str(spec.partitions),
+            str(actual.partitions),
+            "left as is: changing the partition count moves keys to other partitions and "
+            "breaks per-survivor order and co-partitioning; migrate to a new topic version",
+        ),
+        (
+            "replication factor",
+            str(spec.replication_factor),
+            str(actual.replication_factor),
+            "reassign replicas with kafka-reassign-partitions (check SAFEPASSAGE_PROFILE)",
+        ),
+        *(
+            (
+                key,
+                expected,
+                actual.config.get(key, "(unset)"),
+                f"kafka-configs --alter --entity-type topics --entity-name {spec.name} "
+                f"--add-config {key}={expected}",
             )
-        )
-    if actual.replication_factor != spec.replication_factor:
-        out.append(
-            Drift(
-                spec.name,
-                "replication factor",
-                str(spec.replication_factor),
-                str(actual.replication_factor),
-                "reassign replicas with kafka-reassign-partitions (check SAFEPASSAGE_PROFILE)",
-            )
-        )
-    for key, expected in spec.config().items():
-        value = actual.config.get(key)
-        if value != expected:
-            out.append(
-                Drift(
-                    spec.name,
-                    key,
-                    expected,
-                    "(unset)" if value is None else value,
-                    f"kafka-configs --alter --entity-type topics --entity-name {spec.name} "
-                    f"--add-config {key}={expected}",
-                )
-            )
-    return out
+            for key, expected in spec.config().items()
+        ),
+    ]
+    return [Drift(spec.name, *check) for check in checks if check[1] != check[2]]
 
 
 def describe(

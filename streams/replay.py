@@ -1,17 +1,9 @@
 """The one replay reader: every partition of some topics from the start, then followed.
 
-Two readers must see a whole topic whatever partitions a consumer group
-would give them, and must know when they have caught up: every router
-worker's copy of the provider directory and capacity ledger
-(:class:`processors.router.DirectoryView`) and the intake's status store
-(:class:`connectors.intake.status.StatusStore`, over the compacted
-``case-status.v1``). :class:`ReplayReader` is that, once: an aiokafka
-consumer without a group (nothing is committed, a restart reads again from
-the start), assigned every partition of its topics, built by
-:func:`streams.clients.aiokafka_config` (security included). It is *caught
-up* once its position has reached, on every partition, the end offset the
-broker reported when it started; it then goes on following new records.
-What to do with each record stays with the caller.
+For readers that must see whole topics and know when they have caught up
+(the router's :class:`processors.router.DirectoryView`, the intake's
+:class:`connectors.intake.status.StatusStore`): an aiokafka consumer without
+a group, so nothing is committed and a restart reads from the start again.
 """
 
 from __future__ import annotations
@@ -38,12 +30,10 @@ class MissingTopicsError(StreamsError):
 class ReplayReader:
     """Reads ``topics`` from the beginning without a consumer group, then follows them.
 
-    ``apply`` is called with each record (an aiokafka ``ConsumerRecord``:
-    ``topic``, ``partition``, ``offset``, ``key``, ``value``, ``headers``),
-    in order per partition; it must not raise for a bad record (log and
-    skip it). ``on_caught_up`` is called once, when every partition's
-    position has reached the end offset seen at start (at once for empty
-    topics). ``name`` names the client and the log events.
+    ``apply`` gets each aiokafka ``ConsumerRecord``, in order per partition,
+    and must not raise for a bad record. ``on_caught_up`` is called once, when
+    every partition reached the end offset seen at start. ``name`` names the
+    client and the log events.
     """
 
     def __init__(
@@ -57,7 +47,7 @@ class ReplayReader:
         poll_ms: int = 500,
         max_records: int = 1000,
     ) -> None:
-        """Configure the reader; nothing connects before :meth:`run`."""
+        """Nothing connects before :meth:`run`."""
         self.settings = settings
         self.topics = tuple(topics)
         self.name = name

@@ -29,10 +29,7 @@ class LogFormat(StrEnum):
 
 
 class KafkaSettings(BaseSettings):
-    """How a service reaches Kafka and which topics it expects.
-
-    Frozen: a service reads its settings once at start and passes them on.
-    """
+    """How a service reaches Kafka and which topics it expects (read once, then passed on)."""
 
     model_config = SettingsConfigDict(env_prefix="SAFEPASSAGE_", frozen=True)
 
@@ -74,11 +71,7 @@ class KafkaSettings(BaseSettings):
     log_level: str = Field(default="INFO", description="SAFEPASSAGE_LOG_LEVEL.")
 
     def client_config(self) -> dict[str, Any]:
-        """librdkafka settings common to every confluent-kafka client.
-
-        The aiokafka and Faust forms of the same settings are built in
-        :mod:`streams.clients`, next to this one's users.
-        """
+        """librdkafka settings of every confluent-kafka client (others: :mod:`streams.clients`)."""
         config: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "client.id": self.client_id,
@@ -101,8 +94,7 @@ SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 def read_settings(cls: type[SettingsT]) -> SettingsT:
     """Settings from the environment, or :class:`SettingsError` naming each bad variable.
 
-    The message names variables and what is wrong, never their values: a
-    value may be a password.
+    Never their values: a value may be a password.
     """
     try:
         return cls()

@@ -1,40 +1,29 @@
 """Partition stall watchdog: a worker that owns records waiting on a partition must move.
 
-Why: faust-streaming can leave a partition assigned to a worker and never
-fetch it after a rebalance (faust-streaming#629), or leave an agent stuck
-on one event. The worker still heartbeats and answers its web page, while
-every referral of the survivors on that partition waits. Faust only logs
-such cases (``verify_event_path``), and its own bookkeeping is what went
-wrong, so the watchdog asks the broker instead: for each partition the
-worker owns, the consumer group's committed offset against the partition's
-end offset. Records waiting (committed < end) and a committed offset that
-has not moved for ``timeout_s`` is a stall. The watchdog then stops the
-worker at once with :data:`EXIT_STALLED` (a hard exit: see
-:meth:`StallWatchdog._stop`); the worker's supervisor
-(:func:`connectors.worker.run_worker`, or systemd / Kubernetes) starts a
-fresh one, which rejoins the group and resumes from the committed offsets:
-nothing is lost, the at-least-once handlers are idempotent.
-
-No stall is counted while Faust rebalances or recovers tables, before the
-worker is ready, or across a failed broker query (an outage is not a
-stall: the count restarts when the broker answers again).
+faust-streaming can leave a partition assigned and never fetched after a
+rebalance (faust-streaming#629), or an agent stuck on one event, while the
+worker still heartbeats. Faust's own bookkeeping is what went wrong, so the
+watchdog asks the broker: records waiting (committed < end offset) and a
+committed offset unmoved for ``timeout_s`` is a stall. The worker then exits
+at once with :data:`EXIT_STALLED`, and its supervisor
+(:func:`connectors.worker.run_worker`, systemd, Kubernetes) starts a fresh
+one that resumes from the committed offsets. Rebalances, table recovery, a
+worker not ready yet and a failed broker query (an outage) restart the count.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import os
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-import structlog
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from streams.clients import consumer_config
+from streams.logs import exit_at_once, get_logger
+from streams.offsets import Partition
 from streams.settings import KafkaSettings
 
 __all__ = [
@@ -49,13 +38,7 @@ __all__ = [
 EXIT_STALLED = 75
 """Exit code of a worker stopped by the watchdog (``EX_TEMPFAIL``: start it again)."""
 
-
-_log = structlog.get_logger(__name__)
-
-
-class TopicPartitionKey(NamedTuple):
-    topic: str
-    partition: int
+_log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,7 +53,7 @@ class Progress:
 
 @dataclass(frozen=True)
 class Stall:
-    """A partition with records waiting whose committed offset has not moved."""
+    """A partition with records waiting whose committed offset has not moved for ``seconds``."""
 
     topic: str
     partition: int
@@ -86,19 +69,18 @@ class StallDetector:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
         self.timeout_s = timeout_s
-        self._unchanged_since: dict[TopicPartitionKey, tuple[int, float]] = {}
+        self._unchanged_since: dict[Partition, tuple[int, float]] = {}
 
     def reset(self) -> None:
         """Forget all history: the next observation starts every count afresh."""
         self._unchanged_since.clear()
 
-    def observe(self, now: float, progress: Mapping[TopicPartitionKey, Progress]) -> list[Stall]:
+    def observe(self, now: float, progress: Mapping[Partition, Progress]) -> list[Stall]:
         """Record one observation of the owned partitions; return those stalled.
 
-        A partition caught up (committed ≥ end) or whose committed offset
-        moved starts a new count; a partition no longer owned is forgotten.
+        A partition caught up or whose committed offset moved starts a new count.
         """
-        kept: dict[TopicPartitionKey, tuple[int, float]] = {}
+        kept: dict[Partition, tuple[int, float]] = {}
         stalls: list[Stall] = []
         for tp, where in sorted(progress.items()):
             if where.committed >= where.end:
@@ -118,9 +100,7 @@ class StallDetector:
 class BrokerProbe:
     """Committed and end offsets of a consumer group's partitions, asked of the broker.
 
-    A confluent-kafka consumer that never subscribes (it does not join the
-    group): it only reads the group's committed offsets and the watermarks.
-    Blocking; the watchdog calls it from a thread.
+    A consumer that never subscribes, so it does not join the group. Blocking.
     """
 
     def __init__(self, settings: KafkaSettings, group_id: str, timeout_s: float = 10.0) -> None:
@@ -128,7 +108,7 @@ class BrokerProbe:
         self._timeout_s = timeout_s
         self._consumer: Consumer | None = None
 
-    def progress(self, owned: Collection[TopicPartitionKey]) -> dict[TopicPartitionKey, Progress]:
+    def progress(self, owned: Collection[Partition]) -> dict[Partition, Progress]:
         """Raise :class:`KafkaException` when the broker does not answer in time."""
         if self._consumer is None:
             self._consumer = Consumer(self._config)
@@ -136,14 +116,14 @@ class BrokerProbe:
         committed = consumer.committed(
             [TopicPartition(tp.topic, tp.partition) for tp in owned], timeout=self._timeout_s
         )
-        result: dict[TopicPartitionKey, Progress] = {}
+        result: dict[Partition, Progress] = {}
         for tp in committed:
             if tp.error is not None:
                 raise KafkaException(tp.error)
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(tp.topic, tp.partition), timeout=self._timeout_s, cached=False
             )
-            result[TopicPartitionKey(tp.topic, tp.partition)] = Progress(
+            result[Partition(tp.topic, tp.partition)] = Progress(
                 committed=max(tp.offset, low), end=high
             )
         return result
@@ -161,12 +141,12 @@ class StallWatchdog:
         self,
         app: Any,
         topics: Collection[str],
-        probe: Callable[[Collection[TopicPartitionKey]], Mapping[TopicPartitionKey, Progress]],
+        probe: Callable[[Collection[Partition]], Mapping[Partition, Progress]],
         detector: StallDetector,
         *,
         ready: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.monotonic,
-        hard_exit: Callable[[int], None] = os._exit,
+        hard_exit: Callable[[int], None] = exit_at_once,
     ) -> None:
         self._app = app
         self._topics = frozenset(topics)
@@ -186,24 +166,8 @@ class StallWatchdog:
         """One observation; on a stall, log it and stop the worker."""
         if self.stalls:
             return self.stalls  # already stopping
-        if self._paused():
-            self.detector.reset()
-            return []
-        owned = [
-            TopicPartitionKey(tp.topic, tp.partition)
-            for tp in self._app.consumer.assignment()
-            if tp.topic in self._topics
-        ]
-        if not owned:
-            self.detector.reset()
-            return []
-        try:
-            progress = await asyncio.to_thread(self._probe, owned)
-        except KafkaException as exc:
-            _log.warning("worker.stall_probe_failed", error=str(exc))
-            self.detector.reset()
-            return []
-        if self._paused():  # a rebalance began while the broker was asked
+        progress = None if self._paused() else await self._sample()
+        if progress is None or self._paused():  # paused again: a rebalance began meanwhile
             self.detector.reset()
             return []
         stalls = self.detector.observe(self._clock(), progress)
@@ -211,15 +175,27 @@ class StallWatchdog:
             await self._stop(stalls)
         return stalls
 
+    async def _sample(self) -> Mapping[Partition, Progress] | None:
+        """The owned partitions' progress; None when none is owned or the broker did not answer."""
+        owned = [
+            Partition(tp.topic, tp.partition)
+            for tp in self._app.consumer.assignment()
+            if tp.topic in self._topics
+        ]
+        if not owned:
+            return None
+        try:
+            return await asyncio.to_thread(self._probe, owned)
+        except KafkaException as exc:
+            _log.warning("worker.stall_probe_failed", error=str(exc))
+            return None
+
     async def _stop(self, stalls: list[Stall]) -> None:
         """Log the stalls and exit at once, with no graceful stop.
 
-        Faust's graceful stop acknowledges the event the agent was inside
-        when it is cancelled and commits it: the stuck record would be
-        committed without ever being processed, and lost (shown by
-        ``tests/integration/test_stall_watchdog.py``). A hard exit commits
-        nothing more: only offsets the periodic commit already wrote, all of
-        processed records, survive, and the fresh worker resumes from there.
+        Faust's graceful stop commits the event the agent was inside, so the
+        stuck record would be lost unprocessed (``tests/integration/test_stall_watchdog.py``).
+        A hard exit keeps only offsets the periodic commit wrote, all of processed records.
         """
         self.stalls = stalls
         for stall in stalls:
@@ -232,9 +208,6 @@ class StallWatchdog:
                 seconds=round(stall.seconds, 1),
                 exit_code=EXIT_STALLED,
             )
-        for handler in logging.getLogger().handlers:
-            with contextlib.suppress(ValueError, OSError):  # a closed stream must not stop the exit
-                handler.flush()
         self._hard_exit(EXIT_STALLED)
 
 

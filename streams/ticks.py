@@ -1,19 +1,11 @@
 """Clock ticks of the escalation ladder: records that say "it is now T" to one partition.
 
-Faust allows table writes only while an agent processes a record, and the
-ladder must write (deadlines, its own state) when time passes. So time
+Faust allows table writes only while an agent processes a record, so time
 arrives as records: a tick on partition *p* of ``escalation-ticks.v1``
-(co-partitioned with intake) makes the worker that owns *p* escalate the
-deadlines of *p* due at T, in order with that partition's events.
-
-Where ticks come from is the injected clock:
-
-* ``wall`` (default): every worker ticks its own partitions each interval;
-* ``external``: only ticks published from outside count, e.g. by
-  ``safepassage escalations tick --at`` or a test driving time; nothing
-  sleeps for a real SLA duration.
-
-A tick carries no personal data: an instant, and the key ``tick``.
+(co-partitioned with intake) makes the owner of *p* escalate the deadlines
+of *p* due at T, in order with that partition's events. With the ``wall``
+clock every worker ticks its own partitions; with ``external`` only ticks
+published from outside count (``safepassage escalations tick --at``, tests).
 """
 
 from __future__ import annotations
@@ -77,9 +69,9 @@ def decode_tick(value: bytes | None) -> datetime:
 def publish_ticks(
     settings: KafkaSettings, now: datetime, partitions: Iterable[int] | None = None
 ) -> int:
-    """Publish a tick at ``now`` to each partition (all by default); wait for acks.
+    """Publish a tick at ``now`` to each partition (all by default); how many were acked.
 
-    Returns how many were acknowledged; raises :class:`StreamsError` when one was not.
+    :class:`StreamsError` when one was not.
     """
     targets = list(range(settings.partitions) if partitions is None else partitions)
     topic = tick_topic(settings)

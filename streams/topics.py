@@ -1,10 +1,8 @@
 """The topic catalog of DESIGN.md, as code, and the one place components ask for topic names.
 
-Provisioning (:mod:`streams.provisioning`), the Faust app and the AsyncAPI
-document read topic settings from :func:`catalog`; every producer and
-consumer asks :class:`Topics` (built from that catalog) for the names, so a
-topic is described, and named, in exactly one place. :meth:`Topics.inbound`
-is the one rule for which topic an agency's or provider's event goes to.
+Provisioning, the Faust app and the AsyncAPI document read :func:`catalog`;
+producers and consumers ask :class:`Topics` for names, so a topic is
+described and named in one place, next to the event types each topic carries.
 """
 
 from __future__ import annotations
@@ -14,12 +12,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from streams.event_types import AGENCY_EVENTS, PROVIDER_ANSWERS
 from streams.exceptions import UnknownTopicError
 from streams.settings import KafkaSettings, Profile
 
 __all__ = [
+    "AGENCY_EVENTS",
     "CATEGORIES",
+    "DELIVERY_REPORTS",
+    "DIRECTORY_EVENTS",
+    "ESCALATION_EVENTS",
+    "OFFER_EVENTS",
+    "PROVIDER_ANSWERS",
     "CleanupPolicy",
     "TopicSpec",
     "Topics",
@@ -32,6 +35,44 @@ FOREVER = -1
 
 CATEGORIES: tuple[str, ...] = ("housing", "health", "legal-aid", "financial-support")
 """Service categories; each has its own referral topic."""
+
+AGENCY_EVENTS = frozenset(
+    {
+        "survivor.identified",
+        "consent.granted",
+        "consent.withdrawn",
+        "risk.assessed",
+        "referral.requested",
+        "referral.cancelled",
+        "case.closed",
+    }
+)
+"""What agencies publish on ``intake.v1``."""
+
+PROVIDER_ANSWERS = frozenset(
+    {
+        "referral.accepted",
+        "referral.declined",
+        "referral.started",
+        "referral.completed",
+        "referral.failed",
+    }
+)
+"""What providers answer on ``provider-responses.v1``."""
+
+DELIVERY_REPORTS = frozenset({"referral.undelivered"})
+"""What the webhook delivery connector reports on ``provider-responses.v1`` (the router's
+input, co-partitioned with intake). Not an agency's or provider's to publish: the intake
+and the SDKs refuse it."""
+
+DIRECTORY_EVENTS = frozenset({"provider.registered", "provider.updated", "provider.capacity"})
+"""The compacted directory, ``providers.v1``."""
+
+OFFER_EVENTS = frozenset({"referral.offered", "referral.cancelled"})
+"""What a provider receives on its category's ``referrals.<category>.v1``."""
+
+ESCALATION_EVENTS = frozenset({"referral.escalated"})
+"""What operators watch on ``escalations.v1``."""
 
 
 class CleanupPolicy(StrEnum):
@@ -183,8 +224,7 @@ def catalog(settings: KafkaSettings) -> tuple[TopicSpec, ...]:
 class Topics:
     """Every topic name of one namespace, taken from :func:`catalog`.
 
-    Build it once per component (``Topics.of(settings)``) and ask it for
-    names instead of formatting ``f"{namespace}.xxx.v1"``: a renamed or
+    Ask it instead of formatting ``f"{namespace}.xxx.v1"``: a renamed or
     re-versioned topic then changes in the catalog only.
     """
 
@@ -245,13 +285,10 @@ class Topics:
         )
 
     def inbound(self, event_type: str) -> str:
-        """The topic an event of ``event_type`` enters the platform on.
+        """The topic an event of ``event_type`` enters the platform on (intake and SDKs).
 
-        The one rule for the intake API and the SDKs' Kafka transport:
-        agency events go to ``intake.v1``, provider answers to
-        ``provider-responses.v1``. Anything else (an offer, an escalation, a
-        directory entry) is the platform's own output: no agency or
-        provider publishes it, and :class:`UnknownTopicError` says so.
+        Anything but agency events and provider answers is the platform's own
+        output, which no agency or provider publishes: :class:`UnknownTopicError`.
         """
         try:
             return self.inbound_by_type[event_type]

@@ -16,16 +16,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.worker import supervise
+from streams.offsets import Partition
 from streams.stall import (
     EXIT_STALLED,
     Progress,
     StallDetector,
     StallWatchdog,
-    TopicPartitionKey,
 )
 
-TP0 = TopicPartitionKey("ns.intake.v1", 0)
-TP1 = TopicPartitionKey("ns.intake.v1", 1)
+TP0 = Partition("ns.intake.v1", 0)
+TP1 = Partition("ns.intake.v1", 1)
 
 
 # ------------------------------------------------------------------ detector
@@ -127,13 +127,11 @@ class FakeApp:
 
 class Probe:
     def __init__(self) -> None:
-        self.answers: dict[TopicPartitionKey, Progress] = {}
-        self.asked: list[set[TopicPartitionKey]] = []
+        self.answers: dict[Partition, Progress] = {}
+        self.asked: list[set[Partition]] = []
         self.fail = False
 
-    def __call__(
-        self, owned: Collection[TopicPartitionKey]
-    ) -> Mapping[TopicPartitionKey, Progress]:
+    def __call__(self, owned: Collection[Partition]) -> Mapping[Partition, Progress]:
         self.asked.append(set(owned))
         if self.fail:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT))
@@ -233,9 +231,7 @@ async def test_a_rebalance_that_begins_during_the_probe_discards_the_sample() ->
     app.consumer.owned = {FakeTP("ns.intake.v1", 0)}
 
     class RebalancingProbe(Probe):
-        def __call__(
-            self, owned: Collection[TopicPartitionKey]
-        ) -> Mapping[TopicPartitionKey, Progress]:
+        def __call__(self, owned: Collection[Partition]) -> Mapping[Partition, Progress]:
             app.rebalancing = True
             return {TP0: Progress(3, 8)}
 

@@ -9,16 +9,20 @@ from __future__ import annotations
 import pytest
 
 from streams.contract import Contract
-from streams.event_types import (
+from streams.exceptions import UnknownTopicError
+from streams.settings import KafkaSettings, Profile
+from streams.topics import (
     AGENCY_EVENTS,
+    CATEGORIES,
     DIRECTORY_EVENTS,
     ESCALATION_EVENTS,
     OFFER_EVENTS,
     PROVIDER_ANSWERS,
+    CleanupPolicy,
+    Topics,
+    catalog,
+    referral_topic,
 )
-from streams.exceptions import UnknownTopicError
-from streams.settings import KafkaSettings, Profile
-from streams.topics import CATEGORIES, CleanupPolicy, Topics, catalog, referral_topic
 
 EXPECTED = {
     "safepassage.intake.v1",
