@@ -10,13 +10,9 @@ docs/webhooks.md states these guarantees and their limits. Logs carry
 topic, partition, offset, provider id, delivery id and event id; never a
 URL (it may hold a token), a secret or a body.
 
-One concern a module: :mod:`~connectors.delivery.settings` (environment
-and webhooks file), :mod:`~connectors.delivery.retry` (what an attempt's
-outcome means), :mod:`~connectors.delivery.undelivered` (the report),
-:mod:`~connectors.delivery.jobs`, :mod:`~connectors.delivery.sender` (one
-record's delivery, or its dead letter and report),
-:mod:`~connectors.delivery.connector` (the consumer loop, per-provider
-queues and commits) and :mod:`~connectors.delivery.cli`.
+One concern a module: ``settings``, ``retry`` (what an attempt's outcome
+means), ``undelivered`` (the report), ``jobs``, ``sender`` (one record),
+``connector`` (the consumer loop, per-provider queues, commits) and ``cli``.
 """
 
 from connectors.delivery.cli import register

@@ -1,10 +1,4 @@
-"""What passes from the consumer loop to a provider's worker, and what a run tallies.
-
-:class:`Job` is one record read from Kafka and addressed to a configured
-provider, carrying everything needed to deliver it or dead-letter it
-without going back to the consumer. :class:`DeliveryStats` is shared by the
-consumer loop (skips) and the sender (attempts, deliveries, give-ups).
-"""
+"""What passes from the consumer loop to a provider's worker, and what a run tallies."""
 
 from __future__ import annotations
 

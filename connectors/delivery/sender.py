@@ -50,11 +50,10 @@ _REPUBLISH_BACKOFF_S = (1.0, 30.0)
 class RecordSender:
     """Delivers a record to its provider, or gives it up safely.
 
-    Built by :class:`~connectors.delivery.connector.WebhookDelivery` once per
-    run, when its HTTP client and Kafka producer exist, and shared by every
-    provider's worker: it keeps no per-record state. ``clock`` (monotonic)
-    measures horizons, ``wall`` (Unix seconds) stamps signatures and reports,
-    ``sleep`` waits out backoffs; ``report_topic`` is the router's input.
+    Built by :class:`~connectors.delivery.connector.WebhookDelivery` (whose
+    clocks and ``sleep`` it uses) once per run, when its HTTP client and Kafka
+    producer exist, and shared by every provider's worker: it keeps no
+    per-record state.
     """
 
     settings: WebhookSettings
