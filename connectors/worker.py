@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from connectors.exceptions import ConnectorsError
 from processors.policy import RoutingPolicy
 from processors.settings import EscalationSettings, RouterSettings
-from streams.logs import exit_at_once, get_logger
+from streams.logs import configure_logging, dict_config, exit_at_once, get_logger
 from streams.settings import KafkaSettings, read_settings
 from streams.stall import EXIT_STALLED
 
@@ -127,7 +127,6 @@ def _serve(config: WorkerSettings) -> NoReturn:
     import faust  # noqa: PLC0415
 
     from processors.router import build_router, declare_changelogs  # noqa: PLC0415
-    from streams.logs import configure_logging, dict_config  # noqa: PLC0415
 
     settings = config.kafka
     configure_logging(settings.log_format, settings.log_level)

@@ -79,17 +79,15 @@ class ConsumerLoop:
         on_revoke: RebalanceHook | None = None,
         on_lost: RebalanceHook | None = None,
         on_error: Callable[[KafkaError], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
         log_rebalances: bool = True,
     ) -> None:
         self.name = name
         self.topics = list(topics)
         self.tracker = OffsetTracker()
         self.assigned_at = -math.inf
-        """When partitions were last assigned (``clock`` time)."""
+        """When partitions were last assigned (``time.monotonic``)."""
         self._hooks = (on_assign, on_revoke, on_lost)
         self._on_error = on_error or self._default_on_error
-        self._clock = clock
         self._log_rebalances = log_rebalances
         config = consumer_config(
             settings, group_id, **{"on_commit": self._on_commit, **dict(overrides or {})}
@@ -106,7 +104,7 @@ class ConsumerLoop:
         assigned = _partitions(partitions)
         for partition in assigned:
             self.tracker.assign(partition)
-        self.assigned_at = self._clock()
+        self.assigned_at = time.monotonic()
         if self._log_rebalances:
             log.info(f"{self.name}.assigned", partitions=_names(assigned))
         if self._hooks[0] is not None:
@@ -170,17 +168,17 @@ class ConsumerLoop:
         The idle clock counts from the latest record or assignment, whichever
         is later. ``on_quiet`` runs after each poll that returned nothing.
         """
-        quiet_since = self._clock()
+        quiet_since = time.monotonic()
         while True:
             quiet_since = max(quiet_since, self.assigned_at)
-            if idle_timeout_s is not None and self._clock() - quiet_since > idle_timeout_s:
+            if idle_timeout_s is not None and time.monotonic() - quiet_since > idle_timeout_s:
                 return
             message = self.poll(poll_s)
             if message is None:
                 if on_quiet is not None:
                     on_quiet()
                 continue
-            quiet_since = self._clock()
+            quiet_since = time.monotonic()
             yield message
 
     def seek(self, partition: Partition, offset: int) -> None:

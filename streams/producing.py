@@ -382,11 +382,9 @@ class AckedProducer:
             if in_flight and time.monotonic() > deadline:
                 break
         outcome.left = sorted(entry.index for queue in queues.values() for entry in queue)
-        for entry in in_flight:
-            if entry.index not in outcome.errors:
-                outcome.errors[entry.index] = KafkaError(
-                    KafkaError._MSG_TIMED_OUT, "no delivery report in time"
-                )
+        timed_out = KafkaError(KafkaError._MSG_TIMED_OUT, "no delivery report in time")
+        for entry in in_flight:  # still in flight: no report yet, so no error recorded either
+            outcome.errors[entry.index] = timed_out
         return outcome
 
 

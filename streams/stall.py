@@ -104,7 +104,7 @@ class BrokerProbe:
     """
 
     def __init__(self, settings: KafkaSettings, group_id: str, timeout_s: float = 10.0) -> None:
-        self._config = {**consumer_config(settings, group_id=group_id), "enable.auto.commit": False}
+        self._config = consumer_config(settings, group_id)
         self._timeout_s = timeout_s
         self._consumer: Consumer | None = None
 
@@ -123,9 +123,7 @@ class BrokerProbe:
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(tp.topic, tp.partition), timeout=self._timeout_s, cached=False
             )
-            result[Partition(tp.topic, tp.partition)] = Progress(
-                committed=max(tp.offset, low), end=high
-            )
+            result[Partition(tp.topic, tp.partition)] = Progress(max(tp.offset, low), high)
         return result
 
     def close(self) -> None:
@@ -172,7 +170,7 @@ class StallWatchdog:
             return []
         stalls = self.detector.observe(self._clock(), progress)
         if stalls:
-            await self._stop(stalls)
+            self._stop(stalls)
         return stalls
 
     async def _sample(self) -> Mapping[Partition, Progress] | None:
@@ -190,7 +188,7 @@ class StallWatchdog:
             _log.warning("worker.stall_probe_failed", error=str(exc))
             return None
 
-    async def _stop(self, stalls: list[Stall]) -> None:
+    def _stop(self, stalls: list[Stall]) -> None:
         """Log the stalls and exit at once, with no graceful stop.
 
         Faust's graceful stop commits the event the agent was inside, so the
@@ -224,10 +222,7 @@ def watch_partitions(
     probe = BrokerProbe(settings, group_id)
     watchdog = StallWatchdog(app, topics, probe.progress, StallDetector(timeout_s), ready=ready)
 
-    async def check_partitions() -> None:
-        await watchdog.check()
-
-    app.timer(max(timeout_s / 6, 1.0))(check_partitions)
+    app.timer(max(timeout_s / 6, 1.0))(watchdog.check)
 
     async def close_probe(_sender: Any, **_kwargs: Any) -> None:  # pragma: no cover - at shutdown
         await asyncio.to_thread(probe.close)
