@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from connectors.exceptions import ConnectorsError
 from processors.policy import RoutingPolicy
 from processors.settings import EscalationSettings, RouterSettings
+from streams.clients import require_authenticated
 from streams.logs import configure_logging, dict_config, exit_at_once, get_logger
 from streams.settings import KafkaSettings, read_settings
 from streams.stall import EXIT_STALLED
@@ -55,7 +56,7 @@ class WorkerSettings(BaseModel):
         """Raise a one-line SafePassageError on an invalid variable or SLA policy file."""
         router = read_settings(RouterSettings)
         return cls(
-            kafka=read_settings(KafkaSettings),
+            kafka=require_authenticated(read_settings(KafkaSettings)),
             router=router,
             escalation=read_settings(EscalationSettings),
             policy=router.to_policy(),

@@ -27,10 +27,19 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
+from infra.broker_security import (
+    ADMIN_PRINCIPAL,
+    NodeSecurity,
+    client_hosts,
+    node_principal,
+    secured_properties,
+)
 from infra.exceptions import BrokerStartError, BrokerStopError
 from infra.maven import require_tool, resolve_classpath
+from infra.principals import CredentialStore, upsert_scram_users
 from infra.process import port_in_use, read_pid, send_signal, spawn, tail, wait_gone
 from infra.settings import BrokerSettings
+from infra.tls import TlsFiles, ensure_node_tls
 
 __all__ = [
     "BrokerNode",
@@ -43,6 +52,9 @@ __all__ = [
 ]
 
 CLUSTER_SIZE = 3
+
+COMPONENT_PRINCIPALS = (ADMIN_PRINCIPAL, "router", "intake", "delivery", "operator")
+"""Principals a secured deployment always has; parties' principals are added by name."""
 
 _quiet = logging.getLogger("infra.broker.librdkafka")
 _quiet.addHandler(logging.NullHandler())
@@ -74,6 +86,8 @@ class BrokerNode:
     voters: str
     replication: int
     heap: str
+    security: NodeSecurity | None = None
+    """None: the plaintext layout of the fast test tier (no authentication, no authorizer)."""
 
     @property
     def bootstrap(self) -> str:
@@ -135,6 +149,10 @@ class BrokerNode:
             # Faster consumer-group joins: tests and the dev stack start many groups.
             "group.initial.rebalance.delay.ms": "0",
         }
+        if self.security is not None:
+            lines.update(
+                secured_properties(self.host, self.port, self.controller_port, self.security)
+            )
         header = f"# Written by safepassage (infra.broker) for node {self.node_id}; do not edit.\n"
         return header + "".join(f"{key}={value}\n" for key, value in lines.items())
 
@@ -171,11 +189,23 @@ class BrokerNode:
         """Whether this node's JVM is alive (it may still be starting)."""
         return self.pid() is not None
 
+    @property
+    def ports(self) -> tuple[int, ...]:
+        internal = () if self.security is None else (self.security.internal_port,)
+        return (self.port, self.controller_port, *internal)
+
+    def admin(self) -> AdminClient:
+        """An admin client of the launcher: over the mutual-TLS listener when secured."""
+        config = (
+            {"bootstrap.servers": self.bootstrap}
+            if self.security is None
+            else self.security.admin_config(self.host)
+        )
+        return AdminClient({**config, "socket.timeout.ms": 2000}, logger=_quiet)
+
     def answers(self, timeout_s: float = 2.0) -> bool:
         """Whether the node answers a metadata request and lists itself as a broker."""
-        admin = AdminClient(
-            {"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 2000}, logger=_quiet
-        )
+        admin = self.admin()
         try:
             metadata = admin.list_topics(timeout=timeout_s)
         except Exception:  # any failure just means "not (yet) answering"
@@ -295,7 +325,34 @@ class Deployment:
         for node in selected:
             if node.node_id in results and results[node.node_id].already_running:
                 self._wait_ready(node, None, deadline)
+        if self.settings.secured:
+            self.ensure_principals(())
         return [results[node.node_id] for node in selected]
+
+    @property
+    def credentials(self) -> CredentialStore:
+        return CredentialStore(self.settings.security_dir)
+
+    def ensure_principals(self, names: Iterable[str]) -> dict[str, str]:
+        """Give the running, secured cluster these principals (and the components').
+
+        Idempotent: passwords are generated once and kept; every principal's
+        SCRAM credential is (re)set on the cluster and its client files are
+        (re)written, so a cluster formatted anew gets them back. Returns the
+        principals' passwords.
+        """
+        if not self.settings.secured:
+            raise BrokerStartError("principals exist only on a secured (sasl_ssl) broker")
+        wanted = dict.fromkeys([*COMPONENT_PRINCIPALS, *names])
+        credentials = {n: p for n, p in self.credentials.ensure(wanted).items() if n in wanted}
+        running = [node for node in self.nodes if node.pid() is not None]
+        if not running:
+            raise BrokerStartError(f"the {self.name} deployment is not running")
+        upsert_scram_users(running[0].admin(), credentials)
+        ca = self.settings.security_dir / "ca.pem"
+        for name in credentials:
+            self.credentials.write_client_files(name, self.bootstrap, ca)
+        return credentials
 
     def stop(self, node_ids: Iterable[int] | None = None) -> list[int]:
         """Stop the selected nodes cleanly (SIGTERM, then SIGKILL after the timeout).
@@ -334,12 +391,19 @@ class Deployment:
     def _prepare(self, node: BrokerNode, java: str, classpath: str) -> None:
         for folder in (node.directory, node.data_dir, node.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        if node.security is not None:
+            ensure_node_tls(
+                self.settings.security_dir,
+                node.directory,
+                node_principal(node.node_id),
+                client_hosts([node.host]),
+            )
         node.config_path.write_text(node.render_properties(), encoding="utf-8")
         (node.directory / "log4j2.properties").write_text(node.render_log4j(), encoding="utf-8")
         # A Java argument file keeps the long class path out of `ps` and argv limits.
         quoted = classpath.replace("\\", "\\\\").replace('"', '\\"')
         (node.directory / "jvm.args").write_text(f'-cp "{quoted}"\n', encoding="utf-8")
-        busy = [p for p in (node.port, node.controller_port) if port_in_use(node.host, p)]
+        busy = [p for p in node.ports if port_in_use(node.host, p)]
         if busy:
             raise BrokerStartError(
                 f"Cannot start Kafka node {node.node_id}: port(s) {', '.join(map(str, busy))} on "
@@ -407,22 +471,36 @@ class Deployment:
 def single_node(settings: BrokerSettings | None = None) -> Deployment:
     """The one-node deployment used by the dev stack and the test suite."""
     settings = settings or BrokerSettings()
-    return _deployment("single", settings, [(settings.port, settings.resolved_controller_port)])
+    ports = [(settings.port, settings.resolved_controller_port, settings.resolved_internal_port)]
+    return _deployment("single", settings, ports)
 
 
 def cluster(settings: BrokerSettings | None = None) -> Deployment:
     """Three combined nodes on consecutive loopback ports (replication factor 3)."""
     settings = settings or BrokerSettings()
     base = settings.cluster_base_port
-    ports = [(base + i, base + 100 + i) for i in range(CLUSTER_SIZE)]
+    ports = [(base + i, base + 100 + i, base + 200 + i) for i in range(CLUSTER_SIZE)]
     return _deployment("cluster", settings, ports)
 
 
-def _deployment(name: str, settings: BrokerSettings, ports: list[tuple[int, int]]) -> Deployment:
-    """Nodes 1..N on these (client, controller) ports, all voters, replicating N ways."""
+def _deployment(
+    name: str, settings: BrokerSettings, ports: list[tuple[int, int, int]]
+) -> Deployment:
+    """Nodes 1..N on these (client, controller, internal) ports, all voters, replicating N ways."""
     directory = settings.state_dir.resolve() / name
     numbered = list(enumerate(ports, start=1))
-    voters = ",".join(f"{i}@{settings.host}:{controller}" for i, (_, controller) in numbered)
+    voters = ",".join(f"{i}@{settings.host}:{controller}" for i, (_, controller, _) in numbered)
+    node_ids = tuple(i for i, _ in numbered)
+
+    def security(node_id: int, internal_port: int) -> NodeSecurity | None:
+        if not settings.secured:
+            return None
+        tls = TlsFiles(
+            ca=settings.security_dir / "ca.pem",
+            keystore=directory / f"node-{node_id}" / "tls" / "node.pem",
+        )
+        return NodeSecurity(tls, internal_port, node_ids)
+
     nodes = [
         BrokerNode(
             node_id=i,
@@ -433,7 +511,8 @@ def _deployment(name: str, settings: BrokerSettings, ports: list[tuple[int, int]
             voters=voters,
             replication=len(ports),
             heap=settings.heap,
+            security=security(i, internal),
         )
-        for i, (port, controller) in numbered
+        for i, (port, controller, internal) in numbered
     ]
     return Deployment(name, settings, nodes, directory)

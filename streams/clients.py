@@ -17,7 +17,7 @@ from aiokafka.helpers import create_ssl_context
 from confluent_kafka.admin import AdminClient
 
 from streams.exceptions import StreamsError
-from streams.settings import KafkaSettings
+from streams.settings import KafkaSettings, Profile
 
 __all__ = [
     "PARTITIONER",
@@ -30,6 +30,7 @@ __all__ = [
     "faust_config",
     "faust_credentials",
     "producer_config",
+    "require_authenticated",
 ]
 
 _admin_log = logging.getLogger("streams.librdkafka.admin")
@@ -51,7 +52,7 @@ class ClientConfigError(StreamsError):
 def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
     """Configuration for a durable, ordered, idempotent producer."""
     return {
-        **settings.client_config(),
+        **_librdkafka(settings),
         "acks": "all",
         "enable.idempotence": True,
         "partitioner": PARTITIONER,
@@ -64,7 +65,7 @@ def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]
 def consumer_config(settings: KafkaSettings, group_id: str, **overrides: Any) -> dict[str, Any]:
     """Configuration for an at-least-once consumer that commits explicitly."""
     return {
-        **settings.client_config(),
+        **_librdkafka(settings),
         "group.id": group_id,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -76,7 +77,13 @@ def consumer_config(settings: KafkaSettings, group_id: str, **overrides: Any) ->
 
 def admin_client(settings: KafkaSettings) -> AdminClient:
     """An admin client (topic provisioning) whose failures surface as exceptions only."""
-    return AdminClient(settings.client_config(), logger=_admin_log)
+    return AdminClient(_librdkafka(settings), logger=_admin_log)
+
+
+def _librdkafka(settings: KafkaSettings) -> dict[str, Any]:
+    """The settings' librdkafka properties, once the security set-up is checked."""
+    _protocol(settings)
+    return settings.client_config()
 
 
 def _protocol(settings: KafkaSettings) -> str:
@@ -92,7 +99,23 @@ def _protocol(settings: KafkaSettings) -> str:
         raise ClientConfigError(
             f"security_protocol {protocol} needs sasl_mechanism, sasl_username and sasl_password"
         )
+    if settings.profile is Profile.PRODUCTION and protocol != "SASL_SSL":
+        raise ClientConfigError(
+            f"the production profile needs SAFEPASSAGE_SECURITY_PROTOCOL=SASL_SSL, not {protocol}"
+        )
     return protocol
+
+
+def require_authenticated(settings: KafkaSettings) -> KafkaSettings:
+    """``settings``, unless no client could be built from them (checked before any starts).
+
+    Every client factory here refuses the same: an unknown protocol, SASL
+    without credentials, and the production profile on anything but
+    SASL_SSL (PLAINTEXT and SSL name no principal the broker's ACLs could
+    judge; SASL_PLAINTEXT sends the credentials and survivors' events in clear).
+    """
+    _protocol(settings)
+    return settings
 
 
 def _ssl_context(settings: KafkaSettings, protocol: str) -> ssl.SSLContext | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import click
 
-from connectors.cli import docs, escalations, kafka, registry, schemas, topics, worker
+from connectors.cli import acl, docs, escalations, kafka, registry, schemas, topics, worker
 from connectors.cli.common import FriendlyGroup
 from connectors.delivery import register as register_delivery
 from connectors.intake import register as register_intake
@@ -36,6 +36,7 @@ for _command in (
     kafka.kafka,  # safepassage kafka start|stop|status
     registry.registry,  # safepassage registry start|stop|status
     topics.topics,  # safepassage topics provision|list
+    acl.acl,  # safepassage acl plan|apply
     schemas.schemas,  # safepassage schemas check|release
     docs.docs,  # safepassage docs asyncapi
     escalations.escalations,  # safepassage escalations follow|tick

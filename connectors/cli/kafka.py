@@ -4,21 +4,60 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 import click
+from pydantic import SecretStr
 from rich.table import Table
 
 from connectors.cli.common import console
 from infra import BrokerSettings, Deployment, cluster, single_node
 from infra.broker import StartResult
 from infra.maven import pinned_kafka_version
+from infra.principals import SCRAM_MECHANISM
+from streams.settings import KafkaSettings
 
-__all__ = ["kafka", "print_started"]
+__all__ = ["kafka", "principal_environment", "principal_settings", "print_started"]
 
 
 def _deployment(use_cluster: bool) -> Deployment:
     settings = BrokerSettings()
     return cluster(settings) if use_cluster else single_node(settings)
+
+
+def principal_environment(deployment: Deployment, principal: str) -> dict[str, str]:
+    """The ``SAFEPASSAGE_*`` variables with which a service of ours reaches ``deployment``.
+
+    On a secured deployment, as ``principal`` (SCRAM over TLS, trusting the
+    local CA); on the plaintext test layout, the address alone.
+    """
+    environment = {"SAFEPASSAGE_BOOTSTRAP_SERVERS": deployment.bootstrap}
+    if deployment.settings.secured:
+        environment |= {
+            "SAFEPASSAGE_SECURITY_PROTOCOL": "SASL_SSL",
+            "SAFEPASSAGE_SASL_MECHANISM": SCRAM_MECHANISM,
+            "SAFEPASSAGE_SASL_USERNAME": principal,
+            "SAFEPASSAGE_SASL_PASSWORD": deployment.credentials.password(principal),
+            "SAFEPASSAGE_SSL_CAFILE": str(deployment.settings.security_dir / "ca.pem"),
+        }
+    return environment
+
+
+def principal_settings(
+    deployment: Deployment, principal: str, base: KafkaSettings
+) -> KafkaSettings:
+    """``base`` (namespace, profile...) speaking to ``deployment`` as ``principal``."""
+    environment = principal_environment(deployment, principal)
+    update: dict[str, object] = {"bootstrap_servers": deployment.bootstrap}
+    if deployment.settings.secured:
+        update |= {
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": SCRAM_MECHANISM,
+            "sasl_username": principal,
+            "sasl_password": SecretStr(environment["SAFEPASSAGE_SASL_PASSWORD"]),
+            "ssl_cafile": Path(environment["SAFEPASSAGE_SSL_CAFILE"]),
+        }
+    return base.model_copy(update=update)
 
 
 def print_started(results: Iterable[StartResult]) -> None:
@@ -51,6 +90,11 @@ def kafka_start(use_cluster: bool, nodes: tuple[int, ...]) -> None:
     deployment = _deployment(use_cluster)
     print_started(deployment.start(nodes or None))
     console().print(f"bootstrap servers: {deployment.bootstrap}")
+    if deployment.settings.secured:
+        console().print(
+            f"SASL_SSL (SCRAM-SHA-512), ACLs enforced; client files of each principal in "
+            f"{deployment.settings.security_dir / 'clients'} (owner-only)"
+        )
 
 
 @kafka.command("stop")

@@ -6,18 +6,21 @@ itself is :func:`connectors.worker.run_worker`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import click
 
+from connectors.cli.acl import print_acl_plan
 from connectors.cli.common import console
-from connectors.cli.kafka import print_started
+from connectors.cli.kafka import principal_environment, principal_settings, print_started
 from connectors.cli.topics import print_plan
 from infra import single_node
+from streams.acls import apply, load_matrix
 from streams.provisioning import provision
-from streams.settings import KafkaSettings
+from streams.settings import KafkaSettings, read_settings
 
 __all__ = ["run", "worker"]
 
@@ -59,12 +62,24 @@ def worker(app_id: str | None, data_dir: Path) -> None:
 @click.command("run")
 @_worker_options
 def run(app_id: str | None, data_dir: Path) -> None:
-    """Bring the platform up locally: broker, every catalog topic, then a router worker."""
+    """Bring the platform up locally: broker, every catalog topic, then a router worker.
+
+    The broker is secured unless SAFEPASSAGE_BROKER_SECURITY=plaintext: topics
+    and ACLs are provisioned as ``admin``, the worker runs as ``router``.
+    """
     deployment = single_node()
     print_started(deployment.start())
-    console().print(f"Apache Kafka {deployment.nodes[0].kafka_version()}, KRaft mode")
-    the_plan, created = provision(KafkaSettings(bootstrap_servers=deployment.bootstrap))
+    security = "SASL_SSL/SCRAM-SHA-512, ACLs" if deployment.settings.secured else "PLAINTEXT"
+    console().print(f"Apache Kafka {deployment.nodes[0].kafka_version()}, KRaft mode, {security}")
+    admin = principal_settings(deployment, "admin", read_settings(KafkaSettings))
+    the_plan, created = provision(admin)
     print_plan(the_plan, created)
+    if deployment.settings.secured:
+        print_acl_plan(apply(admin, load_matrix()), done=True)
+        console().print(
+            f"credentials and client files: {deployment.settings.security_dir} (owner-only)"
+        )
+    os.environ.update(principal_environment(deployment, "router"))
     console().print(
         "Starting the router worker (it serves no HTTP: operators read status through "
         "`safepassage intake serve`). Ctrl-C stops it; `safepassage kafka stop` stops the broker."

@@ -38,7 +38,9 @@ def dedicated_settings(state_dir: Path, **overrides: object) -> BrokerSettings:
     """Settings for a broker of a test's own (free ports, its own state folder).
 
     The class-path cache is shared with the session broker so that no test
-    pays for a Maven run.
+    pays for a Maven run. Plaintext unless ``security`` says otherwise: the
+    fast tier tests behaviour, the secured tests (test_security.py) ask for
+    ``security="sasl_ssl"``.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     shared_cache = REPO / ".state" / "test-kafka"
@@ -48,7 +50,9 @@ def dedicated_settings(state_dir: Path, **overrides: object) -> BrokerSettings:
         "state_dir": state_dir,
         "port": free_port(),
         "controller_port": free_port(),
+        "internal_port": free_port(),
         "heap": "384m",
+        "security": "plaintext",
     }
     values.update(overrides)
     return BrokerSettings.model_validate(values)
@@ -94,7 +98,10 @@ def kafka_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     # One state folder per port: suites run side by side must not share (or wipe) a broker.
     folder = "test-kafka" if port == 39092 else f"test-kafka-{port}"
     settings = BrokerSettings(
-        state_dir=REPO / ".state" / folder, port=port, controller_port=port + 1
+        state_dir=REPO / ".state" / folder,
+        port=port,
+        controller_port=port + 1,
+        security="plaintext",  # the fast tier: an explicit choice (the default is sasl_ssl)
     )
     deployment = single_node(settings)
     node = deployment.nodes[0]

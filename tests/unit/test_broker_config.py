@@ -26,11 +26,13 @@ def properties(text: str) -> dict[str, str]:
 
 
 def test_single_node_is_a_combined_kraft_node_on_loopback(tmp_path: Path) -> None:
-    node = single_node(BrokerSettings(state_dir=tmp_path, port=29092)).nodes[0]
+    settings = BrokerSettings(state_dir=tmp_path, port=29092, security="plaintext")
+    node = single_node(settings).nodes[0]
     props = properties(node.render_properties())
 
     assert props["process.roles"] == "broker,controller"
     assert props["listeners"] == "PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093"
+    assert "authorizer.class.name" not in props
     assert props["controller.quorum.voters"] == "1@127.0.0.1:29093"
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["group.initial.rebalance.delay.ms"] == "0"
@@ -132,3 +134,49 @@ def test_a_draw_that_starts_with_a_dash_is_drawn_again(monkeypatch: pytest.Monke
 
     assert new_cluster_id() == base64.urlsafe_b64encode(plain.bytes).rstrip(b"=").decode()
     assert base64.urlsafe_b64encode(dashed.bytes).decode().startswith("-")
+
+
+def test_by_default_a_node_authenticates_every_listener_and_denies_without_an_acl(
+    tmp_path: Path,
+) -> None:
+    node = single_node(BrokerSettings(state_dir=tmp_path, port=29092)).nodes[0]
+    props = properties(node.render_properties())
+
+    assert props["listeners"] == (
+        "CLIENTS://127.0.0.1:29092,INTERNAL://127.0.0.1:29094,CONTROLLER://127.0.0.1:29093"
+    )
+    assert props["listener.security.protocol.map"] == (
+        "CLIENTS:SASL_SSL,INTERNAL:SSL,CONTROLLER:SSL"
+    )
+    assert "PLAINTEXT" not in props["listener.security.protocol.map"]
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["listener.name.internal.ssl.client.auth"] == "required"
+    assert props["listener.name.controller.ssl.client.auth"] == "required"
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == "User:kafka-node-1;User:admin"
+    assert props["ssl.keystore.type"] == props["ssl.truststore.type"] == "PEM"
+    assert Path(props["ssl.truststore.location"]).is_relative_to(tmp_path.resolve())
+    assert "password" not in node.render_properties().lower()
+
+
+def test_a_secured_cluster_trusts_each_of_its_nodes(tmp_path: Path) -> None:
+    deployment = cluster(BrokerSettings(state_dir=tmp_path, cluster_base_port=30000))
+    all_props = [properties(node.render_properties()) for node in deployment.nodes]
+
+    assert {p["super.users"] for p in all_props} == {
+        "User:kafka-node-1;User:kafka-node-2;User:kafka-node-3;User:admin"
+    }
+    assert [n.ports for n in deployment.nodes] == [
+        (30000, 30100, 30200),
+        (30001, 30101, 30201),
+        (30002, 30102, 30202),
+    ]
+    assert len({p["ssl.keystore.location"] for p in all_props}) == 3
+
+
+def test_plaintext_is_refused_on_a_host_other_machines_can_reach() -> None:
+    with pytest.raises(ValueError, match="loopback host only"):
+        BrokerSettings(host="0.0.0.0", security="plaintext")  # noqa: S104 - the point
+    assert BrokerSettings(host="::1", security="plaintext").host == "::1"
+    assert BrokerSettings(host="0.0.0.0").secured  # noqa: S104 - secured may listen anywhere

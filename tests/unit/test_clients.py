@@ -9,22 +9,25 @@ tests read the real configuration objects each library is given.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import faust
 import pytest
 from aiokafka import AIOKafkaConsumer
 from faust.types.auth import AuthProtocol, SASLMechanism
+from pydantic import SecretStr
 
 from streams.app import create_app
 from streams.clients import (
     ClientConfigError,
+    admin_client,
     aiokafka_config,
     consumer_config,
     faust_config,
     producer_config,
 )
-from streams.settings import KafkaSettings
+from streams.settings import KafkaSettings, Profile
 
 PASSWORD = "scram-unit-test-password"
 
@@ -141,3 +144,28 @@ def test_a_set_up_the_clients_cannot_share_is_refused(fields: dict[str, str]) ->
         aiokafka_config(settings)
     with pytest.raises(ClientConfigError):
         faust_config(settings)
+
+
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SSL", "SASL_PLAINTEXT"])
+def test_no_client_of_the_production_profile_is_built_unauthenticated_or_in_clear(
+    protocol: str,
+) -> None:
+    settings = KafkaSettings(
+        profile=Profile.PRODUCTION,
+        security_protocol=protocol,
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="router",
+        sasl_password=SecretStr("secret"),
+    )
+    builders: list[Callable[[], object]] = [
+        lambda: producer_config(settings),
+        lambda: consumer_config(settings, "g"),
+        lambda: admin_client(settings),
+        lambda: aiokafka_config(settings),
+        lambda: faust_config(settings),
+    ]
+    for build in builders:
+        with pytest.raises(ClientConfigError, match=r"production profile needs .*SASL_SSL"):
+            build()
+    secured = settings.model_copy(update={"security_protocol": "SASL_SSL"})
+    assert producer_config(secured)["security.protocol"] == "SASL_SSL"

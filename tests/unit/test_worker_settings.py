@@ -71,3 +71,36 @@ def test_any_command_refuses_a_bad_kafka_variable_in_one_line(tmp_path: Path) ->
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: invalid settings: SAFEPASSAGE_PARTITIONS: ")
     assert "lots-7f3a" not in result.stderr
+
+
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SSL", "SASL_PLAINTEXT"])
+def test_the_router_refuses_the_production_profile_unauthenticated_or_in_clear(
+    tmp_path: Path, protocol: str
+) -> None:
+    env = {
+        "SAFEPASSAGE_PROFILE": "production",
+        "SAFEPASSAGE_SECURITY_PROTOCOL": protocol,
+        "SAFEPASSAGE_SASL_MECHANISM": "SCRAM-SHA-512",
+        "SAFEPASSAGE_SASL_USERNAME": "router",
+        "SAFEPASSAGE_SASL_PASSWORD": "secret-7f3a",
+    }
+    result = CliRunner().invoke(main, ["worker", "--data-dir", str(tmp_path / "w")], env=env)
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert "production profile needs SAFEPASSAGE_SECURITY_PROTOCOL=SASL_SSL" in line
+    assert protocol in line and "secret-7f3a" not in line
+    assert not (tmp_path / "w").exists()
+
+
+def test_the_production_profile_over_sasl_ssl_is_accepted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name, value in {
+        "PROFILE": "production",
+        "SECURITY_PROTOCOL": "SASL_SSL",
+        "SASL_MECHANISM": "SCRAM-SHA-512",
+        "SASL_USERNAME": "router",
+        "SASL_PASSWORD": "secret",
+    }.items():
+        monkeypatch.setenv(f"SAFEPASSAGE_{name}", value)
+    assert WorkerSettings.load(None, tmp_path).kafka.security_protocol == "SASL_SSL"
