@@ -57,6 +57,7 @@ __all__ = [
     "add_key",
     "authorize_event",
     "authorize_event_type",
+    "authorize_source",
     "authorize_status_read",
     "generate_key",
     "hash_key",
@@ -91,6 +92,20 @@ class Principal:
     """The provider a ``provider`` principal answers for."""
     agency_id: str | None = None
     """The agency an ``agency`` principal publishes for (the events' ``agency_id``)."""
+
+    @property
+    def source_root(self) -> str:
+        """The CloudEvents ``source`` this principal publishes under.
+
+        The organisation its key speaks for: ``/agencies/<agency_id>``,
+        ``/providers/<provider_id>`` (the SDKs' default sources), and
+        ``/operators/<name>``.
+        """
+        if self.role is Role.AGENCY and self.agency_id is not None:
+            return f"/agencies/{self.agency_id}"
+        if self.role is Role.PROVIDER and self.provider_id is not None:
+            return f"/providers/{self.provider_id}"
+        return f"/{self.role.value}s/{self.name}"
 
 
 KeyHash = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
@@ -381,6 +396,25 @@ def authorize_event_type(principal: Principal, event_type: str, location: str = 
     publish, allowed = _PUBLISHES[principal.role]
     if event_type not in allowed:
         raise ForbiddenError(f"{publish} {', '.join(sorted(allowed))}; not {event_type}", location)
+
+
+def authorize_source(principal: Principal, source: str, location: str = "/source") -> None:
+    """Whether ``principal`` may publish under ``source``; :class:`ForbiddenError` if not.
+
+    The source names the sender, so it must be the principal's own
+    (:attr:`Principal.source_root`, or a path below it for one of its
+    systems): no caller publishes as another, and since idempotency keys are
+    (source, id), no caller can claim another's ids.
+    """
+    root = principal.source_root
+    below = source[len(root) :] if source.startswith(root) else None
+    if below is None or (below and not below.startswith("/")) or _odd_path(below):
+        raise ForbiddenError(f"this caller publishes under {root} (or a path below it)", location)
+
+
+def _odd_path(path: str) -> bool:
+    """Dot or empty segments, which would let a path name another principal's."""
+    return "//" in path or bool({".", ".."} & set(path.split("/")))
 
 
 def authorize_event(principal: Principal, event: Event, pointer: str = "/data") -> None:

@@ -15,7 +15,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from connectors.auth import Principal, authorize_event, authorize_event_type
+from connectors.auth import (
+    Principal,
+    authorize_event,
+    authorize_event_type,
+    authorize_source,
+)
 from connectors.exceptions import ForbiddenError
 from connectors.idempotency import fingerprint
 from connectors.intake.problems import ProblemError, json_pointer, pydantic_errors
@@ -112,6 +117,7 @@ def _check_event(
         raise _Rejected([FieldError(f"{pointer}/type", f"{reason}; accepted: {accepted}")])
     with _forbidden_as_rejection(pointer):
         authorize_event_type(principal, envelope.type, f"{pointer}/type")
+        authorize_source(principal, envelope.source, f"{pointer}/source")
     data, invalid = sealed_from_json(envelope.type, envelope.data)
     if invalid:
         raise _Rejected(

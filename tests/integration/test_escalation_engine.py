@@ -175,7 +175,7 @@ def read_until(
 @pytest.mark.parametrize(
     "survivor_count",
     [
-        pytest.param(200, id="1000-offers"),
+        pytest.param(80, id="400-offers"),
         pytest.param(2000, id="10000-offers", marks=pytest.mark.long),
     ],
 )

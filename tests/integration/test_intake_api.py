@@ -148,10 +148,15 @@ def intake(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[Intake]:
 def test_structured_and_batch_events_land_on_intake_under_the_callers_ids(intake: Intake) -> None:
     survivor = uuid.uuid4()
     single = cloudevent(
-        "survivor.identified", survivor_id=survivor, event_id="cms-1", source="/agencies/nl/cms"
+        "survivor.identified",
+        survivor_id=survivor,
+        event_id="cms-1",
+        source=f"/agencies/{AGENCY_ID}/cms",
     )
     batch = [
-        cloudevent(t, survivor_id=survivor, event_id=f"cms-{i}", source="/agencies/nl/cms")
+        cloudevent(
+            t, survivor_id=survivor, event_id=f"cms-{i}", source=f"/agencies/{AGENCY_ID}/cms"
+        )
         for i, t in enumerate(["consent.granted", "risk.assessed", "referral.requested"], 2)
     ]
 
@@ -167,7 +172,7 @@ def test_structured_and_batch_events_land_on_intake_under_the_callers_ids(intake
         record = records[receipt["id"]]
         # The receipt names the broker's own coordinates: the 202 came after the ack.
         assert (record.partition, record.offset) == (receipt["partition"], receipt["offset"])
-        assert record.ce_source == "/agencies/nl/cms"
+        assert record.ce_source == f"/agencies/{AGENCY_ID}/cms"
         assert record.ce_type == receipt["type"]
     # One survivor, one partition, in the order posted.
     assert [records[f"cms-{i}"].offset for i in range(1, 5)] == sorted(
@@ -196,7 +201,7 @@ def test_a_provider_answer_lands_on_provider_responses(intake: Intake) -> None:
     [record] = read_topic(intake.settings, intake.responses_topic)
     assert (record.ce_id, record.ce_source, record.ce_type) == (
         "answer-1",
-        "/providers/shelter-1",
+        f"/providers/{PROVIDER_ID}",
         "referral.declined",
     )
     assert read_topic(intake.settings, intake.intake_topic) == []

@@ -136,7 +136,7 @@ def test_a_client_that_does_not_authenticate_is_refused(
         logger=_silent(),
     )
     with pytest.raises(KafkaException):
-        admin.list_topics(timeout=5)
+        admin.list_topics(timeout=3)
 
 
 def test_the_secrets_are_owner_only_and_the_client_files_work(secured: Deployment) -> None:

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from faust.types.auth import AuthProtocol, SASLMechanism
 from pydantic import SecretStr
 
-from streams.app import create_app
+from streams.app import SESSION_TIMEOUT_S, create_app
 from streams.clients import (
     ClientConfigError,
     admin_client,
@@ -169,3 +169,11 @@ def test_no_client_of_the_production_profile_is_built_unauthenticated_or_in_clea
             build()
     secured = settings.model_copy(update={"security_protocol": "SASL_SSL"})
     assert producer_config(secured)["security.protocol"] == "SASL_SSL"
+
+
+def test_a_dead_worker_gives_up_its_partitions_within_seconds_not_a_minute(
+    tmp_path: Path,
+) -> None:
+    app = create_app(KafkaSettings(), "t-session", data_dir=tmp_path, store="memory://")
+    assert app.conf.broker_session_timeout == SESSION_TIMEOUT_S <= 15
+    assert app.conf.broker_heartbeat_interval * 4 <= SESSION_TIMEOUT_S

@@ -151,7 +151,7 @@ def cloudevent(
     *,
     survivor_id: uuid.UUID | None = None,
     event_id: str | None = None,
-    source: str = "/agencies/nl-police",
+    source: str = f"/agencies/{AGENCY_ID}",
     occurred_at: datetime = T0,
     **data_overrides: Any,
 ) -> dict[str, Any]:
@@ -172,7 +172,7 @@ def cloudevent(
 
 
 def provider_answer(event_type: str = "referral.accepted", **kwargs: Any) -> dict[str, Any]:
-    return cloudevent(event_type, source="/providers/shelter-1", **kwargs)
+    return cloudevent(event_type, source=f"/providers/{PROVIDER_ID}", **kwargs)
 
 
 # --------------------------------------------------------------------- fixtures
@@ -280,14 +280,16 @@ def header(record: EncodedRecord, name: str) -> str:
 async def test_every_agency_event_goes_to_intake_under_the_callers_id_and_source(
     client: httpx.AsyncClient, keys: dict[str, str], publisher: RecordingPublisher, event_type: str
 ) -> None:
-    event = cloudevent(event_type, event_id="case-42/event-7", source="/agencies/nl-police/cms")
+    event = cloudevent(
+        event_type, event_id="case-42/event-7", source="/agencies/agency:nl-police/cms"
+    )
 
     response = await post(client, keys["agency"], event)
 
     assert response.status_code == 202, response.text
     assert response.json() == {
         "id": "case-42/event-7",
-        "source": "/agencies/nl-police/cms",
+        "source": "/agencies/agency:nl-police/cms",
         "type": event_type,
         "topic": INTAKE,
         "partition": 0,
@@ -296,7 +298,7 @@ async def test_every_agency_event_goes_to_intake_under_the_callers_id_and_source
     [record] = publisher.records
     assert record.topic == INTAKE
     assert header(record, "ce_id") == "case-42/event-7"
-    assert header(record, "ce_source") == "/agencies/nl-police/cms"
+    assert header(record, "ce_source") == "/agencies/agency:nl-police/cms"
     assert header(record, "ce_type") == event_type
     assert record.key == event["subject"].encode()
     decoded = Codec(KAFKA, source="/t").decode(record.value, record.headers, topic=INTAKE)
@@ -454,17 +456,49 @@ async def test_a_retry_with_other_content_is_a_conflict(
     assert len(publisher.records) == 1
 
 
-async def test_another_principal_cannot_replay_a_receipt_under_the_same_source_and_id(
+async def test_another_principal_cannot_publish_under_a_source_not_its_own(
     client: httpx.AsyncClient, keys: dict[str, str], publisher: RecordingPublisher
 ) -> None:
-    event = cloudevent(event_id="shared", source="/agencies/shared")
-    await post(client, keys["agency"], event)
-    theirs = cloudevent(event_id="shared", source="/agencies/shared", agency_id="agency:be-ngo")
+    event = cloudevent(event_id="shared", source="/agencies/agency:nl-police/cms")
+    assert (await post(client, keys["agency"], event)).status_code == 202
+    squatting = cloudevent(
+        event_id="shared", source="/agencies/agency:nl-police/cms", agency_id="agency:be-ngo"
+    )
 
-    response = await post(client, keys["other-agency"], theirs)
+    refused = await post(client, keys["other-agency"], squatting)
 
-    assert_problem(response, 409, "idempotency-conflict")
+    body = assert_problem(refused, 403, "forbidden")
+    assert body["errors"] == [
+        {
+            "location": "/source",
+            "message": "this caller publishes under /agencies/agency:be-ngo (or a path below it)",
+        }
+    ]
     assert len(publisher.records) == 1
+    # The same id under its own source is its own: ids are scoped by the caller's source.
+    own = cloudevent(event_id="shared", source="/agencies/agency:be-ngo", agency_id="agency:be-ngo")
+    assert (await post(client, keys["other-agency"], own)).status_code == 202
+    assert len(publisher.records) == 2
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "/agencies/agency:nl-police-2",  # another agency whose id starts the same
+        "/agencies/agency:nl",
+        "/providers/agency:nl-police",  # the same id in another role
+        "/agencies/nl-police",  # the principal's name is not its organisation
+        "urn:safepassage:agencies:agency:nl-police",
+        "/agencies/agency:nl-police/../agency:be-ngo",
+        "/",
+    ],
+)
+async def test_a_source_outside_the_callers_path_is_forbidden(
+    client: httpx.AsyncClient, keys: dict[str, str], publisher: RecordingPublisher, source: str
+) -> None:
+    response = await post(client, keys["agency"], cloudevent(source=source))
+    assert_problem(response, 403, "forbidden")
+    assert publisher.records == []
 
 
 async def test_a_batch_retry_publishes_only_what_was_not_acknowledged(
@@ -1244,7 +1278,9 @@ def _valid_cloudevents(draw: st.DrawFn) -> dict[str, Any]:
     return {
         "specversion": "1.0",
         "id": draw(st.from_regex(r"[!-~]{1,40}", fullmatch=True)),
-        "source": draw(st.sampled_from(["/agencies/a", "/providers/p", "urn:x"])),
+        "source": draw(
+            st.sampled_from([f"/agencies/{AGENCY_ID}", f"/providers/{PROVIDER_ID}", "/agencies/a"])
+        ),
         "type": event_type,
         "time": rfc3339(utc_millis(event.occurred_at)),
         "subject": str(event.subject),
@@ -1300,6 +1336,10 @@ def test_every_valid_event_is_accepted_and_published_as_sent() -> None:
         def run(document: dict[str, Any]) -> None:
             role = "agency" if document["type"] in AGENCY_EVENTS else "provider"
             document["id"] = str(uuid.uuid4())
+            document["source"] = {
+                "agency": f"/agencies/{AGENCY_ID}/cms",
+                "provider": f"/providers/{PROVIDER_ID}",
+            }[role]
             response = http.post(
                 "/v1/events", content=json.dumps(document), headers=headers(FUZZ_KEYS[role])
             )
