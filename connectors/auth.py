@@ -63,6 +63,7 @@ __all__ = [
     "hash_key",
     "key_id_of",
     "load_keys",
+    "may_read_status_of",
 ]
 
 KEY_PREFIX = "sp"
@@ -444,8 +445,18 @@ def authorize_event(principal: Principal, event: Event, pointer: str = "/data") 
 
 
 def authorize_status_read(principal: Principal) -> None:
-    """Only operators read a survivor's status through the intake API."""
-    if principal.role is not Role.OPERATOR:
-        raise ForbiddenError(
-            f"only operators read survivor status; this key's role is {principal.role.value}"
-        )
+    """Operators and agencies read survivor status; providers do not (they get offers)."""
+    if principal.role is Role.PROVIDER:
+        raise ForbiddenError("operators and agencies read survivor status; providers do not")
+
+
+def may_read_status_of(principal: Principal, owner: str | None) -> bool:
+    """Whether ``principal`` may see the status of a survivor identified by agency ``owner``.
+
+    Operators see every case; an agency only the survivors it identified
+    (a record without an owner, from before owners were recorded, is no
+    agency's). Others see none.
+    """
+    if principal.role is Role.OPERATOR:
+        return True
+    return principal.role is Role.AGENCY and owner is not None and owner == principal.agency_id

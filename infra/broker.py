@@ -205,9 +205,8 @@ class BrokerNode:
 
     def answers(self, timeout_s: float = 2.0) -> bool:
         """Whether the node answers a metadata request and lists itself as a broker."""
-        admin = self.admin()
         try:
-            metadata = admin.list_topics(timeout=timeout_s)
+            metadata = self.admin().list_topics(timeout=timeout_s)
         except Exception:  # any failure just means "not (yet) answering"
             return False
         return self.node_id in metadata.brokers
@@ -312,6 +311,7 @@ class Deployment:
         for node in selected:
             pid = node.pid()
             if pid is not None:
+                self._check_same_security(node)
                 results[node.node_id] = StartResult(node.node_id, node.bootstrap, pid, True)
                 continue
             self._prepare(node, java, classpath)
@@ -387,6 +387,17 @@ class Deployment:
         send_signal(pid, signal.SIGKILL)
         wait_gone(pid, 10.0)
         return pid
+
+    def _check_same_security(self, node: BrokerNode) -> None:
+        """A running node started with the other security setting is an error, not a reuse."""
+        running = node.config_path.read_text(encoding="utf-8") if node.config_path.exists() else ""
+        secured = "authorizer.class.name=" in running
+        if secured != self.settings.secured:
+            was, now = ("sasl_ssl", "plaintext") if secured else ("plaintext", "sasl_ssl")
+            raise BrokerStartError(
+                f"Kafka node {node.node_id} runs with security={was}, but the settings ask for "
+                f"{now} (SAFEPASSAGE_BROKER_SECURITY): stop it first (safepassage kafka stop)."
+            )
 
     def _prepare(self, node: BrokerNode, java: str, classpath: str) -> None:
         for folder in (node.directory, node.data_dir, node.log_dir):

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from processors.case import CaseState
 from processors.consent import ConsentSummary, ConsentTerms, consent_summary
 from processors.lifecycle import ReferralStatus
-from schemas.types import CaseOutcome, RiskLevel, ServiceCategory, Urgency
+from schemas.types import CaseOutcome, Identifier, RiskLevel, ServiceCategory, Urgency
 
 __all__ = [
     "ReferralView",
@@ -70,6 +70,8 @@ class StatusRecord(_View):
     """
 
     survivor_id: UUID
+    agency_id: Identifier | None = None
+    """The agency that identified the survivor: besides operators, the one that may read it."""
     identified: bool
     referrals: tuple[ReferralView, ...]
     consents: tuple[ConsentTerms, ...]
@@ -123,6 +125,7 @@ def status_record(case: CaseState) -> StatusRecord:
     grants = sorted(case.consents.values(), key=lambda g: str(g.consent_id))
     return StatusRecord(
         survivor_id=case.survivor_id,
+        agency_id=case.profile.agency_id if case.profile is not None else None,
         identified=case.profile is not None,
         referrals=referrals,
         consents=tuple(ConsentTerms.of(g) for g in grants),
@@ -158,13 +161,16 @@ class StatusRead(_View):
     """
 
     kind: str = "status.read"
-    survivor_id: UUID
+    survivor_id: UUID | None
+    """None when the path held no survivor id (never the text it held instead)."""
     at: datetime
     principal: str
     role: str
     key_id: str
     status: int
-    """The HTTP status answered (200, or 404 for an unknown survivor)."""
+    """The HTTP status answered: 200, 404 (unknown, or not the caller's), 403 or 400."""
+    refusal: str | None = None
+    """Why a read was refused: ``role``, ``not-a-uuid``, ``not-the-callers-survivor``."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the audit topic."""

@@ -21,7 +21,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
-from connectors.auth import Principal, authorize_status_read
+from connectors.auth import Principal, authorize_status_read, may_read_status_of
 from connectors.exceptions import BrokerUnavailableError, ForbiddenError
 from connectors.intake.problems import ProblemError, broker_unavailable
 from connectors.intake.publisher import Publisher
@@ -195,53 +195,78 @@ async def read_status(
     timeout_s: float,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> StatusView:
-    """An operator's read of one survivor's status, audited; or the problem to answer.
+    """One read of a survivor's status by an operator or the owning agency; or the problem.
 
-    Order: the role (403) before the id (400), so other roles learn
+    Order: the role (403) before the id (400), so a provider learns
     nothing; readiness (503 with ``Retry-After``); then the answer, 200 or
-    404, judged at the instant of reading (consents expire), each audited on
-    ``audit.v1`` (who, whom, which status; no case data) and acknowledged by
-    Kafka before it is given: a read that cannot be audited is not answered (503).
+    404, judged at the instant of reading (consents expire). An agency's
+    read of a survivor it did not identify is answered exactly like an
+    unknown id (404), so it learns nothing either. Every answer but the 503
+    of an unready copy, refusals included, is audited on ``audit.v1`` (who,
+    whom, which status, why refused; no case data, never the path's text)
+    and acknowledged by Kafka before it is given: a read that cannot be
+    audited is not answered (503).
     """
+
+    def read(survivor: UUID | None, status: int, refusal: str | None = None) -> StatusRead:
+        return StatusRead(
+            survivor_id=survivor,
+            at=now(),
+            principal=principal.name,
+            role=principal.role.value,
+            key_id=principal.key_id,
+            status=status,
+            refusal=refusal,
+        )
+
+    audit_topic = Topics.of(kafka).audit
+    survivor = _survivor_or_none(survivor_id)
     try:
         authorize_status_read(principal)
     except ForbiddenError as exc:
+        await _audit(publisher, audit_topic, read(survivor, 403, "role"), timeout_s)
         raise ProblemError(forbidden(str(exc))) from None
-    try:
-        survivor = UUID(survivor_id)
-    except ValueError:
+    if survivor is None:
+        await _audit(publisher, audit_topic, read(None, 400, "not-a-uuid"), timeout_s)
         raise ProblemError(
             invalid_path_parameter(
                 "survivor_id", "must be a UUID", "the survivor id must be a UUID"
             )
-        ) from None
+        )
     if not store.ready:
         raise ProblemError(status_unavailable(RETRY_AFTER_S))
     record = store.get(survivor)
-    read = StatusRead(
-        survivor_id=survivor,
-        at=now(),
-        principal=principal.name,
-        role=principal.role.value,
-        key_id=principal.key_id,
-        status=200 if record is not None else 404,
-    )
-    await _audit(publisher, Topics.of(kafka).audit, read, timeout_s)
+    refusal = None
+    if record is not None and not may_read_status_of(principal, record.agency_id):
+        record, refusal = None, "not-the-callers-survivor"  # answered like an unknown id
+    done = read(survivor, 200 if record is not None else 404, refusal)
+    await _audit(publisher, audit_topic, done, timeout_s)
     _log.info(
         "intake.status_read",
         principal=principal.name,
         role=principal.role.value,
         survivor_id=str(survivor),
-        status=read.status,
+        status=done.status,
+        refusal=refusal,
     )
     if record is None:
         raise ProblemError(unknown_survivor())
-    return status_view(record, read.at)
+    return status_view(record, done.at)
+
+
+def _survivor_or_none(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None
 
 
 async def _audit(publisher: Publisher, topic: str, read: StatusRead, timeout_s: float) -> None:
-    """One ``status.read`` on ``audit.v1``, keyed by survivor, acknowledged before the answer."""
-    survivor = str(read.survivor_id)
+    """One ``status.read`` on ``audit.v1``, acknowledged before the answer.
+
+    Keyed by survivor, or by the caller when the path held no survivor id.
+    """
+    survivor = str(read.survivor_id) if read.survivor_id is not None else read.principal
     value = json.dumps(read.to_dict(), separators=(",", ":"), sort_keys=True).encode()
     record = EncodedRecord(topic=topic, key=survivor.encode(), value=value, headers=[])
     try:

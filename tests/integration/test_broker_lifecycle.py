@@ -39,6 +39,7 @@ def cli_env(deployment: Deployment) -> dict[str, str]:
         "SAFEPASSAGE_BROKER_STATE_DIR": str(settings.state_dir),
         "SAFEPASSAGE_BROKER_PORT": str(settings.port),
         "SAFEPASSAGE_BROKER_CONTROLLER_PORT": str(settings.resolved_controller_port),
+        "SAFEPASSAGE_BROKER_SECURITY": settings.security,
     }
 
 
@@ -57,6 +58,16 @@ def test_start_when_running_says_so_and_exits_zero(own_broker: Deployment) -> No
     assert result.exit_code == 0, result.output
     assert "already running" in result.output
     assert own_broker.nodes[0].pid() == pid
+
+
+def test_start_with_the_other_security_setting_is_one_clear_error(own_broker: Deployment) -> None:
+    env = {**cli_env(own_broker), "SAFEPASSAGE_BROKER_SECURITY": "sasl_ssl"}
+
+    result = CliRunner().invoke(main, ["kafka", "start"], env=env)
+
+    assert result.exit_code == 1
+    assert "runs with security=plaintext, but the settings ask for sasl_ssl" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_status_reports_the_node_answering(own_broker: Deployment) -> None:

@@ -26,6 +26,7 @@ from connectors.auth import (
     hash_key,
     key_id_of,
     load_keys,
+    may_read_status_of,
 )
 from connectors.exceptions import ApiKeysError, ConnectorsError, ForbiddenError
 from connectors.intake import register
@@ -332,12 +333,21 @@ def test_no_event_is_an_operators_to_publish() -> None:
 @pytest.mark.parametrize(
     "principal", [AGENCY_PRINCIPAL, PROVIDER_PRINCIPAL, OPERATOR_PRINCIPAL], ids=str
 )
-def test_only_operators_read_status(principal: Principal) -> None:
-    if principal.role is Role.OPERATOR:
-        authorize_status_read(principal)
-    else:
-        with pytest.raises(ForbiddenError, match="only operators"):
+def test_operators_and_agencies_read_status_providers_do_not(principal: Principal) -> None:
+    if principal.role is Role.PROVIDER:
+        with pytest.raises(ForbiddenError, match="providers do not"):
             authorize_status_read(principal)
+    else:
+        authorize_status_read(principal)
+
+
+def test_an_agency_sees_only_the_survivors_it_identified() -> None:
+    assert may_read_status_of(OPERATOR_PRINCIPAL, None)
+    assert may_read_status_of(OPERATOR_PRINCIPAL, "agency:any")
+    assert may_read_status_of(AGENCY_PRINCIPAL, AGENCY_PRINCIPAL.agency_id)
+    assert not may_read_status_of(AGENCY_PRINCIPAL, "agency:someone-else")
+    assert not may_read_status_of(AGENCY_PRINCIPAL, None)
+    assert not may_read_status_of(PROVIDER_PRINCIPAL, AGENCY_PRINCIPAL.agency_id)
 
 
 # --------------------------------------------------------------------------- CLI

@@ -31,7 +31,16 @@ from streams.replay import MissingTopicsError
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 from tests.doubles import RecordingPublisher
-from tests.unit.domain_builders import T0, Harness, consent, identified, provider, request, uid
+from tests.unit.domain_builders import (
+    AGENCY,
+    T0,
+    Harness,
+    consent,
+    identified,
+    provider,
+    request,
+    uid,
+)
 
 KAFKA = KafkaSettings(topic_namespace="safepassage")
 TOPICS = Topics.of(KAFKA)
@@ -215,7 +224,10 @@ def keys(tmp_path: Path) -> dict[str, str]:
     path = tmp_path / "api-keys.yaml"
     return {
         "operator": add_key(path, role=Role.OPERATOR, principal="duty-desk")[0],
-        "agency": add_key(path, role=Role.AGENCY, principal="nl-police", agency_id="agency:nl")[0],
+        "agency": add_key(path, role=Role.AGENCY, principal="nl-police", agency_id=AGENCY)[0],
+        "other-agency": add_key(path, role=Role.AGENCY, principal="be-ngo", agency_id="agency:be")[
+            0
+        ],
         "provider": add_key(path, role=Role.PROVIDER, principal="shelter", provider_id=P)[0],
     }
 
@@ -299,6 +311,7 @@ async def test_an_operator_reads_the_status_as_of_now_and_the_read_is_audited(
         "role": "operator",
         "key_id": intake.keys["operator"][:20],
         "status": 200,
+        "refusal": None,
     }
     [record] = [r for r in intake.publisher.records if r.topic == TOPICS.audit]
     assert record.key == str(S).encode()
@@ -340,22 +353,54 @@ async def test_until_the_store_caught_up_the_answer_is_503_with_retry_after(
     assert intake.audited() == []  # nothing was answered
 
 
-@pytest.mark.parametrize("who", ["agency", "provider"])
-async def test_only_operators_read_status_and_the_role_comes_before_the_id(
-    intake: Intake, who: str
+async def test_a_provider_never_reads_status_the_role_comes_before_the_id_and_it_is_audited(
+    intake: Intake,
 ) -> None:
-    response = await intake.read("not-a-uuid", who)
+    for survivor in ("robert-smith", S):
+        body = assert_problem(await intake.read(survivor, "provider"), 403, "forbidden")
+        assert "referrals" not in body
+    assert [(a["survivor_id"], a["status"], a["refusal"]) for a in intake.audited()] == [
+        (None, 403, "role"),  # the path's text is never recorded
+        (str(S), 403, "role"),
+    ]
+    assert "robert-smith" not in str(intake.publisher.records)
 
-    body = assert_problem(response, 403, "forbidden")
-    assert "referrals" not in body and intake.publisher.records == []
+
+async def test_an_agency_reads_its_own_survivors_and_nobody_elses(intake: Intake) -> None:
+    own = await intake.read(S, "agency")
+    assert own.status_code == 200 and own.json()["survivor_id"] == str(S)
+
+    others = await intake.read(S, "other-agency")
+    unknown = await intake.read(uuid.uuid4(), "other-agency")
+    # Another agency's survivor is answered exactly like an unknown one: nothing leaks.
+    assert (others.status_code, others.json()) == (unknown.status_code, unknown.json())
+    assert_problem(others, 404, "unknown-survivor")
+    audits = [(a["principal"], a["status"], a["refusal"]) for a in intake.audited()]
+    assert audits == [
+        ("nl-police", 200, None),
+        ("be-ngo", 404, "not-the-callers-survivor"),
+        ("be-ngo", 404, None),
+    ]
 
 
-async def test_no_key_is_401_and_a_bad_id_is_400(intake: Intake) -> None:
+@pytest.mark.parametrize(
+    "records",
+    [[record_of(case_record().model_copy(update={"agency_id": None}))]],
+)
+async def test_a_record_without_an_owner_is_no_agencys(intake: Intake) -> None:
+    assert_problem(await intake.read(S, "agency"), 404, "unknown-survivor")
+    assert (await intake.read(S)).status_code == 200  # operators still read it
+
+
+async def test_no_key_is_401_and_a_bad_id_is_400_audited_without_the_text(intake: Intake) -> None:
     assert_problem(await intake.read(S, None), 401, "unauthenticated")
     body = assert_problem(await intake.read("robert-smith"), 400, "invalid-request")
     assert body["errors"] == [{"location": "path:survivor_id", "message": "must be a UUID"}]
     assert "robert-smith" not in json.dumps(body)
-    assert intake.publisher.records == []
+    [audit] = intake.audited()
+    assert (audit["survivor_id"], audit["status"], audit["refusal"]) == (None, 400, "not-a-uuid")
+    assert intake.publisher.records[0].key == b"duty-desk"  # keyed by the caller
+    assert "robert-smith" not in str(intake.publisher.records)
 
 
 @pytest.mark.parametrize("caught_up", [True, False])
@@ -365,7 +410,7 @@ async def test_no_error_answer_quotes_the_survivor_id_of_the_path(intake: Intake
     answers = [
         await intake.read(unknown),  # 404, or 503 while the store catches up
         await intake.read(unknown, None),  # 401
-        await intake.read(unknown, "agency"),  # 403
+        await intake.read(unknown, "provider"),  # 403
         await intake.http.post(f"/v1/survivors/{unknown}/status"),  # 405
         await intake.http.get(f"/v1/survivors/{unknown}/history"),  # 404, no such route
     ]

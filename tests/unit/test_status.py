@@ -26,6 +26,7 @@ from processors.status import (
 from schemas.types import CaseOutcome, RiskLevel, ServiceCategory
 
 from .domain_builders import (
+    AGENCY,
     HOUSING,
     T0,
     Harness,
@@ -245,5 +246,14 @@ def test_a_status_read_is_audited_as_plain_json_without_case_data() -> None:
         "role": "operator",
         "key_id": "sp_operator_AbCdEfGh",
         "status": 200,
+        "refusal": None,
     }
     assert StatusRead.model_validate(data) == read
+
+
+def test_the_status_record_names_the_agency_that_identified_the_survivor() -> None:
+    h = Harness()
+    h.all(identified(S))
+    assert status_record(h.cases[S]).agency_id == AGENCY
+    h.all(request(uid("unidentified"), uid("r-unidentified")))
+    assert status_record(h.cases[uid("unidentified")]).agency_id is None
