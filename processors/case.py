@@ -134,6 +134,8 @@ class CaseState(_Value):
     """Everything the router knows of one survivor."""
 
     survivor_id: UUID
+    owner: Identifier | None = None
+    """The agency the survivor belongs to: the one whose event about them was applied first."""
     profile: SurvivorProfile | None = None
     consents: dict[UUID, ConsentGrant] = Field(default_factory=dict)
     withdrawn_consents: tuple[UUID, ...] = ()

@@ -34,6 +34,12 @@ Survivor-first rules decided here:
   answered, or the referral moved on, before the timeout arrived) is only
   audited: a race between the escalation engine and the provider, not an
   error to dead-letter.
+* Who sent an input is read from its CloudEvents source, which only the
+  platform's components can set (:mod:`processors.senders`): a survivor
+  belongs to the first agency that published about them, and every other
+  agency's events about that survivor are refused (``survivor.not-owned``);
+  provider answers count only from the provider they name, delivery reports
+  and escalations only from the platform (``sender.not-allowed``).
 * ``referral.undelivered`` (the webhook connector gave up): an offer its
   provider never received is treated like a missed acknowledgement (the
   next provider is offered at once) and climbs the ladder
@@ -54,6 +60,7 @@ from processors.exceptions import ProcessorsError, SurvivorMismatchError, Unsupp
 from processors.handlers import HANDLERS
 from processors.meta import EventMeta
 from processors.policy import DEFAULT_POLICY, RoutingPolicy
+from processors.senders import SenderKind, owner_of, refusal, sender_of
 from processors.work import Work
 from schemas.models import SurvivorEvent
 from schemas.types import utc_millis
@@ -95,7 +102,9 @@ def decide(
     if key in state.applied:
         return Decision(state=state, directory=directory, duplicate=True)
     work = Work(state, directory, event=event, meta=meta, now=utc_millis(now), policy=policy)
-    rejection = handler(work, event)
+    sender = sender_of(meta.source)
+    refused = refusal(state, event, sender)
+    rejection = work.reject(*refused) if refused is not None else handler(work, event)
     if rejection is not None:
         audit = work.record(
             AuditAction.REJECTED,
@@ -104,7 +113,12 @@ def decide(
         )
         return Decision(state=state, directory=directory, effects=(rejection, audit))
     applied = (*state.applied, key)[-policy.idempotency_window :]
-    new_state = work.case.model_copy(update={"applied": applied, "updated_at": work.now})
+    update: dict[str, object] = {"applied": applied, "updated_at": work.now}
+    if sender.kind is SenderKind.AGENCY and work.case.owner is None:
+        # The first agency to publish about the survivor (or, for a state from before
+        # owners were recorded, the agency that identified them).
+        update["owner"] = owner_of(work.case) or sender.id
+    new_state = work.case.model_copy(update=update)
     return Decision(
         state=new_state,
         directory=work.directory,

@@ -75,6 +75,10 @@ class RejectionCode(StrEnum):
     CONSENT_WITHDRAWN_EARLIER = "consent.withdrawn-earlier"
     EVENT_UNEXPECTED = "event.unexpected"
     PROVIDER_NOT_OFFERED = "provider.not-offered"
+    SENDER_NOT_ALLOWED = "sender.not-allowed"
+    """The source names no sender that may send this event (or not the one its data names)."""
+    SURVIVOR_NOT_OWNED = "survivor.not-owned"
+    """The survivor belongs to another agency (the one that first published about them)."""
 
 
 class AuditRecord(_Value):

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from processors.case import CaseState
 from processors.consent import ConsentSummary, ConsentTerms, consent_summary
 from processors.lifecycle import ReferralStatus
+from processors.senders import owner_of
 from schemas.types import CaseOutcome, Identifier, RiskLevel, ServiceCategory, Urgency
 
 __all__ = [
@@ -71,7 +72,7 @@ class StatusRecord(_View):
 
     survivor_id: UUID
     agency_id: Identifier | None = None
-    """The agency that identified the survivor: besides operators, the one that may read it."""
+    """The agency the survivor belongs to: besides operators, the one that may read it."""
     identified: bool
     referrals: tuple[ReferralView, ...]
     consents: tuple[ConsentTerms, ...]
@@ -125,7 +126,7 @@ def status_record(case: CaseState) -> StatusRecord:
     grants = sorted(case.consents.values(), key=lambda g: str(g.consent_id))
     return StatusRecord(
         survivor_id=case.survivor_id,
-        agency_id=case.profile.agency_id if case.profile is not None else None,
+        agency_id=owner_of(case),
         identified=case.profile is not None,
         referrals=referrals,
         consents=tuple(ConsentTerms.of(g) for g in grants),

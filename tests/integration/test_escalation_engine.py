@@ -48,7 +48,7 @@ from streams.settings import KafkaSettings
 from streams.ticks import publish_ticks, tick_topic
 from tests.integration.waits import TopicReader, wait_caught_up, wait_until
 from tests.integration.workers import RunningWorker, start_worker
-from tests.unit.domain_builders import consent, identified, provider, request
+from tests.unit.domain_builders import consent, identified, provider, request, source_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -134,7 +134,7 @@ class Reference:
                 self.ladders.get(sid),
                 self.directory,
                 event,
-                EventMeta(source=SOURCE, id=event_id),
+                EventMeta(source=source_for(event), id=event_id),
                 now=event.occurred_at,
                 policy=self.policy,
             )
@@ -202,7 +202,7 @@ def test_every_due_deadline_escalates_once_through_a_kill_9(
     producer = Producer(producer_config(settings))
 
     def send(event: Event, topic: str, event_id: str | None = None) -> None:
-        record = codec.encode(event, topic, event_id=event_id)
+        record = codec.encode(event, topic, event_id=event_id, source=source_for(event))
         producer.produce(
             record.topic, key=record.key, value=record.value, headers=list[Any](record.headers)
         )

@@ -151,12 +151,10 @@ def test_structured_and_batch_events_land_on_intake_under_the_callers_ids(intake
         "survivor.identified",
         survivor_id=survivor,
         event_id="cms-1",
-        source=f"/agencies/{AGENCY_ID}/cms",
+        source=f"/agencies/{AGENCY_ID}",
     )
     batch = [
-        cloudevent(
-            t, survivor_id=survivor, event_id=f"cms-{i}", source=f"/agencies/{AGENCY_ID}/cms"
-        )
+        cloudevent(t, survivor_id=survivor, event_id=f"cms-{i}", source=f"/agencies/{AGENCY_ID}")
         for i, t in enumerate(["consent.granted", "risk.assessed", "referral.requested"], 2)
     ]
 
@@ -172,7 +170,7 @@ def test_structured_and_batch_events_land_on_intake_under_the_callers_ids(intake
         record = records[receipt["id"]]
         # The receipt names the broker's own coordinates: the 202 came after the ack.
         assert (record.partition, record.offset) == (receipt["partition"], receipt["offset"])
-        assert record.ce_source == f"/agencies/{AGENCY_ID}/cms"
+        assert record.ce_source == f"/agencies/{AGENCY_ID}"
         assert record.ce_type == receipt["type"]
     # One survivor, one partition, in the order posted.
     assert [records[f"cms-{i}"].offset for i in range(1, 5)] == sorted(

@@ -33,6 +33,7 @@ from tests.unit.domain_builders import (
     identified,
     provider,
     request,
+    source_for,
     uid,
     undelivered,
 )
@@ -58,11 +59,11 @@ def router(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def send(settings: KafkaSettings, topic_suffix: str, *events: Event) -> None:
-    codec = Codec(settings, source="/test/agency")
+    codec = Codec(settings, source="/safepassage/test")
     producer = Producer(producer_config(settings))
     topic = f"{settings.topic_namespace}.{topic_suffix}"
     for event in events:
-        record = codec.encode(event, topic)
+        record = codec.encode(event, topic, source=source_for(event))
         producer.produce(
             topic, key=record.key, value=record.value, headers=list[Any](record.headers)
         )

@@ -45,6 +45,7 @@ from tests.unit.domain_builders import (
     identified,
     provider,
     request,
+    source_for,
     withdrawal,
 )
 
@@ -81,7 +82,9 @@ class Driver:
     def send(self, suffix: str, event: Event) -> None:
         topic = f"{self.ns}.{suffix}"
         self.seq += 1
-        record = self.codec.encode(event, topic, event_id=f"scenario-{self.seq}")
+        record = self.codec.encode(
+            event, topic, event_id=f"scenario-{self.seq}", source=source_for(event)
+        )
         self.producer.produce(
             topic, key=record.key, value=record.value, headers=list[Any](record.headers)
         )

@@ -38,7 +38,7 @@ from streams.topics import Topics
 from tests.integration.conftest import dedicated_settings
 from tests.integration.waits import GENEROUS_S
 from tests.integration.workers import start_worker
-from tests.unit.domain_builders import consent, identified, provider, request, uid
+from tests.unit.domain_builders import consent, identified, provider, request, source_for, uid
 
 pytestmark = [pytest.mark.integration]
 
@@ -213,10 +213,10 @@ def platform(
 
 
 def _send(settings: KafkaSettings, topic: str, *events: Event) -> None:
-    codec = Codec(settings, source="/test/secured")
+    codec = Codec(settings, source="/safepassage/test")
     producer = Producer(producer_config(settings))
     for event in events:
-        record = codec.encode(event, topic)
+        record = codec.encode(event, topic, source=source_for(event))
         producer.produce(topic, key=record.key, value=record.value, headers=list(record.headers))
     assert producer.flush(30) == 0
 
@@ -254,11 +254,11 @@ def _read_error(settings: KafkaSettings, topic: str) -> KafkaError | None:
 def test_the_router_routes_as_itself_and_parties_reach_only_their_topics(
     platform: dict[str, Any],
 ) -> None:
-    agency: KafkaSettings = platform["agency-north"]
-    topics = Topics.of(agency)
+    intake: KafkaSettings = platform["intake"]  # what the HTTP intake publishes as
+    topics = Topics.of(intake)
     survivor, referral = uuid.uuid4(), uuid.uuid4()
     _send(
-        agency,
+        intake,
         topics.intake,
         identified(survivor),
         consent(survivor),
@@ -288,8 +288,10 @@ DENIED = "_AUTHORIZATION_FAILED"
 @pytest.mark.parametrize(
     ("principal", "topic"),
     [
+        ("agency-north", "intake"),  # parties publish through the HTTP intake only
         ("agency-north", "provider_responses"),
         ("agency-north", "providers"),
+        ("provider-shelter", "provider_responses"),
         ("provider-shelter", "intake"),
         ("provider-shelter", "providers"),
         ("provider-shelter", "capacity_ledger"),

@@ -29,7 +29,7 @@ from tests.doubles import java_partition
 from tests.integration.intake import StatusClient, running_intake
 from tests.integration.waits import end_offsets, read_to_end, wait_until
 from tests.integration.workers import RunningWorker, start_worker
-from tests.unit.domain_builders import accepted, consent, identified, provider, request
+from tests.unit.domain_builders import accepted, consent, identified, provider, request, source_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -108,7 +108,7 @@ def test_two_workers_share_the_survivors_and_failover_keeps_their_cases(
 
             def send(topic: str, *events: Event) -> None:
                 for event in events:
-                    record = codec.encode(event, topic)
+                    record = codec.encode(event, topic, source=source_for(event))
                     producer.produce(
                         record.topic,
                         key=record.key,

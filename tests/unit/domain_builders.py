@@ -376,6 +376,35 @@ def undelivered(
 # --------------------------------------------------------------------------- harness
 
 
+def source_for(event: Event) -> str:
+    """The CloudEvents source the event's rightful sender publishes under.
+
+    Agency events under their agency (``/agencies/<agency_id>``; the test
+    agency for a cancellation, which names none), provider answers under
+    the provider they name, everything else under the platform's.
+    """
+    if isinstance(event, ReferralCancelled):
+        return f"/agencies/{AGENCY}"
+    agency_id = getattr(event, "agency_id", None)
+    if isinstance(agency_id, str):
+        return f"/agencies/{agency_id}"
+    provider_id = getattr(event, "provider_id", None)
+    if provider_id is not None and event.event_type in PROVIDER_ANSWER_TYPES:
+        return f"/providers/{provider_id}"
+    return "/safepassage/test"
+
+
+PROVIDER_ANSWER_TYPES = frozenset(
+    {
+        "referral.accepted",
+        "referral.declined",
+        "referral.started",
+        "referral.completed",
+        "referral.failed",
+    }
+)
+
+
 @dataclass
 class Harness:
     """The binding in miniature: a case table, a directory, and an input log.
@@ -391,13 +420,14 @@ class Harness:
     log: list[tuple[Event, EventMeta]] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
-    def meta(self) -> EventMeta:
-        """Metadata of a new, never-seen event."""
-        return EventMeta(source="/test/agency", id=f"evt-{next(self._ids)}")
+    def meta(self, event: Event | None = None) -> EventMeta:
+        """Metadata of a new, never-seen event, under the source its sender would use."""
+        source = source_for(event) if event is not None else f"/agencies/{AGENCY}"
+        return EventMeta(source=source, id=f"evt-{next(self._ids)}")
 
     def feed(self, event: Event, meta: EventMeta | None = None) -> Decision | None:
         """Apply one event; the decision for a survivor event, None for a directory event."""
-        meta = meta or self.meta()
+        meta = meta or self.meta(event)
         self.log.append((event, meta))
         if isinstance(event, ProviderEvent):
             self.directory = apply_directory(self.directory, event)

@@ -47,6 +47,7 @@ from tests.unit.domain_builders import (
     identified,
     provider,
     request,
+    source_for,
     uid,
 )
 
@@ -192,7 +193,7 @@ class World:
         return sorted(self.tables["deadlines"])
 
     def decoded(self, event: Event, topic: str = INTAKE) -> Decoded:
-        record = self.codec.encode(event, topic)
+        record = self.codec.encode(event, topic, source=source_for(event))
         return self.codec.decode(record.value, record.headers, topic=topic, key=record.key)
 
     async def feed(self, *events: Event, topic: str = INTAKE) -> None:

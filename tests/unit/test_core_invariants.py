@@ -483,7 +483,7 @@ def test_invariants_hold_over_any_event_sequence(data: st.DataObject) -> None:
 def _apply(w: World, event: SurvivorEvent, seen: set[str]) -> None:
     """Feed one survivor event and check what the decision did."""
     before = w.harness.directory
-    meta = w.harness.meta()
+    meta = w.harness.meta(event)
     decision = w.harness.survivor(event, meta)
     if decision.changed:
         w.oracle.see(event)
@@ -501,7 +501,7 @@ def test_a_refused_event_is_refused_again_and_still_changes_nothing(data: st.Dat
     sid = w.survivors[0]
     for _ in range(draw(st.integers(1, 15))):
         event = _survivor_event(draw, w, sid)
-        meta = w.harness.meta()
+        meta = w.harness.meta(event)
         decision = w.harness.survivor(event, meta)
         if decision.rejection is None:
             continue

@@ -62,6 +62,7 @@ from tests.unit.domain_builders import (
     provider,
     request,
     risk,
+    source_for,
     started,
     uid,
     undelivered,
@@ -160,13 +161,13 @@ class Binding:
 
     # ------------------------------------------------------------------ inputs
 
-    def meta(self) -> EventMeta:
+    def meta(self, event: SurvivorEvent) -> EventMeta:
         self.next_id += 1
-        return EventMeta(source="/test/agency", id=f"engine-evt-{self.next_id}")
+        return EventMeta(source=source_for(event), id=f"engine-evt-{self.next_id}")
 
     def event(self, event: SurvivorEvent) -> EventInput:
         """An input for ``event`` happening now."""
-        return EventInput(event.model_copy(update={"occurred_at": self.now}), self.meta())
+        return EventInput(event.model_copy(update={"occurred_at": self.now}), self.meta(event))
 
     def compute(self, item: Input) -> Step:
         """The pure call, on what is stored now."""

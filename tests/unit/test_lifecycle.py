@@ -51,6 +51,7 @@ from schemas.types import (
 )
 
 from .domain_builders import (
+    AGENCY,
     HOUSING,
     T0,
     Harness,
@@ -576,11 +577,13 @@ def test_a_redelivered_event_changes_nothing_and_emits_nothing() -> None:
 
 def test_effect_ids_are_stable_for_the_same_input() -> None:
     h = _ready()
-    case, directory, meta = h.cases[S], h.directory, EventMeta("/test/agency", "req-1")
+    case, directory, meta = h.cases[S], h.directory, EventMeta(f"/agencies/{AGENCY}", "req-1")
     one = decide(case, directory, request(S, R), meta, now=T0)
     two = decide(case, directory, request(S, R), meta, now=T0)
     assert [p.event_id for p in one.published] == [p.event_id for p in two.published]
-    other = decide(case, directory, request(S, R), EventMeta("/test/agency", "req-2"), now=T0)
+    other = decide(
+        case, directory, request(S, R), EventMeta(f"/agencies/{AGENCY}", "req-2"), now=T0
+    )
     assert one.published[0].event_id != other.published[0].event_id
 
 

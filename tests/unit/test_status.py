@@ -251,9 +251,10 @@ def test_a_status_read_is_audited_as_plain_json_without_case_data() -> None:
     assert StatusRead.model_validate(data) == read
 
 
-def test_the_status_record_names_the_agency_that_identified_the_survivor() -> None:
+def test_the_status_record_names_the_agency_the_survivor_belongs_to() -> None:
     h = Harness()
     h.all(identified(S))
     assert status_record(h.cases[S]).agency_id == AGENCY
-    h.all(request(uid("unidentified"), uid("r-unidentified")))
-    assert status_record(h.cases[uid("unidentified")]).agency_id is None
+    h.all(request(uid("unidentified"), uid("r-unidentified")))  # held, owned all the same
+    assert status_record(h.cases[uid("unidentified")]).agency_id == AGENCY
+    assert status_record(CaseState.new(uid("nobody"))).agency_id is None

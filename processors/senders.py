@@ -1,0 +1,137 @@
+"""Who sent an input, and whether that sender may send it about this survivor.
+
+The sender is read from the CloudEvents ``source``, and the source can be
+trusted because only the platform's own components may write the topics the
+router reads (the broker's ACL matrix): the intake writes agencies' and
+providers' events under the source it checked against the caller's key
+(``/agencies/<agency_id>``, ``/providers/<provider_id>``, or a path below),
+the webhook connector and the escalation engine under ``/safepassage/...``.
+A field the sender fills in (``agency_id`` or ``provider_id`` in the data)
+is only checked against it, never believed on its own.
+
+Ownership: a survivor belongs to the agency that first published about
+them (their ``survivor.identified``, or a request held before it); only
+that agency may publish further events about the survivor. Provider answers
+count only from the provider they name, which the handlers then check
+against the offer. Refusals carry a reason code, so they are dead-lettered
+and audited like every other refusal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from processors.case import CaseState
+from processors.effects import RejectionCode
+from schemas.models import (
+    CaseClosed,
+    ConsentGranted,
+    ConsentWithdrawn,
+    ReferralAccepted,
+    ReferralCancelled,
+    ReferralCompleted,
+    ReferralDeclined,
+    ReferralEscalated,
+    ReferralFailed,
+    ReferralRequested,
+    ReferralStarted,
+    ReferralUndelivered,
+    RiskAssessed,
+    SurvivorEvent,
+    SurvivorIdentified,
+)
+
+__all__ = ["Refusal", "Sender", "SenderKind", "owner_of", "refusal", "sender_of"]
+
+AGENCY_EVENTS = (
+    SurvivorIdentified,
+    ConsentGranted,
+    ConsentWithdrawn,
+    RiskAssessed,
+    ReferralRequested,
+    ReferralCancelled,
+    CaseClosed,
+)
+PROVIDER_ANSWERS = (
+    ReferralAccepted,
+    ReferralDeclined,
+    ReferralStarted,
+    ReferralCompleted,
+    ReferralFailed,
+)
+PLATFORM_EVENTS = (ReferralEscalated, ReferralUndelivered)
+
+
+class SenderKind(StrEnum):
+    """What kind of party a source names."""
+
+    AGENCY = "agency"
+    PROVIDER = "provider"
+    PLATFORM = "platform"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Sender:
+    """The sender a source names: its kind and its agency, provider or component id."""
+
+    kind: SenderKind
+    id: str | None = None
+
+
+_ROOTS = {
+    "/agencies/": SenderKind.AGENCY,
+    "/providers/": SenderKind.PROVIDER,
+    "/safepassage/": SenderKind.PLATFORM,
+}
+
+
+def sender_of(source: str) -> Sender:
+    """``/agencies/<agency_id>``, ``/providers/<provider_id>``, ``/safepassage/<component>``.
+
+    The intake accepts exactly these sources, so everything after the root is
+    the id (an agency id may itself contain ``/``).
+    """
+    for root, kind in _ROOTS.items():
+        if source.startswith(root) and len(source) > len(root):
+            return Sender(kind, source[len(root) :])
+    return Sender(SenderKind.UNKNOWN)
+
+
+def owner_of(case: CaseState) -> str | None:
+    """The agency the survivor belongs to (states from before owners: the identifying one)."""
+    if case.owner is not None:
+        return case.owner
+    return case.profile.agency_id if case.profile is not None else None
+
+
+Refusal = tuple[RejectionCode, str]
+"""A reason code and a message for the dead letter (ids and kinds only, no personal data)."""
+
+
+def refusal(case: CaseState, event: SurvivorEvent, sender: Sender) -> Refusal | None:
+    """Why ``sender`` may not send ``event`` about this survivor; None when it may."""
+    not_allowed = RejectionCode.SENDER_NOT_ALLOWED
+    if isinstance(event, AGENCY_EVENTS):
+        return _agency_refusal(case, event, sender)
+    if isinstance(event, PROVIDER_ANSWERS):
+        if sender.kind is not SenderKind.PROVIDER or sender.id != str(event.provider_id):
+            return not_allowed, "a provider answers only for itself (the source names another)"
+        return None
+    if isinstance(event, PLATFORM_EVENTS) and sender.kind is not SenderKind.PLATFORM:
+        return not_allowed, f"{event.event_type} comes from the platform only"
+    return None
+
+
+def _agency_refusal(case: CaseState, event: SurvivorEvent, sender: Sender) -> Refusal | None:
+    not_allowed = RejectionCode.SENDER_NOT_ALLOWED
+    if sender.kind is not SenderKind.AGENCY:
+        return not_allowed, f"only an agency sends {event.event_type} (sender: {sender.kind})"
+    claimed = getattr(event, "agency_id", None)
+    if claimed is not None and claimed != sender.id:
+        return not_allowed, "the agency_id of the data is not the sending agency"
+    owner = owner_of(case)
+    if owner is not None and sender.id != owner:
+        return RejectionCode.SURVIVOR_NOT_OWNED, "this survivor belongs to another agency"
+    return None
