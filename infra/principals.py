@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,3 +164,29 @@ def upsert_scram_users(
             failed.append(f"{name} ({type(exc).__name__}: {exc})")
     if failed:
         raise PrincipalError("could not set the SCRAM credentials of " + ", ".join(failed))
+    _await_known(admin, sorted(credentials), timeout_s)
+
+
+def _await_known(admin: AdminClient, names: list[str], timeout_s: float) -> None:
+    """Return once the broker describes every credential: a client may then log in at once.
+
+    The controller commits a credential before it answers; the broker that
+    authenticates clients applies it a moment later.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        missing = []
+        futures = admin.describe_user_scram_credentials(names)
+        assert isinstance(futures, dict)  # noqa: S101 - one future per user when users are named
+        for name, future in futures.items():
+            try:
+                future.result(timeout=timeout_s)
+            except Exception:  # RESOURCE_NOT_FOUND until the broker has it
+                missing.append(name)
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise PrincipalError(
+                "the broker did not show the SCRAM credentials of " + ", ".join(missing)
+            )
+        time.sleep(0.2)

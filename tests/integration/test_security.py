@@ -36,7 +36,7 @@ from streams.provisioning import provision
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 from tests.integration.conftest import dedicated_settings
-from tests.integration.waits import GENEROUS_S
+from tests.integration.waits import GENEROUS_S, wait_until
 from tests.integration.workers import start_worker
 from tests.unit.domain_builders import consent, identified, provider, request, source_for, uid
 
@@ -77,14 +77,16 @@ def _silent() -> Any:
 
 
 def _create(admin: AdminClient, name: str) -> None:
+    """Create a topic and wait until the broker's metadata lists it (that lags the creation)."""
     admin.create_topics([NewTopic(name, 1, 1)])[name].result(timeout=30)
+    wait_until(lambda: name in admin.list_topics(timeout=10).topics, f"topic {name} listed")
 
 
 def test_the_admin_principal_works_over_scram_and_tls(secured: Deployment) -> None:
     admin = _client(secured, "admin")
     name = f"sec-{uuid.uuid4().hex[:8]}"
     _create(admin, name)
-    assert name in admin.list_topics(timeout=10).topics
+    assert admin.list_topics(name, timeout=10).topics[name].error is None
 
 
 def test_a_principal_without_acls_can_do_nothing(secured: Deployment) -> None:
