@@ -20,6 +20,7 @@ from processors.core import EventMeta, decide
 from processors.directory import Directory, apply_directory
 from processors.effects import Decision
 from processors.policy import DEFAULT_POLICY, RoutingPolicy
+from processors.senders import PROVIDER_ANSWERS
 from schemas.models import (
     CaseClosed,
     ConsentGranted,
@@ -389,20 +390,9 @@ def source_for(event: Event) -> str:
     if isinstance(agency_id, str):
         return f"/agencies/{agency_id}"
     provider_id = getattr(event, "provider_id", None)
-    if provider_id is not None and event.event_type in PROVIDER_ANSWER_TYPES:
+    if provider_id is not None and isinstance(event, PROVIDER_ANSWERS):
         return f"/providers/{provider_id}"
     return "/safepassage/test"
-
-
-PROVIDER_ANSWER_TYPES = frozenset(
-    {
-        "referral.accepted",
-        "referral.declined",
-        "referral.started",
-        "referral.completed",
-        "referral.failed",
-    }
-)
 
 
 @dataclass
