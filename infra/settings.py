@@ -40,7 +40,8 @@ class BrokerSettings(BaseSettings):
         le=65000,
         description=(
             "SAFEPASSAGE_BROKER_CLUSTER_BASE_PORT: node N of the cluster listens on base + N - 1, "
-            "its controller on base + 100 + N - 1."
+            "its controller on base + 100 + N - 1, its inter-broker listener (secured) on "
+            "base + 200 + N - 1."
         ),
     )
     internal_port: int | None = Field(

@@ -4,8 +4,10 @@ Cautions from DESIGN.md, applied once for every worker: at-least-once
 processing (Faust's exactly-once mode is unreliable); the replication factor
 of the durability profile; no web server, so no table view or page can serve
 survivor data; RocksDB tables through rocksdict, whose changelogs rebuild
-state elsewhere. Agents use ``concurrency=1`` (:mod:`processors.router.wiring`):
-more can lose messages on restart.
+state elsewhere, with every changelog record acknowledged before the offsets
+of its inputs are committed (:mod:`streams.changelog_acks`). Agents use
+``concurrency=1`` (:mod:`processors.router.wiring`): more can lose messages
+on restart.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import faust
 
+from streams.changelog_acks import AckedTable, guard_commits
 from streams.clients import faust_config
 from streams.settings import KafkaSettings, Profile
 
@@ -45,6 +48,7 @@ def create_app(
         "store": store,
         "web_enabled": False,
         "web_tables_enabled": False,
+        "Table": AckedTable,
         # Faust's default (60 s) keeps the partitions of a worker that died (kill -9, a
         # lost machine) unowned for a minute; heartbeats come every 3 s from the consumer's
         # own thread, so 15 s still allows four misses on a loaded machine.
@@ -54,7 +58,14 @@ def create_app(
         data_dir.mkdir(parents=True, exist_ok=True)
         config["datadir"] = str(data_dir)
     config.update(overrides)
-    return faust.App(app_id, **config)
+    app = faust.App(app_id, **config)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def guard_offset_commits() -> None:  # the producer exists once the app runs
+        guard_commits(app)
+
+    del guard_offset_commits  # registered on the app
+    return app
 
 
 def raw_topic(app: faust.App, name: str) -> Any:

@@ -30,6 +30,7 @@ from processors.sla import SlaPolicy, default_policy
 from streams.app import create_app, raw_topic
 from streams.codec import Codec
 from streams.consuming import FaustDeadLetterSink, process_records, stop_app_on_error
+from streams.faust_offsets import strict_offsets
 from streams.settings import KafkaSettings
 from streams.stall import StallWatchdog, watch_partitions
 from streams.ticks import TICK_KEY, encode_tick
@@ -100,6 +101,9 @@ def build_router(
         data_dir=None if data_dir is None else data_dir / app_id,
         store=store,
     )
+    # Intake and provider answers are kept forever: an offset is committed only over
+    # records processed (ticks keep Faust's rule: the next tick replaces a lost one).
+    strict_offsets((topics.intake, topics.provider_responses))
     codec = Codec(settings, source=SOURCE)
     view = DirectoryView(settings, codec)
     inputs = app.topic(

@@ -1,7 +1,7 @@
 """Fixtures for tests against a real Apache Kafka broker.
 
 The session broker is a single KRaft node on ``SAFEPASSAGE_TEST_KAFKA_PORT``
-(default 39092), kept in ``.state/test-kafka``. If one is already running
+(default 29092), kept in ``.state/test-kafka``. If one is already running
 there it is reused and left running; otherwise the suite starts one from a
 clean folder and stops it at the end (unless
 ``SAFEPASSAGE_TEST_KEEP_BROKER=1``). Tests that kill or stop brokers start
@@ -11,6 +11,7 @@ their own on free ports (see :func:`dedicated_settings`).
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import uuid
@@ -26,12 +27,46 @@ from tests.conftest import BROKER_INFO
 
 REPO = Path(__file__).resolve().parents[2]
 
+SESSION_PORT = 29092
+"""The session broker's default port (its controller listens on the next one): below the
+kernel's ephemeral range, like every port the tests choose (see :func:`free_port`)."""
 
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
+
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out as a client's local port."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+PORT_FLOOR = 20000
+
+
+def free_port(span: int = 1) -> int:
+    """A loopback port, below the kernel's ephemeral range, free with the ``span - 1`` after it.
+
+    A port the OS picks (``bind(0)``) lies in the ephemeral range, where a
+    client that keeps reconnecting to a stopped broker can, on Linux, be
+    given that very port as its own and connect to itself (TCP
+    simultaneous open): the restarted broker then fails with "Address
+    already in use". Seen once in CI on the 3-node cluster test.
+    """
+    ceiling = _ephemeral_low() - span
+    for _ in range(200):
+        base = random.randrange(PORT_FLOOR, ceiling)
+        if all(_bindable(base + i) for i in range(span)):
+            return base
+    raise RuntimeError(f"no {span} free port(s) between {PORT_FLOOR} and {ceiling}")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def dedicated_settings(state_dir: Path, **overrides: object) -> BrokerSettings:
@@ -94,9 +129,9 @@ def unreachable_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def kafka_deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     """The session's single-node broker (started if none runs, stopped if we started it)."""
-    port = int(os.environ.get("SAFEPASSAGE_TEST_KAFKA_PORT", "39092"))
+    port = int(os.environ.get("SAFEPASSAGE_TEST_KAFKA_PORT", str(SESSION_PORT)))
     # One state folder per port: suites run side by side must not share (or wipe) a broker.
-    folder = "test-kafka" if port == 39092 else f"test-kafka-{port}"
+    folder = "test-kafka" if port == SESSION_PORT else f"test-kafka-{port}"
     settings = BrokerSettings(
         state_dir=REPO / ".state" / folder,
         port=port,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -16,20 +15,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def free_base() -> int:
-    """A base port with base..base+2 and base+100..base+102 free."""
-    for _ in range(50):
-        base = free_port()
-        if base > 64000:
-            continue
-        ports = [base + i for i in range(3)] + [base + 100 + i for i in range(3)]
-        if all(_free(p) for p in ports):
-            return base
-    raise RuntimeError("no free port range for the cluster")
-
-
-def _free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
+    """A base port with the cluster's ports free: clients from it, controllers from +100,
+    the inter-broker listeners of a secured cluster from +200 (see ``infra.broker``)."""
+    return free_port(span=203)
 
 
 @pytest.fixture(scope="module")

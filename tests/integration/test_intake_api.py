@@ -42,7 +42,7 @@ from streams.codec import Codec
 from streams.provisioning import provision
 from streams.settings import KafkaSettings
 from streams.topics import Topics, catalog
-from tests.integration.conftest import dedicated_settings, free_port
+from tests.integration.conftest import SESSION_PORT, dedicated_settings, free_port
 from tests.integration.intake import Server
 from tests.integration.waits import read_to_end, wait_until
 from tests.unit.test_intake_api import AGENCY_ID, PROVIDER_ID, cloudevent, provider_answer
@@ -50,7 +50,7 @@ from tests.unit.test_intake_status import case_record
 
 pytestmark = [pytest.mark.integration]
 
-OWN_BROKER_PORT = int(os.environ.get("SAFEPASSAGE_TEST_KAFKA_PORT", "39092")) + 50
+OWN_BROKER_PORT = int(os.environ.get("SAFEPASSAGE_TEST_KAFKA_PORT", str(SESSION_PORT))) + 50
 """The dedicated broker of the outage test (its controller takes the next port).
 
 Next to the session broker's port, so suites run side by side on other

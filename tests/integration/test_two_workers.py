@@ -85,9 +85,34 @@ def explain(
         for tp in committed
     ]
     lines.append(f"group members own intake partitions: {owned_intake_partitions(settings)}")
+    lines.extend(behind_the_answers(settings, intake, survivors))
     return "\n".join(
         lines + [f"--- worker {i}:\n{w.log_tail()[-1500:]}" for i, w in enumerate(workers, 1)]
     )
+
+
+def behind_the_answers(
+    settings: KafkaSettings, intake: StatusClient, survivors: list[uuid.UUID]
+) -> list[str]:
+    """For each survivor the intake does not show as offered: what the topics hold about them.
+
+    Tells a status the router never published (look for a dead letter or
+    the audit) from one published but not served by the intake's copy.
+    """
+    topics = Topics.of(settings)
+    missing = {str(s) for s in survivors if intake.status(s)[0] != 200}
+    if not missing:
+        return []
+    lines = [f"survivors the intake does not show: {sorted(missing)}"]
+    for topic in (topics.case_status, topics.audit, topics.deadletter):
+        for record in read_to_end(settings, topic):
+            key = (record.key() or b"").decode(errors="replace")
+            text = (record.value() or b"").decode(errors="replace")
+            if key in missing or any(sid in text for sid in missing):
+                lines.append(
+                    f"{topic}[{record.partition()}]@{record.offset()} key={key}: {text[:400]}"
+                )
+    return lines
 
 
 def test_two_workers_share_the_survivors_and_failover_keeps_their_cases(
