@@ -60,9 +60,13 @@ lint: setup  ## ruff (lint + format check) and mypy --strict on source
 PURE_CORE := --include='processors/*' --omit='processors/router/*'
 PACKAGES  := schemas streams processors connectors infra
 
+# The unit tier (no process started, ~1,400 tests) runs on both cores with
+# pytest-xdist; the tiers with a broker run in one process, as their timing
+# expects. Coverage adds up over both runs; each prints its ten slowest tests.
 test: lint  ## lint, every test tier against a real broker the suite starts, coverage gate
 	$(BIN)/coverage erase
-	$(BIN)/pytest --cov --cov-report=
+	$(BIN)/pytest tests/unit -n 2 --cov --cov-report=
+	$(BIN)/pytest tests/contract tests/integration --cov --cov-append --cov-report=
 	@echo "line coverage by package (in-process; workers started as subprocesses are not traced):"
 	@for p in $(PACKAGES); do printf '  %-11s %s %%\n' $$p "$$($(BIN)/coverage report --include="$$p/*" --format=total)"; done
 	@echo "pure core of processors/ (the floor is 100 %):"

@@ -70,7 +70,7 @@ def start_worker(bootstrap: str, namespace: str, folder: Path, **env: str) -> Ru
                 "SAFEPASSAGE_TOPIC_NAMESPACE": namespace,
                 "SAFEPASSAGE_ESCALATION_CLOCK": "external",
                 # A stalled partition restarts the worker well within the tests' waits.
-                "SAFEPASSAGE_ROUTER_STALL_TIMEOUT_S": "30",
+                "SAFEPASSAGE_ROUTER_STALL_TIMEOUT_S": "20",
                 **env,
             },
             stdout=out,
