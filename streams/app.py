@@ -21,10 +21,14 @@ from streams.changelog_acks import AckedTable, guard_commits
 from streams.clients import faust_config
 from streams.settings import KafkaSettings, Profile
 
-__all__ = ["SESSION_TIMEOUT_S", "create_app", "raw_topic"]
+__all__ = ["COMMIT_INTERVAL_S", "SESSION_TIMEOUT_S", "create_app", "raw_topic"]
 
 SESSION_TIMEOUT_S = 15.0
 """How long the group waits for a silent worker before giving its partitions to the others."""
+
+COMMIT_INTERVAL_S = 1.0
+"""How often processed offsets are committed (Faust's default: 2.8 s). What a restart reads
+again, and how long a status reader waits to see a record counted as handled."""
 
 
 def create_app(
@@ -53,6 +57,7 @@ def create_app(
         # lost machine) unowned for a minute; heartbeats come every 3 s from the consumer's
         # own thread, so 15 s still allows four misses on a loaded machine.
         "broker_session_timeout": SESSION_TIMEOUT_S,
+        "broker_commit_interval": COMMIT_INTERVAL_S,
     }
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
