@@ -37,7 +37,7 @@ from infra.broker_security import (
 from infra.exceptions import BrokerStartError, BrokerStopError
 from infra.maven import require_tool, resolve_classpath
 from infra.principals import CredentialStore, upsert_scram_users
-from infra.process import port_in_use, read_pid, send_signal, spawn, tail, wait_gone
+from infra.process import describe, port_in_use, read_pid, send_signal, spawn, tail, wait_gone
 from infra.settings import BrokerSettings
 from infra.tls import TlsFiles, ensure_node_tls
 
@@ -373,7 +373,8 @@ class Deployment:
                 send_signal(pid, signal.SIGKILL)
                 if not wait_gone(pid, 10.0):
                     raise BrokerStopError(
-                        f"Kafka node {node.node_id} (PID {pid}) did not exit even after SIGKILL."
+                        f"Kafka node {node.node_id} (PID {pid}) did not exit even after SIGKILL "
+                        f"({describe(pid)})."
                     )
             node.pid_file.unlink(missing_ok=True)
         return [node.node_id for node, _ in running]

@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 
 __all__ = [
+    "describe",
     "keep_child",
     "port_in_use",
     "read_pid",
@@ -99,12 +100,34 @@ def wait_gone(pid: int, timeout_s: float) -> bool:
         del _children[pid]
         return True
     try:
-        psutil.Process(pid).wait(timeout=timeout_s)
-    except psutil.NoSuchProcess:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return True  # it has exited; only its parent's wait() is missing
+        process.wait(timeout=timeout_s)
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return True
     except psutil.TimeoutExpired:
-        return False
+        return _zombie(pid)
     return True
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return True
+
+
+def describe(pid: int) -> str:
+    """State, parent and threads of a process, for an error message that must explain."""
+    try:
+        process = psutil.Process(pid)
+        return (
+            f"state {process.status()}, parent {process.ppid()}, "
+            f"{process.num_threads()} threads, ours: {pid in _children}"
+        )
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied) as exc:
+        return f"({type(exc).__name__})"
 
 
 def stop_pid(pid: int, timeout_s: float) -> bool:
