@@ -60,12 +60,13 @@ lint: setup  ## ruff (lint + format check) and mypy --strict on source
 PURE_CORE := --include='processors/*' --omit='processors/router/*'
 PACKAGES  := schemas streams processors connectors infra
 
-# Two pytest-xdist processes: the tiers with a broker all in one (one session
-# broker, in order, the timing their waits expect; see tests/conftest.py), the
-# unit tier (~1,400 tests, no process started) in the other meanwhile.
+# The unit tier (no process started, ~1,400 tests) runs on both cores with
+# pytest-xdist; the tiers with a broker then run in one process, as their
+# waits expect. Coverage adds up over both runs; each prints its ten slowest.
 test: lint  ## lint, every test tier against a real broker the suite starts, coverage gate
 	$(BIN)/coverage erase
-	$(BIN)/pytest -n 2 --dist loadgroup --cov --cov-report=
+	$(BIN)/pytest tests/unit -n 2 --cov --cov-report=
+	$(BIN)/pytest tests/contract tests/integration --cov --cov-append --cov-report=
 	@echo "line coverage by package (in-process; workers started as subprocesses are not traced):"
 	@for p in $(PACKAGES); do printf '  %-11s %s %%\n' $$p "$$($(BIN)/coverage report --include="$$p/*" --format=total)"; done
 	@echo "pure core of processors/ (the floor is 100 %):"

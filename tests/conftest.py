@@ -9,20 +9,7 @@ import pytest
 
 BROKER_INFO = pytest.StashKey[str]()
 
-
-BROKER_TIERS = ("contract", "integration")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test of the broker tiers in one pytest-xdist group: one process, in order.
-
-    With ``-n 2 --dist loadgroup`` (``make test``) the unit tier runs on the
-    other core meanwhile; the broker tiers keep the one session broker and the
-    sequential timing their waits were written for.
-    """
-    for item in items:
-        if item.path.parent.name in BROKER_TIERS:
-            item.add_marker(pytest.mark.xdist_group("broker"))
+pytest_plugins = ["tests.broker"]  # the session broker's fixtures, shared by every tier
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
