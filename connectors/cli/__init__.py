@@ -34,7 +34,7 @@ def main() -> None:
 
 for _command in (
     kafka.kafka,  # safepassage kafka start|stop|status
-    registry.registry,  # safepassage registry start|stop|status
+    registry.registry,  # safepassage registry build|start|stop|status
     topics.topics,  # safepassage topics provision|list
     acl.acl,  # safepassage acl plan|apply
     schemas.schemas,  # safepassage schemas check|release

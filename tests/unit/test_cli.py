@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from connectors.cli import docs, main
+from infra.registry import SchemaRegistry
 from schemas.exceptions import SchemaLoadError
 
 
@@ -92,3 +93,11 @@ def test_docs_asyncapi_shows_an_error_as_one_line_and_exits_1(
         "error: schemas/avro/case.closed.avsc is not valid JSON: line 1"
     ]
     assert not output.exists()
+
+
+def test_registry_build_builds_only_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``registry build`` (run beside ``make test``) leaves a current build alone."""
+    monkeypatch.setattr(SchemaRegistry, "needs_build", lambda self: False)
+    result = CliRunner().invoke(main, ["registry", "build"])
+    assert result.exit_code == 0
+    assert "already built" in result.output
