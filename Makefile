@@ -61,23 +61,27 @@ PURE_CORE := --include='processors/*' --omit='processors/router/*'
 PACKAGES  := schemas streams processors connectors infra
 
 # Two jobs side by side, as the machine has two cores and the broker tiers
-# mostly wait on the broker: in the background the schema registry's Maven
-# build (needed by one broker test) and then the unit tier (no process
-# started, ~1,400 tests), logged to .state/unit-tier.log and printed at the
-# end; in the foreground the tiers with a broker, in one process, in order,
-# as their waits expect. Each tier has its coverage file; both are combined.
-test: lint  ## lint, every test tier against a real broker the suite starts, coverage gate
+# mostly wait on the broker. In the background: lint, the schema registry's
+# Maven build (needed by one broker test), then the unit tier (no process
+# started, ~1,400 tests), logged to .state/test-background.log and printed at
+# the end. In the foreground: the tiers with a broker, in one process, in
+# order, as their waits expect. Each tier has its coverage file; both are
+# combined. `make lint` alone gives lint's verdict at once.
+test: setup  ## lint, every test tier against a real broker the suite starts, coverage gate
 	$(BIN)/coverage erase; rm -f .coverage.unit .coverage.broker
 	@mkdir -p .state
-	@echo "unit tier in the background (log: .state/unit-tier.log), broker tiers here:"
-	@( $(BIN)/safepassage registry build; \
-	   COVERAGE_FILE=.coverage.unit $(BIN)/pytest tests/unit --cov --cov-report= \
-	 ) > .state/unit-tier.log 2>&1 & unit=$$!; \
+	@echo "lint and the unit tier in the background (log: .state/test-background.log); broker tiers here:"
+	@( $(MAKE) --no-print-directory lint; lint=$$?; \
+	   $(BIN)/safepassage registry build; \
+	   COVERAGE_FILE=.coverage.unit $(BIN)/pytest tests/unit --cov --cov-report=; unit=$$?; \
+	   test $$lint -eq 0 && test $$unit -eq 0 \
+	 ) > .state/test-background.log 2>&1 & background=$$!; \
 	COVERAGE_FILE=.coverage.broker $(BIN)/pytest tests/contract tests/integration \
 	    --cov --cov-report=; broker=$$?; \
-	wait $$unit; unit=$$?; \
-	echo "---- unit tier (.state/unit-tier.log) ----"; cat .state/unit-tier.log; \
-	test $$broker -eq 0 && test $$unit -eq 0
+	wait $$background; background=$$?; \
+	echo "---- lint and unit tier (.state/test-background.log) ----"; \
+	cat .state/test-background.log; \
+	test $$broker -eq 0 && test $$background -eq 0
 	$(BIN)/coverage combine --quiet .coverage.unit .coverage.broker
 	@echo "line coverage by package (in-process; workers started as subprocesses are not traced):"
 	@for p in $(PACKAGES); do printf '  %-11s %s %%\n' $$p "$$($(BIN)/coverage report --include="$$p/*" --format=total)"; done
