@@ -35,11 +35,10 @@ __all__ = [
 
 def runs_with(pid: int, marker: str) -> bool:
     """Whether PID is a live (not zombie) process with ``marker`` among its arguments."""
+    if _exited(pid):
+        return False
     try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return marker in process.cmdline()
+        return marker in psutil.Process(pid).cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
 
@@ -99,23 +98,25 @@ def wait_gone(pid: int, timeout_s: float) -> bool:
             return False
         del _children[pid]
         return True
+    if _exited(pid):
+        return True
     try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return True  # it has exited; only its parent's wait() is missing
-        process.wait(timeout=timeout_s)
+        psutil.Process(pid).wait(timeout=timeout_s)
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return True
     except psutil.TimeoutExpired:
-        return _zombie(pid)
+        return _exited(pid)
     return True
 
 
-def _zombie(pid: int) -> bool:
+def _exited(pid: int) -> bool:
+    """Whether PID is gone or a zombie (it has exited; only its parent's wait() is missing)."""
     try:
         return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return True
+    except psutil.AccessDenied:
+        return False
 
 
 def describe(pid: int) -> str:

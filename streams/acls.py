@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from streams.clients import admin_client
 from streams.exceptions import StreamsError
 from streams.settings import KafkaSettings
+from streams.topics import TopicSpec, party_spec
 
 __all__ = [
     "DEFAULT_MATRIX",
@@ -50,12 +51,14 @@ __all__ = [
     "grants",
     "load_matrix",
     "observe",
+    "party_topics",
     "plan",
 ]
 
 DEFAULT_MATRIX = Path(__file__).with_name("acl_matrix.yaml")
 PARTY_ROLES = frozenset({"agency", "provider"})
 """Roles held by a party, whose principals carry the party's own id."""
+_PARTY_SOURCES = {"agency": "/agencies/", "provider": "/providers/"}
 
 _PRINCIPAL = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
@@ -179,6 +182,15 @@ def grants(matrix: Matrix, settings: KafkaSettings) -> frozenset[Grant]:
             pattern = "prefixed" if filled.endswith("*") else "literal"
             out.add(Grant(name, resource, pattern, filled.rstrip("*"), operation))
     return frozenset(out)
+
+
+def party_topics(matrix: Matrix, settings: KafkaSettings) -> tuple[TopicSpec, ...]:
+    """The own inbound topic of every party principal (created with its grants)."""
+    return tuple(
+        party_spec(settings, f"{_PARTY_SOURCES[principal.role]}{principal.id}")
+        for _, principal in sorted(matrix.principals.items())
+        if principal.role in PARTY_ROLES
+    )
 
 
 def _fill(template: str, values: Mapping[str, str | None], principal: str) -> str:

@@ -28,6 +28,7 @@ from streams.topics import (
     DIRECTORY_EVENTS,
     ESCALATION_EVENTS,
     OFFER_EVENTS,
+    PARTY_KINDS,
     PROVIDER_ANSWERS,
     Topics,
     catalog,
@@ -43,7 +44,18 @@ __all__ = [
     "Contract",
     "KeyKind",
     "TopicContract",
+    "provider_of",
 ]
+
+
+def provider_of(key: bytes | None) -> UUID | None:
+    """The provider a record of a provider-keyed topic is keyed to; None for a key naming none."""
+    if key is None:
+        return None
+    try:
+        return UUID(key.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 class KeyKind(StrEnum):
@@ -62,6 +74,10 @@ class TopicContract:
     event_types: frozenset[str]
     category: ServiceCategory | None = None
     """The service category of a referral topic; None elsewhere."""
+    provider: UUID | None = None
+    """The provider whose own offer topic this is; None elsewhere."""
+    sender: str | None = None
+    """The source of the party whose own inbound topic this is; None elsewhere."""
 
 
 class Contract:
@@ -84,6 +100,8 @@ class Contract:
             name = names.referral(category.topic_category)
             topics[name] = TopicContract(name, KeyKind(specs[name].key), OFFER_EVENTS, category)
         self._topics: Mapping[str, TopicContract] = MappingProxyType(topics)
+        self._names = names
+        self._offers_prefix = names.offers_prefix
 
     @property
     def topics(self) -> Mapping[str, TopicContract]:
@@ -91,14 +109,36 @@ class Contract:
         return self._topics
 
     def topic(self, name: str) -> TopicContract:
-        """The contract of one topic; :class:`UnknownTopicError` for any other topic."""
+        """The contract of one topic; :class:`UnknownTopicError` for any other topic.
+
+        Besides the catalog's topics, every provider's own offer topic
+        (``offers.<provider id>.v1``, created by the offers relay).
+        """
         try:
             return self._topics[name]
         except KeyError:
-            raise UnknownTopicError(
-                f"topic {name!r} carries no events of the contract; "
-                f"known: {', '.join(sorted(self._topics))}"
-            ) from None
+            pass
+        provider = self._offers_owner(name)
+        if provider is not None:
+            return TopicContract(name, KeyKind.PROVIDER, OFFER_EVENTS, provider=provider)
+        sender = self._names.party_of(name)
+        if sender is not None:
+            kind = sender.split("/")[1]
+            return TopicContract(name, KeyKind.SURVIVOR, PARTY_KINDS[kind], sender=sender)
+        raise UnknownTopicError(
+            f"topic {name!r} carries no events of the contract; "
+            f"known: {', '.join(sorted(self._topics))}, {self._offers_prefix}<provider id>.v1 "
+            f"and {self._names.parties_prefix}<agencies|providers>.<id>.v1"
+        )
+
+    def _offers_owner(self, name: str) -> UUID | None:
+        """The provider whose own offer topic ``name`` is, or None."""
+        if not name.startswith(self._offers_prefix) or not name.endswith(".v1"):
+            return None
+        try:
+            return UUID(name.removeprefix(self._offers_prefix).removesuffix(".v1"))
+        except ValueError:
+            return None
 
     def violation(self, topic: str, event: Event) -> str | None:
         """Why ``event`` must not be on ``topic`` (no field values: it goes into logs), or None."""
@@ -114,6 +154,11 @@ class Contract:
                     f"{event.event_type} with {found} is not allowed on {topic}, "
                     f"the topic of category {contract.category.value}"
                 )
+        if (
+            contract.provider is not None
+            and getattr(event, "provider_id", None) != contract.provider
+        ):
+            return f"{event.event_type} for another provider is not allowed on {topic}"
         if self._key_id(contract, event) is None:
             return (
                 f"{event.event_type} on {topic} must name its {contract.key.value}: "

@@ -7,6 +7,7 @@ described and named in one place, next to the event types each topic carries.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,6 +28,8 @@ __all__ = [
     "TopicSpec",
     "Topics",
     "catalog",
+    "offers_spec",
+    "party_spec",
     "referral_topic",
 ]
 
@@ -69,7 +72,8 @@ DIRECTORY_EVENTS = frozenset({"provider.registered", "provider.updated", "provid
 """The compacted directory, ``providers.v1``."""
 
 OFFER_EVENTS = frozenset({"referral.offered", "referral.cancelled"})
-"""What a provider receives on its category's ``referrals.<category>.v1``."""
+"""What the router writes on ``referrals.<category>.v1``, and the offers relay copies onto
+the addressed provider's own ``offers.<provider id>.v1``."""
 
 ESCALATION_EVENTS = frozenset({"referral.escalated"})
 """What operators watch on ``escalations.v1``."""
@@ -118,9 +122,7 @@ def catalog(settings: KafkaSettings) -> tuple[TopicSpec, ...]:
     intake events and provider responses land on the same partition number
     (co-partitioning), which the stream processors rely on.
     """
-    production = settings.profile is Profile.PRODUCTION
-    rf = 3 if production else 1
-    min_isr = 2 if production else 1
+    rf, min_isr = _durability(settings)
     ns = settings.topic_namespace
     survivor_partitions = settings.partitions
 
@@ -220,6 +222,65 @@ def catalog(settings: KafkaSettings) -> tuple[TopicSpec, ...]:
     return tuple(topics)
 
 
+def _durability(settings: KafkaSettings) -> tuple[int, int]:
+    """Replication factor and min.insync.replicas of the settings' profile."""
+    production = settings.profile is Profile.PRODUCTION
+    return (3, 2) if production else (1, 1)
+
+
+def offers_spec(settings: KafkaSettings, provider_id: str) -> TopicSpec:
+    """One provider's own offer topic, created by the offers relay on the first offer.
+
+    One topic per provider, so the broker itself keeps a provider's offers from
+    every other provider: its principal may read only topics prefixed
+    ``<ns>.offers.<its id>.`` (``streams/acl_matrix.yaml``). One partition, as
+    every record is keyed by the provider's id.
+    """
+    rf, min_isr = _durability(settings)
+    return TopicSpec(
+        name=Topics.of(settings).offers(provider_id),
+        key="provider id",
+        description=f"Offers and cancellations addressed to provider {provider_id}.",
+        partitions=1,
+        replication_factor=rf,
+        min_insync_replicas=min_isr,
+        cleanup_policy=CleanupPolicy.DELETE,
+        retention_ms=FOREVER,
+    )
+
+
+PARTY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+"""An agency or provider id that can name a topic of its own: no dot, so that no party's
+topic prefix (``...<id>.``) is also the prefix of another party's topics."""
+
+PARTY_KINDS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {"agencies": AGENCY_EVENTS, "providers": PROVIDER_ANSWERS}
+)
+"""The source roots of parties that may publish on Kafka, and what each publishes."""
+
+
+def party_spec(settings: KafkaSettings, source: str) -> TopicSpec:
+    """The topic on which the party publishing under ``source`` writes Kafka itself.
+
+    One topic per agency or provider, which only that party's principal may
+    write (``streams/acl_matrix.yaml``): the topic names the sender, so the
+    inbound relay learns who sent a record from something the sender cannot
+    forge, checks the record against it and republishes it onto the shared
+    inbound topics. Survivor-keyed, with the survivor topics' partition count.
+    """
+    rf, min_isr = _durability(settings)
+    return TopicSpec(
+        name=Topics.of(settings).from_party(source),
+        key="survivor id",
+        description=f"What {source} publishes itself, for the inbound relay to check.",
+        partitions=settings.partitions,
+        replication_factor=rf,
+        min_insync_replicas=min_isr,
+        cleanup_policy=CleanupPolicy.DELETE,
+        retention_ms=7 * DAY_MS,
+    )
+
+
 @dataclass(frozen=True)
 class Topics:
     """Every topic name of one namespace, taken from :func:`catalog`.
@@ -239,6 +300,10 @@ class Topics:
     capacity_ledger: str
     escalation_ticks: str
     deadletter: str
+    offers_prefix: str
+    """What every provider's own offer topic starts with (see :func:`offers_spec`)."""
+    parties_prefix: str
+    """What every party's own inbound topic starts with (see :func:`party_spec`)."""
 
     @classmethod
     def of(cls, settings: KafkaSettings) -> Topics:
@@ -258,6 +323,8 @@ class Topics:
             capacity_ledger=names["capacity-ledger.v1"],
             escalation_ticks=names["escalation-ticks.v1"],
             deadletter=names["deadletter.v1"],
+            offers_prefix=f"{prefix}offers.",
+            parties_prefix=f"{prefix}from.",
         )
 
     def referral(self, category: str) -> str:
@@ -268,6 +335,37 @@ class Topics:
             raise ValueError(
                 f"unknown service category {category!r}; known: {', '.join(CATEGORIES)}"
             ) from None
+
+    def offers(self, provider_id: object) -> str:
+        """The own offer topic of one provider (see :func:`offers_spec`)."""
+        return f"{self.offers_prefix}{provider_id}.v1"
+
+    def from_party(self, source: str) -> str:
+        """The own inbound topic of the party publishing under ``source``.
+
+        ``/agencies/<id>`` or ``/providers/<id>`` with a topic-safe id
+        (:data:`PARTY_ID`); :class:`UnknownTopicError` for anything else.
+        """
+        parts = source.split("/")
+        if len(parts) != 3 or parts[0] or parts[1] not in PARTY_KINDS:
+            raise UnknownTopicError(
+                f"only an agency or a provider publishes on a topic of its own, not {source!r}"
+            )
+        if not PARTY_ID.fullmatch(parts[2]):
+            raise UnknownTopicError(
+                f"the id in {source!r} cannot name a topic (letters, digits and '-' only, "
+                f"at most 64); publish through the HTTP intake instead"
+            )
+        return f"{self.parties_prefix}{parts[1]}.{parts[2]}.v1"
+
+    def party_of(self, topic: str) -> str | None:
+        """The source of the party whose own inbound topic ``topic`` is, or None."""
+        if not topic.startswith(self.parties_prefix) or not topic.endswith(".v1"):
+            return None
+        kind, _, party = topic.removeprefix(self.parties_prefix).removesuffix(".v1").partition(".")
+        if kind not in PARTY_KINDS or not PARTY_ID.fullmatch(party):
+            return None
+        return f"/{kind}/{party}"
 
     @property
     def all_referrals(self) -> tuple[str, ...]:

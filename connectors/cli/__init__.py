@@ -44,5 +44,5 @@ for _command in (
     worker.run,  # safepassage run
 ):
     main.add_command(_command)
-register_delivery(main)  # safepassage deliver webhooks|new-secret
+register_delivery(main)  # safepassage deliver webhooks|kafka|new-secret
 register_intake(main)  # safepassage intake serve, safepassage keys add

@@ -12,10 +12,21 @@ from pathlib import Path
 import click
 
 from connectors.cli.common import console
-from streams.acls import DEFAULT_MATRIX, AclPlan, apply, grants, load_matrix, observe, plan
+from streams.acls import (
+    DEFAULT_MATRIX,
+    AclPlan,
+    Matrix,
+    apply,
+    grants,
+    load_matrix,
+    observe,
+    party_topics,
+    plan,
+)
+from streams.provisioning import provision
 from streams.settings import KafkaSettings, read_settings
 
-__all__ = ["acl", "print_acl_plan"]
+__all__ = ["acl", "apply_matrix", "print_acl_plan"]
 
 _file_option = click.option(
     "--file",
@@ -39,6 +50,14 @@ def print_acl_plan(the_plan: AclPlan, *, done: bool) -> None:
         console().print("the cluster's ACLs are those of the matrix")
 
 
+def apply_matrix(settings: KafkaSettings, matrix: Matrix) -> None:
+    """Apply the matrix and create each party's own inbound topic; print what changed."""
+    print_acl_plan(apply(settings, matrix), done=True)
+    _, created = provision(settings, party_topics(matrix, settings))
+    for name in created:
+        console().print(f"[green]created[/] party topic {name}", highlight=False)
+
+
 @click.group("acl")
 def acl() -> None:
     """The broker's ACLs: who may read, write and own which topics and groups."""
@@ -58,5 +77,8 @@ def acl_plan(path: Path | None) -> None:
 @acl.command("apply")
 @_file_option
 def acl_apply(path: Path | None) -> None:
-    """Make the cluster's ACLs those of the matrix (idempotent; revokes what it does not grant)."""
-    print_acl_plan(apply(read_settings(KafkaSettings), load_matrix(path)), done=True)
+    """Make the cluster's ACLs those of the matrix (idempotent; revokes what it does not grant).
+
+    Also creates each party's own inbound topic (``<ns>.from.<agencies|providers>.<id>.v1``).
+    """
+    apply_matrix(read_settings(KafkaSettings), load_matrix(path))

@@ -7,18 +7,20 @@ itself is :func:`connectors.worker.run_worker`.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import click
 
-from connectors.cli.acl import print_acl_plan
+from connectors.cli.acl import apply_matrix
 from connectors.cli.common import console
 from connectors.cli.kafka import principal_environment, principal_settings, print_started
 from connectors.cli.topics import print_plan
 from infra import single_node
-from streams.acls import apply, load_matrix
+from streams.acls import load_matrix
 from streams.provisioning import provision
 from streams.settings import KafkaSettings, read_settings
 
@@ -62,7 +64,7 @@ def worker(app_id: str | None, data_dir: Path) -> None:
 @click.command("run")
 @_worker_options
 def run(app_id: str | None, data_dir: Path) -> None:
-    """Bring the platform up locally: broker, every catalog topic, then a router worker.
+    """Bring the platform up locally: broker, catalog topics, the two relays, a router worker.
 
     The broker is secured unless SAFEPASSAGE_BROKER_SECURITY=plaintext: topics
     and ACLs are provisioned as ``admin``, the worker runs as ``router``.
@@ -75,13 +77,34 @@ def run(app_id: str | None, data_dir: Path) -> None:
     the_plan, created = provision(admin)
     print_plan(the_plan, created)
     if deployment.settings.secured:
-        print_acl_plan(apply(admin, load_matrix()), done=True)
+        apply_matrix(admin, load_matrix())
         console().print(
             f"credentials and client files: {deployment.settings.security_dir} (owner-only)"
         )
+    # The relays: offers out to each provider's own topic, parties' own topics in.
+    relays = [
+        subprocess.Popen(
+            [sys.executable, "-m", "connectors.cli", *command],
+            env=os.environ | principal_environment(deployment, principal),
+        )
+        for command, principal in (
+            (("deliver", "kafka"), "delivery"),
+            (("intake", "relay"), "intake"),
+        )
+    ]
     os.environ.update(principal_environment(deployment, "router"))
     console().print(
-        "Starting the router worker (it serves no HTTP: operators read status through "
-        "`safepassage intake serve`). Ctrl-C stops it; `safepassage kafka stop` stops the broker."
+        "Started the offers and inbound relays; starting the router worker (it serves no "
+        "HTTP: operators read status through `safepassage intake serve`). Ctrl-C stops them; "
+        "`safepassage kafka stop` stops the broker."
     )
-    _run_worker(app_id, data_dir)
+    try:
+        _run_worker(app_id, data_dir)
+    finally:
+        for relay in relays:
+            relay.terminate()
+        for relay in relays:
+            try:
+                relay.wait(15)
+            except subprocess.TimeoutExpired:
+                relay.kill()

@@ -1,4 +1,4 @@
-"""``safepassage deliver webhooks|new-secret``: run (or ``--check``) the connector; a secret.
+"""``safepassage deliver webhooks|kafka|new-secret``: the two ways offers reach providers.
 
 Kept apart from the connector so the connector stays usable from code and
 tests without click. Every SafePassage error (a bad webhooks file, the
@@ -8,8 +8,9 @@ broker, the codec) comes out as one line and exit code 1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from uuid import UUID
 
@@ -20,6 +21,8 @@ from pydantic import ValidationError
 from connectors.delivery.connector import WebhookDelivery
 from connectors.delivery.jobs import DeliveryStats
 from connectors.delivery.settings import ProviderEndpoint, WebhookSettings, load_providers
+from connectors.offers_relay import OffersRelay
+from connectors.relay import run_until_signalled
 from connectors.webhooks import new_secret
 from schemas.exceptions import SafePassageError
 from streams.settings import KafkaSettings
@@ -52,9 +55,20 @@ def _settings(file: Path | None) -> WebhookSettings:
         raise click.ClickException(problems) from None
 
 
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Any package's error (no personal data in it) and Kafka's as one line and exit code 1."""
+    try:
+        yield
+    except SafePassageError as exc:
+        raise click.ClickException(exc.one_line()) from None
+    except KafkaException as exc:
+        raise click.ClickException(f"Kafka: {exc.args[0]}") from None
+
+
 @click.group("deliver")
 def deliver() -> None:
-    """Deliver referral events to providers that do not read Kafka."""
+    """Deliver offers and cancellations to providers: signed webhooks, or their own topic."""
 
 
 @deliver.command("webhooks")
@@ -67,7 +81,7 @@ def deliver() -> None:
 @click.option("--check", is_flag=True, help="Validate the webhooks file, print a summary, exit.")
 def webhooks(file: Path | None, check: bool) -> None:
     """POST offers and cancellations as signed webhooks; dead-letter and report failures."""
-    try:
+    with _one_line_errors():
         settings = _settings(file)
         providers = load_providers(settings.file)
         if check:
@@ -76,13 +90,24 @@ def webhooks(file: Path | None, check: bool) -> None:
                 click.echo(f"  {provider}  {len(endpoint.secrets)} secret(s)")
             return
         stats = asyncio.run(_run_until_signalled(KafkaSettings(), settings, providers))
-    except SafePassageError as exc:  # any package's: one line, no personal data, exit 1
-        raise click.ClickException(exc.one_line()) from None
-    except KafkaException as exc:
-        raise click.ClickException(f"Kafka: {exc.args[0]}") from None
     click.echo(
         f"{stats.delivered} delivered, {stats.dead_lettered} dead-lettered, "
         f"{stats.reported} reported undelivered, {stats.skipped} skipped, {stats.attempts} attempts"
+    )
+
+
+@deliver.command("kafka")
+def kafka_topics() -> None:
+    """Copy offers and cancellations onto each provider's own topic (offers.<id>.v1).
+
+    For providers that use the Kafka SDK: the broker lets each read its own
+    topic only. Runs as the ``delivery`` principal.
+    """
+    with _one_line_errors():
+        stats = run_until_signalled(OffersRelay(KafkaSettings()))
+    click.echo(
+        f"{stats.relayed} relayed, {stats.dead_lettered} dead-lettered, "
+        f"{stats.topics_created} provider topics created"
     )
 
 
@@ -93,5 +118,5 @@ def new_webhook_secret() -> None:
 
 
 def register(main_group: click.Group) -> None:
-    """Add the ``deliver`` group (``webhooks``, ``new-secret``) to the ``safepassage`` command."""
+    """Add the ``deliver`` group (``webhooks``, ``kafka``, ``new-secret``) to ``safepassage``."""
     main_group.add_command(deliver)

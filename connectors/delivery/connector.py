@@ -27,6 +27,7 @@ from connectors.delivery.settings import ProviderEndpoint, WebhookSettings
 from connectors.delivery.undelivered import SOURCE
 from streams.codec import Codec, Decoded
 from streams.consumer_loop import ConsumerLoop
+from streams.contract import provider_of
 from streams.logs import bind_record, get_logger
 from streams.offsets import OffsetTracker, Partition
 from streams.producing import AckedProducer
@@ -185,12 +186,7 @@ class WebhookDelivery:
 
     def _provider_of(self, key: bytes | None) -> UUID | None:
         """The configured provider a record is keyed to, or None (skip it)."""
-        if key is None:
-            return None
-        try:
-            provider = UUID(key.decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
-            return None
+        provider = provider_of(key)
         return provider if provider in self._providers else None
 
     def _accept(self, message: Message) -> None:

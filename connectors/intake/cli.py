@@ -1,4 +1,4 @@
-"""The intake's command line: ``safepassage intake serve`` and ``safepassage keys add``.
+"""The intake's command line: ``safepassage intake serve|relay`` and ``safepassage keys add``.
 
 :func:`register` adds the commands to the ``safepassage`` group of
 :mod:`connectors.cli`. Start-up and key-file errors come out as one line and
@@ -19,8 +19,10 @@ import uvicorn
 from pydantic import ValidationError
 
 from connectors.auth import Role, add_key
+from connectors.inbound_relay import InboundRelay
 from connectors.intake.app import create_app
 from connectors.intake.settings import IntakeSettings
+from connectors.relay import run_until_signalled
 from schemas.exceptions import SafePassageError
 from streams.settings import KafkaSettings
 
@@ -85,6 +87,16 @@ def register(main_group: click.Group) -> None:
         """Serve POST /v1/events, the operators' status read, /healthz and /docs."""
         overrides = {name: value for name, value in (("host", host), ("port", port)) if value}
         serve(IntakeSettings(**overrides))  # type: ignore[arg-type]
+
+    @intake.command("relay")
+    @_friendly
+    def intake_relay() -> None:
+        """Move what parties write on their own Kafka topics onto intake, held to its rules.
+
+        Runs as the ``intake`` principal; see SECURITY.md (parties on Kafka).
+        """
+        stats = run_until_signalled(InboundRelay(KafkaSettings()))
+        click.echo(f"{stats.relayed} relayed, {stats.dead_lettered} dead-lettered")
 
     @main_group.group("keys")
     def keys() -> None:

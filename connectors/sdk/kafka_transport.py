@@ -33,12 +33,16 @@ LIBRDKAFKA_LOG = logging.getLogger("connectors.sdk.librdkafka")
 
 
 class KafkaTransport(Closing):
-    """Publishes events straight to the intake or provider-responses topic.
+    """Publishes events on the sender's own topic, for the inbound relay to check and move on.
 
-    The topic follows from the event type by the one inbound rule
-    (:meth:`streams.topics.Topics.inbound`, as in the intake API). A retry by
-    this transport after librdkafka's own is a new record under the same
-    CloudEvents id, which consumers drop by id.
+    The topic follows from the events' source: ``/agencies/<id>`` writes
+    ``<ns>.from.agencies.<id>.v1``, ``/providers/<id>`` writes
+    ``<ns>.from.providers.<id>.v1`` (:meth:`streams.topics.Topics.from_party`),
+    which the broker lets only that party's principal write. The inbound
+    relay (``safepassage intake relay``) holds each record to the intake
+    API's rules and moves it onto the intake or provider-responses topic. A
+    retry by this transport after librdkafka's own is a new record under the
+    same CloudEvents id, which consumers drop by id.
     """
 
     def __init__(
@@ -79,7 +83,8 @@ class KafkaTransport(Closing):
         """The record of one event on its inbound topic, or :class:`SdkValidationError`."""
         check_event_id(item.event_id)
         try:
-            topic = self.topics.inbound(item.event.event_type)
+            self.topics.inbound(item.event.event_type)  # a party's event type, or refused
+            topic = self.topics.from_party(item.source)
             return self.codec.encode(item.event, topic, event_id=item.event_id, source=item.source)
         except RegistryUnavailableError as exc:
             raise SdkTransientError(str(exc), event_ids=(item.event_id,)) from exc

@@ -1,9 +1,11 @@
 """The provider SDK: receive the offers made to one provider, answer them.
 
-:meth:`ProviderClient.offers` reads the referral topics of the provider's
-categories in the provider's own consumer group and yields the offers and
-cancellations addressed to it, each once (copies are recognised as in
-:mod:`connectors.sdk.offers`). Delivery is at least once, acknowledged by the
+:meth:`ProviderClient.offers` reads the provider's own offer topic
+(``offers.<provider id>.v1``, filled by the offers relay, ``safepassage
+deliver kafka``; the broker lets no other provider read it) in the
+provider's own consumer group and yields its offers and cancellations, each
+once (copies are recognised as in :mod:`connectors.sdk.offers`). Delivery is at
+least once, acknowledged by the
 caller: an offset is committed only once its item was handled (the next item
 asked for with ``auto_ack``, or :meth:`ProviderClient.ack`), per partition up
 to the oldest item not yet handled, so acknowledging out of order never skips
@@ -14,7 +16,7 @@ CloudEvents ids derive from the offer. See ``docs/sdk.md``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Hashable, Iterable, Mapping
+from collections.abc import Callable, Generator, Hashable, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -43,7 +45,7 @@ from schemas.models import (
     ReferralOffered,
     ReferralStarted,
 )
-from schemas.types import DeclineReason, FailureReason, ReferralOutcome, ServiceCategory
+from schemas.types import DeclineReason, FailureReason, ReferralOutcome
 from streams.codec import Codec, Decoded
 from streams.consumer_loop import ConsumerLike, ConsumerLoop
 from streams.exceptions import DecodeError, RegistryUnavailableError
@@ -57,23 +59,13 @@ __all__ = ["ProviderClient"]
 log = get_logger(__name__)
 
 _ANSWER = ReferralAccepted | ReferralDeclined | ReferralStarted | ReferralCompleted | ReferralFailed
+_NOT_AUTHORISED = frozenset(
+    {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED}
+)
+"""Consumer errors that waiting does not cure: the principal lacks an ACL."""
+
 OfferLike = Incoming | ReferralOffered | OfferRef
 """What names an offer to answer: the yielded item, its event or its saved reference."""
-
-
-def _category(value: ServiceCategory | str) -> str:
-    """A category's topic part from an enum member, its value or its topic spelling."""
-    if isinstance(value, ServiceCategory):
-        part = value.topic_category
-    else:
-        text = value.strip()
-        try:
-            part = ServiceCategory(text.upper().replace("-", "_")).topic_category
-        except ValueError:
-            part = None
-    if part is None:
-        raise SdkValidationError(f"unknown service category {value!r}")
-    return part
 
 
 class ProviderClient(Closing):
@@ -87,7 +79,6 @@ class ProviderClient(Closing):
     def __init__(
         self,
         provider_id: UUID | str,
-        categories: Iterable[ServiceCategory | str],
         settings: KafkaSettings,
         *,
         group_id: str | None = None,
@@ -115,11 +106,8 @@ class ProviderClient(Closing):
             self.provider_id = provider_id if isinstance(provider_id, UUID) else UUID(provider_id)
         except ValueError:
             raise SdkValidationError("provider_id must be a UUID") from None
-        parts = sorted({_category(category) for category in categories})
-        if not parts:
-            raise SdkValidationError("a provider client needs at least one service category")
         self.settings = settings
-        self.topics = tuple(Topics.of(settings).referral(part) for part in parts)
+        self.topics = (Topics.of(settings).offers(self.provider_id),)
         self.group_id = group_id or f"{settings.client_id}-provider-{self.provider_id}"
         self.source = source or f"/providers/{self.provider_id}"
         self.auto_ack = auto_ack
@@ -195,7 +183,14 @@ class ProviderClient(Closing):
         self._commit_if_due(force=True)
 
     def _on_error(self, error: KafkaError) -> None:
-        """A consumer error: fatal ones end :meth:`offers`, the others are logged."""
+        """A consumer error: fatal ones and refused ACLs end :meth:`offers`, others are logged."""
+        if error.code() in _NOT_AUTHORISED:
+            raise SdkConsumeError(
+                f"the broker refused this principal ({error.name()}): it is not authorised "
+                f"to read {', '.join(self.topics)} in group {self.group_id}; a provider "
+                f"principal reads only its own offer topic, in groups named "
+                f"<client_id>-provider-<its id>..."
+            )
         if error.fatal():
             raise SdkConsumeError(f"the consumer failed: {error.name()}")
         log.warning("sdk.consume.error", error=error.name(), reason=error.str())

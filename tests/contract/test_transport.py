@@ -20,10 +20,14 @@ from connectors.sdk import KafkaTransport, Outgoing, RetryPolicy, Transport
 from schemas.models import Event
 from streams.codec import Codec
 from streams.settings import KafkaSettings
+from streams.topics import Topics
 from tests.contract.harness import read_topic
 from tests.doubles import Recorder
 from tests.integration.conftest import create_topic
 from tests.unit.domain_builders import closed, identified, uid
+
+SOURCE = "/agencies/x"
+"""An agency whose id can name its own topic."""
 
 Published = tuple[Event, str, str]
 """(event, CloudEvents id, source) of one published event."""
@@ -40,11 +44,8 @@ class TransportSide:
 def _kafka_side(request: pytest.FixtureRequest) -> Iterator[TransportSide]:
     settings: KafkaSettings = request.getfixturevalue("kafka_settings")
     bootstrap = settings.bootstrap_servers
-    ns = settings.topic_namespace
-    topics = [
-        create_topic(bootstrap, f"{ns}.{name}", 3)
-        for name in ("intake.v1", "provider-responses.v1")
-    ]
+    # The transport writes on the sender's own topic (the inbound relay moves it on).
+    topics = [create_topic(bootstrap, Topics.of(settings).from_party(SOURCE), 3)]
     no_wait = RetryPolicy(initial_wait_s=0, max_wait_s=0, max_attempts=3)
     transport = KafkaTransport(settings, retry=no_wait, delivery_timeout_s=10.0)
     codec = Codec(settings, source="/contract")
@@ -79,9 +80,9 @@ def of(survivor: UUID, published: list[Published]) -> list[str]:
 def test_publish_returns_the_id_once_the_event_is_published(side: TransportSide) -> None:
     event = identified(uid("contract-survivor"))
 
-    assert side.transport.publish(event, event_id="t-1", source="/agencies/x") == "t-1"
+    assert side.transport.publish(event, event_id="t-1", source=SOURCE) == "t-1"
 
-    assert side.published() == [(event, "t-1", "/agencies/x")]
+    assert side.published() == [(event, "t-1", SOURCE)]
 
 
 async def test_publish_async_returns_the_id_once_the_event_is_published(
@@ -89,9 +90,9 @@ async def test_publish_async_returns_the_id_once_the_event_is_published(
 ) -> None:
     event = closed(uid("contract-survivor"))
 
-    assert await side.transport.publish_async(event, event_id="t-2", source="/a") == "t-2"
+    assert await side.transport.publish_async(event, event_id="t-2", source=SOURCE) == "t-2"
 
-    assert side.published() == [(event, "t-2", "/a")]
+    assert side.published() == [(event, "t-2", SOURCE)]
 
 
 def test_publish_many_returns_the_ids_in_order_and_keeps_each_survivors_order(
@@ -99,10 +100,10 @@ def test_publish_many_returns_the_ids_in_order_and_keeps_each_survivors_order(
 ) -> None:
     one, two = uid("contract-1"), uid("contract-2")
     items = [
-        Outgoing(identified(one), "1-a", "/agencies/x"),
-        Outgoing(identified(two), "2-a", "/agencies/x"),
-        Outgoing(closed(one), "1-b", "/agencies/x"),
-        Outgoing(closed(two), "2-b", "/agencies/x"),
+        Outgoing(identified(one), "1-a", SOURCE),
+        Outgoing(identified(two), "2-a", SOURCE),
+        Outgoing(closed(one), "1-b", SOURCE),
+        Outgoing(closed(two), "2-b", SOURCE),
     ]
 
     assert side.transport.publish_many(items) == ["1-a", "2-a", "1-b", "2-b"]
@@ -116,7 +117,7 @@ def test_publish_many_returns_the_ids_in_order_and_keeps_each_survivors_order(
 
 def test_an_invalid_id_is_refused_before_anything_is_sent(side: TransportSide) -> None:
     sid = uid("contract-survivor")
-    items = [Outgoing(identified(sid), "fine", "/a"), Outgoing(closed(sid), "not fine", "/a")]
+    items = [Outgoing(identified(sid), "fine", SOURCE), Outgoing(closed(sid), "not fine", SOURCE)]
 
     with pytest.raises(SdkValidationError):
         side.transport.publish_many(items)

@@ -18,6 +18,8 @@ import pytest
 from confluent_kafka import Producer
 
 from connectors.exceptions import SdkRetriesExhaustedError, SdkTransientError
+from connectors.inbound_relay import InboundRelay
+from connectors.offers_relay import OffersRelay
 from connectors.sdk import (
     AgencyClient,
     Incoming,
@@ -47,11 +49,11 @@ from streams.clients import producer_config
 from streams.codec import Codec
 from streams.provisioning import provision
 from streams.settings import KafkaSettings
-from streams.topics import referral_topic
+from streams.topics import Topics, party_spec, referral_topic
 from tests.integration.conftest import free_port
-from tests.integration.waits import read_to_end
+from tests.integration.relay import relaying
+from tests.integration.waits import read_to_end, wait_until
 from tests.unit.domain_builders import (
-    AGENCY,
     T0,
     cancelled,
     closed,
@@ -126,18 +128,36 @@ def take(client: ProviderClient, count: int, idle_timeout_s: float = 20) -> list
 # --------------------------------------------------------------------------- agency SDK
 
 
+KAFKA_AGENCY = "nl-police"
+"""An agency id that can name a topic of its own (the builders' ``AGENCY`` has a colon)."""
+
+
+def as_kafka_agency(event: Event) -> Event:
+    return (
+        event.model_copy(update={"agency_id": KAFKA_AGENCY})
+        if hasattr(event, "agency_id")
+        else event
+    )
+
+
 def test_agency_sdk_over_kafka_publishes_every_agency_event(settings: KafkaSettings) -> None:
+    """Onto the agency's own topic; the inbound relay checks each and moves it onto intake."""
     sid, rid = uid(f"sdk-survivor-{settings.topic_namespace}"), uid("sdk-referral")
     expected = [
-        ("identify-1", identified(sid)),
-        ("consent-1", consent(sid, categories=(HOUSING,))),
-        ("risk-1", risk(sid, RiskLevel.HIGH)),
-        ("request-1", request(sid, rid)),
-        ("cancel-1", cancelled(sid, rid)),
-        ("withdraw-1", withdrawal(sid)),
-        ("close-1", closed(sid)),
+        (ce_id, as_kafka_agency(event))
+        for ce_id, event in [
+            ("identify-1", identified(sid)),
+            ("consent-1", consent(sid, categories=(HOUSING,))),
+            ("risk-1", risk(sid, RiskLevel.HIGH)),
+            ("request-1", request(sid, rid)),
+            ("cancel-1", cancelled(sid, rid)),
+            ("withdraw-1", withdrawal(sid)),
+            ("close-1", closed(sid)),
+        ]
     ]
-    with AgencyClient.over_kafka(AGENCY, settings) as client:
+    provision(settings, [party_spec(settings, f"/agencies/{KAFKA_AGENCY}")])  # as acl apply does
+    relay = InboundRelay(settings, poll_interval_s=0.05)
+    with relaying(relay), AgencyClient.over_kafka(KAFKA_AGENCY, settings) as client:
         ids = [
             client.identify_survivor(
                 sid,
@@ -178,6 +198,7 @@ def test_agency_sdk_over_kafka_publishes_every_agency_event(settings: KafkaSetti
         again = client.close_case(
             sid, outcome=CaseOutcome.SUPPORT_COMPLETED, occurred_at=T0, event_id="close-1"
         )
+        wait_until(lambda: relay.stats.relayed == 8, "the relay to move all 8 records")
 
     assert ids == [ce_id for ce_id, _ in expected]
     assert again == "close-1"
@@ -187,7 +208,8 @@ def test_agency_sdk_over_kafka_publishes_every_agency_event(settings: KafkaSetti
     decoded = [codec.decode(r.value(), r.headers(), topic=intake, key=r.key()) for r in records]
     # One survivor, one partition: the order is the order of the calls.
     assert [(d.envelope.id, d.event) for d in decoded] == [*expected, expected[-1]]
-    assert {d.envelope.source for d in decoded} == {f"/agencies/{AGENCY}"}
+    assert {d.envelope.source for d in decoded} == {f"/agencies/{KAFKA_AGENCY}"}
+    assert relay.stats.dead_lettered == 0
     assert {r.key() for r in records} == {str(sid).encode()}
     # The retry is a second record with the same CloudEvents id: the platform
     # (the router's idempotency window on source + id) drops it downstream.
@@ -217,22 +239,35 @@ def test_provider_sdk_yields_its_own_offers_once_answers_and_resumes(
         ],
     )
     group = f"provider-a-{uuid.uuid4().hex[:8]}"
-    client = ProviderClient(provider_a, ["housing"], settings, group_id=group, auto_ack=False)
-    try:
-        items = take(client, 3)
-        assert [(i.event_id, type(i.event).__name__) for i in items] == [
-            ("offer-a1", "ReferralOffered"),
-            ("offer-a2", "ReferralOffered"),
-            ("cancel-a4", "ReferralCancelled"),
-        ]
-        assert [i.event for i in items[:2]] == [a1, a2]
-        assert take(client, 1, idle_timeout_s=3) == []  # nothing else: the copies were dropped
-        assert (client.stats.duplicates, client.stats.not_addressed) == (2, 2)
+    provision(settings, [party_spec(settings, f"/providers/{provider_a}")])  # as acl apply does
+    inbound = InboundRelay(settings, poll_interval_s=0.05)
+    with (
+        relaying(OffersRelay(settings, poll_interval_s=0.05)) as relay,
+        relaying(inbound),
+    ):
+        client = ProviderClient(provider_a, settings, group_id=group, auto_ack=False)
+        try:
+            items = take(client, 3)
+            assert [(i.event_id, type(i.event).__name__) for i in items] == [
+                ("offer-a1", "ReferralOffered"),
+                ("offer-a2", "ReferralOffered"),
+                ("cancel-a4", "ReferralCancelled"),
+            ]
+            assert [i.event for i in items[:2]] == [a1, a2]
+            assert take(client, 1, idle_timeout_s=3) == []  # nothing else: copies dropped
+            assert (client.stats.duplicates, client.stats.not_addressed) == (2, 0)
 
-        ce_id = client.accept(items[0])
-        client.ack(items[0])
-    finally:
-        client.close()
+            ce_id = client.accept(items[0])
+            client.ack(items[0])
+        finally:
+            client.close()
+        # B's offer and cancellation went to B's own topic, which A cannot read on a
+        # secured broker (test_security.py); every record was relayed once.
+        theirs = read_to_end(settings, Topics.of(settings).offers(provider_b))
+        assert [dict(m.headers() or [])["ce_id"] for m in theirs] == [b"offer-b1", b"cancel-b1"]
+        assert relay.stats.relayed == 7
+        # The answer went onto A's own topic; the inbound relay moved it on.
+        wait_until(lambda: inbound.stats.relayed == 1, "the inbound relay to move the answer")
 
     responses = f"{settings.topic_namespace}.provider-responses.v1"
     [record] = read_to_end(settings, responses)
@@ -250,7 +285,7 @@ def test_provider_sdk_yields_its_own_offers_once_answers_and_resumes(
 
     # A restart in the same group: the acknowledged offer does not come again,
     # the two that were handed out but not acknowledged do.
-    restarted = ProviderClient(provider_a, ["housing"], settings, group_id=group, auto_ack=False)
+    restarted = ProviderClient(provider_a, settings, group_id=group, auto_ack=False)
     try:
         again = take(restarted, 2)
         assert take(restarted, 1, idle_timeout_s=3) == []
@@ -273,18 +308,19 @@ def test_auto_ack_acknowledges_an_item_when_the_next_is_asked_for(
             if item.event_id == "auto-1":
                 return  # leave the loop holding auto-1: it is not acknowledged
 
-    client = ProviderClient(provider_a, ["housing"], settings, group_id=group)
-    try:
-        assert list(first_two(client)) == ["auto-0", "auto-1"]
-        # The same client hands auto-1 back after rewind(), without a restart;
-        # taking one item and not asking for the next leaves it unacknowledged.
-        client.rewind()
-        assert next(client.offers(idle_timeout_s=10)).event_id == "auto-1"
-    finally:
-        client.close()
+    with relaying(OffersRelay(settings, poll_interval_s=0.05)):
+        client = ProviderClient(provider_a, settings, group_id=group)
+        try:
+            assert list(first_two(client)) == ["auto-0", "auto-1"]
+            # The same client hands auto-1 back after rewind(), without a restart;
+            # taking one item and not asking for the next leaves it unacknowledged.
+            client.rewind()
+            assert next(client.offers(idle_timeout_s=10)).event_id == "auto-1"
+        finally:
+            client.close()
 
     # auto-0 was acknowledged (the loop asked for auto-1); auto-1 never was.
-    restarted = ProviderClient(provider_a, ["housing"], settings, group_id=group)
+    restarted = ProviderClient(provider_a, settings, group_id=group)
     try:
         rest = [i.event_id for i in restarted.offers(idle_timeout_s=15, max_items=2)]
     finally:
@@ -298,7 +334,7 @@ def test_an_unreachable_broker_is_transient_and_retried_under_the_same_id() -> N
     waits: list[float] = []
     policy = RetryPolicy(max_attempts=2, initial_wait_s=0, max_wait_s=0, sleep=waits.append)
     transport = KafkaTransport(settings, retry=policy, delivery_timeout_s=1.0)
-    client = AgencyClient(AGENCY, transport)
+    client = AgencyClient(KAFKA_AGENCY, transport)
 
     with pytest.raises(SdkRetriesExhaustedError) as caught:
         client.close_case(uid("nobody"), outcome=CaseOutcome.OTHER, event_id="close-gone")

@@ -27,15 +27,20 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors.cli.kafka import principal_environment, principal_settings
+from connectors.exceptions import SdkConsumeError
+from connectors.inbound_relay import InboundRelay
+from connectors.offers_relay import OffersRelay
+from connectors.sdk import AgencyClient, Incoming, ProviderClient
 from infra import Deployment, single_node
 from schemas.models import Event
-from streams.acls import PrincipalSpec, apply, load_matrix
+from streams.acls import PrincipalSpec, apply, load_matrix, party_topics
 from streams.clients import consumer_config, producer_config
 from streams.codec import Codec
 from streams.provisioning import provision
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 from tests.integration.conftest import dedicated_settings
+from tests.integration.relay import relaying
 from tests.integration.waits import GENEROUS_S, wait_until
 from tests.integration.workers import start_worker
 from tests.unit.domain_builders import consent, identified, provider, request, source_for, uid
@@ -185,19 +190,22 @@ def platform(
     admin = principal_settings(secured, "admin", base)
     provision(admin)
     home = uid(f"provider-{base.topic_namespace}")
-    secured.ensure_principals(["agency-north", "provider-shelter"])
+    rival = uid(f"rival-{base.topic_namespace}")
+    secured.ensure_principals(["agency-north", "provider-shelter", "provider-rival"])
     matrix = load_matrix().model_copy(
         update={
             "principals": {
                 **load_matrix().principals,
                 "agency-north": PrincipalSpec(role="agency", id=AGENCY_ID),
                 "provider-shelter": PrincipalSpec(role="provider", id=str(home)),
+                "provider-rival": PrincipalSpec(role="provider", id=str(rival)),
             }
         }
     )
     applied = apply(admin, matrix)
     assert applied.add and not applied.remove
     assert apply(admin, matrix).in_sync  # idempotent
+    provision(admin, party_topics(matrix, admin))  # as `safepassage acl apply` does
     _send(admin, Topics.of(admin).providers, provider(home, capacity=3))
     worker = start_worker(
         secured.bootstrap,
@@ -206,10 +214,15 @@ def platform(
         **principal_environment(secured, "router"),
     )
     try:
-        yield {
-            name: principal_settings(secured, name, base)
-            for name in (*COMPONENTS, "agency-north", "provider-shelter")
-        } | {"home": home, "worker": worker}
+        inbound = InboundRelay(principal_settings(secured, "intake", base))
+        with (
+            relaying(OffersRelay(principal_settings(secured, "delivery", base))) as relay,
+            relaying(inbound),
+        ):
+            yield {
+                name: principal_settings(secured, name, base)
+                for name in (*COMPONENTS, "agency-north", "provider-shelter", "provider-rival")
+            } | {"home": home, "worker": worker, "relay": relay, "inbound": inbound}
     finally:
         worker.stop()
 
@@ -285,6 +298,67 @@ def test_the_router_routes_as_itself_and_parties_reach_only_their_topics(
 
 
 DENIED = "_AUTHORIZATION_FAILED"
+
+
+def _first_offer(platform: dict[str, Any], referral: uuid.UUID) -> Incoming | None:
+    """The offer of ``referral`` as the home provider reads it (past other tests' offers)."""
+    with ProviderClient(platform["home"], platform["provider-shelter"]) as client:
+        for item in client.offers(idle_timeout_s=GENEROUS_S):
+            if item.is_offer and item.event.referral_id == referral:
+                return item
+    return None
+
+
+def test_an_agency_on_kafka_writes_only_its_own_topic_and_reaches_the_router_through_the_relay(
+    platform: dict[str, Any],
+) -> None:
+    north: KafkaSettings = platform["agency-north"]
+    topics = Topics.of(north)
+    survivor, referral = uuid.uuid4(), uuid.uuid4()
+    with AgencyClient.over_kafka(AGENCY_ID, north) as agency:
+        for event in (identified(survivor), consent(survivor), request(survivor, referral)):
+            agency.transport.publish(
+                event.model_copy(update={"agency_id": AGENCY_ID}),
+                event_id=f"north-{event.event_type}",
+                source=f"/agencies/{AGENCY_ID}",
+            )
+        # The same agency posing as another on its own topic: refused by the relay.
+        agency.transport.publish(
+            identified(uuid.uuid4()).model_copy(update={"agency_id": "south"}),
+            event_id="north-as-south",
+            source=f"/agencies/{AGENCY_ID}",
+        )
+    offer = _first_offer(platform, referral)
+    assert offer, f"no offer within {GENEROUS_S} s; worker log:\n{platform['worker'].log_tail()}"
+    inbound: InboundRelay = platform["inbound"]
+    wait_until(lambda: inbound.stats.dead_lettered >= 1, "the forged record's dead letter")
+
+    # Another party's topic, and the shared inbound topics, are the broker's to refuse.
+    for topic in (topics.from_party("/agencies/south"), topics.intake):
+        error = _write_error(north, topic)
+        assert error is not None and DENIED in error.name(), (topic, error)
+
+
+def test_a_provider_reads_its_own_offers_and_the_broker_keeps_it_from_anothers(
+    platform: dict[str, Any],
+) -> None:
+    """The relay copies the router's offer onto the provider's own topic, which only it reads."""
+    intake: KafkaSettings = platform["intake"]
+    topics = Topics.of(intake)
+    survivor, referral = uuid.uuid4(), uuid.uuid4()
+    _send(
+        intake, topics.intake, identified(survivor), consent(survivor), request(survivor, referral)
+    )
+    found = _first_offer(platform, referral)
+    assert found, f"no offer within {GENEROUS_S} s; worker log:\n{platform['worker'].log_tail()}"
+    assert found.topic == topics.offers(platform["home"])
+
+    rival: KafkaSettings = platform["provider-rival"]
+    error = _read_error(rival, topics.offers(platform["home"]))
+    assert error is not None and DENIED in error.name(), error
+    impostor = ProviderClient(platform["home"], rival, poll_interval_s=0.1)
+    with impostor, pytest.raises(SdkConsumeError, match="not authorised"):
+        list(impostor.offers(idle_timeout_s=GENEROUS_S, max_items=1))
 
 
 @pytest.mark.parametrize(

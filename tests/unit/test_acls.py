@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.acls import AclMatrixError, Grant, grants, load_matrix, plan
+from streams.acls import (
+    AclMatrixError,
+    Grant,
+    PrincipalSpec,
+    grants,
+    load_matrix,
+    party_topics,
+    plan,
+)
 from streams.settings import KafkaSettings
 
 SETTINGS = KafkaSettings(topic_namespace="sp", client_id="safepassage")
@@ -35,8 +43,12 @@ def test_the_platform_matrix_grants_each_component_its_own_work_only() -> None:
     intake = {(g.name, g.operation) for g in _of("intake")}
     assert intake == {
         ("sp.intake.v1", "WRITE"),
+        ("sp.provider-responses.v1", "WRITE"),  # providers' answers through the intake
         ("sp.audit.v1", "WRITE"),
+        ("sp.deadletter.v1", "WRITE"),  # party records the inbound relay refuses
         ("sp.case-status.v1", "READ"),
+        ("sp.from.", "READ"),  # every party's own topic, for the inbound relay
+        ("sp-inbound-relay", "READ"),
     }
     operator = {(g.resource, g.pattern, g.name, g.operation) for g in _of("operator")}
     assert operator == {
@@ -171,3 +183,64 @@ def test_applying_the_plan_leaves_exactly_the_desired_allows(
         g for g in observed if g.permission == "DENY"
     }
     assert plan(desired, after).in_sync
+
+
+def test_a_provider_reads_only_its_own_offer_topic_and_only_delivery_fills_those() -> None:
+    a, b = "1d2c3b4a-0000-4000-8000-00000000000a", "1d2c3b4a-0000-4000-8000-00000000000b"
+    platform = load_matrix()
+    matrix = platform.model_copy(
+        update={
+            "principals": {
+                **platform.principals,
+                "provider-a": PrincipalSpec(role="provider", id=a),
+                "provider-b": PrincipalSpec(role="provider", id=b),
+            }
+        }
+    )
+    out = grants(matrix, SETTINGS)
+    provider_a = {
+        (g.resource, g.pattern, g.name, g.operation) for g in out if g.principal == "provider-a"
+    }
+    assert provider_a == {
+        ("topic", "prefixed", f"sp.offers.{a}.", "READ"),
+        ("topic", "prefixed", f"sp.from.providers.{a}.", "WRITE"),  # its answers, relayed
+        ("group", "prefixed", f"safepassage-provider-{a}", "READ"),
+    }
+    # B's grants reach none of A's topic (the topic name ends ".v1" after the id).
+    b_topics = [g.name for g in out if g.principal == "provider-b" and g.resource == "topic"]
+    assert b_topics and not any(f"sp.offers.{a}.v1".startswith(name) for name in b_topics)
+    fillers = {
+        g.principal
+        for g in out
+        if g.resource == "topic"
+        and g.name.startswith("sp.offers")
+        and g.operation in {"WRITE", "ALL"}
+    }
+    assert fillers == {"delivery"}
+    assert Grant("delivery", "group", "literal", "sp-offers-relay", "READ") in out
+
+
+def test_each_party_writes_only_its_own_topic_and_gets_it_created() -> None:
+    platform = load_matrix()
+    matrix = platform.model_copy(
+        update={
+            "principals": {
+                **platform.principals,
+                "agency-north": PrincipalSpec(role="agency", id="north"),
+                "agency-north-east": PrincipalSpec(role="agency", id="north-east"),
+            }
+        }
+    )
+    out = grants(matrix, SETTINGS)
+    north = {
+        (g.resource, g.pattern, g.name, g.operation) for g in out if g.principal == "agency-north"
+    }
+    assert north == {("topic", "prefixed", "sp.from.agencies.north.", "WRITE")}
+    # The prefix ends with a dot: "north" does not reach "north-east"'s topic.
+    assert not "sp.from.agencies.north-east.v1".startswith("sp.from.agencies.north.")
+    writers = {g.principal for g in out if g.name == "sp.intake.v1" and g.operation == "WRITE"}
+    assert writers == {"intake"}  # parties reach intake only through the relay's checks
+    assert [spec.name for spec in party_topics(matrix, SETTINGS)] == [
+        "sp.from.agencies.north.v1",
+        "sp.from.agencies.north-east.v1",
+    ]

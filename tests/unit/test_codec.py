@@ -41,7 +41,7 @@ from schemas.types import (
 from streams.cloudevents import AVRO_MEDIA_TYPE as CONTENT_TYPE
 from streams.cloudevents import REQUIRED_HEADERS, rfc3339
 from streams.codec import Codec, ConfluentSchemaRegistry, EncodedRecord, Framing
-from streams.contract import Contract, KeyKind
+from streams.contract import Contract, KeyKind, provider_of
 from streams.deadletter import DEADLETTER_HEADERS, deadletter_headers
 from streams.exceptions import (
     DecodeError,
@@ -59,6 +59,7 @@ from streams.exceptions import (
     WrongEventType,
 )
 from streams.settings import KafkaSettings
+from streams.topics import OFFER_EVENTS, Topics, offers_spec
 
 SETTINGS = KafkaSettings(topic_namespace="safepassage")
 INTAKE = "safepassage.intake.v1"
@@ -762,3 +763,48 @@ def test_capacity_reports_have_a_key_per_category_on_the_compacted_directory() -
     assert (
         codec.decode(record.value, record.headers, topic=PROVIDERS, key=record.key).event == report
     )
+
+
+def test_a_providers_own_offer_topic_carries_its_offers_and_nothing_else() -> None:
+    """The relay's byte-for-byte copy decodes on the provider's topic; another's offer does not."""
+    settings = KafkaSettings()
+    contract, topics = Contract(settings), Topics.of(settings)
+    own = topics.offers(PROVIDER)
+    assert own == f"{settings.topic_namespace}.offers.{PROVIDER}.v1"
+    assert own.startswith(topics.offers_prefix)
+    assert offers_spec(settings, str(PROVIDER)).name == own
+    assert offers_spec(settings, str(PROVIDER)).partitions == 1  # keyed by the provider alone
+    shape = contract.topic(own)
+    assert (shape.key, shape.event_types, shape.provider) == (
+        KeyKind.PROVIDER,
+        OFFER_EVENTS,
+        PROVIDER,
+    )
+
+    codec = single_object_codec()
+    mine, theirs = offered(), offered(provider_id=UUID(int=99))
+    copy = codec.encode(mine, topics.referral("housing"))
+    assert codec.decode(copy.value, copy.headers, topic=own, key=copy.key).event == mine
+    stray = codec.encode(theirs, topics.referral("housing"))
+    with pytest.raises(DecodeError, match="another provider"):
+        codec.decode(stray.value, stray.headers, topic=own, key=stray.key)
+    assert "another provider" in (contract.violation(own, theirs) or "")
+
+    for name in (f"{topics.offers_prefix}not-a-uuid.v1", f"{topics.offers_prefix}{PROVIDER}.v2"):
+        with pytest.raises(UnknownTopicError):
+            contract.topic(name)
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        (str(PROVIDER).encode(), PROVIDER),
+        (None, None),
+        (b"not-a-uuid", None),
+        (b"\xff\xfe", None),
+    ],
+)
+def test_a_provider_keyed_record_names_its_provider_or_none(
+    key: bytes | None, expected: UUID | None
+) -> None:
+    assert provider_of(key) == expected

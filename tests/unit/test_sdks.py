@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from tenacity import RetryCallState, Retrying
 
 from connectors.exceptions import (
+    SdkConsumeError,
     SdkNotAddressedError,
     SdkRejectedError,
     SdkRetriesExhaustedError,
@@ -708,7 +709,7 @@ def test_kafka_retries_a_timed_out_record_under_the_same_id() -> None:
     assert ce_id == "k-1"
     first, second = producer.produced
     assert first == second
-    assert first["topic"] == "unit.intake.v1"
+    assert first["topic"] == "unit.from.agencies.x.v1"  # the sender's own topic
     assert first["key"] == str(SID).encode()
     assert ce_id_of(first) == "k-1"
     decoded = Codec(KafkaSettings(topic_namespace="unit"), source="/x").decode(
@@ -727,15 +728,22 @@ def test_kafka_permanent_errors_are_not_retried() -> None:
     assert len(producer.produced) == 1
 
 
-def test_kafka_routes_answers_to_provider_responses_and_refuses_router_events() -> None:
+def test_kafka_writes_on_the_senders_own_topic_and_refuses_what_no_party_sends() -> None:
     transport, producer = kafka(lambda *_: None)
     answer = ReferralAccepted(
         survivor_id=SID, occurred_at=T0, referral_id=RID, provider_id=PROVIDER_A, attempt=1
     )
-    transport.publish(answer, event_id="a-1", source="/providers/a")
-    assert producer.produced[0]["topic"] == "unit.provider-responses.v1"
-    with pytest.raises(SdkValidationError):
-        transport.publish(offer(), event_id="o-1", source="/router")
+    transport.publish(answer, event_id="a-1", source=f"/providers/{PROVIDER_A}")
+    assert producer.produced[0]["topic"] == f"unit.from.providers.{PROVIDER_A}.v1"
+    refused = [
+        (offer(), "/router"),  # the platform's own event
+        (closed(SID), "/safepassage/router"),  # no party's source
+        (closed(SID), "/agencies/a.b"),  # an id that cannot name a topic of its own
+        (answer, "/agencies/x"),  # an answer is not an agency's to publish on its topic
+    ]
+    for event, source in refused:
+        with pytest.raises(SdkValidationError):
+            transport.publish(event, event_id="r-1", source=source)
     assert len(producer.produced) == 1
 
 
@@ -886,7 +894,6 @@ def provider(recorder: Recorder) -> ProviderClient:
     # Nothing connects: the consumer is created by offers(), the transport is the recorder.
     return ProviderClient(
         PROVIDER_A,
-        ["housing", ServiceCategory.LEGAL_AID],
         KafkaSettings(topic_namespace="unit"),
         transport=recorder,
         clock=lambda: T0,
@@ -897,17 +904,13 @@ def incoming(event: ReferralOffered | ReferralCancelled) -> Incoming:
     return Incoming(event, "ce-1", "/router", "unit.referrals.housing.v1", 0, 7)
 
 
-def test_provider_client_reads_its_categories_topics_in_its_own_group() -> None:
+def test_provider_client_reads_its_own_offer_topic_in_its_own_group() -> None:
     client = provider(Recorder())
-    assert client.topics == ("unit.referrals.housing.v1", "unit.referrals.legal-aid.v1")
+    assert client.topics == (f"unit.offers.{PROVIDER_A}.v1",)
     assert client.group_id == f"safepassage-provider-{PROVIDER_A}"
     assert client.source == f"/providers/{PROVIDER_A}"
     with pytest.raises(SdkValidationError):
-        ProviderClient(PROVIDER_A, ["shelter"], KafkaSettings())
-    with pytest.raises(SdkValidationError):
-        ProviderClient(PROVIDER_A, [], KafkaSettings())
-    with pytest.raises(SdkValidationError):
-        ProviderClient("p-1", ["housing"], KafkaSettings())
+        ProviderClient("p-1", KafkaSettings())
 
 
 @pytest.mark.parametrize(
@@ -945,7 +948,6 @@ def test_answering_again_in_the_same_process_is_the_very_same_event() -> None:
     recorder = Recorder()
     client = ProviderClient(
         PROVIDER_A,
-        ["housing"],
         KafkaSettings(topic_namespace="unit"),
         transport=recorder,
         clock=lambda: next(ticks),
@@ -990,15 +992,17 @@ def test_incoming_knows_offers_from_cancellations() -> None:
 # --------------------------------------------------------------------------- provider: records in
 
 
-HOUSING_TOPIC = "unit.referrals.housing.v1"
+HOUSING_TOPIC = f"unit.offers.{PROVIDER_A}.v1"
+"""Provider A's own offer topic (the name predates it: the offers tested are housing's)."""
 
 
 def routed(events: list[tuple[Event, str]], partition: int = 0) -> list[Message]:
-    """Records of the housing topic as the router writes them, at offsets 0, 1, 2..."""
+    """Records as the router writes them on the housing topic and the relay copies them
+    byte for byte onto provider A's own topic, at offsets 0, 1, 2..."""
     codec = Codec(KafkaSettings(topic_namespace="unit"), source="/safepassage/router")
     messages = []
     for offset, (event, ce_id) in enumerate(events):
-        record = codec.encode(event, HOUSING_TOPIC, event_id=ce_id)
+        record = codec.encode(event, "unit.referrals.housing.v1", event_id=ce_id)
         messages.append(
             Message(
                 topic=HOUSING_TOPIC,
@@ -1016,7 +1020,6 @@ def consuming(messages: list[Message], **kwargs: Any) -> tuple[ProviderClient, S
     consumer = ScriptedConsumer(messages)
     client = ProviderClient(
         PROVIDER_A,
-        ["housing"],
         KafkaSettings(topic_namespace="unit"),
         transport=Recorder(),
         consumer=consumer,
@@ -1034,7 +1037,7 @@ def test_offers_are_this_providers_each_once_and_bad_records_are_skipped() -> No
         *routed(
             [
                 (a1, "o-1"),
-                (offer(provider=PROVIDER_B), "o-b"),
+                (offer(provider=PROVIDER_B), "o-b"),  # on A's topic: breaks its contract
                 (a1, "o-1"),  # re-published: same id
                 (a1, "o-1-bis"),  # same (referral, attempt), another id
                 (a2, "o-2"),
@@ -1050,8 +1053,8 @@ def test_offers_are_this_providers_each_once_and_bad_records_are_skipped() -> No
     assert [(i.event, i.event_id, i.offset) for i in items] == [(a1, "o-1", 0), (a2, "o-2", 4)]
     assert (client.stats.duplicates, client.stats.not_addressed, client.stats.undecodable) == (
         2,
-        1,
-        1,
+        0,
+        2,
     )
     # Auto-ack: a1 when a2 was asked for, a2 when the loop asked for more; then
     # the skipped garbage at 99: everything up to it is committed.
@@ -1115,3 +1118,14 @@ def test_a_revoked_partitions_items_are_forgotten_for_whoever_reads_it_next() ->
     assert consumer.commits[-1] == {(HOUSING_TOPIC, 0): 1}
     # Assigned again by the next poll and read from the committed offset: o-1 is new again.
     assert [i.event_id for i in client.offers(idle_timeout_s=0.05)] == ["o-1"]
+
+
+@pytest.mark.parametrize(
+    "code", [KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED]
+)
+def test_a_refused_acl_ends_the_offers_with_a_clear_error(code: int) -> None:
+    """Waiting does not cure a missing ACL: the caller learns at once, not from silence."""
+    client, _ = consuming([Message(error=KafkaError(code))])
+    with pytest.raises(SdkConsumeError, match=r"not authorised to read unit\.offers\."):
+        list(client.offers(idle_timeout_s=5))
+    client.close()
