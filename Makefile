@@ -88,7 +88,7 @@ test: setup  ## lint, every test tier against a real broker the suite starts, co
 	@echo "pure core of processors/ (the floor is 100 %):"
 	$(BIN)/coverage report $(PURE_CORE) --skip-covered --show-missing --fail-under=100
 
-test-long: setup  ## the volume tests left out of make test (10,000 offers through a kill -9)
+test-long: setup  ## what make test leaves out: 10,000 offers through a kill -9, the secured 3-node cluster
 	$(BIN)/pytest -m long
 
 test-unit: setup  ## pure-logic tests only: no process is started

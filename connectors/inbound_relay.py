@@ -7,12 +7,12 @@ topic of its own instead, ``from.agencies.<id>.v1`` or
 ``from.providers.<id>.v1``, which the broker lets no one else write (a
 prefixed WRITE ACL, ``streams/acl_matrix.yaml``): the topic names the sender
 and the sender cannot forge it. This relay, running as the ``intake``
-principal, holds each record to exactly the rules of the HTTP intake for that
-party (:func:`connectors.auth.authorize_source` and
+principal, holds each record to the HTTP intake's authorisation rules for
+that party (:func:`connectors.auth.authorize_source` and
 :func:`~connectors.auth.authorize_event`: its own source, its own event types,
-its own agency or provider id) and copies it byte for byte onto its inbound
-topic. A record that breaks them is dead-lettered with the reason and never
-reaches the router.
+its own agency or provider id) and to the topic's contract (the codec), and
+copies it byte for byte onto its inbound topic. A record that breaks them is
+dead-lettered with the reason and never reaches the router.
 """
 
 from __future__ import annotations

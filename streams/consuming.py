@@ -67,11 +67,13 @@ async def process_records(
     policy: FailurePolicy = default_policy,
     retry_delay_s: float = 1.0,
     raw: Mapping[str, RawHandler] | None = None,
+    before: Callable[[Any], None] | None = None,
 ) -> None:
     """Run ``handler`` on every record of a raw Faust stream; dead-letter failures.
 
     Records of a topic named in ``raw`` skip the codec and go to that handler
-    (internal records such as clock ticks). Raises the handler's error when
+    (internal records such as clock ticks). ``before`` sees each record first
+    (:func:`streams.faust_offsets.hole_guard`). Raises the handler's error when
     the policy says STOP: run it under :func:`stop_app_on_error`.
     """
     raw_handlers = raw or {}
@@ -87,6 +89,8 @@ async def process_records(
     async for event in stream.events():
         message = event.message
         with bind_record(topic=message.topic, partition=message.partition, offset=message.offset):
+            if before is not None:
+                before(message)
             await _process_one(message, apply, sink, policy, retry_delay_s)
 
 

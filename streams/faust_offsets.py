@@ -21,19 +21,29 @@ never deleted under a running consumer (no compaction, no retention
 shorter than an outage, no transactions): there an offset missing can only
 mean a record that was not processed. Other topics (the escalation ticks,
 kept one day, any of which the next tick replaces) keep Faust's rule.
+
+Committing nothing past a lost record is not enough: the records after it
+would still be processed before it (a referral before its consent). So
+:func:`hole_guard` checks each record of a strict topic before it is
+processed: a partition must hand over its records without a hole from the
+committed offset on, in each consumer generation; on a hole the worker
+exits at once for a restart from the committed offset, with nothing past
+the hole processed (and no stall watchdog to wait for).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from faust.transport import consumer as faust_consumer
 from faust.utils.functional import consecutive_numbers
 
-from streams.logs import get_logger
+from streams.logs import exit_at_once, get_logger
+from streams.offsets import Partition
+from streams.stall import EXIT_STALLED
 
-__all__ = ["strict_offsets", "strict_topics"]
+__all__ = ["Continuity", "hole_guard", "strict_offsets", "strict_topics"]
 
 _log = get_logger(__name__)
 
@@ -93,3 +103,55 @@ def strict_offsets(topics: Iterable[str]) -> None:
     # A class-level patch: Faust builds its consumer itself and offers no hook for this.
     setattr(faust_consumer.Consumer, "_new_offset", new_offset)  # noqa: B010
     setattr(faust_consumer.Consumer, "_add_gap", add_gap)  # noqa: B010
+
+
+class Continuity:
+    """Pure: the next offset each partition must hand over, in the current consumer generation."""
+
+    def __init__(self) -> None:
+        self._generation: int | None = None
+        self._next: dict[Partition, int] = {}
+
+    def hole(
+        self, generation: int, partition: Partition, offset: int, committed: int | None
+    ) -> int | None:
+        """The first offset skipped before ``offset``, or None (in order, or a record again).
+
+        A generation starts each partition at its committed offset (None: 0,
+        the log start of a topic whose records are never deleted).
+        """
+        if generation != self._generation:
+            self._generation = generation
+            self._next.clear()
+        expected = self._next.get(partition, committed or 0)
+        if offset > expected:
+            return expected
+        self._next[partition] = max(expected, offset + 1)
+        return None
+
+
+def hole_guard(
+    app: Any, *, hard_exit: Callable[[int], None] = exit_at_once
+) -> Callable[[Any], None]:
+    """A check to run on each record before it is processed (see the module)."""
+    continuity = Continuity()
+
+    def check(message: Any) -> None:
+        if message.topic not in _STRICT:
+            return
+        consumer = app.consumer
+        committed: int | None = consumer._committed_offset.get(message.tp)
+        where = Partition(message.topic, message.partition)
+        skipped = continuity.hole(app.consumer_generation_id, where, message.offset, committed)
+        if skipped is not None:
+            _log.error(
+                "offsets.hole",
+                topic=message.topic,
+                partition=message.partition,
+                unread_from=skipped,
+                offset=message.offset,
+                exit_code=EXIT_STALLED,
+            )
+            hard_exit(EXIT_STALLED)
+
+    return check

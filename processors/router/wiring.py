@@ -30,7 +30,7 @@ from processors.sla import SlaPolicy, default_policy
 from streams.app import create_app, raw_topic
 from streams.codec import Codec
 from streams.consuming import FaustDeadLetterSink, process_records, stop_app_on_error
-from streams.faust_offsets import strict_offsets
+from streams.faust_offsets import hole_guard, strict_offsets
 from streams.settings import KafkaSettings
 from streams.stall import StallWatchdog, watch_partitions
 from streams.ticks import TICK_KEY, encode_tick
@@ -176,6 +176,7 @@ def build_router(
                 binding.handle,
                 FaustDeadLetterSink(deadletters),
                 raw={topics.escalation_ticks: binding.tick},
+                before=hole_guard(app),  # never past a record the fetcher skipped
             ),
         )
 

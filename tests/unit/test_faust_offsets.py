@@ -7,9 +7,20 @@ from typing import Any
 
 import pytest
 from faust.types import TP
+from hypothesis import given
+from hypothesis import strategies as st
 from intervaltree import IntervalTree  # type: ignore[import-untyped]  # Faust's own dependency
 
-from streams.faust_offsets import add_gap, new_offset, strict_offsets, strict_topics
+from streams.faust_offsets import (
+    Continuity,
+    add_gap,
+    hole_guard,
+    new_offset,
+    strict_offsets,
+    strict_topics,
+)
+from streams.offsets import Partition
+from streams.stall import EXIT_STALLED
 
 STRICT = "offsets-test.intake.v1"
 LENIENT = "offsets-test.escalation-ticks.v1"
@@ -79,3 +90,60 @@ async def test_a_jump_on_a_lenient_topic_keeps_faust_s_rule() -> None:
     await add_gap(consumer, consumer.tp, 5, 9)
     consumer._acked[consumer.tp] = [9]
     assert new_offset(consumer, consumer.tp) == 10
+
+
+# ----------------------------------------------------------------- holes in what Faust hands over
+
+
+@given(
+    committed=st.integers(0, 50),
+    steps=st.lists(st.integers(-3, 3), max_size=40),
+)
+def test_records_in_order_or_again_pass_and_the_first_skip_is_named(
+    committed: int, steps: list[int]
+) -> None:
+    """Whatever is handed over, a record is let through only if none before it was skipped."""
+    continuity, where = Continuity(), Partition(STRICT, 0)
+    processed: set[int] = set(range(committed))  # committed: everything before was processed
+    offset = committed
+    for step in steps:
+        offset = max(0, offset + step)
+        skipped = continuity.hole(1, where, offset, committed)
+        missing = [o for o in range(offset) if o not in processed]
+        if missing:
+            assert skipped == missing[0]
+            return  # the worker stops here
+        assert skipped is None
+        processed.add(offset)
+
+
+def test_a_new_generation_starts_again_at_the_committed_offset() -> None:
+    continuity, where = Continuity(), Partition(STRICT, 0)
+    assert continuity.hole(1, where, 0, None) is None  # nothing committed: the log start
+    assert continuity.hole(1, where, 1, None) is None
+    assert continuity.hole(1, where, 5, None) == 2
+    assert continuity.hole(2, where, 7, 7) is None  # after a rebalance, from the committed
+    assert continuity.hole(2, where, 9, 7) == 8
+
+
+class GuardedApp:
+    """What :func:`hole_guard` reads of the Faust app."""
+
+    def __init__(self, committed: int | None) -> None:
+        self.consumer = Bookkeeping(committed, [], STRICT)
+        self.consumer_generation_id = 3
+
+
+class Record:
+    def __init__(self, topic: str, offset: int) -> None:
+        self.topic, self.partition, self.offset, self.tp = topic, 0, offset, TP(topic, 0)
+
+
+def test_the_guard_stops_the_worker_before_a_record_past_a_hole() -> None:
+    exits: list[int] = []
+    check = hole_guard(GuardedApp(committed=4), hard_exit=exits.append)
+    check(Record(STRICT, 4))
+    check(Record(LENIENT, 99))  # ticks keep Faust's rule: a lost tick is replaced by the next
+    assert exits == []
+    check(Record(STRICT, 6))  # 5 was never handed over
+    assert exits == [EXIT_STALLED]
