@@ -31,7 +31,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -446,13 +446,19 @@ def authorize_status_read(principal: Principal) -> None:
         raise ForbiddenError("operators and agencies read survivor status; providers do not")
 
 
-def may_read_status_of(principal: Principal, owner: str | None) -> bool:
-    """Whether ``principal`` may see the status of a survivor identified by agency ``owner``.
+def may_read_status_of(principal: Principal, agencies: Set[str]) -> bool:
+    """Whether ``principal`` may see the status of a survivor ``agencies`` may act on.
 
-    Operators see every case; an agency only the survivors it identified
-    (a record without an owner, from before owners were recorded, is no
-    agency's). Others see none.
+    ``agencies`` are the owner and the agencies the case is shared with at
+    the instant of reading (:meth:`processors.status.StatusRecord.agencies_at`).
+    Operators see every case; an agency only those of its survivors and of
+    the cases shared with it (a record without an owner, from before owners
+    were recorded, is no agency's). Others see none.
     """
     if principal.role is Role.OPERATOR:
         return True
-    return principal.role is Role.AGENCY and owner is not None and owner == principal.agency_id
+    return (
+        principal.role is Role.AGENCY
+        and principal.agency_id is not None
+        and principal.agency_id in agencies
+    )

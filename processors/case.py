@@ -19,6 +19,7 @@ so a redelivered refusal is refused again with the same reason.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -43,7 +44,7 @@ from schemas.types import (
     UtcDatetime,
 )
 
-__all__ = ["CaseState", "EscalationRung", "ReferralState", "SurvivorProfile"]
+__all__ = ["CaseShare", "CaseState", "EscalationRung", "ReferralState", "SurvivorProfile"]
 
 EscalationRung = Annotated[int, Field(ge=0, le=3)]
 """0 when nothing escalated, else the highest rung of the ladder reached (1 to 3)."""
@@ -130,6 +131,17 @@ class ReferralState(_Value):
         return self.status in OPEN
 
 
+class CaseShare(_Value):
+    """A second agency's right to act on the case (``case.shared``), bound to one consent grant.
+
+    It counts only while that grant is active: a whole withdrawal removes
+    the share, an expiry silences it (:meth:`CaseState.shared_with`).
+    """
+
+    consent_id: UUID
+    shared_at: UtcDatetime
+
+
 class CaseState(_Value):
     """Everything the router knows of one survivor."""
 
@@ -145,6 +157,8 @@ class CaseState(_Value):
     referrals: dict[UUID, ReferralState] = Field(default_factory=dict)
     escalation_level: EscalationRung = 0
     closed: CaseOutcome | None = None
+    shares: dict[Identifier, CaseShare] = Field(default_factory=dict)
+    """Agencies the owner shared the case with, by agency id (see :class:`CaseShare`)."""
     updated_at: UtcDatetime | None = None
     applied: tuple[str, ...] = ()
     """Digests of recently applied events (see the module docstring)."""
@@ -162,6 +176,18 @@ class CaseState(_Value):
     def from_dict(cls, data: Mapping[str, Any]) -> CaseState:
         """Inverse of :meth:`to_dict`; validates everything."""
         return cls.model_validate(data)
+
+    def shared_with(self, agency_id: str, now: datetime) -> bool:
+        """Whether ``agency_id`` may act on the case at ``now`` through a share.
+
+        Only while the consent grant the share is bound to is still held
+        (not withdrawn whole) and not expired.
+        """
+        share = self.shares.get(agency_id)
+        if share is None:
+            return False
+        grant = self.consents.get(share.consent_id)
+        return grant is not None and grant.is_active(now)
 
     def with_referral(self, referral: ReferralState) -> CaseState:
         """This state with one referral added or replaced."""

@@ -103,7 +103,7 @@ def decide(
         return Decision(state=state, directory=directory, duplicate=True)
     work = Work(state, directory, event=event, meta=meta, now=utc_millis(now), policy=policy)
     sender = sender_of(meta.source)
-    refused = refusal(state, event, sender)
+    refused = refusal(state, event, sender, work.now)
     rejection = work.reject(*refused) if refused is not None else handler(work, event)
     if rejection is not None:
         audit = work.record(

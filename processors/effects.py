@@ -32,7 +32,7 @@ from processors.directory import CapacityChange, Directory
 from processors.lifecycle import ReferralStatus
 from processors.routing import Candidate, Exclusion
 from schemas.models import Event
-from schemas.types import Attempt, ReasonCode, UtcDatetime
+from schemas.types import Attempt, Identifier, ReasonCode, UtcDatetime
 
 __all__ = [
     "AuditAction",
@@ -59,6 +59,10 @@ class AuditAction(StrEnum):
     """A provider answer or a cancellation moved the referral."""
     NOTED = "noted"
     """An escalation was recorded without a status change."""
+    SHARED = "shared"
+    """The owning agency shared the case with the agency the record names."""
+    UNSHARED = "unshared"
+    """A sharing with the agency the record names ended (the reason says why)."""
     REJECTED = "rejected"
 
 
@@ -79,6 +83,10 @@ class RejectionCode(StrEnum):
     """The source names no sender that may send this event (or not the one its data names)."""
     SURVIVOR_NOT_OWNED = "survivor.not-owned"
     """The survivor belongs to another agency (the one that first published about them)."""
+    CONSENT_NOT_ACTIVE = "consent.not-active"
+    """``case.shared`` names a consent grant the survivor does not hold now."""
+    SHARE_UNKNOWN = "share.unknown"
+    """``case.unshared`` names an agency the case is not shared with."""
 
 
 class AuditRecord(_Value):
@@ -100,6 +108,8 @@ class AuditRecord(_Value):
     candidates: tuple[Candidate, ...] = ()
     """The best-ranked candidates (at most ``RoutingPolicy.audit_candidates``), best first."""
     exclusions: tuple[Exclusion, ...] = ()
+    agency_id: Identifier | None = None
+    """The agency a sharing names (``shared`` and ``unshared`` records)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the audit topic."""

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
-from processors.case import ReferralState, SurvivorProfile
+from processors.case import CaseShare, ReferralState, SurvivorProfile
 from processors.consent import ConsentGrant, is_whole_withdrawal
 from processors.directory import CapacityAction
 from processors.effects import AuditAction, Rejection, RejectionCode
@@ -30,6 +30,8 @@ from processors.moves import (
 from processors.work import Work, moved
 from schemas.models import (
     CaseClosed,
+    CaseShared,
+    CaseUnshared,
     ConsentGranted,
     ConsentWithdrawn,
     Event,
@@ -93,6 +95,8 @@ def _on_consent_withdrawn(work: Work, event: ConsentWithdrawn) -> Rejection | No
     elif grant is not None:
         consents[event.consent_id] = grant.narrowed(event)
     work.case = case.model_copy(update={"consents": consents, "withdrawn_consents": withdrawn_ids})
+    if whole:
+        _end_shares(work, event.consent_id, "consent.withdrawn")
     affected: set[ServiceCategory] = set(event.categories) or (
         set(grant.categories) if grant is not None else set(ServiceCategory)
     )
@@ -318,7 +322,56 @@ def _on_closed(work: Work, event: CaseClosed) -> Rejection | None:
     work.case = work.case.model_copy(update={"closed": event.outcome})
     for referral in work.case.open_referrals():
         cancel(work, referral, CancelReason.CASE_CLOSED, Actor.AGENCY)
+    _end_shares(work, None, "case.closed")
     return None
+
+
+def _on_shared(work: Work, event: CaseShared) -> Rejection | None:
+    case = work.case
+    if case.closed is not None:
+        return work.reject(RejectionCode.CASE_CLOSED, "case.shared for a closed case")
+    grant = case.consents.get(event.consent_id)
+    if grant is None or not grant.is_active(work.now):
+        return work.reject(
+            RejectionCode.CONSENT_NOT_ACTIVE,
+            "case.shared names a consent grant the survivor does not hold now "
+            "(unknown, withdrawn or expired)",
+        )
+    existing = case.shares.get(event.shared_with)
+    if existing is not None and existing.consent_id == event.consent_id:
+        return None  # shared already, under the same grant
+    share = CaseShare(consent_id=event.consent_id, shared_at=work.now)
+    work.case = case.model_copy(update={"shares": {**case.shares, event.shared_with: share}})
+    work.record(AuditAction.SHARED, agency_id=event.shared_with)
+    return None
+
+
+def _on_unshared(work: Work, event: CaseUnshared) -> Rejection | None:
+    shares = dict(work.case.shares)
+    if shares.pop(event.shared_with, None) is None:
+        return work.reject(
+            RejectionCode.SHARE_UNKNOWN,
+            "case.unshared names an agency the case is not shared with",
+        )
+    work.case = work.case.model_copy(update={"shares": shares})
+    why = "stepped-back" if event.agency_id == event.shared_with else "taken-back"
+    work.record(AuditAction.UNSHARED, agency_id=event.shared_with, reasons=(why,))
+    return None
+
+
+def _end_shares(work: Work, consent_id: UUID | None, why: str) -> None:
+    """End the shares bound to ``consent_id`` (None: every share), each audited."""
+    ending = sorted(
+        agency
+        for agency, share in work.case.shares.items()
+        if consent_id is None or share.consent_id == consent_id
+    )
+    if not ending:
+        return
+    shares = {a: s for a, s in work.case.shares.items() if a not in ending}
+    work.case = work.case.model_copy(update={"shares": shares})
+    for agency in ending:
+        work.record(AuditAction.UNSHARED, agency_id=agency, reasons=(why,))
 
 
 HANDLERS: Mapping[type[Event], Handler] = MappingProxyType(
@@ -330,6 +383,8 @@ HANDLERS: Mapping[type[Event], Handler] = MappingProxyType(
         ReferralRequested: _on_requested,
         ReferralCancelled: _on_cancelled,
         CaseClosed: _on_closed,
+        CaseShared: _on_shared,
+        CaseUnshared: _on_unshared,
         ReferralOffered: _on_offered,
         ReferralEscalated: _on_escalated,
         ReferralUndelivered: _on_undelivered,

@@ -11,7 +11,13 @@ is only checked against it, never believed on its own.
 
 Ownership: a survivor belongs to the agency that first published about
 them (their ``survivor.identified``, or a request held before it); only
-that agency may publish further events about the survivor. Provider answers
+that agency may publish further events about the survivor, unless it shared
+the case (``case.shared``, bound to one of the survivor's consent grants).
+An agency the case is shared with may, while that grant holds, do what
+working on the case needs and nothing that widens it: assess risk, request
+referrals, cancel the referrals it requested, withdraw consent (a survivor
+may say so to any agency they deal with) and end its own sharing. Only the
+owner identifies, grants consent, shares and closes. Provider answers
 count only from the provider they name, which the handlers then check
 against the offer. Refusals carry a reason code, so they are dead-lettered
 and audited like every other refusal.
@@ -20,12 +26,15 @@ and audited like every other refusal.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from processors.case import CaseState
 from processors.effects import RejectionCode
 from schemas.models import (
     CaseClosed,
+    CaseShared,
+    CaseUnshared,
     ConsentGranted,
     ConsentWithdrawn,
     ReferralAccepted,
@@ -52,7 +61,17 @@ AGENCY_EVENTS = (
     ReferralRequested,
     ReferralCancelled,
     CaseClosed,
+    CaseShared,
+    CaseUnshared,
 )
+SHARED_AGENCY_EVENTS = (
+    RiskAssessed,
+    ReferralRequested,
+    ReferralCancelled,
+    ConsentWithdrawn,
+    CaseUnshared,
+)
+"""What an agency the case is shared with may send; the rest is the owner's alone."""
 PROVIDER_ANSWERS = (
     ReferralAccepted,
     ReferralDeclined,
@@ -110,11 +129,11 @@ Refusal = tuple[RejectionCode, str]
 """A reason code and a message for the dead letter (ids and kinds only, no personal data)."""
 
 
-def refusal(case: CaseState, event: SurvivorEvent, sender: Sender) -> Refusal | None:
-    """Why ``sender`` may not send ``event`` about this survivor; None when it may."""
+def refusal(case: CaseState, event: SurvivorEvent, sender: Sender, now: datetime) -> Refusal | None:
+    """Why ``sender`` may not send ``event`` about this survivor at ``now``; None when it may."""
     not_allowed = RejectionCode.SENDER_NOT_ALLOWED
     if isinstance(event, AGENCY_EVENTS):
-        return _agency_refusal(case, event, sender)
+        return _agency_refusal(case, event, sender, now)
     if isinstance(event, PROVIDER_ANSWERS):
         if sender.kind is not SenderKind.PROVIDER or sender.id != str(event.provider_id):
             return not_allowed, "a provider answers only for itself (the source names another)"
@@ -124,14 +143,32 @@ def refusal(case: CaseState, event: SurvivorEvent, sender: Sender) -> Refusal | 
     return None
 
 
-def _agency_refusal(case: CaseState, event: SurvivorEvent, sender: Sender) -> Refusal | None:
+def _agency_refusal(
+    case: CaseState, event: SurvivorEvent, sender: Sender, now: datetime
+) -> Refusal | None:
     not_allowed = RejectionCode.SENDER_NOT_ALLOWED
-    if sender.kind is not SenderKind.AGENCY:
+    if sender.kind is not SenderKind.AGENCY or sender.id is None:
         return not_allowed, f"only an agency sends {event.event_type} (sender: {sender.kind})"
     claimed = getattr(event, "agency_id", None)
     if claimed is not None and claimed != sender.id:
         return not_allowed, "the agency_id of the data is not the sending agency"
     owner = owner_of(case)
-    if owner is not None and sender.id != owner:
+    if owner is None or sender.id == owner:
+        return None
+    if not case.shared_with(sender.id, now):
         return RejectionCode.SURVIVOR_NOT_OWNED, "this survivor belongs to another agency"
+    return _sharing_refusal(case, event, sender.id)
+
+
+def _sharing_refusal(case: CaseState, event: SurvivorEvent, agency_id: str) -> Refusal | None:
+    """What an agency the case is shared with may not do (see the module)."""
+    not_allowed = RejectionCode.SENDER_NOT_ALLOWED
+    if not isinstance(event, SHARED_AGENCY_EVENTS):
+        return not_allowed, f"{event.event_type} comes from the agency that owns the case only"
+    if isinstance(event, ReferralCancelled):
+        referral = case.referrals.get(event.referral_id)
+        if referral is not None and referral.agency_id != agency_id:
+            return not_allowed, "an agency the case is shared with cancels only its own referrals"
+    if isinstance(event, CaseUnshared) and event.shared_with != agency_id:
+        return not_allowed, "an agency the case is shared with ends only its own sharing"
     return None

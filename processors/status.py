@@ -34,6 +34,7 @@ from schemas.types import CaseOutcome, Identifier, RiskLevel, ServiceCategory, U
 
 __all__ = [
     "ReferralView",
+    "ShareView",
     "StatusRead",
     "StatusRecord",
     "StatusView",
@@ -62,6 +63,18 @@ class ReferralView(_View):
     updated_at: datetime
 
 
+class ShareView(_View):
+    """An agency the case is shared with, until the consent grant of the sharing expires."""
+
+    agency_id: Identifier
+    until: datetime | None
+    """Expiry of the grant the sharing is bound to; None while it lasts until withdrawn."""
+
+    def is_active(self, now: datetime) -> bool:
+        """Whether the sharing still counts at ``now``."""
+        return self.until is None or now < self.until
+
+
 class StatusRecord(_View):
     """One survivor's status as the compacted ``case-status.v1`` carries it (JSON value).
 
@@ -82,10 +95,17 @@ class StatusRecord(_View):
     closed: CaseOutcome | None
     last_update: datetime | None
     """Event time of the last input that changed the case: the record's stamp."""
+    shares: tuple[ShareView, ...] = ()
+    """Agencies the owner shared the case with (``case.shared``), by agency id."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the value on the status topic)."""
         return self.model_dump(mode="json")
+
+    def agencies_at(self, now: datetime) -> frozenset[str]:
+        """The agencies that may read this status at ``now``: the owner and active shares."""
+        owner = {self.agency_id} if self.agency_id is not None else set()
+        return frozenset(owner | {s.agency_id for s in self.shares if s.is_active(now)})
 
 
 class StatusView(_View):
@@ -99,6 +119,8 @@ class StatusView(_View):
     escalation_level: int
     closed: CaseOutcome | None
     last_update: datetime | None
+    shared_with: tuple[Identifier, ...] = ()
+    """Agencies besides the owner that may act on the case now."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the HTTP answer)."""
@@ -124,6 +146,11 @@ def status_record(case: CaseState) -> StatusRecord:
         for r in sorted(case.referrals.values(), key=lambda r: (r.requested_at, str(r.referral_id)))
     )
     grants = sorted(case.consents.values(), key=lambda g: str(g.consent_id))
+    shares = tuple(
+        ShareView(agency_id=agency, until=case.consents[share.consent_id].expires_at)
+        for agency, share in sorted(case.shares.items())
+        if share.consent_id in case.consents
+    )
     return StatusRecord(
         survivor_id=case.survivor_id,
         agency_id=owner_of(case),
@@ -136,6 +163,7 @@ def status_record(case: CaseState) -> StatusRecord:
         ),
         closed=case.closed,
         last_update=case.updated_at,
+        shares=shares,
     )
 
 
@@ -150,6 +178,7 @@ def status_view(record: StatusRecord, now: datetime) -> StatusView:
         escalation_level=record.escalation_level,
         closed=record.closed,
         last_update=record.last_update,
+        shared_with=tuple(s.agency_id for s in record.shares if s.is_active(now)),
     )
 
 

@@ -81,6 +81,7 @@ class Work:
         before: ReferralStatus | None = None,
         reasons: tuple[str, ...] = (),
         result: Match | None = None,
+        agency_id: str | None = None,
     ) -> AuditRecord:
         audit = AuditRecord(
             survivor_id=self.case.survivor_id,
@@ -96,6 +97,7 @@ class Work:
             reasons=reasons,
             candidates=result.candidates[: self.policy.audit_candidates] if result else (),
             exclusions=result.exclusions if result else (),
+            agency_id=agency_id,
         )
         self.effects.append(audit)
         return audit

@@ -56,6 +56,8 @@ from schemas.types import (
 __all__ = [
     "MODELS",
     "CaseClosed",
+    "CaseShared",
+    "CaseUnshared",
     "ConsentGranted",
     "ConsentWithdrawn",
     "Event",
@@ -230,6 +232,31 @@ class CaseClosed(SurvivorEvent):
     outcome: CaseOutcome
 
 
+class CaseShared(SurvivorEvent):
+    """The owning agency lets a second agency act on the case, within one consent grant."""
+
+    event_type: ClassVar[str] = "case.shared"
+
+    agency_id: Identifier
+    shared_with: Identifier
+    consent_id: UUID
+
+    @model_validator(mode="after")
+    def _not_with_itself(self) -> CaseShared:
+        if self.shared_with == self.agency_id:
+            raise ValueError("shared_with names the sharing agency itself")
+        return self
+
+
+class CaseUnshared(SurvivorEvent):
+    """A sharing ends: the owner takes the case back, or the second agency steps back."""
+
+    event_type: ClassVar[str] = "case.unshared"
+
+    agency_id: Identifier
+    shared_with: Identifier
+
+
 # --------------------------------------------------------------------------- router
 
 
@@ -392,6 +419,8 @@ _ALL: tuple[type[Event], ...] = (
     ProviderUpdated,
     ProviderCapacity,
     CaseClosed,
+    CaseShared,
+    CaseUnshared,
 )
 
 MODELS: Mapping[str, type[Event]] = MappingProxyType({m.event_type: m for m in _ALL})

@@ -17,7 +17,15 @@ from streams.cloudevents import AVRO_MEDIA_TYPE, REQUIRED_HEADERS, SPECVERSION
 from streams.contract import Contract
 from streams.deadletter import DEADLETTER_HEADERS
 from streams.settings import KafkaSettings, Profile
-from streams.topics import TopicSpec, catalog
+from streams.topics import (
+    OFFER_EVENTS,
+    PARTY_KINDS,
+    Topics,
+    TopicSpec,
+    catalog,
+    offers_spec,
+    party_spec,
+)
 
 __all__ = ["DOCUMENT", "document", "reference_settings", "render"]
 
@@ -75,55 +83,124 @@ def _deadletter_headers_schema() -> dict[str, Any]:
     }
 
 
+_PARAMETERS = {
+    "providerId": "A provider's directory id (a UUID).",
+    "agencyId": "An agency's id as its principal names it: letters, digits and '-'.",
+}
+"""Placeholders of the per-party channels' addresses."""
+
+
+_PartyChannel = tuple[str, TopicSpec, str, frozenset[str], str]
+
+
+def _party_channels(settings: KafkaSettings) -> list[_PartyChannel]:
+    """(channel id, a sample spec, address with a placeholder, event types, description).
+
+    Topics created per provider and per party (``streams/topics.py``): one
+    parameterised channel each, with the bindings of the real specs.
+    """
+    topics = Topics.of(settings)
+    sample = "SAMPLE"  # stands for an id in the specs; only their bindings are used
+    return [
+        (
+            "offers-provider",
+            offers_spec(settings, sample),
+            f"{topics.offers_prefix}{{providerId}}.v1",
+            OFFER_EVENTS,
+            "One provider's own offers and cancellations, copied from the referral topics by "
+            "the offers relay; only that provider's principal may read it.",
+        ),
+        (
+            "from-agencies",
+            party_spec(settings, f"/agencies/{sample}"),
+            f"{topics.parties_prefix}agencies.{{agencyId}}.v1",
+            PARTY_KINDS["agencies"],
+            "What one agency publishes on Kafka itself (only its principal may write it); the "
+            "inbound relay checks each record as the HTTP intake would and moves it to intake.",
+        ),
+        (
+            "from-providers",
+            party_spec(settings, f"/providers/{sample}"),
+            f"{topics.parties_prefix}providers.{{providerId}}.v1",
+            PARTY_KINDS["providers"],
+            "What one provider answers on Kafka itself (only its principal may write it); the "
+            "inbound relay checks each answer and moves it to provider-responses.",
+        ),
+    ]
+
+
+def _channel(
+    spec: TopicSpec,
+    event_types: list[str],
+    address: str | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    channel: dict[str, Any] = {
+        "address": address or spec.name,
+        "description": description or spec.description,
+        "messages": {
+            event_type.replace(".", "-"): {"$ref": f"#/components/messages/{event_type}"}
+            for event_type in event_types
+        },
+        "bindings": {
+            "kafka": {
+                "topic": address or spec.name,
+                "partitions": spec.partitions,
+                "replicas": spec.replication_factor,
+                "topicConfiguration": {
+                    "cleanup.policy": [spec.cleanup_policy.value],
+                    "retention.ms": spec.retention_ms,
+                },
+                "bindingVersion": _KAFKA_BINDING,
+            }
+        },
+        "x-key": spec.key,
+    }
+    if address is not None:
+        channel["parameters"] = {
+            name: {"description": text} for name, text in _PARAMETERS.items() if name in address
+        }
+    if spec.name.endswith(".deadletter.v1"):
+        channel["x-deadletter-headers"] = _deadletter_headers_schema()
+    return channel
+
+
+def _operations(channel_id: str, channel: dict[str, Any]) -> dict[str, Any]:
+    refs = [{"$ref": f"#/channels/{channel_id}/messages/{m}"} for m in channel["messages"]]
+    if not refs:
+        return {}
+    return {
+        f"{action}-{channel_id}": {
+            "action": action,
+            "channel": {"$ref": f"#/channels/{channel_id}"},
+            "summary": (
+                f"{action.capitalize()} events on {channel['address']} (key: {channel['x-key']})."
+            ),
+            "messages": refs,
+        }
+        for action in ("send", "receive")
+    }
+
+
 def document(settings: KafkaSettings, schemas: EventSchemas | None = None) -> dict[str, Any]:
     """The AsyncAPI document as a plain dict (stable order, ready for YAML)."""
     schemas = schemas or event_schemas()
     contract = Contract(settings)
     ns = settings.topic_namespace
     channels: dict[str, Any] = {}
-    operations: dict[str, Any] = {}
-    used: set[str] = set()
     for spec in catalog(settings):
-        channel_id = _channel_id(spec, ns)
         topic = contract.topics.get(spec.name)
-        event_types = sorted(topic.event_types) if topic else []
-        used.update(event_types)
-        channel: dict[str, Any] = {
-            "address": spec.name,
-            "description": spec.description,
-            "messages": {
-                event_type.replace(".", "-"): {"$ref": f"#/components/messages/{event_type}"}
-                for event_type in event_types
-            },
-            "bindings": {
-                "kafka": {
-                    "topic": spec.name,
-                    "partitions": spec.partitions,
-                    "replicas": spec.replication_factor,
-                    "topicConfiguration": {
-                        "cleanup.policy": [spec.cleanup_policy.value],
-                        "retention.ms": spec.retention_ms,
-                    },
-                    "bindingVersion": _KAFKA_BINDING,
-                }
-            },
-            "x-key": spec.key,
-        }
-        if spec.name.endswith(".deadletter.v1"):
-            channel["x-deadletter-headers"] = _deadletter_headers_schema()
-        channels[channel_id] = channel
-        if event_types:
-            refs = [
-                {"$ref": f"#/channels/{channel_id}/messages/{t.replace('.', '-')}"}
-                for t in event_types
-            ]
-            for action in ("send", "receive"):
-                operations[f"{action}-{channel_id}"] = {
-                    "action": action,
-                    "channel": {"$ref": f"#/channels/{channel_id}"},
-                    "summary": f"{action.capitalize()} events on {spec.name} (key: {spec.key}).",
-                    "messages": refs,
-                }
+        channels[_channel_id(spec, ns)] = _channel(spec, sorted(topic.event_types) if topic else [])
+    for channel_id, spec, address, events, description in _party_channels(settings):
+        channels[channel_id] = _channel(spec, sorted(events), address, description)
+    operations: dict[str, Any] = {}
+    for channel_id, channel in channels.items():
+        operations.update(_operations(channel_id, channel))
+    used = {
+        message["$ref"].rsplit("/", 1)[1]
+        for c in channels.values()
+        for message in c["messages"].values()
+    }
     return {
         "asyncapi": "3.0.0",
         "info": {

@@ -48,6 +48,8 @@ AGENCY_EVENTS = frozenset(
         "referral.requested",
         "referral.cancelled",
         "case.closed",
+        "case.shared",
+        "case.unshared",
     }
 )
 """What agencies publish on ``intake.v1``."""

@@ -195,13 +195,14 @@ async def read_status(
     timeout_s: float,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> StatusView:
-    """One read of a survivor's status by an operator or the owning agency; or the problem.
+    """One read of a survivor's status by an operator or an agency of the case; or the problem.
 
     Order: the role (403) before the id (400), so a provider learns
     nothing; readiness (503 with ``Retry-After``); then the answer, 200 or
     404, judged at the instant of reading (consents expire). An agency's
     read of a survivor it did not identify is answered exactly like an
-    unknown id (404), so it learns nothing either. Every answer but the 503
+    unknown id (404), so it learns nothing either (an agency the case is
+    shared with reads it while the sharing holds). Every answer but the 503
     of an unready copy, refusals included, is audited on ``audit.v1`` (who,
     whom, which status, why refused; no case data, never the path's text)
     and acknowledged by Kafka before it is given: a read that cannot be
@@ -237,7 +238,7 @@ async def read_status(
         raise ProblemError(status_unavailable(RETRY_AFTER_S))
     record = store.get(survivor)
     refusal = None
-    if record is not None and not may_read_status_of(principal, record.agency_id):
+    if record is not None and not may_read_status_of(principal, record.agencies_at(now())):
         record, refusal = None, "not-the-callers-survivor"  # answered like an unknown id
     done = read(survivor, 200 if record is not None else 404, refusal)
     await _audit(publisher, audit_topic, done, timeout_s)

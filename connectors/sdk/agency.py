@@ -33,6 +33,8 @@ from connectors.sdk.retry import RetryPolicy
 from connectors.sdk.transport import Closing, Outgoing, Transport
 from schemas.models import (
     CaseClosed,
+    CaseShared,
+    CaseUnshared,
     ConsentGranted,
     ConsentWithdrawn,
     Event,
@@ -311,6 +313,41 @@ class AgencyClient(Closing):
     ) -> str:
         """``case.closed``: the agency's case for the survivor ended, with how."""
         return self._send(CaseClosed, survivor_id, occurred_at, event_id, outcome=outcome)
+
+    def share_case(
+        self,
+        survivor_id: UUID | str,
+        *,
+        with_agency: str,
+        consent_id: UUID | str,
+        occurred_at: datetime | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """``case.shared``: let ``with_agency`` act on this agency's survivor.
+
+        Bound to the consent grant ``consent_id``, which must be active: the
+        sharing ends with it (withdrawn whole or expired), with
+        :meth:`unshare_case`, or when the case is closed.
+        """
+        return self._send(
+            CaseShared,
+            survivor_id,
+            occurred_at,
+            event_id,
+            shared_with=with_agency,
+            consent_id=consent_id,
+        )
+
+    def unshare_case(
+        self,
+        survivor_id: UUID | str,
+        *,
+        with_agency: str,
+        occurred_at: datetime | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """``case.unshared``: end a sharing (the owner's, or this agency's own to step back)."""
+        return self._send(CaseUnshared, survivor_id, occurred_at, event_id, shared_with=with_agency)
 
     # ------------------------------------------------------------------ events built elsewhere
 

@@ -8,6 +8,7 @@ confluent-kafka.
 
 from __future__ import annotations
 
+import json
 import stat
 import time
 import uuid
@@ -21,6 +22,7 @@ from confluent_kafka import (
     Consumer,
     KafkaError,
     KafkaException,
+    Message,
     Producer,
     TopicPartition,
 )
@@ -31,8 +33,10 @@ from connectors.exceptions import SdkConsumeError
 from connectors.inbound_relay import InboundRelay
 from connectors.offers_relay import OffersRelay
 from connectors.sdk import AgencyClient, Incoming, ProviderClient
+from connectors.sdk.kafka_transport import KafkaTransport
 from infra import Deployment, single_node
-from schemas.models import Event
+from schemas.models import Event, SurvivorEvent
+from schemas.types import AgeGroup, RiskLevel
 from streams.acls import PrincipalSpec, apply, load_matrix, party_topics
 from streams.clients import consumer_config, producer_config
 from streams.codec import Codec
@@ -41,9 +45,20 @@ from streams.settings import KafkaSettings
 from streams.topics import Topics
 from tests.integration.conftest import dedicated_settings
 from tests.integration.relay import relaying
-from tests.integration.waits import GENEROUS_S, wait_until
+from tests.integration.waits import GENEROUS_S, TopicReader, wait_until
 from tests.integration.workers import start_worker
-from tests.unit.domain_builders import consent, identified, provider, request, source_for, uid
+from tests.unit.domain_builders import (
+    consent,
+    declined,
+    identified,
+    provider,
+    request,
+    risk,
+    shared,
+    source_for,
+    uid,
+    withdrawal,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -178,7 +193,9 @@ def _properties(path: Path) -> dict[str, str | int | float | bool]:
 # --------------------------------------------------- the matrix, enforced by the broker
 
 AGENCY_ID = "5b1f7c1e-0d7e-4c36-a3a8-2c9e0f0b6a11"
+SOUTH_ID = "agency-south-ngo"
 COMPONENTS = ("admin", "router", "intake", "delivery", "operator")
+PARTIES = ("agency-north", "agency-south", "provider-shelter", "provider-rival")
 
 
 @pytest.fixture(scope="module")
@@ -191,12 +208,15 @@ def platform(
     provision(admin)
     home = uid(f"provider-{base.topic_namespace}")
     rival = uid(f"rival-{base.topic_namespace}")
-    secured.ensure_principals(["agency-north", "provider-shelter", "provider-rival"])
+    secured.ensure_principals(
+        ["agency-north", "agency-south", "provider-shelter", "provider-rival"]
+    )
     matrix = load_matrix().model_copy(
         update={
             "principals": {
                 **load_matrix().principals,
                 "agency-north": PrincipalSpec(role="agency", id=AGENCY_ID),
+                "agency-south": PrincipalSpec(role="agency", id=SOUTH_ID),
                 "provider-shelter": PrincipalSpec(role="provider", id=str(home)),
                 "provider-rival": PrincipalSpec(role="provider", id=str(rival)),
             }
@@ -206,7 +226,8 @@ def platform(
     assert applied.add and not applied.remove
     assert apply(admin, matrix).in_sync  # idempotent
     provision(admin, party_topics(matrix, admin))  # as `safepassage acl apply` does
-    _send(admin, Topics.of(admin).providers, provider(home, capacity=3))
+    # A place for each test's referral (an offer holds one until it is answered).
+    _send(admin, Topics.of(admin).providers, provider(home, capacity=20))
     worker = start_worker(
         secured.bootstrap,
         base.topic_namespace,
@@ -220,9 +241,8 @@ def platform(
             relaying(inbound),
         ):
             yield {
-                name: principal_settings(secured, name, base)
-                for name in (*COMPONENTS, "agency-north", "provider-shelter", "provider-rival")
-            } | {"home": home, "worker": worker, "relay": relay, "inbound": inbound}
+                name: principal_settings(secured, name, base) for name in (*COMPONENTS, *PARTIES)
+            } | {"home": home, "rival": rival, "worker": worker, "relay": relay, "inbound": inbound}
     finally:
         worker.stop()
 
@@ -339,6 +359,75 @@ def test_an_agency_on_kafka_writes_only_its_own_topic_and_reaches_the_router_thr
         assert error is not None and DENIED in error.name(), (topic, error)
 
 
+def _as_agency(settings: KafkaSettings, agency_id: str, *events: SurvivorEvent) -> None:
+    """Publish ``events`` as ``agency_id`` on its own party topic (the relay takes them on)."""
+    with AgencyClient.over_kafka(agency_id, settings) as agency:
+        for event in events:
+            named = "agency_id" in type(event).model_fields
+            mine = event.model_copy(update={"agency_id": agency_id}) if named else event
+            agency.transport.publish(
+                mine, event_id=f"{agency_id}-{uuid.uuid4()}", source=f"/agencies/{agency_id}"
+            )
+
+
+def test_another_agencys_events_are_refused_and_audited_until_the_owner_shares_the_case(
+    platform: dict[str, Any],
+) -> None:
+    """Ownership end to end: south is refused (dead letter, audit) until north shares the
+    case under a consent grant, and again once that grant is withdrawn."""
+    admin: KafkaSettings = platform["admin"]
+    topics = Topics.of(admin)
+    survivor, forged, theirs = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    north, south = platform["agency-north"], platform["agency-south"]
+    _as_agency(north, AGENCY_ID, identified(survivor, age=AgeGroup.ADULT), consent(survivor))
+    # South re-identifies north's survivor (as of uncertain age) and asks for a place.
+    _as_agency(
+        south, SOUTH_ID, identified(survivor, age=AgeGroup.UNKNOWN), request(survivor, forged)
+    )
+
+    audit: list[dict[str, Any]] = []
+    letters: list[Message] = []
+    with TopicReader(admin, [topics.audit, topics.deadletter]) as reader:
+
+        def seen(action: str, reason: str | None = None) -> int:
+            for message in reader.to_end():
+                if message.key() != str(survivor).encode():
+                    continue
+                if message.topic() == topics.deadletter:
+                    letters.append(message)
+                else:
+                    audit.append(json.loads(message.value() or b"{}"))
+            return sum(
+                1
+                for a in audit
+                if a.get("action") == action and (reason is None or reason in a["reasons"])
+            )
+
+        def refused() -> int:
+            return seen("rejected", "survivor.not-owned")
+
+        wait_until(lambda: refused() >= 2, "south's two events refused and audited")
+        messages = [dict(m.headers() or [])["deadletter.error.message"] for m in letters]
+        assert len(messages) == 2, messages
+        assert all(isinstance(m, bytes) and b"another agency" in m for m in messages), messages
+
+        _as_agency(north, AGENCY_ID, shared(survivor, SOUTH_ID))
+        wait_until(lambda: seen("shared") >= 1, "north's sharing audited")
+        assert [a["agency_id"] for a in audit if a["action"] == "shared"] == [SOUTH_ID]
+        _as_agency(south, SOUTH_ID, request(survivor, theirs))
+        offer = _first_offer(platform, theirs)
+        assert offer, f"no offer for south's referral; log:\n{platform['worker'].log_tail()}"
+
+        _as_agency(north, AGENCY_ID, withdrawal(survivor))  # the grant the sharing is bound to
+        wait_until(lambda: seen("unshared", "consent.withdrawn") >= 1, "the sharing ended")
+        _as_agency(south, SOUTH_ID, risk(survivor, RiskLevel.HIGH))
+        wait_until(lambda: refused() >= 3, "south refused again once the sharing ended")
+
+    referrals = {a.get("referral_id") for a in audit if a["action"] in {"offered", "held"}}
+    assert str(forged) not in referrals  # the forged request never reached routing
+    assert str(theirs) in referrals
+
+
 def test_a_provider_reads_its_own_offers_and_the_broker_keeps_it_from_anothers(
     platform: dict[str, Any],
 ) -> None:
@@ -359,6 +448,56 @@ def test_a_provider_reads_its_own_offers_and_the_broker_keeps_it_from_anothers(
     impostor = ProviderClient(platform["home"], rival, poll_interval_s=0.1)
     with impostor, pytest.raises(SdkConsumeError, match="not authorised"):
         list(impostor.offers(idle_timeout_s=GENEROUS_S, max_items=1))
+
+
+def _audited(reader: TopicReader, seen: list[dict[str, Any]], referral: uuid.UUID) -> list[str]:
+    """The actions audited so far for ``referral``, oldest first (``seen`` keeps them)."""
+    seen.extend(json.loads(m.value() or b"{}") for m in reader.to_end())
+    return [a["action"] for a in seen if a.get("referral_id") == str(referral)]
+
+
+def test_a_decline_forged_by_another_provider_is_refused_and_the_offer_stands(
+    platform: dict[str, Any],
+) -> None:
+    intake: KafkaSettings = platform["intake"]
+    topics = Topics.of(intake)
+    home, rival = platform["home"], platform["rival"]
+    survivor, referral = uuid.uuid4(), uuid.uuid4()
+    _send(
+        intake, topics.intake, identified(survivor), consent(survivor), request(survivor, referral)
+    )
+    offer = _first_offer(platform, referral)
+    assert offer, f"no offer within {GENEROUS_S} s; worker log:\n{platform['worker'].log_tail()}"
+
+    rivals: KafkaSettings = platform["provider-rival"]
+    # Straight onto the router's input, or onto the home provider's own topic: the broker says no.
+    for topic in (topics.provider_responses, topics.from_party(f"/providers/{home}")):
+        error = _write_error(rivals, topic)
+        assert error is not None and DENIED in error.name(), (topic, error)
+    # On its own topic, a decline naming the home provider: the relay dead-letters it.
+    inbound: InboundRelay = platform["inbound"]
+    before = inbound.stats.dead_lettered
+    with KafkaTransport(rivals) as transport:
+        transport.publish(
+            declined(survivor, referral, home, 1),
+            event_id=f"forged-{referral}",
+            source=f"/providers/{rival}",
+        )
+    wait_until(lambda: inbound.stats.dead_lettered > before, "the forged decline's dead letter")
+
+    # The offer stands: the home provider's own answer is the one the router applies.
+    with ProviderClient(home, platform["provider-shelter"]) as client:
+        client.accept(offer)
+    audit: list[dict[str, Any]] = []
+    with TopicReader(platform["admin"], [topics.audit]) as reader:
+        wait_until(
+            lambda: "moved" in _audited(reader, audit, referral), "the home provider's answer"
+        )
+    mine = [a for a in audit if a.get("referral_id") == str(referral)]
+    assert [(a["action"], a.get("to_status")) for a in mine] == [
+        ("offered", "offered"),
+        ("moved", "accepted"),
+    ]
 
 
 @pytest.mark.parametrize(

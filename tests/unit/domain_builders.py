@@ -23,6 +23,8 @@ from processors.policy import DEFAULT_POLICY, RoutingPolicy
 from processors.senders import PROVIDER_ANSWERS
 from schemas.models import (
     CaseClosed,
+    CaseShared,
+    CaseUnshared,
     ConsentGranted,
     ConsentWithdrawn,
     Event,
@@ -372,6 +374,29 @@ def undelivered(
         attempt=attempt if what is UndeliveredEvent.REFERRAL_OFFERED else None,
         reason=reason,
     )
+
+
+def shared(
+    sid: UUID,
+    with_agency: str,
+    *,
+    consent_id: UUID | None = None,
+    by: str = AGENCY,
+    at: datetime = T0,
+) -> CaseShared:
+    """A ``case.shared`` by the test agency under the default grant of :func:`consent`."""
+    return CaseShared(
+        survivor_id=sid,
+        occurred_at=at,
+        agency_id=by,
+        shared_with=with_agency,
+        consent_id=consent_id or uid(f"consent:{sid}"),
+    )
+
+
+def unshared(sid: UUID, with_agency: str, *, by: str = AGENCY, at: datetime = T0) -> CaseUnshared:
+    """A ``case.unshared`` by the test agency (or ``by``, e.g. the agency stepping back)."""
+    return CaseUnshared(survivor_id=sid, occurred_at=at, agency_id=by, shared_with=with_agency)
 
 
 # --------------------------------------------------------------------------- harness

@@ -9,7 +9,8 @@ import yaml
 from schemas.registry import event_schemas
 from streams.asyncapi import DOCUMENT, document, reference_settings, render
 from streams.cloudevents import REQUIRED_HEADERS
-from streams.topics import catalog
+from streams.contract import Contract
+from streams.topics import Topics, catalog
 
 
 def refs(node: Any) -> list[str]:
@@ -37,7 +38,13 @@ def test_committed_document_matches_the_code() -> None:
 def test_every_topic_is_a_channel_and_every_event_a_message() -> None:
     doc = yaml.safe_load(render())
     addresses = {channel["address"] for channel in doc["channels"].values()}
-    assert addresses == {spec.name for spec in catalog(reference_settings())}
+    per_party = {a for a in addresses if "{" in a}
+    assert addresses - per_party == {spec.name for spec in catalog(reference_settings())}
+    assert per_party == {
+        "safepassage.offers.{providerId}.v1",
+        "safepassage.from.agencies.{agencyId}.v1",
+        "safepassage.from.providers.{providerId}.v1",
+    }
     assert set(doc["components"]["messages"]) == set(event_schemas().event_types)
 
 
@@ -62,3 +69,22 @@ def test_referral_channels_are_keyed_by_provider_and_intake_by_survivor() -> Non
     assert doc["channels"]["referrals-housing"]["x-key"] == "provider id"
     assert doc["channels"]["intake"]["x-key"] == "survivor id"
     assert doc["channels"]["intake"]["bindings"]["kafka"]["replicas"] == 3
+
+
+def test_each_per_party_channel_is_what_the_contract_resolves_for_a_real_topic() -> None:
+    """The parameterised channels name the topics the relays use and carry their events."""
+    settings = reference_settings()
+    doc = document(settings)
+    contract = Contract(settings)
+    provider, agency = "0b4c2a4e-8d53-4a0d-9a51-2f6b0f1c7e55", "agency-north"
+    for channel_id, real in (
+        ("offers-provider", Topics.of(settings).offers(provider)),
+        ("from-agencies", Topics.of(settings).from_party(f"/agencies/{agency}")),
+        ("from-providers", Topics.of(settings).from_party(f"/providers/{provider}")),
+    ):
+        channel = doc["channels"][channel_id]
+        address = channel["address"].format(providerId=provider, agencyId=agency)
+        assert address == real
+        messages = {ref["$ref"].rsplit("/", 1)[1] for ref in channel["messages"].values()}
+        assert messages == set(contract.topic(real).event_types), channel_id
+        assert set(channel["parameters"]) <= {"providerId", "agencyId"}

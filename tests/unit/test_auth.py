@@ -341,13 +341,17 @@ def test_operators_and_agencies_read_status_providers_do_not(principal: Principa
         authorize_status_read(principal)
 
 
-def test_an_agency_sees_only_the_survivors_it_identified() -> None:
-    assert may_read_status_of(OPERATOR_PRINCIPAL, None)
-    assert may_read_status_of(OPERATOR_PRINCIPAL, "agency:any")
-    assert may_read_status_of(AGENCY_PRINCIPAL, AGENCY_PRINCIPAL.agency_id)
-    assert not may_read_status_of(AGENCY_PRINCIPAL, "agency:someone-else")
-    assert not may_read_status_of(AGENCY_PRINCIPAL, None)
-    assert not may_read_status_of(PROVIDER_PRINCIPAL, AGENCY_PRINCIPAL.agency_id)
+def test_an_agency_sees_only_the_survivors_of_its_cases() -> None:
+    own = AGENCY_PRINCIPAL.agency_id
+    assert own is not None
+    assert may_read_status_of(OPERATOR_PRINCIPAL, frozenset())
+    assert may_read_status_of(OPERATOR_PRINCIPAL, {"agency:any"})
+    assert may_read_status_of(AGENCY_PRINCIPAL, {own})
+    assert may_read_status_of(AGENCY_PRINCIPAL, {"agency:owner", own})  # shared with it
+    assert not may_read_status_of(AGENCY_PRINCIPAL, {"agency:someone-else"})
+    assert not may_read_status_of(AGENCY_PRINCIPAL, {own + "-x"})
+    assert not may_read_status_of(AGENCY_PRINCIPAL, frozenset())
+    assert not may_read_status_of(PROVIDER_PRINCIPAL, {own})
 
 
 # --------------------------------------------------------------------------- CLI

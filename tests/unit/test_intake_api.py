@@ -137,6 +137,12 @@ def event_data(
             "cancelled_by": "AGENCY",
         },
         "case.closed": {"agency_id": agency_id, "outcome": "SUPPORT_COMPLETED"},
+        "case.shared": {
+            "agency_id": agency_id,
+            "shared_with": "agency:second",
+            "consent_id": str(uuid.uuid4()),
+        },
+        "case.unshared": {"agency_id": agency_id, "shared_with": "agency:second"},
         "referral.accepted": answer,
         "referral.declined": {**answer, "reason": "NO_CAPACITY"},
         "referral.started": answer,

@@ -26,7 +26,7 @@ from fastapi import FastAPI
 from connectors.auth import Role, add_key
 from connectors.intake import IntakeSettings, create_app
 from connectors.intake.status import StatusStore
-from processors.status import StatusRecord, StatusView, status_record, status_view
+from processors.status import ShareView, StatusRecord, StatusView, status_record, status_view
 from streams.replay import MissingTopicsError
 from streams.settings import KafkaSettings
 from streams.topics import Topics
@@ -381,6 +381,32 @@ async def test_an_agency_reads_its_own_survivors_and_nobody_elses(intake: Intake
         ("be-ngo", 404, "not-the-callers-survivor"),
         ("be-ngo", 404, None),
     ]
+
+
+def _shared_until(until: datetime | None) -> list[Record]:
+    share = ShareView(agency_id="agency:be", until=until)
+    return [record_of(case_record().model_copy(update={"shares": (share,)}))]
+
+
+@pytest.mark.parametrize("records", [_shared_until(None)])
+async def test_an_agency_the_case_is_shared_with_reads_it_too(intake: Intake) -> None:
+    shared = await intake.read(S, "other-agency")
+    assert shared.status_code == 200, shared.text
+    assert shared.json()["shared_with"] == ["agency:be"]
+    assert (await intake.read(S, "agency")).status_code == 200  # the owner, as ever
+    assert [(a["principal"], a["status"]) for a in intake.audited()] == [
+        ("be-ngo", 200),
+        ("nl-police", 200),
+    ]
+
+
+@pytest.mark.parametrize("records", [_shared_until(datetime(2000, 1, 1, tzinfo=UTC))])
+async def test_a_sharing_whose_consent_expired_reads_like_an_unknown_survivor(
+    intake: Intake,
+) -> None:
+    assert_problem(await intake.read(S, "other-agency"), 404, "unknown-survivor")
+    assert intake.audited()[-1]["refusal"] == "not-the-callers-survivor"
+    assert (await intake.read(S, "agency")).json()["shared_with"] == []
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,8 @@ EVENT_TYPES = (
     "provider.updated",
     "provider.capacity",
     "case.closed",
+    "case.shared",
+    "case.unshared",
 )
 PROVIDER_EVENTS = ("provider.registered", "provider.updated", "provider.capacity")
 SURVIVOR_EVENTS = tuple(t for t in EVENT_TYPES if t not in PROVIDER_EVENTS)
@@ -43,6 +45,7 @@ TIME_FIELDS = {"occurred_at", "expires_at", "deadline", "missed_deadline"}
 # Every clear string is a code: adding a new one is a privacy decision, made here.
 CLEAR_STRINGS = {
     "agency_id",  # organisation identifier pattern
+    "shared_with",  # organisation identifier pattern
     "jurisdiction",  # ISO 3166
     "jurisdictions",
     "languages",  # ISO 639

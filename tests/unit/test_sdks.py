@@ -47,6 +47,8 @@ from connectors.sdk import (
 from connectors.sdk.offers import Deduplicator, dedupe_keys
 from schemas.models import (
     CaseClosed,
+    CaseShared,
+    CaseUnshared,
     ConsentGranted,
     ConsentWithdrawn,
     Event,
@@ -90,6 +92,7 @@ from tests.unit.domain_builders import AGENCY, T0, closed, identified, uid
 
 SID = uid("survivor")
 RID = uid("referral")
+CID = uid("consent")
 PROVIDER_A = uid("provider-a")
 PROVIDER_B = uid("provider-b")
 NO_WAIT = RetryPolicy(initial_wait_s=0, max_wait_s=0, max_attempts=5)
@@ -159,6 +162,8 @@ AGENCY_CALLS: dict[str, tuple[str, dict[str, Any], type[Event]]] = {
     ),
     "cancel": ("cancel_referral", {"referral_id": RID}, ReferralCancelled),
     "close": ("close_case", {"outcome": CaseOutcome.SUPPORT_COMPLETED}, CaseClosed),
+    "share": ("share_case", {"with_agency": "agency:second", "consent_id": CID}, CaseShared),
+    "unshare": ("unshare_case", {"with_agency": "agency:second"}, CaseUnshared),
 }
 
 

@@ -152,7 +152,9 @@ def test_a_state_from_before_owners_belongs_to_the_identifying_agency() -> None:
     h = _ready()
     legacy = h.cases[S].model_copy(update={"owner": None})
     assert owner_of(legacy) == AGENCY
-    theirs = refusal(legacy, _by(risk(S, RiskLevel.HIGH), OTHER), Sender(SenderKind.AGENCY, OTHER))
+    theirs = refusal(
+        legacy, _by(risk(S, RiskLevel.HIGH), OTHER), Sender(SenderKind.AGENCY, OTHER), T0
+    )
     assert theirs is not None and theirs[0] is RejectionCode.SURVIVOR_NOT_OWNED
     assert owner_of(CaseState.new(S)) is None
     decision = decide(
