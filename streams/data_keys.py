@@ -1,8 +1,10 @@
 """Survivors' data keys, kept only wrapped: the core of the platform's key service.
 
-One data key per survivor for the life of their case (a compacted topic
-keeps the latest record per key, so a second key would push the first
-out, and every value sealed under it with it). The record holds the key
+One data key per survivor for the life of their case. The first record of
+a survivor in the log decides it: a later record counts only if it names
+the same key (a re-wrap under a new KEK), so two services racing to make a
+key agree on the winner, and no value sealed under it is ever orphaned
+(the loser reads the log back and hands out the winner). The record holds the key
 wrapped by a KEK (:mod:`streams.keystore`) under the encryption context of
 that survivor and key id, so it may rest on a topic and in memory; the
 clear key exists only for the moment of a seal or an open.
@@ -24,7 +26,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from schemas.types import UtcDatetime
+from schemas.types import Identifier, UtcDatetime
 from streams.exceptions import StreamsError
 from streams.keystore import Keystore, WrappedKey, encryption_context
 from streams.sealing import DataKey
@@ -46,6 +48,8 @@ class KeyRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     survivor_id: UUID
+    agency_id: Identifier
+    """The agency that asked for the key first (the survivor's owner in the making)."""
     key_id: str
     kek_id: str
     wrapped: str
@@ -95,13 +99,18 @@ class DataKeys:
         record = KeyRecord.from_bytes(value)
         if record.survivor_id != survivor_id:
             raise ValueError("a key record under another survivor's key")
-        self._records[survivor_id] = record
-        self._shredded.discard(survivor_id)
+        if survivor_id in self._shredded:
+            return  # erased: nothing brings the key back
+        first = self._records.get(survivor_id)
+        if first is None or first.key_id == record.key_id:
+            self._records[survivor_id] = record
 
     def record(self, survivor_id: UUID) -> KeyRecord | None:
         return self._records.get(survivor_id)
 
-    def generate(self, survivor_id: UUID, now: datetime) -> tuple[DataKey, KeyRecord]:
+    def generate(
+        self, survivor_id: UUID, agency_id: str, now: datetime
+    ) -> tuple[DataKey, KeyRecord]:
         """A new key for a survivor who has none (``GenerateDataKey``); publish the record first.
 
         :class:`ShreddedError` for a survivor erased before; a survivor who
@@ -113,6 +122,7 @@ class DataKeys:
         wrapped = self.keystore.wrap(key.material, encryption_context(survivor_id, key.key_id))
         record = KeyRecord(
             survivor_id=survivor_id,
+            agency_id=agency_id,
             key_id=key.key_id,
             kek_id=wrapped.kek_id,
             wrapped=base64.b64encode(wrapped.blob).decode(),

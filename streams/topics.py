@@ -24,6 +24,8 @@ __all__ = [
     "ESCALATION_EVENTS",
     "OFFER_EVENTS",
     "PROVIDER_ANSWERS",
+    "SHREDDING",
+    "SHRED_BOUND_MS",
     "CleanupPolicy",
     "TopicSpec",
     "Topics",
@@ -33,7 +35,8 @@ __all__ = [
     "referral_topic",
 ]
 
-DAY_MS = 24 * 60 * 60 * 1000
+HOUR_MS = 60 * 60 * 1000
+DAY_MS = 24 * HOUR_MS
 FOREVER = -1
 
 CATEGORIES: tuple[str, ...] = ("housing", "health", "legal-aid", "financial-support")
@@ -79,6 +82,23 @@ the addressed provider's own ``offers.<provider id>.v1``."""
 
 ESCALATION_EVENTS = frozenset({"referral.escalated"})
 """What operators watch on ``escalations.v1``."""
+
+
+SHREDDING: Mapping[str, str] = MappingProxyType(
+    {
+        "segment.ms": str(HOUR_MS),  # the active segment is never compacted: roll it hourly
+        "max.compaction.lag.ms": str(HOUR_MS),  # a superseded record is compacted within this
+        "min.compaction.lag.ms": "0",
+        "min.cleanable.dirty.ratio": "0.01",
+        "delete.retention.ms": str(HOUR_MS),  # how long the tombstone itself stays
+    }
+)
+"""Compaction of the key topic, so that a shredded key cannot linger in the log."""
+
+SHRED_BOUND_MS = 3 * HOUR_MS
+"""How long a shredded key's record may stay in the key topic's log, at most, with
+:data:`SHREDDING`: its segment rolls within an hour, is compacted within the next, and the
+tombstone goes an hour after that (plus the log cleaner's own back-off of seconds)."""
 
 
 class CleanupPolicy(StrEnum):
@@ -215,6 +235,15 @@ def catalog(settings: KafkaSettings) -> tuple[TopicSpec, ...]:
             retention_ms=DAY_MS,
         ),
         spec(
+            "survivor-keys.v1",
+            "survivor id",
+            "Internal: each survivor's data key, wrapped by a key-encryption key (JSON); a "
+            "tombstone shreds it. Compaction is bounded (SHRED_BOUND_MS) so a shredded key "
+            "leaves the log within hours; read and written by the intake's key service only.",
+            cleanup=CleanupPolicy.COMPACT,
+            extra=dict(SHREDDING),
+        ),
+        spec(
             "deadletter.v1",
             "original key",
             "Records that could not be processed, with error headers naming the reason.",
@@ -301,6 +330,7 @@ class Topics:
     audit: str
     capacity_ledger: str
     escalation_ticks: str
+    survivor_keys: str
     deadletter: str
     offers_prefix: str
     """What every provider's own offer topic starts with (see :func:`offers_spec`)."""
@@ -324,6 +354,7 @@ class Topics:
             audit=names["audit.v1"],
             capacity_ledger=names["capacity-ledger.v1"],
             escalation_ticks=names["escalation-ticks.v1"],
+            survivor_keys=names["survivor-keys.v1"],
             deadletter=names["deadletter.v1"],
             offers_prefix=f"{prefix}offers.",
             parties_prefix=f"{prefix}from.",

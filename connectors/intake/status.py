@@ -11,9 +11,7 @@ surface that reads status: one place to authenticate and audit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -27,7 +25,7 @@ from connectors.intake.problems import ProblemError, broker_unavailable
 from connectors.intake.publisher import Publisher
 from processors.status import StatusRead, StatusRecord, StatusView, status_view
 from streams.codec import EncodedRecord
-from streams.exceptions import StreamsError
+from streams.followed import FollowedCopy
 from streams.logs import get_logger
 from streams.problems import (
     forbidden,
@@ -63,13 +61,11 @@ class StatusReader(Protocol):
     async def close(self) -> None: ...
 
 
-class StatusStore:
+class StatusStore(FollowedCopy[dict[UUID, StatusRecord]]):
     """Every survivor's latest status record, from the compacted ``case-status.v1``.
 
-    A run builds a fresh copy and serves it once caught up; if the reader
-    fails (the broker unreachable at start, the topic not provisioned yet),
-    it is started again after a pause, and a copy that was caught up before
-    keeps being served meanwhile. Memory: one record per survivor with a case.
+    Served once caught up, rebuilt after a failure (:class:`FollowedCopy`).
+    Memory: one record per survivor with a case.
     """
 
     def __init__(
@@ -79,74 +75,21 @@ class StatusStore:
         retry_s: Callable[[int], float] = lambda failures: min(2.0**failures, 30.0),
         reader: Callable[..., ReplayReader] = ReplayReader,
     ) -> None:
-        self._kafka = kafka
-        self.topic = Topics.of(kafka).case_status
-        self._retry_s = retry_s
-        self._reader = reader
-        self._served: dict[UUID, StatusRecord] = {}
-        self._ready = False
-        self._task: asyncio.Task[None] | None = None
-        self.skipped = 0
-        """Records that could not be read (logged by coordinates, never by content)."""
-
-    @property
-    def ready(self) -> bool:
-        return self._ready
+        super().__init__(
+            kafka,
+            Topics.of(kafka).case_status,
+            name="status-store",
+            empty=dict,
+            apply=self._apply,
+            retry_s=retry_s,
+            reader=reader,
+        )
 
     def __len__(self) -> int:
-        return len(self._served)
+        return len(self.served)
 
     def get(self, survivor: UUID) -> StatusRecord | None:
-        return self._served.get(survivor)
-
-    async def start(self) -> None:
-        """Start reading in the background (a lifespan may start it again after a close)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._keep_reading(), name="status-store")
-
-    async def close(self) -> None:
-        """Stop reading; what was read stays served until the next start."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _keep_reading(self) -> None:
-        failures = 0
-        while True:
-            started = time.monotonic()
-            try:
-                await self._read_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the broker, the topic, a bug: read again, never crash
-                failures = 0 if time.monotonic() - started > 600 else failures + 1
-                pause = self._retry_s(failures)
-                _log.warning(
-                    "intake.status_store_failed",
-                    error_class=type(exc).__name__,
-                    error=str(exc) if isinstance(exc, StreamsError) else None,
-                    retry_in_s=pause,
-                )
-                await asyncio.sleep(pause)
-
-    async def _read_once(self) -> None:
-        """One replay into a fresh copy, served from the moment it has caught up."""
-        copy: dict[UUID, StatusRecord] = {}
-
-        def caught_up() -> None:
-            self._served, self._ready = copy, True
-            _log.info("intake.status_store_ready", survivors=len(copy), skipped=self.skipped)
-
-        reader = self._reader(
-            self._kafka,
-            (self.topic,),
-            name="status-store",
-            apply=lambda record: self._apply(copy, record),
-            on_caught_up=caught_up,
-        )
-        await reader.run()
+        return self.served.get(survivor)
 
     def _apply(self, copy: dict[UUID, StatusRecord], record: Any) -> None:
         """Last value per key wins; a tombstone removes the survivor; a bad record is skipped.
@@ -157,7 +100,7 @@ class StatusStore:
         try:
             survivor = UUID(bytes(record.key).decode("ascii"))
         except (TypeError, ValueError):
-            self._skip(record, "key")
+            self.skip(record, "key")
             return
         if record.value is None:
             copy.pop(survivor, None)
@@ -166,23 +109,13 @@ class StatusStore:
             status = StatusRecord.model_validate(json.loads(record.value))
         except (ValueError, ValidationError):
             copy.pop(survivor, None)
-            self._skip(record, "value")
+            self.skip(record, "value")
             return
         if status.survivor_id != survivor:
             copy.pop(survivor, None)
-            self._skip(record, "key-mismatch")
+            self.skip(record, "key-mismatch")
             return
         copy[survivor] = status
-
-    def _skip(self, record: Any, what: str) -> None:
-        self.skipped += 1
-        _log.warning(
-            "intake.status_record_skipped",
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            unreadable=what,
-        )
 
 
 async def read_status(

@@ -49,7 +49,11 @@ def test_the_platform_matrix_grants_each_component_its_own_work_only() -> None:
         ("sp.case-status.v1", "READ"),
         ("sp.from.", "READ"),  # every party's own topic, for the inbound relay
         ("sp-inbound-relay", "READ"),
+        ("sp.survivor-keys.v1", "READ"),  # the key service: the intake alone holds the keys
+        ("sp.survivor-keys.v1", "WRITE"),
     }
+    keys = {g.principal for g in grants(load_matrix(), SETTINGS) if "survivor-keys" in g.name}
+    assert keys == {"intake"}
     operator = {(g.resource, g.pattern, g.name, g.operation) for g in _of("operator")}
     assert operator == {
         ("topic", "literal", "sp.escalations.v1", "READ"),

@@ -11,16 +11,17 @@ from pathlib import Path
 import pytest
 
 from streams.data_keys import DataKeys, KeyRecord, ShreddedError, UnknownKeyError
-from streams.keystore import FileKeystore, MemoryKeystore, UnwrapError
+from streams.keystore import FileKeystore, MemoryKeystore, UnwrapError, encryption_context
 from streams.sealing import SealContext, open_sealed, seal
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 ALICE, BOB = uuid.uuid4(), uuid.uuid4()
+AGENCY = "agency:nl-police"
 
 
 def made(keys: DataKeys, survivor: uuid.UUID) -> KeyRecord:
     """Generate a key and apply its record, as the key service does after publishing it."""
-    _, record = keys.generate(survivor, NOW)
+    _, record = keys.generate(survivor, AGENCY, NOW)
     keys.apply(survivor, record.to_bytes())
     return record
 
@@ -28,7 +29,7 @@ def made(keys: DataKeys, survivor: uuid.UUID) -> KeyRecord:
 def test_a_generated_key_rests_wrapped_and_opens_after_a_restart(tmp_path: Path) -> None:
     keystore = FileKeystore(tmp_path / "keys")
     keys = DataKeys(keystore)
-    key, record = keys.generate(ALICE, NOW)
+    key, record = keys.generate(ALICE, AGENCY, NOW)
     assert key.material not in record.to_bytes()
     assert base64.b64encode(key.material) not in record.to_bytes()
     assert keys.current(ALICE) is None  # nothing until the record is published and read back
@@ -74,7 +75,7 @@ def test_shredding_one_survivor_leaves_the_others_keys() -> None:
     with pytest.raises(ShreddedError):
         keys.key(ALICE, alice.key_id)
     with pytest.raises(ShreddedError, match="new id"):
-        keys.generate(ALICE, NOW)
+        keys.generate(ALICE, AGENCY, NOW)
     assert keys.key(BOB, bob.key_id).survivor_id == BOB
     assert len(keys) == 1
 
@@ -93,3 +94,30 @@ def test_a_record_whose_wrapped_key_is_not_base64_is_refused() -> None:
     broken = json.dumps(record.model_dump(mode="json") | {"wrapped": "not base64!"})
     with pytest.raises(ValueError):
         KeyRecord.from_bytes(broken.encode())
+
+
+def test_the_first_key_in_the_log_wins_and_a_rewrap_of_it_still_counts(tmp_path: Path) -> None:
+    keystore = FileKeystore(tmp_path / "keys")
+    keys = DataKeys(keystore)
+    first, first_record = keys.generate(ALICE, AGENCY, NOW)
+    _, rival_record = keys.generate(ALICE, "agency:other", NOW)  # another intake, same moment
+    keys.apply(ALICE, first_record.to_bytes())
+    keys.apply(ALICE, rival_record.to_bytes())
+    assert keys.current(ALICE) == first
+    assert keys.record(ALICE) == first_record
+    keystore.rotate()
+    rewrapped = keystore.wrap(first.material, encryption_context(ALICE, first.key_id))
+    update = first_record.model_copy(
+        update={"kek_id": rewrapped.kek_id, "wrapped": base64.b64encode(rewrapped.blob).decode()}
+    )
+    keys.apply(ALICE, update.to_bytes())
+    assert keys.record(ALICE) == update and keys.current(ALICE) == first
+
+
+def test_nothing_brings_a_shredded_key_back() -> None:
+    keys = DataKeys(MemoryKeystore())
+    record = made(keys, ALICE)
+    keys.apply(ALICE, None)
+    keys.apply(ALICE, record.to_bytes())  # a late copy of the record
+    with pytest.raises(ShreddedError):
+        keys.current(ALICE)

@@ -18,6 +18,7 @@ from streams.topics import (
     ESCALATION_EVENTS,
     OFFER_EVENTS,
     PROVIDER_ANSWERS,
+    SHRED_BOUND_MS,
     CleanupPolicy,
     Topics,
     catalog,
@@ -38,6 +39,7 @@ EXPECTED = {
     "safepassage.deadletter.v1",
     "safepassage.capacity-ledger.v1",
     "safepassage.escalation-ticks.v1",
+    "safepassage.survivor-keys.v1",
 }
 
 
@@ -66,6 +68,15 @@ def test_directory_and_status_are_compacted_and_facts_are_kept() -> None:
     assert specs["safepassage.case-status.v1"].cleanup_policy is CleanupPolicy.COMPACT
     assert specs["safepassage.intake.v1"].config()["retention.ms"] == "-1"
     assert specs["safepassage.intake.v1"].cleanup_policy is CleanupPolicy.DELETE
+
+
+def test_a_shredded_key_leaves_the_key_topic_within_the_stated_bound() -> None:
+    keys = next(s for s in catalog(KafkaSettings()) if s.name.endswith("survivor-keys.v1"))
+    config = keys.config()
+    assert config["cleanup.policy"] == "compact" and config["min.compaction.lag.ms"] == "0"
+    # Roll the segment, compact it, drop the tombstone: each step bounded, the sum stated.
+    steps = ("segment.ms", "max.compaction.lag.ms", "delete.retention.ms")
+    assert sum(int(config[step]) for step in steps) <= SHRED_BOUND_MS
 
 
 @pytest.mark.parametrize(
@@ -103,6 +114,7 @@ def test_topics_names_every_catalog_topic_once() -> None:
         topics.audit,
         topics.capacity_ledger,
         topics.escalation_ticks,
+        topics.survivor_keys,
         topics.deadletter,
     }
     assert named == {spec.name for spec in catalog(KafkaSettings(topic_namespace="staging"))}
