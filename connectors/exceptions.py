@@ -25,6 +25,7 @@ __all__ = [
     "SdkRetriesExhaustedError",
     "SdkTransientError",
     "SdkValidationError",
+    "SealedValueError",
     "SignatureError",
     "SignatureMismatchError",
     "StaleTimestampError",
@@ -48,6 +49,15 @@ class ApiKeysError(ConnectorsError):
 
     The message names the file and the entry's position, never a key or a
     key hash, so that it can be printed and logged.
+    """
+
+
+class SealedValueError(ConnectorsError):
+    """A sealed value does not open for the platform under the survivor's data key.
+
+    Clear text labelled as sealed, a value sealed for another survivor,
+    event or field, or a key that does not exist (any more). The message
+    names fields, never their content.
     """
 
 

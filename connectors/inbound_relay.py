@@ -10,22 +10,29 @@ and the sender cannot forge it. This relay, running as the ``intake``
 principal, holds each record to the HTTP intake's authorisation rules for
 that party (:func:`connectors.auth.authorize_source` and
 :func:`~connectors.auth.authorize_event`: its own source, its own event types,
-its own agency or provider id) and to the topic's contract (the codec), and
-copies it byte for byte onto its inbound topic. A record that breaks them is
-dead-lettered with the reason and never reaches the router.
+its own agency or provider id), to the topic's contract (the codec) and,
+like the intake, to sealing: a sealed value must open for the platform under
+the survivor's data key (:meth:`KeyDirectory.unopenable`; without a key
+directory every sealed value is refused). It copies the record byte for byte
+onto its inbound topic. A record that breaks a rule is dead-lettered with the
+reason and never reaches the router.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from confluent_kafka import Message
 
 from connectors.auth import Principal, Role, authorize_event, authorize_source
-from connectors.exceptions import ForbiddenError
+from connectors.exceptions import ForbiddenError, SealedValueError
 from connectors.relay import Relay, copy_of
+from schemas.models import Event
+from schemas.types import Sealed
 from streams.codec import Codec, Decoded
 from streams.exceptions import DecodeError, RegistryUnavailableError
 from streams.logs import get_logger
@@ -33,6 +40,9 @@ from streams.offsets import Partition
 from streams.producing import OutRecord
 from streams.settings import KafkaSettings
 from streams.topics import Topics
+
+if TYPE_CHECKING:  # the intake package imports this module (its relay command)
+    from connectors.intake.keys import KeyDirectory
 
 __all__ = ["METADATA_REFRESH_MS", "InboundRelay", "party_principal"]
 
@@ -77,8 +87,10 @@ class InboundRelay(Relay):
         group_id: str | None = None,
         poll_interval_s: float = 0.2,
         codec: Codec | None = None,
+        directory: KeyDirectory | None = None,
     ) -> None:
         topics = Topics.of(kafka)
+        self._directory = directory
         super().__init__(
             kafka,
             group_id=group_id or f"{kafka.topic_namespace}-inbound-relay",
@@ -97,10 +109,36 @@ class InboundRelay(Relay):
             decoded = await self._decode(message, where)
             authorize_source(principal, decoded.envelope.source)
             authorize_event(principal, decoded.event)
-        except (ForbiddenError, DecodeError) as exc:
+            self._check_sealed(decoded.event)
+        except (ForbiddenError, DecodeError, SealedValueError) as exc:
             return self.dead_letter(message, where, offset, exc)
         self.stats.relayed += 1
         return copy_of(message, self._topics.inbound(decoded.event.event_type))
+
+    def _check_sealed(self, event: Event) -> None:
+        if not any(isinstance(value, Sealed) for _, value in event):
+            return
+        if self._directory is None:
+            raise SealedValueError("this relay has no key directory: sealed values are refused")
+        errors = self._directory.unopenable(event, "")
+        if errors:
+            where = ", ".join(error.location for error in errors)
+            raise SealedValueError(f"sealed value(s) that do not open for the platform: {where}")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay once the key directory caught up (a key made a moment ago must be known)."""
+        if self._directory is None:
+            await super().run(stop)
+            return
+        await self._directory.start()
+        try:
+            while not self._directory.ready and not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.1)
+            if not stop.is_set():
+                await super().run(stop)
+        finally:
+            await self._directory.close()
 
     async def _decode(self, message: Message, where: Partition) -> Decoded:
         """The decoded record; a schema registry outage is waited out, not the record's fault."""

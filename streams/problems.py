@@ -126,6 +126,27 @@ def status_unavailable(retry_after_s: int) -> Problem:
     )
 
 
+def keys_unavailable(retry_after_s: int) -> Problem:
+    """503: the key directory has not caught up with ``survivor-keys.v1`` yet."""
+    return Problem(
+        503,
+        "keys-unavailable",
+        "Key service not ready",
+        "the key directory is still reading the survivor-keys topic; retry shortly",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
+def survivor_erased() -> Problem:
+    """410: the survivor's data key was destroyed (crypto-shredding)."""
+    return Problem(
+        410,
+        "survivor-erased",
+        "Survivor erased",
+        "this survivor's data key was destroyed; a new case needs a new survivor id",
+    )
+
+
 def unknown_survivor() -> Problem:
     """404: the id is not quoted back."""
     return Problem(404, "unknown-survivor", "Unknown survivor", "no case for this survivor id")

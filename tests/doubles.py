@@ -25,6 +25,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from aiokafka.partitioner import murmur2
@@ -38,10 +39,13 @@ from confluent_kafka import (
 
 from connectors.exceptions import BrokerUnavailableError
 from connectors.intake import Delivery
+from connectors.intake.keys import KeyDirectory
 from connectors.sdk import Outgoing
 from connectors.sdk.events import check_event_id
 from schemas.models import Event
 from streams.codec import EncodedRecord
+from streams.keystore import MemoryKeystore
+from streams.settings import KafkaSettings
 
 __all__ = [
     "Recorder",
@@ -156,6 +160,54 @@ class RecordingPublisher:
     async def probe(self) -> bool:
         """False while ``down``."""
         return not self.down
+
+
+def following(publisher: RecordingPublisher) -> Callable[..., Any]:
+    """Stands in for :class:`streams.replay.ReplayReader` over what ``publisher`` acknowledged.
+
+    Same constructor; :meth:`run` applies the records of its topics in
+    each partition's order, says it caught up, then follows new ones (a
+    record published is read back a moment later, as from the broker).
+    """
+
+    class Following:
+        def __init__(
+            self,
+            settings: object,
+            topics: Sequence[str],
+            *,
+            name: str,
+            apply: Callable[[Any], None],
+            on_caught_up: Callable[[], None] | None = None,
+        ) -> None:
+            self.topics, self.name = set(topics), name
+            self.apply, self.on_caught_up = apply, on_caught_up
+
+        async def run(self) -> None:
+            read: dict[Where, int] = {}
+            caught_up = False
+            while True:
+                for where, log in list(publisher.log.items()):
+                    if where[0] not in self.topics:
+                        continue
+                    for offset in range(read.get(where, 0), len(log)):
+                        record = log[offset]
+                        self.apply(
+                            SimpleNamespace(
+                                topic=where[0],
+                                partition=where[1],
+                                offset=offset,
+                                key=record.key,
+                                value=record.value,
+                            )
+                        )
+                    read[where] = len(log)
+                if not caught_up and self.on_caught_up is not None:
+                    self.on_caught_up()
+                caught_up = True
+                await asyncio.sleep(0.005)
+
+    return Following
 
 
 # --------------------------------------------------------------------------- producer
@@ -436,3 +488,10 @@ class Recorder:
     def close(self) -> None:
         """Remember that it was closed."""
         self.closed = True
+
+
+def key_directory(publisher: RecordingPublisher) -> KeyDirectory:
+    """The intake's key directory over what ``publisher`` acknowledged, keys in memory."""
+    return KeyDirectory(
+        KafkaSettings(topic_namespace="safepassage"), MemoryKeystore(), reader=following(publisher)
+    )

@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from connectors.auth import ApiKeyStore, Principal, Role
 from connectors.idempotency import IdempotencyStore
 from connectors.intake.body import read_documents
+from connectors.intake.keys import KeyDirectory
 from connectors.intake.openapi import (
     DESCRIPTION,
     install_openapi,
@@ -30,6 +31,7 @@ from connectors.intake.publisher import KafkaPublisher, Publisher
 from connectors.intake.service import IntakeService
 from connectors.intake.settings import IntakeSettings
 from connectors.intake.status import StatusReader, StatusStore, read_status
+from streams.keystore import FileKeystore
 from streams.problems import forbidden
 from streams.settings import KafkaSettings
 
@@ -43,12 +45,13 @@ def create_app(
     publisher: Publisher | None = None,
     keys: ApiKeyStore | None = None,
     status: StatusReader | None = None,
+    directory: KeyDirectory | None = None,
 ) -> FastAPI:
     """The intake API as an ASGI app.
 
     Everything is built here, so start-up problems (keys file, state folder)
     surface at once; Kafka is reached only when the app starts serving.
-    ``publisher``, ``keys`` and ``status`` replace the real edges in tests.
+    ``publisher``, ``keys``, ``status`` and ``directory`` replace the real edges in tests.
     """
     settings = settings or IntakeSettings()
     kafka = kafka or KafkaSettings()
@@ -67,6 +70,7 @@ def create_app(
         keys=keys,
         store=store,
         status=status if status is not None else StatusStore(kafka),
+        directory=directory or KeyDirectory(kafka, FileKeystore(settings.keystore_path)),
     )
 
     @asynccontextmanager
@@ -170,6 +174,28 @@ def _add_routes(app: FastAPI, service: IntakeService) -> None:
             timeout_s=settings.publish_timeout_s,
         )
         return JSONResponse(view.to_dict())
+
+    @app.post(
+        "/v1/survivors/{survivor_id}/data-key",
+        response_model=None,
+        summary="The survivor's data key, to seal personal data (agencies of the case only)",
+        responses={
+            200: json_response(
+                "The key (base64) and its id; made on the first call. Never store it.",
+                "IssuedDataKey",
+            ),
+            404: {"description": "Not a survivor of the caller's cases (audited)."},
+            410: {"description": "The survivor's data was erased (crypto-shredding)."},
+            **problem_responses(400, 401, 403, 503),
+        },
+    )
+    async def data_key(
+        survivor_id: Annotated[str, PathParam(json_schema_extra={"format": "uuid"})],
+        principal: Caller,
+    ) -> JSONResponse:
+        """Like a KMS GenerateDataKey: every answer audited, over TLS outside loopback."""
+        answer = await service.data_keys.issue(principal, survivor_id)
+        return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
     @app.get(
         "/healthz",

@@ -21,9 +21,11 @@ from pydantic import ValidationError
 from connectors.auth import Role, add_key
 from connectors.inbound_relay import InboundRelay
 from connectors.intake.app import create_app
+from connectors.intake.keys import KeyDirectory
 from connectors.intake.settings import IntakeSettings
 from connectors.relay import run_until_signalled
 from schemas.exceptions import SafePassageError
+from streams.keystore import FileKeystore
 from streams.settings import KafkaSettings
 
 __all__ = ["register", "serve"]
@@ -95,7 +97,9 @@ def register(main_group: click.Group) -> None:
 
         Runs as the ``intake`` principal; see SECURITY.md (parties on Kafka).
         """
-        stats = run_until_signalled(InboundRelay(KafkaSettings()))
+        kafka, settings = KafkaSettings(), IntakeSettings()
+        directory = KeyDirectory(kafka, FileKeystore(settings.keystore_path))
+        stats = run_until_signalled(InboundRelay(kafka, directory=directory))
         click.echo(f"{stats.relayed} relayed, {stats.dead_lettered} dead-lettered")
 
     @main_group.group("keys")

@@ -9,7 +9,7 @@ this module adds the caller's rights and locates every problem by JSON Pointer.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,9 @@ from streams.problems import FieldError, Problem, forbidden
 __all__ = ["PUBLISHABLE", "Item", "validate_events"]
 
 PUBLISHABLE = AGENCY_EVENTS | PROVIDER_ANSWERS
+
+SealedCheck = Callable[[Event, str], list[FieldError]]
+"""Where an event's sealed values do not open (:meth:`KeyDirectory.unopenable`), by pointer."""
 
 
 class _Rejected(Exception):  # noqa: N818 - internal control flow, never leaves the module
@@ -90,6 +93,7 @@ def _check_event(
     *,
     codec: Codec,
     topic_of: Mapping[str, str],
+    sealed_check: SealedCheck | None = None,
 ) -> Item:
     """One CloudEvent checked, or :class:`_Rejected` with every problem found at the step.
 
@@ -135,6 +139,9 @@ def _check_event(
         raise _Rejected(errors)
     with _forbidden_as_rejection(pointer):
         authorize_event(principal, event, f"{pointer}/data")
+    unopenable = sealed_check(event, pointer) if sealed_check is not None else []
+    if unopenable:
+        raise _Rejected(unopenable)
     try:
         record = codec.encode(
             event, topic_of[envelope.type], event_id=envelope.id, source=envelope.source
@@ -170,6 +177,7 @@ def validate_events(
     *,
     codec: Codec,
     topic_of: Mapping[str, str],
+    sealed_check: SealedCheck | None = None,
 ) -> list[Item]:
     """Every event checked before anything is published: all or nothing.
 
@@ -189,6 +197,7 @@ def validate_events(
                     f"/{index}" if batch else "",
                     codec=codec,
                     topic_of=topic_of,
+                    sealed_check=sealed_check,
                 )
             )
         except _Rejected as rejection:

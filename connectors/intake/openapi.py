@@ -28,6 +28,7 @@ __all__ = [
     "BatchReceipt",
     "FieldProblem",
     "Health",
+    "IssuedDataKey",
     "ProblemDetails",
     "Receipt",
     "install_openapi",
@@ -69,6 +70,17 @@ class BatchReceipt(BaseModel):
     """One receipt per event of a batch, in the order of the batch."""
 
     accepted: list[Receipt]
+
+
+class IssuedDataKey(BaseModel):
+    """A survivor's data key, to seal personal data for the platform (AES-256-GCM)."""
+
+    survivor_id: str
+    key_id: str = Field(description="Names the key in every value sealed with it.")
+    algorithm: Literal["AES_256_GCM"]
+    recipient: Literal["platform"] = Field(description="The recipient sealed values name.")
+    key: str = Field(description="256-bit key, standard base64. Keep it in memory only.")
+    created: bool = Field(description="Whether this call made the key.")
 
 
 class Health(BaseModel):
@@ -129,7 +141,14 @@ def _component_schemas() -> dict[str, Any]:
         event_type: documented_model(event_type, MODELS[event_type])
         for event_type in sorted(PUBLISHABLE)
     }
-    models: list[type[BaseModel]] = [ProblemDetails, Receipt, BatchReceipt, Health, StatusView]
+    models: list[type[BaseModel]] = [
+        ProblemDetails,
+        Receipt,
+        BatchReceipt,
+        Health,
+        StatusView,
+        IssuedDataKey,
+    ]
     _, document = models_json_schema(
         [(model, "validation") for model in [*models, *envelopes.values()]],
         ref_template="#/components/schemas/{model}",

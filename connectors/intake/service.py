@@ -22,6 +22,7 @@ from connectors.auth import ApiKeyStore, Principal, key_id_of
 from connectors.exceptions import BrokerUnavailableError, IdempotencyStoreError
 from connectors.idempotency import Claim, ClaimOutcome, IdempotencyStore, KeyedLocks
 from connectors.intake.cloudevents import Item, validate_events
+from connectors.intake.keys import KeyDirectory, KeyService
 from connectors.intake.openapi import Receipt
 from connectors.intake.problems import ProblemError, broker_unavailable
 from connectors.intake.publisher import Delivery, Publisher
@@ -64,7 +65,7 @@ def _new_claims(items: Sequence[Item], claims: Sequence[Claim]) -> list[tuple[It
 class IntakeService:
     """The long-lived parts and the request handling behind the routes.
 
-    It owns the status store too, so that it reads while the app serves.
+    It owns the status store and the key directory too, so that they read while the app serves.
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class IntakeService:
         keys: ApiKeyStore,
         store: IdempotencyStore,
         status: StatusReader,
+        directory: KeyDirectory,
     ) -> None:
         self.settings = settings
         self.kafka = kafka
@@ -83,6 +85,10 @@ class IntakeService:
         self.keys = keys
         self.store = store
         self.status = status
+        self.directory = directory
+        self.data_keys = KeyService(
+            directory, status, publisher, kafka, timeout_s=settings.publish_timeout_s
+        )
         self.codec = Codec(kafka, source=INTAKE_SOURCE, max_record_bytes=MAX_RECORD_BYTES)
         self.topic_of = Topics.of(kafka).inbound_by_type  # the one inbound rule
         self.locks = KeyedLocks()
@@ -93,6 +99,7 @@ class IntakeService:
         self.store.open()
         await self.publisher.start()
         await self.status.start()
+        await self.directory.start()
         _log.info(
             "intake.started",
             bootstrap=self.kafka.bootstrap_servers,
@@ -102,6 +109,7 @@ class IntakeService:
 
     async def close(self) -> None:
         """Stop serving: deliver what is queued, then let go of every connection."""
+        await self.directory.close()
         await self.status.close()
         await self.publisher.close()
         self.store.close()
@@ -119,7 +127,12 @@ class IntakeService:
     def validate(self, principal: Principal, documents: Sequence[Any], batch: bool) -> list[Item]:
         """Every event checked before anything is published (see :func:`validate_events`)."""
         return validate_events(
-            principal, documents, batch, codec=self.codec, topic_of=self.topic_of
+            principal,
+            documents,
+            batch,
+            codec=self.codec,
+            topic_of=self.topic_of,
+            sealed_check=self.directory.unopenable,
         )
 
     async def accept(self, principal: Principal, items: Sequence[Item]) -> tuple[list[Any], bool]:

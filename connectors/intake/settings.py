@@ -68,6 +68,14 @@ class IntakeSettings(BaseSettings):
         ge=1,
         description="SAFEPASSAGE_INTAKE_IDEMPOTENCY_MAX_ENTRIES: bound of the store.",
     )
+    keystore_dir: Path | None = Field(
+        default=None,
+        description=(
+            "SAFEPASSAGE_INTAKE_KEYSTORE_DIR: the owner-only file keystore whose "
+            "key-encryption keys wrap survivors' data keys (docs/keys.md); "
+            "default: keystore/ in the state directory."
+        ),
+    )
     api_keys_file: Path = Field(
         default=Path(".state/api-keys.yaml"),
         validation_alias="SAFEPASSAGE_API_KEYS_FILE",
@@ -82,6 +90,11 @@ class IntakeSettings(BaseSettings):
         if self.idempotency_ttl <= timedelta(0):
             raise ValueError("idempotency_ttl must be positive")
         return self
+
+    @property
+    def keystore_path(self) -> Path:
+        """Where the file keystore lives (:attr:`keystore_dir`, else in the state directory)."""
+        return self.keystore_dir or self.state_dir / "keystore"
 
     @property
     def idempotency_lease(self) -> timedelta:

@@ -37,7 +37,7 @@ from streams.replay import ReplayReader
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 
-__all__ = ["StatusReader", "StatusStore", "read_status"]
+__all__ = ["StatusReader", "StatusStore", "audit_read", "read_status"]
 
 _log = get_logger("connectors.intake")
 
@@ -158,10 +158,10 @@ async def read_status(
     try:
         authorize_status_read(principal)
     except ForbiddenError as exc:
-        await _audit(publisher, audit_topic, read(survivor, 403, "role"), timeout_s)
+        await audit_read(publisher, audit_topic, read(survivor, 403, "role"), timeout_s)
         raise ProblemError(forbidden(str(exc))) from None
     if survivor is None:
-        await _audit(publisher, audit_topic, read(None, 400, "not-a-uuid"), timeout_s)
+        await audit_read(publisher, audit_topic, read(None, 400, "not-a-uuid"), timeout_s)
         raise ProblemError(
             invalid_path_parameter(
                 "survivor_id", "must be a UUID", "the survivor id must be a UUID"
@@ -174,7 +174,7 @@ async def read_status(
     if record is not None and not may_read_status_of(principal, record.agencies_at(now())):
         record, refusal = None, "not-the-callers-survivor"  # answered like an unknown id
     done = read(survivor, 200 if record is not None else 404, refusal)
-    await _audit(publisher, audit_topic, done, timeout_s)
+    await audit_read(publisher, audit_topic, done, timeout_s)
     _log.info(
         "intake.status_read",
         principal=principal.name,
@@ -195,7 +195,7 @@ def _survivor_or_none(text: str) -> UUID | None:
         return None
 
 
-async def _audit(publisher: Publisher, topic: str, read: StatusRead, timeout_s: float) -> None:
+async def audit_read(publisher: Publisher, topic: str, read: StatusRead, timeout_s: float) -> None:
     """One ``status.read`` on ``audit.v1``, acknowledged before the answer.
 
     Keyed by survivor, or by the caller when the path held no survivor id.

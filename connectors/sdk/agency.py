@@ -29,6 +29,7 @@ from connectors.sdk.events import (
 )
 from connectors.sdk.http_transport import HttpTransport
 from connectors.sdk.kafka_transport import KafkaTransport
+from connectors.sdk.keys import KeyClient
 from connectors.sdk.retry import RetryPolicy
 from connectors.sdk.transport import Closing, Outgoing, Transport
 from schemas.models import (
@@ -80,13 +81,16 @@ class AgencyClient(Closing):
         *,
         source: str | None = None,
         clock: Callable[[], datetime] = utc_now,
+        keys: KeyClient | None = None,
     ) -> None:
         """Publish as ``agency_id`` (e.g. ``agency:nl-police``) through ``transport``.
 
         ``source`` defaults to ``/agencies/<agency_id>``: the CloudEvents
         source names the organisation, never a person, and together with the
         id it names one fact. ``clock`` gives ``occurred_at`` when a call
-        does not (tests pass a fixed one).
+        does not (tests pass a fixed one). ``keys`` seals personal data
+        passed in clear (:mod:`connectors.sdk.keys`); without it, only values
+        sealed already are accepted.
         """
         try:
             self.agency_id = _IDENTIFIER.validate_python(agency_id)
@@ -96,6 +100,7 @@ class AgencyClient(Closing):
         if not 0 < len(self.source) <= 512 or any(not "!" <= ch <= "~" for ch in self.source):
             raise SdkValidationError("source must be a URI-reference without spaces, at most 512")
         self.transport = transport
+        self.keys = keys
         self._clock = clock
         self._times = RememberedTimes()
 
@@ -108,10 +113,19 @@ class AgencyClient(Closing):
         retry: RetryPolicy | None = None,
         delivery_timeout_s: float = 30.0,
         source: str | None = None,
+        key_service: tuple[str, SecretStr | str] | None = None,
     ) -> AgencyClient:
-        """A client writing to ``<namespace>.intake.v1`` with its own idempotent producer."""
+        """A client writing to its own party topic with its own idempotent producer.
+
+        ``key_service`` (the intake API's base URL and the agency's API key)
+        lets it seal personal data passed in clear.
+        """
         transport = KafkaTransport(settings, retry=retry, delivery_timeout_s=delivery_timeout_s)
-        return cls(agency_id, transport, source=source)
+        keys = None
+        if key_service is not None:
+            url, api_key = key_service
+            keys = KeyClient(HttpTransport(url, api_key, retry=retry), owns_transport=True)
+        return cls(agency_id, transport, source=source, keys=keys)
 
     @classmethod
     def over_http(
@@ -126,7 +140,7 @@ class AgencyClient(Closing):
     ) -> AgencyClient:
         """A client POSTing to the intake API at ``base_url`` with the agency's API key."""
         transport = HttpTransport(base_url, api_key, retry=retry, timeout_s=timeout_s)
-        return cls(agency_id, transport, source=source)
+        return cls(agency_id, transport, source=source, keys=KeyClient(transport))
 
     # ------------------------------------------------------------------ one method per event
 
@@ -139,14 +153,15 @@ class AgencyClient(Closing):
         languages: Iterable[str],
         gender: Gender | str,
         age_band: AgeBand | str | None = None,
-        personal_data: Sealed | None = None,
+        personal_data: Sealed | bytes | str | None = None,
         occurred_at: datetime | None = None,
         event_id: str | None = None,
     ) -> str:
         """``survivor.identified``: a presumed survivor and the pseudonym the agency issued.
 
         ``age_group`` UNKNOWN (age uncertain) is routed as a minor. Personal
-        data travels only sealed, in ``personal_data``.
+        data travels only sealed: pass it in clear (bytes, or text as UTF-8)
+        and it is sealed here, before it leaves this process.
         """
         return self._send(
             SurvivorIdentified,
@@ -158,7 +173,9 @@ class AgencyClient(Closing):
             age_band=age_band,
             languages=tuple(languages),
             gender=gender,
-            personal_data=personal_data,
+            personal_data=self._sealed(
+                personal_data, survivor_id, SurvivorIdentified, "personal_data"
+            ),
         )
 
     def grant_consent(
@@ -250,7 +267,7 @@ class AgencyClient(Closing):
         gender_specific: bool = False,
         child_specialised: bool = False,
         accessibility: bool = False,
-        notes: Sealed | None = None,
+        notes: Sealed | bytes | str | None = None,
         occurred_at: datetime | None = None,
         event_id: str | None = None,
     ) -> str:
@@ -280,7 +297,7 @@ class AgencyClient(Closing):
             category=category,
             urgency=urgency,
             requirements=requirements,
-            notes=notes,
+            notes=self._sealed(notes, survivor_id, ReferralRequested, "notes"),
         )
 
     def cancel_referral(
@@ -423,6 +440,30 @@ class AgencyClient(Closing):
         values: Mapping[str, Any] = {k: v for k, v in fields.items() if v is not None}
         return self.publish(build_event(model, **values), event_id=ce_id)
 
+    def _sealed(
+        self,
+        value: Sealed | bytes | str | None,
+        survivor_id: UUID | str,
+        model: type[Event],
+        field: str,
+    ) -> Sealed | None:
+        """``value`` sealed for the platform (as given, when sealed already)."""
+        if value is None or isinstance(value, Sealed):
+            return value
+        if self.keys is None:
+            raise SdkValidationError(
+                f"{field} in clear needs the key service to seal it: use "
+                "AgencyClient.over_http, or over_kafka(..., key_service=(url, api_key))"
+            )
+        try:
+            survivor = survivor_id if isinstance(survivor_id, UUID) else UUID(survivor_id)
+        except ValueError:
+            raise SdkValidationError("survivor_id must be a UUID") from None
+        plaintext = value.encode() if isinstance(value, str) else value
+        return self.keys.seal(survivor, model.event_type, field, plaintext)
+
     def close(self) -> None:
-        """Flush and close the transport."""
+        """Flush and close the transport; forget the data keys."""
         self.transport.close()
+        if self.keys is not None:
+            self.keys.close()

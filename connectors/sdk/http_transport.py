@@ -15,6 +15,7 @@ import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+from uuid import UUID
 
 import httpx
 from pydantic import SecretStr
@@ -182,15 +183,27 @@ class HttpTransport(Closing):
                 raise
         return all_ids
 
+    def data_key(self, survivor_id: UUID) -> dict[str, Any]:
+        """The answer of the intake's key service for ``survivor_id`` (:mod:`connectors.sdk.keys`).
+
+        Retried like a publish; a 404 (not this agency's survivor) or a 410
+        (erased) is an :class:`SdkRejectedError`.
+        """
+        path = f"/v1/survivors/{survivor_id}/data-key"
+        answers: list[dict[str, Any]] = []
+        self.retry.run(lambda: answers.append(self._post(b"", None, (), path).json()), event_ids=())
+        return answers[-1]
+
     def _send(self, body: bytes, content_type: str, ids: tuple[str, ...]) -> None:
         self.retry.run(functools.partial(self._post, body, content_type, ids), event_ids=ids)
 
-    def _post(self, body: bytes, content_type: str, ids: tuple[str, ...]) -> None:
+    def _post(
+        self, body: bytes, content_type: str | None, ids: tuple[str, ...], path: str = EVENTS_PATH
+    ) -> httpx.Response:
         """One attempt: 2xx returns; transient failures and permanent ones raise typed errors."""
+        headers = {"Content-Type": content_type} if content_type else {}
         try:
-            response = self._client.post(
-                EVENTS_PATH, content=body, headers={"Content-Type": content_type}
-            )
+            response = self._client.post(path, content=body, headers=headers)
         except TRANSIENT_HTTP_ERRORS as exc:
             raise SdkTransientError(
                 f"no answer from the intake API ({type(exc).__name__})", event_ids=ids
@@ -202,7 +215,7 @@ class HttpTransport(Closing):
                 title=type(exc).__name__,
             ) from exc
         if response.is_success:
-            return
+            return response
         problem = _problem(response)
         if response.status_code in TRANSIENT_STATUSES or _in_progress(response, problem):
             title = problem.get("title") or response.reason_phrase

@@ -44,12 +44,13 @@ from connectors.intake import (
     create_app,
 )
 from schemas.models import MODELS, Event, SurvivorIdentified, to_avro
-from schemas.types import utc_millis
+from schemas.types import Sealed, utc_millis
 from streams.cloudevents import rfc3339
 from streams.codec import Codec, EncodedRecord
 from streams.contract import AGENCY_EVENTS, PROVIDER_ANSWERS
+from streams.sealing import DataKey, SealContext, seal
 from streams.settings import KafkaSettings
-from tests.doubles import RecordingPublisher
+from tests.doubles import RecordingPublisher, key_directory
 from tests.unit.conftest import model_strategy
 from tests.unit.test_intake_status import FixedStatus, case_record
 
@@ -90,12 +91,7 @@ def event_data(
             "age_band": "FROM_25_TO_34",
             "languages": ["nl", "ro"],
             "gender": "FEMALE",
-            "personal_data": {
-                "ciphertext": b64(b"\x00\xffsealed\x80"),
-                "key_id": "key-1",
-                "algorithm": "AES_256_GCM",
-                "recipient": agency_id,
-            },
+            "personal_data": None,  # sealed for real by the tests about it (sealed_json)
         },
         "consent.granted": {
             "consent_id": str(uuid.uuid5(survivor_id, "consent")),
@@ -216,7 +212,11 @@ def make_app(
     values: dict[str, Any] = {"api_keys_file": keys_path, "state_dir": tmp_path / "state"}
     values.update(overrides)
     return create_app(
-        IntakeSettings(**values), kafka=KAFKA, publisher=publisher, status=FixedStatus()
+        IntakeSettings(**values),
+        kafka=KAFKA,
+        publisher=publisher,
+        status=FixedStatus(),
+        directory=key_directory(publisher),
     )
 
 
@@ -318,21 +318,48 @@ def _sealed_bytes(data: dict[str, Any]) -> dict[str, Any]:
     return {"personal_data": {**sealed, "ciphertext": base64.b64decode(sealed["ciphertext"])}}
 
 
+async def data_key(client: httpx.AsyncClient, api_key: str, survivor: object) -> DataKey:
+    """The survivor's data key from the intake's key service, as the SDK gets it."""
+    response = await client.post(
+        f"/v1/survivors/{survivor}/data-key", headers={"Authorization": f"Bearer {api_key}"}
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    return DataKey(answer["key_id"], uuid.UUID(str(survivor)), base64.b64decode(answer["key"]))
+
+
+async def sealed_json(
+    client: httpx.AsyncClient, api_key: str, event: dict[str, Any], field: str, plaintext: bytes
+) -> dict[str, Any]:
+    """``plaintext`` sealed for the platform as ``event``'s ``field``, in its JSON form."""
+    survivor = uuid.UUID(event["data"]["survivor_id"])
+    key = await data_key(client, api_key, survivor)
+    sealed = seal(key, plaintext, SealContext(survivor, event["type"], field, "platform"))
+    return {
+        "ciphertext": b64(sealed.ciphertext),
+        "key_id": sealed.key_id,
+        "algorithm": sealed.algorithm.value,
+        "recipient": sealed.recipient,
+    }
+
+
 async def test_sealed_ciphertext_travels_as_base64_and_arrives_as_bytes(
     client: httpx.AsyncClient, keys: dict[str, str], publisher: RecordingPublisher
 ) -> None:
     raw = bytes(range(256))
     event = cloudevent("survivor.identified")
-    event["data"]["personal_data"]["ciphertext"] = b64(raw)
+    sealed = await sealed_json(client, keys["agency"], event, "personal_data", raw)
+    event["data"]["personal_data"] = sealed
 
     response = await post(client, keys["agency"], event)
 
     assert response.status_code == 202, response.text
-    record = publisher.records[0]
+    [record] = [r for r in publisher.records if r.topic == INTAKE]
     decoded = Codec(KAFKA, source="/t").decode(record.value, record.headers, topic=INTAKE)
     assert isinstance(decoded.event, SurvivorIdentified)
     assert decoded.event.personal_data is not None
-    assert decoded.event.personal_data.ciphertext == raw
+    assert decoded.event.personal_data.ciphertext == base64.b64decode(sealed["ciphertext"])
+    assert raw not in record.value
 
 
 @pytest.mark.parametrize("event_type", sorted(PROVIDER_ANSWERS))
@@ -890,7 +917,12 @@ async def test_sealed_ciphertext_must_be_base64(
     client: httpx.AsyncClient, keys: dict[str, str], ciphertext: Any
 ) -> None:
     event = cloudevent("survivor.identified")
-    event["data"]["personal_data"]["ciphertext"] = ciphertext
+    event["data"]["personal_data"] = {
+        "ciphertext": ciphertext,
+        "key_id": "key-1",
+        "algorithm": "AES_256_GCM",
+        "recipient": "platform",
+    }
 
     response = await post(client, keys["agency"], event)
 
@@ -951,6 +983,7 @@ async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
     assert set(document["paths"]) == {
         "/v1/events",
         "/v1/survivors/{survivor_id}/status",
+        "/v1/survivors/{survivor_id}/data-key",
         "/healthz",
     }
     body = document["paths"]["/v1/events"]["post"]["requestBody"]["content"]
@@ -970,7 +1003,9 @@ async def test_logs_name_the_event_and_principal_but_no_data_or_key(
 ) -> None:
     marker = b"Jane Doe, Main Street 1"
     event = cloudevent("survivor.identified", event_id="evt-1")
-    event["data"]["personal_data"]["ciphertext"] = b64(marker)
+    event["data"]["personal_data"] = await sealed_json(
+        client, keys["agency"], event, "personal_data", marker
+    )
 
     with structlog.testing.capture_logs() as logs:
         await post(client, keys["agency"], event)
@@ -1186,6 +1221,7 @@ FUZZ_STATUSES: Counter[int] = Counter()
 
 
 def _fuzz_app() -> FastAPI:
+    publisher = RecordingPublisher()
     return create_app(
         IntakeSettings(
             api_keys_file=_FUZZ_KEYS,
@@ -1194,9 +1230,10 @@ def _fuzz_app() -> FastAPI:
             max_batch_items=20,
         ),
         kafka=KAFKA,
-        publisher=RecordingPublisher(),
+        publisher=publisher,
         keys=ApiKeyStore(_FUZZ_KEYS),
         status=FixedStatus(case_record()),
+        directory=key_directory(publisher),
     )
 
 
@@ -1273,6 +1310,9 @@ def _as_callers(event: Event) -> Event:
         changes["provider_id"] = PROVIDER_ID
     if event.event_type == "referral.cancelled":
         changes["cancelled_by"] = "AGENCY"
+    for name, value in event:
+        if isinstance(value, Sealed):  # random bytes open under no key: refused (tested below)
+            changes[name] = None
     return type(event).model_validate({**to_avro(event), **changes})
 
 
@@ -1326,6 +1366,49 @@ _BODIES = st.one_of(
     st.lists(st.one_of(_valid_cloudevents(), _mutated()), max_size=4),
     _JSON,
 )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    field=st.sampled_from(["survivor.identified/personal_data", "referral.requested/notes"]),
+    ciphertext=st.binary(max_size=200),
+    recipient=st.sampled_from(["platform", AGENCY_ID, str(PROVIDER_ID)]),
+    real_key=st.booleans(),
+)
+def test_a_sealed_value_that_does_not_open_is_refused_and_nothing_published(
+    field: str, ciphertext: bytes, recipient: str, real_key: bool
+) -> None:
+    """Clear text (or any bytes) labelled as sealed: 400 at the field, whatever the key id."""
+    event_type, name = field.split("/")
+    app = _fuzz_app()
+    publisher: RecordingPublisher = app.state.service.publisher
+    with TestClient(app) as http:
+        event = cloudevent(event_type)
+        key_id = "key-1"
+        if real_key:
+            answer = http.post(
+                f"/v1/survivors/{event['subject']}/data-key",
+                headers={"Authorization": f"Bearer {FUZZ_KEYS['agency']}"},
+            )
+            key_id = answer.json()["key_id"]
+        event["data"][name] = {
+            "ciphertext": b64(ciphertext),
+            "key_id": key_id,
+            "algorithm": "AES_256_GCM",
+            "recipient": recipient,
+        }
+        response = http.post(
+            "/v1/events",
+            json=event,
+            headers={
+                "Authorization": f"Bearer {FUZZ_KEYS['agency']}",
+                "Content-Type": STRUCTURED_MEDIA_TYPE,
+            },
+        )
+    assert response.status_code == 400, response.text
+    [error] = response.json()["errors"]
+    assert error["location"].startswith(f"/data/{name}")
+    assert not [r for r in publisher.records if r.topic == INTAKE]
 
 
 def test_every_valid_event_is_accepted_and_published_as_sent() -> None:

@@ -30,7 +30,7 @@ from processors.status import ShareView, StatusRecord, StatusView, status_record
 from streams.replay import MissingTopicsError
 from streams.settings import KafkaSettings
 from streams.topics import Topics
-from tests.doubles import RecordingPublisher
+from tests.doubles import RecordingPublisher, key_directory
 from tests.unit.domain_builders import (
     AGENCY,
     T0,
@@ -221,7 +221,11 @@ async def test_a_failed_start_is_tried_again_and_then_serves() -> None:
 
 @pytest.fixture
 def keys(tmp_path: Path) -> dict[str, str]:
-    path = tmp_path / "api-keys.yaml"
+    return api_keys(tmp_path / "api-keys.yaml")
+
+
+def api_keys(path: Path) -> dict[str, str]:
+    """An operator, two agencies (AGENCY and agency:be) and a provider, by role name."""
     return {
         "operator": add_key(path, role=Role.OPERATOR, principal="duty-desk")[0],
         "agency": add_key(path, role=Role.AGENCY, principal="nl-police", agency_id=AGENCY)[0],
@@ -251,7 +255,13 @@ def make_app(tmp_path: Path, publisher: RecordingPublisher, store: StatusStore) 
     settings = IntakeSettings(
         api_keys_file=tmp_path / "api-keys.yaml", state_dir=tmp_path / "state", publish_timeout_s=1
     )
-    return create_app(settings, kafka=KAFKA, publisher=publisher, status=store)
+    return create_app(
+        settings,
+        kafka=KAFKA,
+        publisher=publisher,
+        status=store,
+        directory=key_directory(publisher),
+    )
 
 
 @pytest.fixture

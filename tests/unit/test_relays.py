@@ -17,16 +17,21 @@ from confluent_kafka import Message
 from connectors.auth import Role
 from connectors.exceptions import ForbiddenError
 from connectors.inbound_relay import InboundRelay, party_principal
+from connectors.intake.keys import KeyDirectory
 from connectors.relay import copy_of
 from schemas.models import Event
+from schemas.types import Sealed
 from streams.codec import Codec
+from streams.data_keys import DataKeys
 from streams.deadletter import DeadLetter
 from streams.exceptions import UnknownTopicError
+from streams.keystore import MemoryKeystore
 from streams.offsets import Partition
 from streams.producing import OutRecord
+from streams.sealing import DataKey, SealContext, seal
 from streams.settings import KafkaSettings
 from streams.topics import Topics
-from tests.unit.domain_builders import accepted, closed, uid
+from tests.unit.domain_builders import T0, accepted, closed, identified, uid
 
 SETTINGS = KafkaSettings(topic_namespace="unit")
 TOPICS = Topics.of(SETTINGS)
@@ -139,3 +144,41 @@ def test_garbage_on_a_partys_topic_is_dead_lettered_not_relayed() -> None:
 def test_relayed_ids_keep_their_uuid_form() -> None:
     """The provider's topic id is the canonical UUID text the SDK writes."""
     assert TOPICS.from_party(f"/providers/{PROVIDER}").split(".")[3] == str(UUID(str(PROVIDER)))
+
+
+def _identified_by_north(personal_data: Sealed) -> Event:
+    return identified(SID).model_copy(update={"agency_id": "north", "personal_data": personal_data})
+
+
+def _directory_with_key() -> tuple[KeyDirectory, DataKey]:
+    """A caught-up key directory that holds SID's data key."""
+    keys = DataKeys(MemoryKeystore())
+    key, made = keys.generate(SID, "north", T0)
+    keys.apply(SID, made.to_bytes())
+    directory = KeyDirectory(SETTINGS, MemoryKeystore())
+    directory.served, directory._ready = keys, True
+    return directory, key
+
+
+def test_a_sealed_value_must_open_for_the_platform_or_the_record_is_dead_lettered() -> None:
+    directory, key = _directory_with_key()
+    relay = InboundRelay(SETTINGS, directory=directory)
+    topic = TOPICS.from_party(NORTH)
+
+    def routed(event: Event) -> OutRecord:
+        message = record(event, source=NORTH, topic=topic)
+        return asyncio.run(relay.route(message, Partition(topic, 0), 3))
+
+    context = SealContext(SID, "survivor.identified", "personal_data", "platform")
+    sealed = seal(key, b"Hotel Astoria, room 12", context)
+    good = record(_identified_by_north(sealed), source=NORTH, topic=topic)
+    assert asyncio.run(relay.route(good, Partition(topic, 0), 3)) == copy_of(good, TOPICS.intake)
+
+    clear = sealed.model_copy(update={"ciphertext": b"Maria Popescu, +40712345678"})
+    refused = reason(routed(_identified_by_north(clear)))
+    assert refused["deadletter.error.class"] == "SealedValueError"
+    assert "personal_data" in refused["deadletter.error.message"]
+    assert "Maria" not in str(refused)
+    # Without a key directory, nothing sealed passes at all (the safe default).
+    bare = reason(route(record(_identified_by_north(sealed), source=NORTH, topic=topic)))
+    assert "no key directory" in bare["deadletter.error.message"]

@@ -44,6 +44,7 @@ from connectors.sdk import (
     answer_id,
     build_event,
 )
+from connectors.sdk.keys import KeyClient
 from connectors.sdk.offers import Deduplicator, dedupe_keys
 from schemas.models import (
     CaseClosed,
@@ -86,6 +87,7 @@ from streams.cloudevents import BATCH_MEDIA_TYPE, CE_ID, STRUCTURED_MEDIA_TYPE, 
 from streams.codec import Codec
 from streams.producing import kafka_error_is_transient
 from streams.retry import parse_retry_after
+from streams.sealing import DataKey, SealContext, open_sealed
 from streams.settings import KafkaSettings
 from tests.doubles import Recorder, ScriptedConsumer, ScriptedProducer
 from tests.unit.domain_builders import AGENCY, T0, closed, identified, uid
@@ -1134,3 +1136,103 @@ def test_a_refused_acl_ends_the_offers_with_a_clear_error(code: int) -> None:
     with pytest.raises(SdkConsumeError, match=r"not authorised to read unit\.offers\."):
         list(client.offers(idle_timeout_s=5))
     client.close()
+
+
+# --------------------------------------------------------------------------- sealing at the edge
+
+
+def key_answer(survivor: UUID, material: bytes, key_id: str = "dk-1") -> httpx.Response:
+    return httpx.Response(
+        200,
+        json={
+            "survivor_id": str(survivor),
+            "key_id": key_id,
+            "algorithm": "AES_256_GCM",
+            "recipient": "platform",
+            "key": base64.b64encode(material).decode(),
+            "created": True,
+        },
+    )
+
+
+def test_personal_data_in_clear_is_sealed_before_it_leaves_and_opens_for_the_platform() -> None:
+    material = bytes(range(32))
+    server = Server(key_answer(SID, material), accepted())
+    transport, _ = http(server)
+    client = AgencyClient(AGENCY, transport, clock=lambda: T0, keys=KeyClient(transport))
+    canary = "Maria Popescu, Hotel Astoria room 12, +40 712 345 678"
+
+    client.identify_survivor(
+        SID,
+        jurisdiction="NL",
+        age_group="ADULT",
+        languages=["ro"],
+        gender="FEMALE",
+        personal_data=canary,
+    )
+
+    key_request, publish = server.requests
+    assert key_request.url.path.endswith(f"/v1/survivors/{SID}/data-key")
+    assert canary.encode() not in publish.content and b"Popescu" not in publish.content
+    sealed = Sealed.model_validate(
+        {
+            **json.loads(publish.content)["data"]["personal_data"],
+            "ciphertext": base64.b64decode(
+                json.loads(publish.content)["data"]["personal_data"]["ciphertext"]
+            ),
+        }
+    )
+    context = SealContext(SID, "survivor.identified", "personal_data", "platform")
+    assert open_sealed(DataKey("dk-1", SID, material), sealed, context) == canary.encode()
+
+
+def test_the_key_is_fetched_once_per_survivor_and_kept_in_memory_only() -> None:
+    answers = (accepted(), accepted(), accepted())
+    server = Server(key_answer(SID, bytes(32)), *answers, key_answer(SID, bytes(32)))
+    transport, _ = http(server)
+    keys = KeyClient(transport)
+    client = AgencyClient(AGENCY, transport, clock=lambda: T0, keys=keys)
+    for n in range(3):
+        client.request_referral(
+            SID,
+            referral_id=uid(f"r{n}"),
+            category=ServiceCategory.HOUSING,
+            urgency=Urgency.ROUTINE,
+            jurisdiction="NL",
+            notes=b"needs a ground-floor room",
+        )
+    paths = [r.url.path for r in server.requests]
+    assert sum(p.endswith("/data-key") for p in paths) == 1
+    keys.forget(SID)
+    assert keys.key(SID).key_id == "dk-1"
+    assert sum(r.url.path.endswith("/data-key") for r in server.requests) == 2
+
+
+def test_clear_personal_data_without_a_key_service_is_refused_before_anything_is_sent() -> None:
+    client, sent = agency()
+    with pytest.raises(SdkValidationError, match="key service"):
+        client.identify_survivor(
+            SID,
+            jurisdiction="NL",
+            age_group="ADULT",
+            languages=["ro"],
+            gender="FEMALE",
+            personal_data="Maria",
+        )
+    assert not sent.sent
+
+
+def test_a_refused_key_is_an_sdk_error_and_nothing_is_published() -> None:
+    server = Server(problem(404, "Unknown survivor", "no case for this survivor id"))
+    transport, _ = http(server)
+    client = AgencyClient(AGENCY, transport, keys=KeyClient(transport))
+    with pytest.raises(SdkRejectedError):
+        client.identify_survivor(
+            SID,
+            jurisdiction="NL",
+            age_group="ADULT",
+            languages=["ro"],
+            gender="FEMALE",
+            personal_data=b"x",
+        )
+    assert [r.url.path.endswith("/data-key") for r in server.requests] == [True]
