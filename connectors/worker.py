@@ -19,6 +19,7 @@ from typing import NoReturn
 from pydantic import BaseModel, ConfigDict
 
 from connectors.exceptions import ConnectorsError
+from connectors.private import owner_only_files, private_dir
 from processors.policy import RoutingPolicy
 from processors.settings import EscalationSettings, RouterSettings
 from streams.clients import require_authenticated
@@ -131,6 +132,8 @@ def _serve(config: WorkerSettings) -> NoReturn:
 
     settings = config.kafka
     configure_logging(settings.log_format, settings.log_level)
+    owner_only_files()
+    private_dir(config.data_dir)  # RocksDB holds case state: the owner's alone
     router = build_router(
         settings,
         policy=config.policy,

@@ -18,6 +18,7 @@ from connectors.cli import acl, docs, escalations, kafka, registry, schemas, top
 from connectors.cli.common import FriendlyGroup
 from connectors.delivery import register as register_delivery
 from connectors.intake import register as register_intake
+from connectors.private import owner_only_files
 from streams.logs import configure_logging
 from streams.settings import KafkaSettings, read_settings
 
@@ -28,6 +29,7 @@ __all__ = ["main"]
 @click.version_option(package_name="safepassage")
 def main() -> None:
     """SafePassage: referral and service coordination for survivors of trafficking."""
+    owner_only_files()  # state, tables, keys and logs: the owner's alone (connectors/private.py)
     settings = read_settings(KafkaSettings)
     configure_logging(settings.log_format, settings.log_level)
 

@@ -31,6 +31,7 @@ from connectors.intake.publisher import KafkaPublisher, Publisher
 from connectors.intake.service import IntakeService
 from connectors.intake.settings import IntakeSettings
 from connectors.intake.status import StatusReader, StatusStore, read_status
+from connectors.private import private_dir
 from streams.keystore import FileKeystore
 from streams.problems import forbidden
 from streams.settings import KafkaSettings
@@ -55,6 +56,7 @@ def create_app(
     """
     settings = settings or IntakeSettings()
     kafka = kafka or KafkaSettings()
+    private_dir(settings.state_dir)  # idempotency store and keystore: the owner's alone
     keys = keys or ApiKeyStore(settings.api_keys_file)
     store = IdempotencyStore(
         settings.state_dir / "idempotency.sqlite3",

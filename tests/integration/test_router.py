@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,10 +51,17 @@ def router(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     # Registered before the worker starts: a worker routes only once its directory
     # view has read what the directory held at its start, so no race with the view.
     send(settings, "providers.v1", provider(home, capacity=3))
-    worker = start_worker(bootstrap, namespace, tmp_path_factory.mktemp("router"))
+    folder = tmp_path_factory.mktemp("router")
+    worker = start_worker(bootstrap, namespace, folder)
     try:
         with running_intake(settings, tmp_path_factory.mktemp("intake")) as intake:
-            yield {"settings": settings, "worker": worker, "intake": intake, "home": home}
+            yield {
+                "settings": settings,
+                "worker": worker,
+                "intake": intake,
+                "home": home,
+                "data": folder / "data",
+            }
     finally:
         worker.stop()
 
@@ -197,6 +205,11 @@ def test_offer_accept_status_escalation_and_refusal(router: dict[str, Any]) -> N
     assert reason["deadletter.error.class"] == b"RecordRejected"
     assert b"referral.unknown" in reason["deadletter.error.message"]
     assert router["worker"].alive(), router["worker"].log_tail()
+
+    # The case state on disk (RocksDB) is the owner's alone, every file and directory of it.
+    data: Path = router["data"]
+    readable = [p for p in (data, *data.rglob("*")) if p.stat().st_mode & 0o077]
+    assert not readable, readable[:5]
 
 
 def test_an_offer_that_could_not_be_delivered_reaches_the_status_and_the_ladder(
