@@ -33,8 +33,9 @@ from connectors.exceptions import ForbiddenError, SealedValueError
 from connectors.relay import Relay, copy_of
 from schemas.models import Event
 from schemas.types import Sealed
+from streams.cloudevents import PARTY_ID_MESSAGE, is_party_id
 from streams.codec import Codec, Decoded
-from streams.exceptions import DecodeError, RegistryUnavailableError
+from streams.exceptions import DecodeError, InvalidHeader, RegistryUnavailableError
 from streams.logs import get_logger
 from streams.offsets import Partition
 from streams.producing import OutRecord
@@ -107,6 +108,8 @@ class InboundRelay(Relay):
                 raise ForbiddenError(f"{where.topic} is no party's topic")
             principal = party_principal(sender)
             decoded = await self._decode(message, where)
+            if not is_party_id(decoded.envelope.id):
+                raise InvalidHeader(f"ce_id {PARTY_ID_MESSAGE}")
             authorize_source(principal, decoded.envelope.source)
             authorize_event(principal, decoded.event)
             self._check_sealed(decoded.event)

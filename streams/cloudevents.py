@@ -48,7 +48,7 @@ from cloudevents.core.bindings import common, http, kafka
 from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from schemas.models import MODELS, Event
 from schemas.types import Sealed, utc_millis
@@ -65,6 +65,8 @@ __all__ = [
     "CE_TYPE",
     "CONTENT_TYPE_HEADER",
     "ID_PATTERN",
+    "PARTY_ID_MESSAGE",
+    "PARTY_ID_PATTERN",
     "REQUIRED_HEADERS",
     "SPECVERSION",
     "STRUCTURED_MEDIA_TYPE",
@@ -79,6 +81,7 @@ __all__ = [
     "documented_model",
     "envelope",
     "event_data",
+    "is_party_id",
     "parse_time",
     "read_headers",
     "rfc3339",
@@ -117,7 +120,28 @@ REQUIRED_HEADERS: Final = (
 )
 
 ID_PATTERN: Final = r"^[!-~]{1,256}$"
-"""Printable ASCII without spaces: an id becomes a Kafka header and part of a key."""
+"""Printable ASCII without spaces: an id becomes a Kafka header and part of a key.
+
+What a record already on a topic may carry (records kept from before
+:data:`PARTY_ID_PATTERN` are read as they are)."""
+PARTY_ID_PATTERN: Final = (
+    r"^(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    r"|[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25})$"
+)
+"""What an agency or provider may use as a CloudEvents id: a UUID or a ULID.
+
+Ids travel in headers, logs, the idempotency store and the audit; free text
+there could carry a name (``maria-popescu-0712345678``), so the edges (the
+intake API, the inbound relay, the SDKs) accept only ids that cannot."""
+PARTY_ID_MESSAGE: Final = "must be a UUID or a ULID (an id that cannot carry a name)"
+_PARTY_ID = re.compile(PARTY_ID_PATTERN)
+
+
+def is_party_id(event_id: str) -> bool:
+    """Whether ``event_id`` is a UUID or a ULID (:data:`PARTY_ID_PATTERN`)."""
+    return _PARTY_ID.fullmatch(event_id) is not None
+
+
 _TIME_PATTERN: Final = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 """RFC 3339 date-time, the zone required."""
 _TIME = re.compile(_TIME_PATTERN)
@@ -359,7 +383,15 @@ def sealed_from_json(event_type: str, data: Mapping[str, Any]) -> tuple[dict[str
     return decoded, invalid
 
 
-CeId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+def _party_id(value: str) -> str:
+    if not is_party_id(value):
+        raise ValueError(PARTY_ID_MESSAGE)
+    return value
+
+
+CeId = Annotated[
+    str, AfterValidator(_party_id), Field(json_schema_extra={"pattern": PARTY_ID_PATTERN})
+]
 CeSource = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,512}$")]
 """A URI-reference naming the sending system (never a person)."""
 CeTime = Annotated[

@@ -9,7 +9,6 @@ again under it is byte-identical.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,14 +18,12 @@ from pydantic import ValidationError
 
 from connectors.exceptions import SdkValidationError
 from schemas.models import Event
-from streams.cloudevents import ID_PATTERN
+from streams.cloudevents import PARTY_ID_MESSAGE, is_party_id
 from streams.memory import BoundedMemory
 
 __all__ = ["RememberedTimes", "build_event", "check_event_id", "invalid_event", "utc_now"]
 
 E = TypeVar("E", bound=Event)
-
-_EVENT_ID = re.compile(ID_PATTERN)
 
 
 def utc_now() -> datetime:
@@ -35,14 +32,14 @@ def utc_now() -> datetime:
 
 
 def check_event_id(event_id: str) -> str:
-    """The id, if it can serve as a CloudEvents id on both transports.
+    """The id, if the platform accepts it: a UUID or a ULID (no room for a name).
 
-    Printable ASCII without spaces, 1 to 256 characters: it travels as a
-    Kafka header and in the intake API's logs and idempotency store.
+    It travels as a Kafka header and in the intake API's logs, idempotency
+    store and audit. The SDK's own ids are uuid4 (or uuid5 for answers).
     """
-    if not _EVENT_ID.fullmatch(event_id):
+    if not is_party_id(event_id):
         raise SdkValidationError(
-            "event_id must be 1 to 256 printable ASCII characters without spaces",
+            f"event_id {PARTY_ID_MESSAGE}",
             ({"loc": "event_id", "type": "string_pattern_mismatch", "msg": "invalid id"},),
         )
     return event_id

@@ -80,9 +80,14 @@ def of(survivor: UUID, published: list[Published]) -> list[str]:
 def test_publish_returns_the_id_once_the_event_is_published(side: TransportSide) -> None:
     event = identified(uid("contract-survivor"))
 
-    assert side.transport.publish(event, event_id="t-1", source=SOURCE) == "t-1"
+    assert (
+        side.transport.publish(
+            event, event_id="72434751-a09c-5b3a-8033-dce02b217258", source=SOURCE
+        )
+        == "72434751-a09c-5b3a-8033-dce02b217258"
+    )
 
-    assert side.published() == [(event, "t-1", SOURCE)]
+    assert side.published() == [(event, "72434751-a09c-5b3a-8033-dce02b217258", SOURCE)]
 
 
 async def test_publish_async_returns_the_id_once_the_event_is_published(
@@ -90,34 +95,44 @@ async def test_publish_async_returns_the_id_once_the_event_is_published(
 ) -> None:
     event = closed(uid("contract-survivor"))
 
-    assert await side.transport.publish_async(event, event_id="t-2", source=SOURCE) == "t-2"
+    assert (
+        await side.transport.publish_async(
+            event, event_id="59344227-a8e0-5e87-a6bd-16302456d119", source=SOURCE
+        )
+        == "59344227-a8e0-5e87-a6bd-16302456d119"
+    )
 
-    assert side.published() == [(event, "t-2", SOURCE)]
+    assert side.published() == [(event, "59344227-a8e0-5e87-a6bd-16302456d119", SOURCE)]
 
 
 def test_publish_many_returns_the_ids_in_order_and_keeps_each_survivors_order(
     side: TransportSide,
 ) -> None:
     one, two = uid("contract-1"), uid("contract-2")
+    ids = {name: str(uid(f"event:{name}")) for name in ("1-a", "2-a", "1-b", "2-b")}
     items = [
-        Outgoing(identified(one), "1-a", SOURCE),
-        Outgoing(identified(two), "2-a", SOURCE),
-        Outgoing(closed(one), "1-b", SOURCE),
-        Outgoing(closed(two), "2-b", SOURCE),
+        Outgoing(identified(one), ids["1-a"], SOURCE),
+        Outgoing(identified(two), ids["2-a"], SOURCE),
+        Outgoing(closed(one), ids["1-b"], SOURCE),
+        Outgoing(closed(two), ids["2-b"], SOURCE),
     ]
 
-    assert side.transport.publish_many(items) == ["1-a", "2-a", "1-b", "2-b"]
+    assert side.transport.publish_many(items) == [ids[n] for n in ("1-a", "2-a", "1-b", "2-b")]
 
     published = side.published()
     assert sorted(published, key=lambda p: p[1]) == [
         (i.event, i.event_id, i.source) for i in sorted(items, key=lambda i: i.event_id)
     ]
-    assert (of(one, published), of(two, published)) == (["1-a", "1-b"], ["2-a", "2-b"])
+    assert (of(one, published), of(two, published)) == (
+        [ids["1-a"], ids["1-b"]],
+        [ids["2-a"], ids["2-b"]],
+    )
 
 
 def test_an_invalid_id_is_refused_before_anything_is_sent(side: TransportSide) -> None:
     sid = uid("contract-survivor")
-    items = [Outgoing(identified(sid), "fine", SOURCE), Outgoing(closed(sid), "not fine", SOURCE)]
+    fine = str(uid("event:fine"))
+    items = [Outgoing(identified(sid), fine, SOURCE), Outgoing(closed(sid), "not-a-uuid", SOURCE)]
 
     with pytest.raises(SdkValidationError):
         side.transport.publish_many(items)

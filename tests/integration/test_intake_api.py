@@ -147,14 +147,15 @@ def intake(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[Intake]:
 
 def test_structured_and_batch_events_land_on_intake_under_the_callers_ids(intake: Intake) -> None:
     survivor = uuid.uuid4()
+    cms = {i: str(uuid.uuid5(uuid.NAMESPACE_URL, f"cms-{i}")) for i in range(1, 5)}
     single = cloudevent(
         "survivor.identified",
         survivor_id=survivor,
-        event_id="cms-1",
+        event_id=cms[1],
         source=f"/agencies/{AGENCY_ID}",
     )
     batch = [
-        cloudevent(t, survivor_id=survivor, event_id=f"cms-{i}", source=f"/agencies/{AGENCY_ID}")
+        cloudevent(t, survivor_id=survivor, event_id=cms[i], source=f"/agencies/{AGENCY_ID}")
         for i, t in enumerate(["consent.granted", "risk.assessed", "referral.requested"], 2)
     ]
 
@@ -165,7 +166,7 @@ def test_structured_and_batch_events_land_on_intake_under_the_callers_ids(intake
     assert second.status_code == 202, second.text
     receipts = [first.json(), *second.json()["accepted"]]
     records = {r.ce_id: r for r in read_topic(intake.settings, intake.intake_topic)}
-    assert set(records) == {"cms-1", "cms-2", "cms-3", "cms-4"}
+    assert set(records) == set(cms.values())
     for receipt in receipts:
         record = records[receipt["id"]]
         # The receipt names the broker's own coordinates: the 202 came after the ack.
@@ -173,24 +174,24 @@ def test_structured_and_batch_events_land_on_intake_under_the_callers_ids(intake
         assert record.ce_source == f"/agencies/{AGENCY_ID}"
         assert record.ce_type == receipt["type"]
     # One survivor, one partition, in the order posted.
-    assert [records[f"cms-{i}"].offset for i in range(1, 5)] == sorted(
-        records[f"cms-{i}"].offset for i in range(1, 5)
+    assert [records[cms[i]].offset for i in range(1, 5)] == sorted(
+        records[cms[i]].offset for i in range(1, 5)
     )
 
 
 def test_a_retried_event_is_on_the_topic_once(intake: Intake) -> None:
-    event = cloudevent(event_id="retry-me")
+    event = cloudevent(event_id="ec1cf283-82b8-59a7-a167-757c5ae47213")
 
     answers = [intake.post(intake.keys["agency"], event) for _ in range(3)]
 
     assert [a.status_code for a in answers] == [202, 202, 202]
     assert answers[1].content == answers[0].content == answers[2].content
     ids = Counter(r.ce_id for r in read_topic(intake.settings, intake.intake_topic))
-    assert ids == {"retry-me": 1}
+    assert ids == {"ec1cf283-82b8-59a7-a167-757c5ae47213": 1}
 
 
 def test_a_provider_answer_lands_on_provider_responses(intake: Intake) -> None:
-    answer = provider_answer("referral.declined", event_id="answer-1")
+    answer = provider_answer("referral.declined", event_id="cad0b60d-9563-5733-bae6-1e442d078a6b")
 
     response = intake.post(intake.keys["provider"], answer)
 
@@ -198,7 +199,7 @@ def test_a_provider_answer_lands_on_provider_responses(intake: Intake) -> None:
     assert response.json()["topic"] == intake.responses_topic
     [record] = read_topic(intake.settings, intake.responses_topic)
     assert (record.ce_id, record.ce_source, record.ce_type) == (
-        "answer-1",
+        "cad0b60d-9563-5733-bae6-1e442d078a6b",
         f"/providers/{PROVIDER_ID}",
         "referral.declined",
     )
@@ -304,7 +305,7 @@ class Traffic(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            event_id = f"traffic-{len(self.answers)}"
+            event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"traffic-{len(self.answers)}"))
             started = time.monotonic()
             try:
                 status = self.intake.post(
@@ -358,7 +359,7 @@ def test_with_the_broker_down_the_answer_is_503_and_nothing_accepted_is_lost(
     )
     with Server(app, port):
         intake = Intake(f"http://127.0.0.1:{port}", keys, settings)
-        before = cloudevent(event_id="before-outage")
+        before = cloudevent(event_id="1735691f-6ccf-5f89-9045-c3d0ffe29b50")
         assert intake.post(keys["agency"], before).status_code == 202
         traffic = Traffic(intake)
         traffic.start()
@@ -368,7 +369,7 @@ def test_with_the_broker_down_the_answer_is_503_and_nothing_accepted_is_lost(
         stopped = time.monotonic()
         during = wait_for_status(intake, 503, timeout_s=60)
         first_503_s = time.monotonic() - stopped
-        unsent = cloudevent(event_id="during-outage")
+        unsent = cloudevent(event_id="4a9defb0-a703-5711-bc3d-bce8d1a4447f")
         refused = intake.post(keys["agency"], unsent)
         health = httpx.get(f"{intake.url}/healthz", timeout=30)
         retry_of_acked = intake.post(keys["agency"], before)
@@ -404,10 +405,13 @@ def test_with_the_broker_down_the_answer_is_503_and_nothing_accepted_is_lost(
     assert statuses[202] > 0
 
     on_topic = Counter(r.ce_id for r in read_topic(settings, intake.intake_topic))
-    accepted = traffic.ids_with(202) | {"before-outage", "during-outage"}
+    accepted = traffic.ids_with(202) | {
+        "1735691f-6ccf-5f89-9045-c3d0ffe29b50",
+        "4a9defb0-a703-5711-bc3d-bce8d1a4447f",
+    }
     missing = accepted - set(on_topic)
     assert not missing, f"answered 202 but not on the topic: {sorted(missing)}"
-    assert on_topic["before-outage"] == 1
+    assert on_topic["1735691f-6ccf-5f89-9045-c3d0ffe29b50"] == 1
     slowest = {code: round(max(times), 2) for code, times in traffic.latency.items()}
     print(  # the measured outage behaviour, for the record
         f"\noutage: traffic {dict(statuses)} (slowest answer s {slowest}); first 503 "

@@ -146,13 +146,13 @@ def test_agency_sdk_over_kafka_publishes_every_agency_event(settings: KafkaSetti
     expected = [
         (ce_id, as_kafka_agency(event))
         for ce_id, event in [
-            ("identify-1", identified(sid)),
-            ("consent-1", consent(sid, categories=(HOUSING,))),
-            ("risk-1", risk(sid, RiskLevel.HIGH)),
-            ("request-1", request(sid, rid)),
-            ("cancel-1", cancelled(sid, rid)),
-            ("withdraw-1", withdrawal(sid)),
-            ("close-1", closed(sid)),
+            ("7e21b3c6-2bd8-5741-91bf-b85476c26189", identified(sid)),
+            ("063313d6-60b2-55e2-b896-24e77f14b310", consent(sid, categories=(HOUSING,))),
+            ("38016771-fcaa-59fb-9089-9535aca2e37f", risk(sid, RiskLevel.HIGH)),
+            ("090d6cbc-60ea-5d01-9860-f738ce7dd94f", request(sid, rid)),
+            ("0c5e75c2-c556-5260-9de1-49636ca07f5b", cancelled(sid, rid)),
+            ("4f4e0854-71f2-5b7c-9a85-9521b5c52084", withdrawal(sid)),
+            ("5fcd463e-5a97-5cda-84f2-27a4f3d5dd54", closed(sid)),
         ]
     ]
     provision(settings, [party_spec(settings, f"/agencies/{KAFKA_AGENCY}")])  # as acl apply does
@@ -166,7 +166,7 @@ def test_agency_sdk_over_kafka_publishes_every_agency_event(settings: KafkaSetti
                 languages=["en"],
                 gender=Gender.FEMALE,
                 occurred_at=T0,
-                event_id="identify-1",
+                event_id="7e21b3c6-2bd8-5741-91bf-b85476c26189",
             ),
             client.grant_consent(
                 sid,
@@ -174,9 +174,14 @@ def test_agency_sdk_over_kafka_publishes_every_agency_event(settings: KafkaSetti
                 categories=[HOUSING],
                 cross_border_allowed=False,
                 occurred_at=T0,
-                event_id="consent-1",
+                event_id="063313d6-60b2-55e2-b896-24e77f14b310",
             ),
-            client.assess_risk(sid, level=RiskLevel.HIGH, occurred_at=T0, event_id="risk-1"),
+            client.assess_risk(
+                sid,
+                level=RiskLevel.HIGH,
+                occurred_at=T0,
+                event_id="38016771-fcaa-59fb-9089-9535aca2e37f",
+            ),
             client.request_referral(
                 sid,
                 referral_id=rid,
@@ -184,24 +189,38 @@ def test_agency_sdk_over_kafka_publishes_every_agency_event(settings: KafkaSetti
                 urgency=Urgency.ROUTINE,
                 jurisdiction="NL",
                 occurred_at=T0,
-                event_id="request-1",
+                event_id="090d6cbc-60ea-5d01-9860-f738ce7dd94f",
             ),
-            client.cancel_referral(sid, referral_id=rid, occurred_at=T0, event_id="cancel-1"),
+            client.cancel_referral(
+                sid,
+                referral_id=rid,
+                occurred_at=T0,
+                event_id="0c5e75c2-c556-5260-9de1-49636ca07f5b",
+            ),
             client.withdraw_consent(
-                sid, consent_id=uid(f"consent:{sid}"), occurred_at=T0, event_id="withdraw-1"
+                sid,
+                consent_id=uid(f"consent:{sid}"),
+                occurred_at=T0,
+                event_id="4f4e0854-71f2-5b7c-9a85-9521b5c52084",
             ),
             client.close_case(
-                sid, outcome=CaseOutcome.SUPPORT_COMPLETED, occurred_at=T0, event_id="close-1"
+                sid,
+                outcome=CaseOutcome.SUPPORT_COMPLETED,
+                occurred_at=T0,
+                event_id="5fcd463e-5a97-5cda-84f2-27a4f3d5dd54",
             ),
         ]
         # A caller retrying its logical "close case" step passes the same id again.
         again = client.close_case(
-            sid, outcome=CaseOutcome.SUPPORT_COMPLETED, occurred_at=T0, event_id="close-1"
+            sid,
+            outcome=CaseOutcome.SUPPORT_COMPLETED,
+            occurred_at=T0,
+            event_id="5fcd463e-5a97-5cda-84f2-27a4f3d5dd54",
         )
         wait_until(lambda: relay.stats.relayed == 8, "the relay to move all 8 records")
 
     assert ids == [ce_id for ce_id, _ in expected]
-    assert again == "close-1"
+    assert again == "5fcd463e-5a97-5cda-84f2-27a4f3d5dd54"
     intake = f"{settings.topic_namespace}.intake.v1"
     records = read_to_end(settings, intake)  # the SDK returns after the broker's ack
     codec = Codec(settings, source="/test/reader")
@@ -214,7 +233,9 @@ def test_agency_sdk_over_kafka_publishes_every_agency_event(settings: KafkaSetti
     # The retry is a second record with the same CloudEvents id: the platform
     # (the router's idempotency window on source + id) drops it downstream.
     assert records[-1].offset() != records[-2].offset()
-    assert decoded[-1].envelope.id == decoded[-2].envelope.id == "close-1"
+    assert (
+        decoded[-1].envelope.id == decoded[-2].envelope.id == "5fcd463e-5a97-5cda-84f2-27a4f3d5dd54"
+    )
 
 
 # --------------------------------------------------------------------------- provider SDK
@@ -337,9 +358,13 @@ def test_an_unreachable_broker_is_transient_and_retried_under_the_same_id() -> N
     client = AgencyClient(KAFKA_AGENCY, transport)
 
     with pytest.raises(SdkRetriesExhaustedError) as caught:
-        client.close_case(uid("nobody"), outcome=CaseOutcome.OTHER, event_id="close-gone")
+        client.close_case(
+            uid("nobody"),
+            outcome=CaseOutcome.OTHER,
+            event_id="1cdd845f-f296-5c7a-b945-5b5b75e892b7",
+        )
 
     assert caught.value.attempts == 2 and waits == [0.0]
-    assert caught.value.event_ids == ("close-gone",)
+    assert caught.value.event_ids == ("1cdd845f-f296-5c7a-b945-5b5b75e892b7",)
     assert isinstance(caught.value.__cause__, SdkTransientError)
     assert "MSG_TIMED_OUT" in str(caught.value.__cause__)

@@ -339,13 +339,13 @@ def test_an_agency_on_kafka_writes_only_its_own_topic_and_reaches_the_router_thr
         for event in (identified(survivor), consent(survivor), request(survivor, referral)):
             agency.transport.publish(
                 event.model_copy(update={"agency_id": AGENCY_ID}),
-                event_id=f"north-{event.event_type}",
+                event_id=str(uuid.uuid4()),
                 source=f"/agencies/{AGENCY_ID}",
             )
         # The same agency posing as another on its own topic: refused by the relay.
         agency.transport.publish(
             identified(uuid.uuid4()).model_copy(update={"agency_id": "south"}),
-            event_id="north-as-south",
+            event_id=str(uuid.uuid4()),
             source=f"/agencies/{AGENCY_ID}",
         )
     offer = _first_offer(platform, referral)
@@ -366,7 +366,7 @@ def _as_agency(settings: KafkaSettings, agency_id: str, *events: SurvivorEvent) 
             named = "agency_id" in type(event).model_fields
             mine = event.model_copy(update={"agency_id": agency_id}) if named else event
             agency.transport.publish(
-                mine, event_id=f"{agency_id}-{uuid.uuid4()}", source=f"/agencies/{agency_id}"
+                mine, event_id=str(uuid.uuid4()), source=f"/agencies/{agency_id}"
             )
 
 
@@ -480,7 +480,7 @@ def test_a_decline_forged_by_another_provider_is_refused_and_the_offer_stands(
     with KafkaTransport(rivals) as transport:
         transport.publish(
             declined(survivor, referral, home, 1),
-            event_id=f"forged-{referral}",
+            event_id=str(uuid.uuid4()),
             source=f"/providers/{rival}",
         )
     wait_until(lambda: inbound.stats.dead_lettered > before, "the forged decline's dead letter")

@@ -44,6 +44,7 @@ from streams.cloudevents import (
     disagreements,
     envelope,
     event_data,
+    is_party_id,
     parse_time,
     read_headers,
     rfc3339,
@@ -55,6 +56,11 @@ from streams.exceptions import EncodeError, InvalidHeader, MissingHeader, Stream
 
 SOURCES = st.from_regex(r"\A/[!-~]{0,40}\Z")
 IDS = st.from_regex(r"\A[!-~]{1,64}\Z")
+PARTY_IDS = st.one_of(
+    st.uuids().map(str),
+    st.uuids().map(lambda u: str(u).upper()),
+    st.from_regex(r"\A[0-7][0-9A-HJKMNP-TV-Z]{25}\Z"),  # ULIDs (Crockford base32)
+)
 HEADER_VALUES = st.one_of(
     st.none(),
     st.binary(max_size=40),
@@ -351,7 +357,7 @@ def test_an_event_the_sdk_refuses_is_an_encode_error() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(data=st.data(), event_id=IDS, source=SOURCES)
+@given(data=st.data(), event_id=PARTY_IDS, source=SOURCES)
 def test_structured_json_decodes_to_what_was_encoded(
     data: st.DataObject, event_id: str, source: str, events: Callable[[type[Event]], Any]
 ) -> None:
@@ -367,6 +373,26 @@ def test_structured_json_decodes_to_what_was_encoded(
     assert disagreements(parse_time(read.time), read.subject, event) == []
     assert (read.id, read.source) == (event_id, source)
     assert event_data(event) == document["data"]
+
+
+@given(event_id=IDS)
+def test_a_party_id_is_a_uuid_or_a_ulid_and_nothing_else(event_id: str) -> None:
+    """Free text could carry a name into headers, logs and the audit (PARTY_ID_PATTERN)."""
+    expected = _is_uuid(event_id) or re.fullmatch(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", event_id.upper())
+    assert is_party_id(event_id) == bool(expected)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text.lower() and len(text) == 36
+    except ValueError:
+        return False
+
+
+@given(event_id=PARTY_IDS)
+def test_every_uuid_and_ulid_is_a_party_id(event_id: str) -> None:
+    assert is_party_id(event_id)
+    assert not is_party_id(event_id + "x") and not is_party_id("maria-popescu-0712345678")
 
 
 @settings(max_examples=50, deadline=None)

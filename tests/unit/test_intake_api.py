@@ -67,6 +67,11 @@ PROBLEM = "application/problem+json"
 # -------------------------------------------------------------- event builders
 
 
+def eid(name: str) -> str:
+    """A CloudEvents id the intake accepts (a UUID), the same for the same ``name``."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"safepassage-test:{name}"))
+
+
 def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
@@ -286,13 +291,15 @@ def header(record: EncodedRecord, name: str) -> str:
 async def test_every_agency_event_goes_to_intake_under_the_callers_id_and_source(
     client: httpx.AsyncClient, keys: dict[str, str], publisher: RecordingPublisher, event_type: str
 ) -> None:
-    event = cloudevent(event_type, event_id="case-42/event-7", source=f"/agencies/{AGENCY_ID}")
+    event = cloudevent(
+        event_type, event_id="3d80afad-ce3d-5dc5-ba0a-65fc9d543bfa", source=f"/agencies/{AGENCY_ID}"
+    )
 
     response = await post(client, keys["agency"], event)
 
     assert response.status_code == 202, response.text
     assert response.json() == {
-        "id": "case-42/event-7",
+        "id": "3d80afad-ce3d-5dc5-ba0a-65fc9d543bfa",
         "source": f"/agencies/{AGENCY_ID}",
         "type": event_type,
         "topic": INTAKE,
@@ -301,7 +308,7 @@ async def test_every_agency_event_goes_to_intake_under_the_callers_id_and_source
     }
     [record] = publisher.records
     assert record.topic == INTAKE
-    assert header(record, "ce_id") == "case-42/event-7"
+    assert header(record, "ce_id") == "3d80afad-ce3d-5dc5-ba0a-65fc9d543bfa"
     assert header(record, "ce_source") == f"/agencies/{AGENCY_ID}"
     assert header(record, "ce_type") == event_type
     assert record.key == event["subject"].encode()
@@ -378,7 +385,7 @@ async def test_a_batch_is_published_in_order_with_a_receipt_per_event(
 ) -> None:
     survivor = uuid.uuid4()
     batch = [
-        cloudevent(t, survivor_id=survivor, event_id=f"e{i}")
+        cloudevent(t, survivor_id=survivor, event_id=eid(f"e{i}"))
         for i, t in enumerate(["survivor.identified", "consent.granted", "referral.requested"])
     ]
 
@@ -386,9 +393,9 @@ async def test_a_batch_is_published_in_order_with_a_receipt_per_event(
 
     assert response.status_code == 202, response.text
     accepted = response.json()["accepted"]
-    assert [a["id"] for a in accepted] == ["e0", "e1", "e2"]
+    assert [a["id"] for a in accepted] == [eid("e0"), eid("e1"), eid("e2")]
     assert [a["offset"] for a in accepted] == [0, 1, 2]
-    assert [header(r, "ce_id") for r in publisher.records] == ["e0", "e1", "e2"]
+    assert [header(r, "ce_id") for r in publisher.records] == [eid("e0"), eid("e1"), eid("e2")]
 
 
 async def test_an_empty_batch_is_accepted_and_publishes_nothing(
@@ -408,7 +415,7 @@ async def test_a_batch_is_all_or_nothing_and_names_each_bad_event(
     bad_level = cloudevent(level="EXTREME")
     bad_time = cloudevent()
     bad_time["time"] = "2025-03-04T05:06:08Z"
-    batch = [good, bad_level, good | {"id": "x"}, bad_time, "not an object"]
+    batch = [good, bad_level, good | {"id": eid("x")}, bad_time, "not an object"]
 
     response = await post(client, keys["agency"], batch, BATCH_MEDIA_TYPE)
 
@@ -490,10 +497,14 @@ async def test_a_retry_with_other_content_is_a_conflict(
 async def test_another_principal_cannot_publish_under_a_source_not_its_own(
     client: httpx.AsyncClient, keys: dict[str, str], publisher: RecordingPublisher
 ) -> None:
-    event = cloudevent(event_id="shared", source=f"/agencies/{AGENCY_ID}")
+    event = cloudevent(
+        event_id="68a1d8e1-d574-50bf-8554-b3987136aec8", source=f"/agencies/{AGENCY_ID}"
+    )
     assert (await post(client, keys["agency"], event)).status_code == 202
     squatting = cloudevent(
-        event_id="shared", source=f"/agencies/{AGENCY_ID}", agency_id="agency:be-ngo"
+        event_id="68a1d8e1-d574-50bf-8554-b3987136aec8",
+        source=f"/agencies/{AGENCY_ID}",
+        agency_id="agency:be-ngo",
     )
 
     refused = await post(client, keys["other-agency"], squatting)
@@ -507,7 +518,11 @@ async def test_another_principal_cannot_publish_under_a_source_not_its_own(
     ]
     assert len(publisher.records) == 1
     # The same id under its own source is its own: ids are scoped by the caller's source.
-    own = cloudevent(event_id="shared", source="/agencies/agency:be-ngo", agency_id="agency:be-ngo")
+    own = cloudevent(
+        event_id="68a1d8e1-d574-50bf-8554-b3987136aec8",
+        source="/agencies/agency:be-ngo",
+        agency_id="agency:be-ngo",
+    )
     assert (await post(client, keys["other-agency"], own)).status_code == 202
     assert len(publisher.records) == 2
 
@@ -536,19 +551,19 @@ async def test_a_source_outside_the_callers_path_is_forbidden(
 async def test_a_batch_retry_publishes_only_what_was_not_acknowledged(
     client: httpx.AsyncClient, keys: dict[str, str], publisher: RecordingPublisher
 ) -> None:
-    batch = [cloudevent(event_id=f"e{i}") for i in range(4)]
-    publisher.fail = lambda record: header(record, "ce_id") in {"e1", "e3"}
+    batch = [cloudevent(event_id=eid(f"e{i}")) for i in range(4)]
+    publisher.fail = lambda record: header(record, "ce_id") in {eid("e1"), eid("e3")}
 
     failed = await post(client, keys["agency"], batch, BATCH_MEDIA_TYPE)
 
     body = assert_problem(failed, 503, "broker-unavailable")
     assert failed.headers["Retry-After"]
-    assert [a["id"] for a in body["accepted"]] == ["e0", "e2"]
+    assert [a["id"] for a in body["accepted"]] == [eid("e0"), eid("e2")]
     publisher.fail = lambda _: False
     retried = await post(client, keys["agency"], batch, BATCH_MEDIA_TYPE)
     assert retried.status_code == 202, retried.text
-    assert [header(r, "ce_id") for r in publisher.records] == ["e0", "e2", "e1", "e3"]
-    assert [a["id"] for a in retried.json()["accepted"]] == ["e0", "e1", "e2", "e3"]
+    assert [header(r, "ce_id") for r in publisher.records] == [eid(f"e{n}") for n in (0, 2, 1, 3)]
+    assert [a["id"] for a in retried.json()["accepted"]] == [eid(f"e{n}") for n in range(4)]
 
 
 async def test_two_identical_concurrent_requests_publish_once(
@@ -871,6 +886,7 @@ def _without(document: dict[str, Any], name: str) -> dict[str, Any]:
         (lambda e: _without(e, "id"), {"/id"}),
         (lambda e: {**e, "id": ""}, {"/id"}),
         (lambda e: {**e, "id": "has space"}, {"/id"}),
+        (lambda e: {**e, "id": "maria-popescu-0712345678"}, {"/id"}),  # could carry a name
         (lambda e: {**e, "source": 7}, {"/source"}),
         (lambda e: _without(e, "time"), {"/time"}),
         (lambda e: {**e, "time": "yesterday"}, {"/time"}),
@@ -1002,7 +1018,7 @@ async def test_logs_name_the_event_and_principal_but_no_data_or_key(
     client: httpx.AsyncClient, keys: dict[str, str]
 ) -> None:
     marker = b"Jane Doe, Main Street 1"
-    event = cloudevent("survivor.identified", event_id="evt-1")
+    event = cloudevent("survivor.identified", event_id="71edef00-cdde-5924-b3c9-d04d41a4f18b")
     event["data"]["personal_data"] = await sealed_json(
         client, keys["agency"], event, "personal_data", marker
     )
@@ -1013,7 +1029,7 @@ async def test_logs_name_the_event_and_principal_but_no_data_or_key(
 
     accepted = [line for line in logs if line["event"] == "intake.accepted"]
     assert accepted
-    assert accepted[0]["ce_id"] == "evt-1"
+    assert accepted[0]["ce_id"] == "71edef00-cdde-5924-b3c9-d04d41a4f18b"
     assert accepted[0]["ce_type"] == "survivor.identified"
     assert (accepted[0]["principal"], accepted[0]["role"]) == ("nl-police", "agency")
     text = repr(logs)

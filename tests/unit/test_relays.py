@@ -47,7 +47,7 @@ def north_closed() -> Event:
 def record(event: Event, *, source: str, topic: str, offset: int = 3) -> Message:
     """The record a party's Kafka SDK writes on ``topic`` (encoded for it when it can be)."""
     encoded = Codec(SETTINGS, source=source).encode(
-        event, TOPICS.inbound(event.event_type), event_id=f"e-{offset}"
+        event, TOPICS.inbound(event.event_type), event_id=str(uid(f"e-{offset}"))
     )
     return Message(
         topic=topic,

@@ -94,6 +94,22 @@ from tests.unit.domain_builders import AGENCY, T0, closed, identified, uid
 
 SID = uid("survivor")
 RID = uid("referral")
+
+_NAMES: dict[str, str] = {}
+
+
+def eid(name: str) -> str:
+    """A CloudEvents id (a UUID, as the platform wants) that reads back as ``name``."""
+    value = str(uid(f"event:{name}"))
+    _NAMES[value] = name
+    return value
+
+
+def named(event_id: str) -> str:
+    """The name :func:`eid` was given for ``event_id`` (the id itself if none)."""
+    return _NAMES.get(event_id, event_id)
+
+
 CID = uid("consent")
 PROVIDER_A = uid("provider-a")
 PROVIDER_B = uid("provider-b")
@@ -191,10 +207,15 @@ def test_each_agency_method_builds_its_event_with_the_agency_identity(name: str)
 def test_a_caller_retrying_passes_its_own_id_and_gets_the_same_event() -> None:
     client, sent = agency()
     for _ in range(2):
-        client.close_case(SID, outcome="TRANSFERRED", event_id="case-close-42", occurred_at=T0)
+        client.close_case(
+            SID,
+            outcome="TRANSFERRED",
+            event_id="7e7a551d-9f7b-57b1-a3ec-ebdfe3acac01",
+            occurred_at=T0,
+        )
     first, second = sent.sent
     assert first == second
-    assert first.event_id == "case-close-42"
+    assert first.event_id == "7e7a551d-9f7b-57b1-a3ec-ebdfe3acac01"
 
 
 def test_an_id_passed_again_keeps_its_first_time_so_the_retry_is_the_same_event() -> None:
@@ -202,8 +223,8 @@ def test_an_id_passed_again_keeps_its_first_time_so_the_retry_is_the_same_event(
     ticks = iter(T0 + timedelta(seconds=n) for n in range(10))
     recorder = Recorder()
     client = AgencyClient(AGENCY, recorder, clock=lambda: next(ticks))
-    client.close_case(SID, outcome="OTHER", event_id="job-1")
-    client.close_case(SID, outcome="OTHER", event_id="job-1")
+    client.close_case(SID, outcome="OTHER", event_id="31b94fef-0dbb-58c8-bf15-0eafe19eb047")
+    client.close_case(SID, outcome="OTHER", event_id="31b94fef-0dbb-58c8-bf15-0eafe19eb047")
     client.close_case(SID, outcome="OTHER")
     first, retried, fresh = recorder.sent
     assert retried == first and first.event.occurred_at == T0
@@ -283,7 +304,10 @@ def test_bad_requirements_and_bad_ids_are_validation_errors() -> None:
         client.close_case(SID, outcome="OTHER", event_id="has a space")
     with pytest.raises(SdkValidationError):
         client.close_case(SID, outcome="OTHER", event_id="")
-    assert sent.sent == []
+    with pytest.raises(SdkValidationError, match="UUID or a ULID"):  # an id that names someone
+        client.close_case(SID, outcome="OTHER", event_id="maria-popescu-0712345678")
+    client.close_case(SID, outcome="OTHER", event_id="01JF8Z5K7QX4M2N3P4R5S6T7V8")  # a ULID
+    assert [item.event_id for item in sent.sent] == ["01JF8Z5K7QX4M2N3P4R5S6T7V8"]
 
 
 def test_an_agency_publishes_only_its_own_agency_events() -> None:
@@ -313,18 +337,27 @@ def test_build_event_gives_the_sdk_error_type() -> None:
 def test_publish_many_checks_everything_first_and_pairs_ids() -> None:
     client, sent = agency()
     events = [identified(SID), closed(SID)]
-    assert client.publish_many(events, event_ids=["a-1", "a-2"]) == ["a-1", "a-2"]
+    assert client.publish_many(
+        events,
+        event_ids=["0b02666e-7c03-54cf-bbf7-e7aab1a32dcc", "dc9732e7-7332-510e-a0a4-e465ccd0f1eb"],
+    ) == ["0b02666e-7c03-54cf-bbf7-e7aab1a32dcc", "dc9732e7-7332-510e-a0a4-e465ccd0f1eb"]
     with pytest.raises(SdkValidationError):
-        client.publish_many(events, event_ids=["only-one"])
+        client.publish_many(events, event_ids=["fce5c564-46a0-55f7-ad59-e15ae0af067f"])
     with pytest.raises(SdkValidationError):
         client.publish_many([closed(SID), offer()])
-    assert [item.event_id for item in sent.sent] == ["a-1", "a-2"]
+    assert [item.event_id for item in sent.sent] == [
+        "0b02666e-7c03-54cf-bbf7-e7aab1a32dcc",
+        "dc9732e7-7332-510e-a0a4-e465ccd0f1eb",
+    ]
 
 
 async def test_publish_async_goes_through_the_transport() -> None:
     client, sent = agency()
-    ce_id = await client.publish_async(closed(SID), event_id="async-1")
-    assert ce_id == "async-1" and sent.sent[0].event_id == "async-1"
+    ce_id = await client.publish_async(closed(SID), event_id="66d9cd39-5082-5ec6-accb-8b1a238702a4")
+    assert (
+        ce_id == "66d9cd39-5082-5ec6-accb-8b1a238702a4"
+        and sent.sent[0].event_id == "66d9cd39-5082-5ec6-accb-8b1a238702a4"
+    )
 
 
 def test_the_client_closes_its_transport() -> None:
@@ -386,12 +419,12 @@ def test_the_policy_gives_up_with_the_last_error_as_cause() -> None:
     policy = RetryPolicy(initial_wait_s=0, max_wait_s=0, max_attempts=3, sleep=lambda _: None)
 
     def down() -> None:
-        raise SdkTransientError("still down", event_ids=("e-1",))
+        raise SdkTransientError("still down", event_ids=("9440a82f-b941-555f-8705-6d9ef8846655",))
 
     with pytest.raises(SdkRetriesExhaustedError) as caught:
-        policy.run(down, event_ids=("e-1",))
+        policy.run(down, event_ids=("9440a82f-b941-555f-8705-6d9ef8846655",))
     assert caught.value.attempts == 3
-    assert caught.value.event_ids == ("e-1",)
+    assert caught.value.event_ids == ("9440a82f-b941-555f-8705-6d9ef8846655",)
     assert isinstance(caught.value.__cause__, SdkTransientError)
 
 
@@ -494,10 +527,10 @@ def test_http_posts_a_structured_cloudevent_with_the_api_key() -> None:
         cross_border_allowed=True,
         jurisdictions=["NL", "BE"],
         expires_at=T0 + timedelta(days=90),
-        event_id="consent-1",
+        event_id="063313d6-60b2-55e2-b896-24e77f14b310",
     )
 
-    assert ce_id == "consent-1"
+    assert ce_id == "063313d6-60b2-55e2-b896-24e77f14b310"
     [request] = server.requests
     assert request.method == "POST"
     assert str(request.url) == "https://intake.example.org/api/v1/events"
@@ -506,7 +539,7 @@ def test_http_posts_a_structured_cloudevent_with_the_api_key() -> None:
     body = json.loads(request.content)
     assert body == {
         "specversion": "1.0",
-        "id": "consent-1",
+        "id": "063313d6-60b2-55e2-b896-24e77f14b310",
         "source": f"/agencies/{AGENCY}",
         "type": "consent.granted",
         "time": "2025-03-01T09:00:00.000Z",
@@ -531,10 +564,15 @@ def test_http_503_then_202_is_retried_with_the_same_id() -> None:
     server = Server(problem(503, "Service Unavailable", "Kafka is not answering"), accepted())
     transport, waits = http(server)
 
-    ce_id = transport.publish(closed(SID), event_id="close-7", source="/agencies/x")
+    ce_id = transport.publish(
+        closed(SID), event_id="49e8f9b9-b037-562a-b8ab-2c9305ecef52", source="/agencies/x"
+    )
 
-    assert ce_id == "close-7"
-    assert [body["id"] for body in server.bodies()] == ["close-7", "close-7"]
+    assert ce_id == "49e8f9b9-b037-562a-b8ab-2c9305ecef52"
+    assert [body["id"] for body in server.bodies()] == [
+        "49e8f9b9-b037-562a-b8ab-2c9305ecef52",
+        "49e8f9b9-b037-562a-b8ab-2c9305ecef52",
+    ]
     assert server.requests[0].content == server.requests[1].content
     assert waits == [0.0]
 
@@ -546,7 +584,9 @@ def test_http_503_then_202_is_retried_with_the_same_id() -> None:
 def test_http_timeouts_and_connection_errors_are_retried(failure: Exception) -> None:
     server = Server(failure, accepted())
     transport, waits = http(server)
-    transport.publish(closed(SID), event_id="e-1", source="/agencies/x")
+    transport.publish(
+        closed(SID), event_id="9440a82f-b941-555f-8705-6d9ef8846655", source="/agencies/x"
+    )
     assert len(server.requests) == 2 and len(waits) == 1
 
 
@@ -554,7 +594,9 @@ def test_http_timeouts_and_connection_errors_are_retried(failure: Exception) -> 
 def test_http_gateway_errors_are_retried(status: int) -> None:
     server = Server(httpx.Response(status, text="bad gateway"), accepted())
     transport, _ = http(server)
-    transport.publish(closed(SID), event_id="e-1", source="/agencies/x")
+    transport.publish(
+        closed(SID), event_id="9440a82f-b941-555f-8705-6d9ef8846655", source="/agencies/x"
+    )
     assert len(server.requests) == 2
 
 
@@ -564,14 +606,16 @@ def test_http_400_problem_is_a_typed_error_without_retry() -> None:
     transport, waits = http(server)
 
     with pytest.raises(SdkRejectedError) as caught:
-        transport.publish(closed(SID), event_id="bad-1", source="/agencies/x")
+        transport.publish(
+            closed(SID), event_id="5fe2205e-676d-51ae-abd6-236a8c48212c", source="/agencies/x"
+        )
 
     error = caught.value
     assert (error.status, error.title) == (400, "Invalid event")
     assert error.detail == "data does not fit the model"
     assert error.type == "https://safepassage.example/problems/400"
     assert error.errors == tuple(errors)
-    assert error.event_ids == ("bad-1",)
+    assert error.event_ids == ("5fe2205e-676d-51ae-abd6-236a8c48212c",)
     assert len(server.requests) == 1 and waits == []
 
 
@@ -580,7 +624,9 @@ def test_http_other_failures_are_permanent(status: int) -> None:
     server = Server(httpx.Response(status, text="<html>nope</html>"))
     transport, _ = http(server)
     with pytest.raises(SdkRejectedError) as caught:
-        transport.publish(closed(SID), event_id="e-1", source="/agencies/x")
+        transport.publish(
+            closed(SID), event_id="9440a82f-b941-555f-8705-6d9ef8846655", source="/agencies/x"
+        )
     assert caught.value.status == status
     assert caught.value.title == httpx.codes.get_reason_phrase(status)
     assert len(server.requests) == 1
@@ -590,16 +636,23 @@ def test_http_429_retry_after_is_honoured() -> None:
     throttled = httpx.Response(429, headers={"Retry-After": "7"}, json={"title": "Slow down"})
     server = Server(throttled, accepted())
     transport, waits = http(server)
-    transport.publish(closed(SID), event_id="e-1", source="/agencies/x")
+    transport.publish(
+        closed(SID), event_id="9440a82f-b941-555f-8705-6d9ef8846655", source="/agencies/x"
+    )
     assert waits == [7.0]
-    assert [body["id"] for body in server.bodies()] == ["e-1", "e-1"]
+    assert [body["id"] for body in server.bodies()] == [
+        "9440a82f-b941-555f-8705-6d9ef8846655",
+        "9440a82f-b941-555f-8705-6d9ef8846655",
+    ]
 
 
 def test_http_gives_up_after_the_attempts() -> None:
     server = Server(httpx.Response(503, headers={"Retry-After": "1"}))
     transport, waits = http(server)
     with pytest.raises(SdkRetriesExhaustedError) as caught:
-        transport.publish(closed(SID), event_id="e-1", source="/agencies/x")
+        transport.publish(
+            closed(SID), event_id="9440a82f-b941-555f-8705-6d9ef8846655", source="/agencies/x"
+        )
     assert caught.value.attempts == 5 and len(server.requests) == 5
     assert waits == [1.0] * 4
 
@@ -610,21 +663,35 @@ def test_http_batch_is_a_json_array_in_order_and_chunked() -> None:
     client = AgencyClient(AGENCY, transport, clock=lambda: T0)
     events = [identified(SID), closed(SID), closed(uid("other"))]
 
-    ids = client.publish_many(events, event_ids=["b-1", "b-2", "b-3"])
+    ids = client.publish_many(
+        events,
+        event_ids=[
+            "4137b62c-fde7-59c1-b140-0586ebe73213",
+            "527fb4d4-6d34-5e40-a099-a342e8e404e2",
+            "d9ac6391-bdf1-5a3d-a2b7-d4351388957c",
+        ],
+    )
 
-    assert ids == ["b-1", "b-2", "b-3"]
+    assert ids == [
+        "4137b62c-fde7-59c1-b140-0586ebe73213",
+        "527fb4d4-6d34-5e40-a099-a342e8e404e2",
+        "d9ac6391-bdf1-5a3d-a2b7-d4351388957c",
+    ]
     assert [r.headers["Content-Type"] for r in server.requests] == [BATCH_MEDIA_TYPE] * 2
-    assert [[doc["id"] for doc in body] for body in server.bodies()] == [["b-1", "b-2"], ["b-3"]]
+    assert [[doc["id"] for doc in body] for body in server.bodies()] == [
+        ["4137b62c-fde7-59c1-b140-0586ebe73213", "527fb4d4-6d34-5e40-a099-a342e8e404e2"],
+        ["d9ac6391-bdf1-5a3d-a2b7-d4351388957c"],
+    ]
     assert server.bodies()[0][0]["type"] == "survivor.identified"
 
 
 def test_http_batch_failure_names_the_ids_not_accepted() -> None:
     server = Server(accepted(), problem(413, "Too large", "batch too large"))
     transport, _ = http(server, batch_size=1)
-    items = [Outgoing(closed(SID), f"b-{n}", "/agencies/x") for n in range(3)]
+    items = [Outgoing(closed(SID), eid(f"b-{n}"), "/agencies/x") for n in range(3)]
     with pytest.raises(SdkRejectedError) as caught:
         transport.publish_many(items)
-    assert caught.value.event_ids == ("b-1", "b-2")
+    assert [named(i) for i in caught.value.event_ids] == ["b-1", "b-2"]
 
 
 def test_sealed_ciphertext_travels_as_base64_and_comes_back_equal() -> None:
@@ -646,7 +713,7 @@ def test_sealed_ciphertext_travels_as_base64_and_comes_back_equal() -> None:
         urgency="ROUTINE",
         jurisdiction="NL",
         notes=sealed,
-        event_id="r-1",
+        event_id="18eaae57-f893-5a5f-b6d1-5f00f3b88d53",
     )
 
     data = server.bodies()[0]["data"]
@@ -666,21 +733,30 @@ def test_http_409_in_progress_is_retried_but_an_id_conflict_is_not() -> None:
     )
     server = Server(busy, accepted())
     transport, waits = http(server)
-    transport.publish(closed(SID), event_id="e-1", source="/agencies/x")
+    transport.publish(
+        closed(SID), event_id="9440a82f-b941-555f-8705-6d9ef8846655", source="/agencies/x"
+    )
     assert len(server.requests) == 2 and waits == [1.0]
 
     conflict = problem(409, "Event id already used", "use a new id")
     server = Server(conflict)
     transport, waits = http(server)
     with pytest.raises(SdkRejectedError) as caught:
-        transport.publish(closed(SID), event_id="e-1", source="/agencies/x")
+        transport.publish(
+            closed(SID), event_id="9440a82f-b941-555f-8705-6d9ef8846655", source="/agencies/x"
+        )
     assert caught.value.status == 409 and len(server.requests) == 1 and waits == []
 
 
 async def test_http_publish_async() -> None:
     server = Server(problem(503, "busy", "later"), accepted())
     transport, _ = http(server)
-    assert await transport.publish_async(closed(SID), event_id="a-1", source="/a") == "a-1"
+    assert (
+        await transport.publish_async(
+            closed(SID), event_id="0b02666e-7c03-54cf-bbf7-e7aab1a32dcc", source="/a"
+        )
+        == "0b02666e-7c03-54cf-bbf7-e7aab1a32dcc"
+    )
     assert len(server.requests) == 2
 
 
@@ -712,13 +788,15 @@ def test_kafka_retries_a_timed_out_record_under_the_same_id() -> None:
     transport, producer = kafka(
         lambda n, _: KafkaError(KafkaError._MSG_TIMED_OUT) if n == 1 else None
     )
-    ce_id = transport.publish(closed(SID), event_id="k-1", source="/agencies/x")
-    assert ce_id == "k-1"
+    ce_id = transport.publish(
+        closed(SID), event_id="6b750474-e419-50a9-831a-4dcb87c46750", source="/agencies/x"
+    )
+    assert ce_id == "6b750474-e419-50a9-831a-4dcb87c46750"
     first, second = producer.produced
     assert first == second
     assert first["topic"] == "unit.from.agencies.x.v1"  # the sender's own topic
     assert first["key"] == str(SID).encode()
-    assert ce_id_of(first) == "k-1"
+    assert ce_id_of(first) == "6b750474-e419-50a9-831a-4dcb87c46750"
     decoded = Codec(KafkaSettings(topic_namespace="unit"), source="/x").decode(
         first["value"], first["headers"], topic=first["topic"], key=first["key"]
     )
@@ -729,9 +807,11 @@ def test_kafka_retries_a_timed_out_record_under_the_same_id() -> None:
 def test_kafka_permanent_errors_are_not_retried() -> None:
     transport, producer = kafka(lambda *_: KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
     with pytest.raises(SdkRejectedError) as caught:
-        transport.publish(closed(SID), event_id="k-1", source="/agencies/x")
+        transport.publish(
+            closed(SID), event_id="6b750474-e419-50a9-831a-4dcb87c46750", source="/agencies/x"
+        )
     assert caught.value.title == "MSG_SIZE_TOO_LARGE" and caught.value.status is None
-    assert caught.value.event_ids == ("k-1",)
+    assert caught.value.event_ids == ("6b750474-e419-50a9-831a-4dcb87c46750",)
     assert len(producer.produced) == 1
 
 
@@ -740,7 +820,9 @@ def test_kafka_writes_on_the_senders_own_topic_and_refuses_what_no_party_sends()
     answer = ReferralAccepted(
         survivor_id=SID, occurred_at=T0, referral_id=RID, provider_id=PROVIDER_A, attempt=1
     )
-    transport.publish(answer, event_id="a-1", source=f"/providers/{PROVIDER_A}")
+    transport.publish(
+        answer, event_id="0b02666e-7c03-54cf-bbf7-e7aab1a32dcc", source=f"/providers/{PROVIDER_A}"
+    )
     assert producer.produced[0]["topic"] == f"unit.from.providers.{PROVIDER_A}.v1"
     refused = [
         (offer(), "/router"),  # the platform's own event
@@ -750,7 +832,7 @@ def test_kafka_writes_on_the_senders_own_topic_and_refuses_what_no_party_sends()
     ]
     for event, source in refused:
         with pytest.raises(SdkValidationError):
-            transport.publish(event, event_id="r-1", source=source)
+            transport.publish(event, event_id="18eaae57-f893-5a5f-b6d1-5f00f3b88d53", source=source)
     assert len(producer.produced) == 1
 
 
@@ -759,19 +841,21 @@ def test_kafka_batch_keeps_each_survivors_order_across_a_failure() -> None:
     other = uid("survivor-2")
 
     def script(n: int, record: dict[str, Any]) -> KafkaError | None:
-        return KafkaError(KafkaError._TRANSPORT) if ce_id_of(record) == "s1-a" and n == 1 else None
+        failing = named(ce_id_of(record)) == "s1-a" and n == 1
+        return KafkaError(KafkaError._TRANSPORT) if failing else None
 
     transport, producer = kafka(script)
     items = [
-        Outgoing(identified(SID), "s1-a", "/agencies/x"),
-        Outgoing(closed(SID), "s1-b", "/agencies/x"),
-        Outgoing(identified(other), "s2-a", "/agencies/x"),
-        Outgoing(closed(other), "s2-b", "/agencies/x"),
+        Outgoing(identified(SID), eid("s1-a"), "/agencies/x"),
+        Outgoing(closed(SID), eid("s1-b"), "/agencies/x"),
+        Outgoing(identified(other), eid("s2-a"), "/agencies/x"),
+        Outgoing(closed(other), eid("s2-b"), "/agencies/x"),
     ]
 
-    assert transport.publish_many(items) == ["s1-a", "s1-b", "s2-a", "s2-b"]
+    published = transport.publish_many(items)
+    assert [named(i) for i in published] == ["s1-a", "s1-b", "s2-a", "s2-b"]
 
-    sent = [ce_id_of(record) for record in producer.produced]
+    sent = [named(ce_id_of(record)) for record in producer.produced]
     assert [i for i in sent if i.startswith("s1")] == ["s1-a", "s1-a", "s1-b"]
     assert [i for i in sent if i.startswith("s2")] == ["s2-a", "s2-b"]
 
@@ -781,12 +865,12 @@ def test_kafka_batch_refused_names_the_events_not_acknowledged() -> None:
     survivors = [uid(f"batch-{n}") for n in range(3)]
 
     def script(n: int, record: dict[str, Any]) -> KafkaError | None:
-        refused = ce_id_of(record) == "s1-a"
+        refused = named(ce_id_of(record)) == "s1-a"
         return KafkaError(KafkaError.MSG_SIZE_TOO_LARGE) if refused else None
 
     transport, producer = kafka(script)
     items = [
-        Outgoing(event, f"s{n}-{step}", "/agencies/x")
+        Outgoing(event, eid(f"s{n}-{step}"), "/agencies/x")
         for n, sid in enumerate(survivors)
         for step, event in (("a", identified(sid)), ("b", closed(sid)))
     ]
@@ -794,16 +878,18 @@ def test_kafka_batch_refused_names_the_events_not_acknowledged() -> None:
         transport.publish_many(items)
     # s0-a's acknowledgement let s0-b go before s1-a's refusal was read; s2-a
     # was acknowledged meanwhile; s2-b was never sent.
-    assert [ce_id_of(r) for r in producer.produced] == ["s0-a", "s1-a", "s2-a", "s0-b"]
-    assert caught.value.event_ids == ("s1-a", "s1-b", "s2-b")
+    assert [named(ce_id_of(r)) for r in producer.produced] == ["s0-a", "s1-a", "s2-a", "s0-b"]
+    assert [named(i) for i in caught.value.event_ids] == ["s1-a", "s1-b", "s2-b"]
 
 
 def test_kafka_gives_up_after_the_policys_attempts() -> None:
     transport, producer = kafka(lambda *_: KafkaError(KafkaError.BROKER_NOT_AVAILABLE))
     with pytest.raises(SdkRetriesExhaustedError) as caught:
-        transport.publish(closed(SID), event_id="k-1", source="/agencies/x")
+        transport.publish(
+            closed(SID), event_id="6b750474-e419-50a9-831a-4dcb87c46750", source="/agencies/x"
+        )
     assert caught.value.attempts == 5 and len(producer.produced) == 5
-    assert {ce_id_of(r) for r in producer.produced} == {"k-1"}
+    assert {ce_id_of(r) for r in producer.produced} == {"6b750474-e419-50a9-831a-4dcb87c46750"}
 
 
 # --------------------------------------------------------------------------- provider side: pure
