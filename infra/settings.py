@@ -74,7 +74,7 @@ class BrokerSettings(BaseSettings):
     @model_validator(mode="after")
     def _plaintext_only_on_loopback(self) -> "BrokerSettings":
         """An unauthenticated broker must never listen where another machine can reach it."""
-        if self.security == "plaintext" and not _is_loopback(self.host):
+        if self.security == "plaintext" and not is_loopback(self.host):
             raise ValueError(
                 f"security=plaintext is allowed on a loopback host only, not {self.host!r}"
             )
@@ -100,7 +100,8 @@ class BrokerSettings(BaseSettings):
         return self.controller_port if self.controller_port is not None else self.port + 1
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
     if host == "localhost":
         return True
     try:

@@ -24,11 +24,17 @@ from connectors.intake.app import create_app
 from connectors.intake.keys import KeyDirectory
 from connectors.intake.settings import IntakeSettings
 from connectors.relay import run_until_signalled
+from infra.settings import BrokerSettings
+from infra.tls import ensure_node_tls
 from schemas.exceptions import SafePassageError
 from streams.keystore import FileKeystore
+from streams.logs import get_logger
 from streams.settings import KafkaSettings
 
 __all__ = ["register", "serve"]
+
+
+_log = get_logger("connectors.intake")
 
 
 def serve(settings: IntakeSettings | None = None, kafka: KafkaSettings | None = None) -> None:
@@ -38,6 +44,7 @@ def serve(settings: IntakeSettings | None = None, kafka: KafkaSettings | None = 
     (``log_config=None``), so uvicorn's lines come out as the same JSON.
     """
     settings = settings or IntakeSettings()
+    certfile, keyfile = tls_files(settings)
     app = create_app(settings, kafka=kafka or KafkaSettings())
     uvicorn.run(
         app,
@@ -46,7 +53,32 @@ def serve(settings: IntakeSettings | None = None, kafka: KafkaSettings | None = 
         log_config=None,
         server_header=False,
         timeout_graceful_shutdown=int(settings.publish_timeout_s) + 5,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
     )
+
+
+def tls_files(
+    settings: IntakeSettings, broker: BrokerSettings | None = None
+) -> tuple[str | None, str | None]:
+    """uvicorn's certificate and key files: the configured ones, else from the local CA.
+
+    Bearer keys and personal data cross this connection, so TLS is the
+    default; only ``plaintext`` (loopback only, checked by the settings)
+    turns it off. The local CA is the one ``make run`` made for the broker
+    (clients trust ``ca.pem`` in its security directory); the intake's
+    certificate names the host it binds and the loopback names.
+    """
+    if settings.plaintext:
+        return None, None
+    if settings.tls_certfile is not None:
+        keyfile = settings.tls_keyfile
+        return str(settings.tls_certfile), str(keyfile) if keyfile is not None else None
+    security_dir = (broker or BrokerSettings()).security_dir
+    hosts = tuple(dict.fromkeys((settings.host, "127.0.0.1", "localhost")))
+    files = ensure_node_tls(security_dir, settings.state_dir, "safepassage-intake", hosts)
+    _log.info("intake.tls", certificate=str(files.keystore), trust=str(files.ca))
+    return str(files.keystore), None
 
 
 P = ParamSpec("P")

@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.settings import is_loopback
+
 __all__ = ["IntakeSettings"]
 
 
@@ -76,6 +78,24 @@ class IntakeSettings(BaseSettings):
             "default: keystore/ in the state directory."
         ),
     )
+    tls_certfile: Path | None = Field(
+        default=None,
+        description=(
+            "SAFEPASSAGE_INTAKE_TLS_CERTFILE: PEM certificate chain to serve (with the key, "
+            "unless SAFEPASSAGE_INTAKE_TLS_KEYFILE names it); default: a certificate for the "
+            "host issued by the local CA of `make run` (.state/kafka/security/ca.pem)."
+        ),
+    )
+    tls_keyfile: Path | None = Field(
+        default=None, description="SAFEPASSAGE_INTAKE_TLS_KEYFILE: the PEM private key."
+    )
+    plaintext: bool = Field(
+        default=False,
+        description=(
+            "SAFEPASSAGE_INTAKE_PLAINTEXT: serve HTTP without TLS (bearer keys and personal "
+            "data in clear): allowed on a loopback host only, for tests."
+        ),
+    )
     api_keys_file: Path = Field(
         default=Path(".state/api-keys.yaml"),
         validation_alias="SAFEPASSAGE_API_KEYS_FILE",
@@ -89,6 +109,13 @@ class IntakeSettings(BaseSettings):
             raise ValueError("max_batch_items must not exceed max_in_flight")
         if self.idempotency_ttl <= timedelta(0):
             raise ValueError("idempotency_ttl must be positive")
+        if self.plaintext and not is_loopback(self.host):
+            raise ValueError(
+                f"plaintext is allowed on a loopback host only, not {self.host!r}: "
+                "bearer keys and personal data must not cross a network in clear"
+            )
+        if self.tls_keyfile is not None and self.tls_certfile is None:
+            raise ValueError("tls_keyfile needs tls_certfile")
         return self
 
     @property

@@ -35,8 +35,15 @@ __all__ = ["Server", "StatusClient", "latest_statuses", "running_intake"]
 class Server:
     """uvicorn serving an app in a thread of the test process, on a free port."""
 
-    def __init__(self, app: Any, port: int) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    def __init__(self, app: Any, port: int, certfile: str | None = None) -> None:
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            lifespan="on",
+            ssl_certfile=certfile,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="intake-uvicorn", daemon=True)
 

@@ -19,7 +19,10 @@ import httpx
 import pytest
 
 from connectors.auth import Role, add_key
+from connectors.intake import IntakeSettings, create_app
+from connectors.intake.cli import tls_files
 from connectors.sdk import AgencyClient
+from infra.settings import BrokerSettings
 from schemas.models import SurvivorIdentified
 from streams.codec import Codec
 from streams.data_keys import KeyRecord
@@ -27,7 +30,8 @@ from streams.provisioning import provision
 from streams.sealing import DataKey, SealContext, open_sealed
 from streams.settings import KafkaSettings
 from streams.topics import Topics
-from tests.integration.intake import running_intake
+from tests.integration.conftest import free_port
+from tests.integration.intake import Server, running_intake
 from tests.integration.waits import read_to_end, wait_until
 
 pytestmark = [pytest.mark.integration]
@@ -49,7 +53,7 @@ def intake(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             lambda: client.get(uuid.uuid4(), key).status_code == 404,
             "the intake to load the agency's key",
         )
-        yield {"settings": settings, "url": client.url, "key": key}
+        yield {"settings": settings, "url": client.url, "key": key, "keys_file": client.keys_file}
 
 
 def test_personal_data_sealed_by_the_sdk_is_nowhere_in_clear_and_opens_with_its_key(
@@ -140,3 +144,31 @@ def test_clear_text_labelled_as_sealed_is_refused_and_never_published(
     intake_topic = Topics.of(settings).intake
     mine = [r for r in read_to_end(settings, intake_topic) if r.key() == str(survivor).encode()]
     assert mine == []
+
+
+def test_the_intake_serves_tls_from_the_local_ca_and_no_plain_http(
+    intake: dict[str, Any], tmp_path: Path
+) -> None:
+    """What `safepassage intake serve` does by default: bearer keys cross TLS only."""
+    settings = IntakeSettings(
+        api_keys_file=Path(intake["keys_file"]), state_dir=tmp_path / "state", host="127.0.0.1"
+    )
+    broker = BrokerSettings(state_dir=tmp_path / "kafka")
+    certfile, _ = tls_files(settings, broker)
+    app = create_app(settings, kafka=intake["settings"])
+    port = free_port()
+    with Server(app, port, certfile=certfile):
+        ca = str(broker.security_dir / "ca.pem")
+        answer = httpx.post(
+            f"https://127.0.0.1:{port}/v1/survivors/{uuid.uuid4()}/data-key",
+            headers={"Authorization": f"Bearer {intake['key']}"},
+            verify=ca,
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        by_name = httpx.get(f"https://localhost:{port}/healthz", verify=ca, timeout=30)
+        assert by_name.status_code in {200, 503}  # the certificate names localhost too
+        with pytest.raises(httpx.HTTPError):  # a client that speaks plain HTTP gets nothing
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        with pytest.raises(httpx.ConnectError):  # nor does one that trusts another CA
+            httpx.get(f"https://127.0.0.1:{port}/healthz", timeout=10)
