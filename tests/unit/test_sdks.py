@@ -1227,6 +1227,18 @@ def test_a_refused_acl_ends_the_offers_with_a_clear_error(code: int) -> None:
 # --------------------------------------------------------------------------- sealing at the edge
 
 
+def identify_adult(client: AgencyClient, personal_data: str | bytes) -> str:
+    """``survivor.identified`` for SID with ``personal_data`` in clear, for the SDK to seal."""
+    return client.identify_survivor(
+        SID,
+        jurisdiction="NL",
+        age_group="ADULT",
+        languages=["ro"],
+        gender="FEMALE",
+        personal_data=personal_data,
+    )
+
+
 def key_answer(survivor: UUID, material: bytes, key_id: str = "dk-1") -> httpx.Response:
     return httpx.Response(
         200,
@@ -1248,14 +1260,7 @@ def test_personal_data_in_clear_is_sealed_before_it_leaves_and_opens_for_the_pla
     client = AgencyClient(AGENCY, transport, clock=lambda: T0, keys=KeyClient(transport))
     canary = "Maria Popescu, Hotel Astoria room 12, +40 712 345 678"
 
-    client.identify_survivor(
-        SID,
-        jurisdiction="NL",
-        age_group="ADULT",
-        languages=["ro"],
-        gender="FEMALE",
-        personal_data=canary,
-    )
+    identify_adult(client, canary)
 
     key_request, publish = server.requests
     assert key_request.url.path.endswith(f"/v1/survivors/{SID}/data-key")
@@ -1297,14 +1302,7 @@ def test_the_key_is_fetched_once_per_survivor_and_kept_in_memory_only() -> None:
 def test_clear_personal_data_without_a_key_service_is_refused_before_anything_is_sent() -> None:
     client, sent = agency()
     with pytest.raises(SdkValidationError, match="key service"):
-        client.identify_survivor(
-            SID,
-            jurisdiction="NL",
-            age_group="ADULT",
-            languages=["ro"],
-            gender="FEMALE",
-            personal_data="Maria",
-        )
+        identify_adult(client, "Maria")
     assert not sent.sent
 
 
@@ -1313,12 +1311,5 @@ def test_a_refused_key_is_an_sdk_error_and_nothing_is_published() -> None:
     transport, _ = http(server)
     client = AgencyClient(AGENCY, transport, keys=KeyClient(transport))
     with pytest.raises(SdkRejectedError):
-        client.identify_survivor(
-            SID,
-            jurisdiction="NL",
-            age_group="ADULT",
-            languages=["ro"],
-            gender="FEMALE",
-            personal_data=b"x",
-        )
+        identify_adult(client, b"x")
     assert [r.url.path.endswith("/data-key") for r in server.requests] == [True]
