@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 UV     := $(VENV)/.uv-$(UV_VERSION)/bin/uv
 
 .PHONY: setup lock run test test-long test-unit test-integration lint format stop clean \
-	bench bench-deadlines bench-rocksdb
+	bench bench-deadlines bench-rocksdb bench-sealing
 
 # Every package (pip and the build backend included) comes from $(LOCK) at its
 # pinned version, checked against the lock's hashes; then the project itself,
@@ -106,6 +106,9 @@ bench-deadlines: setup  ## tick cost with 10,000 and 1,000,000 open deadlines, i
 
 bench-rocksdb: setup  ## the same on RocksDB, the worker's store (~70 s)
 	$(BIN)/python -m tests.bench.bench_rocksdb $(BENCH_ARGS)
+
+bench-sealing: setup  ## what sealing adds per event, as ratios to the unsealed path (~10 s)
+	$(BIN)/python -m tests.bench.bench_sealing $(BENCH_ARGS)
 
 format: setup
 	$(BIN)/ruff format .
