@@ -99,7 +99,7 @@ test-integration: setup
 
 # Benchmarks live in tests/bench/, outside the installed packages; pytest does not
 # collect them (bench_*.py). Figures depend on the machine: compare the ratios.
-bench: bench-deadlines bench-rocksdb  ## both deadline-tick benchmarks (~2 min)
+bench: bench-deadlines bench-rocksdb bench-sealing  ## every benchmark (~2 min)
 
 bench-deadlines: setup  ## tick cost with 10,000 and 1,000,000 open deadlines, in memory (~30 s)
 	$(BIN)/python -m tests.bench.bench_deadlines $(BENCH_ARGS)
