@@ -159,6 +159,11 @@ class CaseState(_Value):
     closed: CaseOutcome | None = None
     shares: dict[Identifier, CaseShare] = Field(default_factory=dict)
     """Agencies the owner shared the case with, by agency id (see :class:`CaseShare`)."""
+    erased_at: UtcDatetime | None = None
+    """When the survivor's data was erased (their key shredded, their status tombstoned).
+
+    What stays is what accountability needs: ids, codes and times of the
+    referrals; every later event about the survivor is refused."""
     updated_at: UtcDatetime | None = None
     applied: tuple[str, ...] = ()
     """Digests of recently applied events (see the module docstring)."""

@@ -60,7 +60,7 @@ from processors.exceptions import ProcessorsError, SurvivorMismatchError, Unsupp
 from processors.handlers import HANDLERS
 from processors.meta import EventMeta
 from processors.policy import DEFAULT_POLICY, RoutingPolicy
-from processors.senders import SenderKind, owner_of, refusal, sender_of
+from processors.senders import SenderKind, erased, owner_of, refusal, sender_of
 from processors.work import Work
 from schemas.models import SurvivorEvent
 from schemas.types import utc_millis
@@ -103,7 +103,7 @@ def decide(
         return Decision(state=state, directory=directory, duplicate=True)
     work = Work(state, directory, event=event, meta=meta, now=utc_millis(now), policy=policy)
     sender = sender_of(meta.source)
-    refused = refusal(state, event, sender, work.now)
+    refused = erased(state) or refusal(state, event, sender, work.now)
     rejection = work.reject(*refused) if refused is not None else handler(work, event)
     if rejection is not None:
         audit = work.record(

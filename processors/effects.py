@@ -63,6 +63,8 @@ class AuditAction(StrEnum):
     """The owning agency shared the case with the agency the record names."""
     UNSHARED = "unshared"
     """A sharing with the agency the record names ended (the reason says why)."""
+    ERASED = "erased"
+    """The survivor's data was erased: key shredded, status tombstoned, providers told."""
     REJECTED = "rejected"
 
 
@@ -87,6 +89,8 @@ class RejectionCode(StrEnum):
     """``case.shared`` names a consent grant the survivor does not hold now."""
     SHARE_UNKNOWN = "share.unknown"
     """``case.unshared`` names an agency the case is not shared with."""
+    SURVIVOR_ERASED = "survivor.erased"
+    """The survivor's data was erased: nothing about them is applied any more."""
 
 
 class AuditRecord(_Value):

@@ -46,9 +46,17 @@ from schemas.models import (
     ReferralStarted,
     ReferralUndelivered,
     RiskAssessed,
+    SurvivorErasureRequested,
     SurvivorIdentified,
 )
-from schemas.types import Actor, CancelReason, EscalationReason, ServiceCategory, UndeliveredEvent
+from schemas.types import (
+    Actor,
+    CancelReason,
+    EscalationReason,
+    RiskLevel,
+    ServiceCategory,
+    UndeliveredEvent,
+)
 
 __all__ = ["HANDLERS", "Handler"]
 
@@ -97,6 +105,9 @@ def _on_consent_withdrawn(work: Work, event: ConsentWithdrawn) -> Rejection | No
     work.case = case.model_copy(update={"consents": consents, "withdrawn_consents": withdrawn_ids})
     if whole:
         _end_shares(work, event.consent_id, "consent.withdrawn")
+    if event.erasure_requested:
+        _erase(work, "consent.withdrawn")
+        return None
     affected: set[ServiceCategory] = set(event.categories) or (
         set(grant.categories) if grant is not None else set(ServiceCategory)
     )
@@ -326,6 +337,34 @@ def _on_closed(work: Work, event: CaseClosed) -> Rejection | None:
     return None
 
 
+def _on_erasure_requested(work: Work, event: SurvivorErasureRequested) -> Rejection | None:
+    _erase(work, "erasure.requested")
+    return None
+
+
+def _erase(work: Work, why: str) -> None:
+    """Erase the survivor: referrals cancelled (providers told to erase), everything but ids,
+    codes and times of the referrals dropped, the case marked erased.
+
+    The binding then tombstones the status and the survivor's data key: every
+    sealed value about them, on every topic, can no longer be opened.
+    """
+    for referral in work.case.open_referrals():
+        cancel(work, referral, CancelReason.ERASURE, Actor.AGENCY)
+    _end_shares(work, None, "erased")
+    work.case = work.case.model_copy(
+        update={
+            "profile": None,
+            "consents": {},
+            "withdrawn_consents": (*work.case.withdrawn_consents, *work.case.consents),
+            "risk": RiskLevel.UNKNOWN,
+            "immediate_needs": (),
+            "erased_at": work.now,
+        }
+    )
+    work.record(AuditAction.ERASED, reasons=(why,))
+
+
 def _on_shared(work: Work, event: CaseShared) -> Rejection | None:
     case = work.case
     if case.closed is not None:
@@ -385,6 +424,7 @@ HANDLERS: Mapping[type[Event], Handler] = MappingProxyType(
         CaseClosed: _on_closed,
         CaseShared: _on_shared,
         CaseUnshared: _on_unshared,
+        SurvivorErasureRequested: _on_erasure_requested,
         ReferralOffered: _on_offered,
         ReferralEscalated: _on_escalated,
         ReferralUndelivered: _on_undelivered,

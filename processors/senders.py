@@ -17,7 +17,7 @@ An agency the case is shared with may, while that grant holds, do what
 working on the case needs and nothing that widens it: assess risk, request
 referrals, cancel the referrals it requested, withdraw consent (a survivor
 may say so to any agency they deal with) and end its own sharing. Only the
-owner identifies, grants consent, shares and closes. Provider answers
+owner identifies, grants consent, shares, closes and asks for erasure. Provider answers
 count only from the provider they name, which the handlers then check
 against the offer. Refusals carry a reason code, so they are dead-lettered
 and audited like every other refusal.
@@ -47,11 +47,12 @@ from schemas.models import (
     ReferralStarted,
     ReferralUndelivered,
     RiskAssessed,
+    SurvivorErasureRequested,
     SurvivorEvent,
     SurvivorIdentified,
 )
 
-__all__ = ["Refusal", "Sender", "SenderKind", "owner_of", "refusal", "sender_of"]
+__all__ = ["Refusal", "Sender", "SenderKind", "erased", "owner_of", "refusal", "sender_of"]
 
 AGENCY_EVENTS = (
     SurvivorIdentified,
@@ -63,6 +64,7 @@ AGENCY_EVENTS = (
     CaseClosed,
     CaseShared,
     CaseUnshared,
+    SurvivorErasureRequested,
 )
 SHARED_AGENCY_EVENTS = (
     RiskAssessed,
@@ -171,4 +173,13 @@ def _sharing_refusal(case: CaseState, event: SurvivorEvent, agency_id: str) -> R
             return not_allowed, "an agency the case is shared with cancels only its own referrals"
     if isinstance(event, CaseUnshared) and event.shared_with != agency_id:
         return not_allowed, "an agency the case is shared with ends only its own sharing"
+    if isinstance(event, ConsentWithdrawn) and event.erasure_requested:
+        return not_allowed, "erasure is the owning agency's to ask (it cannot be undone)"
     return None
+
+
+def erased(case: CaseState) -> Refusal | None:
+    """Why nothing is applied to an erased survivor (any event, from anyone); None otherwise."""
+    if case.erased_at is None:
+        return None
+    return RejectionCode.SURVIVOR_ERASED, "this survivor's data was erased; nothing is applied"

@@ -76,6 +76,7 @@ __all__ = [
     "ReferralStarted",
     "ReferralUndelivered",
     "RiskAssessed",
+    "SurvivorErasureRequested",
     "SurvivorEvent",
     "SurvivorIdentified",
     "from_avro",
@@ -186,6 +187,8 @@ class ConsentWithdrawn(SurvivorEvent):
     categories: tuple[ServiceCategory, ...]
     jurisdictions: tuple[Jurisdiction, ...]
     cross_border_withdrawn: bool
+    erasure_requested: bool = False
+    """The survivor also asked for their data to be erased (the owner's to ask)."""
 
 
 class RiskAssessed(SurvivorEvent):
@@ -230,6 +233,14 @@ class CaseClosed(SurvivorEvent):
 
     agency_id: Identifier
     outcome: CaseOutcome
+
+
+class SurvivorErasureRequested(SurvivorEvent):
+    """The survivor asked for their data to be erased; the owning agency passes it on."""
+
+    event_type: ClassVar[str] = "survivor.erasure_requested"
+
+    agency_id: Identifier
 
 
 class CaseShared(SurvivorEvent):
@@ -421,6 +432,7 @@ _ALL: tuple[type[Event], ...] = (
     CaseClosed,
     CaseShared,
     CaseUnshared,
+    SurvivorErasureRequested,
 )
 
 MODELS: Mapping[str, type[Event]] = MappingProxyType({m.event_type: m for m in _ALL})

@@ -248,6 +248,8 @@ class CancelReason(StrEnum):
     SURVIVOR_REQUEST = "SURVIVOR_REQUEST"
     DUPLICATE = "DUPLICATE"
     OTHER = "OTHER"
+    ERASURE = "ERASURE"
+    """The survivor's data was erased: the provider must erase what it holds of them."""
 
 
 class Actor(StrEnum):

@@ -53,6 +53,7 @@ AGENCY_EVENTS = frozenset(
         "case.closed",
         "case.shared",
         "case.unshared",
+        "survivor.erasure_requested",
     }
 )
 """What agencies publish on ``intake.v1``."""

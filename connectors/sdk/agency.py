@@ -42,6 +42,7 @@ from schemas.models import (
     ReferralCancelled,
     ReferralRequested,
     RiskAssessed,
+    SurvivorErasureRequested,
     SurvivorIdentified,
 )
 from schemas.types import (
@@ -216,6 +217,7 @@ class AgencyClient(Closing):
         categories: Iterable[ServiceCategory | str] = (),
         jurisdictions: Iterable[str] = (),
         cross_border_withdrawn: bool = False,
+        erasure_requested: bool = False,
         occurred_at: datetime | None = None,
         event_id: str | None = None,
     ) -> str:
@@ -223,7 +225,8 @@ class AgencyClient(Closing):
 
         The whole grant is the default because it is what a survivor saying
         "stop" means. ``cross_border_withdrawn`` removes cross-border sharing
-        from a grant that otherwise stays.
+        from a grant that otherwise stays. ``erasure_requested`` also erases
+        the survivor's data (see :meth:`request_erasure`).
         """
         return self._send(
             ConsentWithdrawn,
@@ -234,7 +237,27 @@ class AgencyClient(Closing):
             categories=tuple(categories),
             jurisdictions=tuple(jurisdictions),
             cross_border_withdrawn=cross_border_withdrawn,
+            erasure_requested=erasure_requested,
         )
+
+    def request_erasure(
+        self,
+        survivor_id: UUID | str,
+        *,
+        occurred_at: datetime | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """``survivor.erasure_requested``: erase the survivor's data, for good.
+
+        The platform destroys their data key (every sealed value about them
+        becomes unreadable), tombstones their status, cancels open referrals
+        telling providers to erase, and refuses every later event about them.
+        The owning agency's to ask; it cannot be undone.
+        """
+        if self.keys is not None:
+            survivor = survivor_id if isinstance(survivor_id, UUID) else UUID(str(survivor_id))
+            self.keys.forget(survivor)
+        return self._send(SurvivorErasureRequested, survivor_id, occurred_at, event_id)
 
     def assess_risk(
         self,

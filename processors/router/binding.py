@@ -65,6 +65,8 @@ class Binding:
     """Partition-prefixed deadline key → :meth:`Deadline.to_dict`."""
     audit: Topic
     status: Topic
+    keys: Topic
+    """``survivor-keys.v1``, written only with a tombstone: an erased survivor's data key goes."""
     ledger: Topic
     ticks: Topic
     outputs: Mapping[str, Topic]
@@ -196,7 +198,11 @@ class Binding:
                     headers=[(WRITER_HEADER, self.view.writer)],
                 )
             )
-        if step.case is not None:
+        if step.case is not None and step.case.erased_at is not None:
+            # Erased: the status goes, and so does the data key (crypto-shredding).
+            pending.append(await self.status.send(key=survivor.encode(), value=None))
+            pending.append(await self.keys.send(key=survivor.encode(), value=None))
+        elif step.case is not None:
             # A function of the case alone (event times, consent terms with their
             # expiry): a replay of the same input publishes the same bytes.
             record = status_record(step.case)

@@ -144,6 +144,7 @@ def build_router(
         deadlines=deadlines,
         audit=audit,
         status=raw_topic(app, topics.case_status),
+        keys=raw_topic(app, topics.survivor_keys),
         ledger=raw_topic(app, topics.capacity_ledger),
         ticks=ticks,
         outputs={

@@ -52,8 +52,13 @@ def test_the_platform_matrix_grants_each_component_its_own_work_only() -> None:
         ("sp.survivor-keys.v1", "READ"),  # the key service: the intake alone holds the keys
         ("sp.survivor-keys.v1", "WRITE"),
     }
-    keys = {g.principal for g in grants(load_matrix(), SETTINGS) if "survivor-keys" in g.name}
-    assert keys == {"intake"}
+    keys = {
+        (g.principal, g.operation)
+        for g in grants(load_matrix(), SETTINGS)
+        if "survivor-keys" in g.name
+    }
+    # The intake holds the keys; the router may only write (tombstones of erased survivors).
+    assert keys == {("intake", "READ"), ("intake", "WRITE"), ("router", "WRITE")}
     operator = {(g.resource, g.pattern, g.name, g.operation) for g in _of("operator")}
     assert operator == {
         ("topic", "literal", "sp.escalations.v1", "READ"),

@@ -32,14 +32,15 @@ from processors.router.stores import sorted_scan
 from processors.settings import ClockMode, EscalationSettings
 from processors.sla import default_policy
 from processors.status import StatusRecord, status_record
-from schemas.models import Event
-from schemas.types import AgeGroup, EscalationReason
+from schemas.models import Event, SurvivorErasureRequested
+from schemas.types import AgeGroup, CancelReason, EscalationReason, RiskLevel
 from streams.codec import Codec, Decoded
 from streams.exceptions import RecordRejected, WrongEventType
 from streams.settings import KafkaSettings
 from streams.ticks import TICK_KEY, decode_tick, encode_tick
 from streams.topics import CATEGORIES, referral_topic
 from tests.unit.domain_builders import (
+    AGENCY,
     HOUSING,
     T0,
     accepted,
@@ -47,6 +48,7 @@ from tests.unit.domain_builders import (
     identified,
     provider,
     request,
+    risk,
     source_for,
     uid,
 )
@@ -214,7 +216,7 @@ def world(*providers: UUID, max_due_per_tick: int = 500) -> World:
     for pid in providers:
         directory = apply_directory(directory, provider(pid, capacity=1))
     view.directory = directory
-    names = ["audit", "status", "ledger", "ticks"]
+    names = ["audit", "status", "keys", "ledger", "ticks"]
     outputs = [ESCALATIONS, *(referral_topic(SETTINGS, c) for c in CATEGORIES)]
     topics = {name: FakeTopic(name, journal) for name in [*names, *outputs]}
     tables = {name: FakeTable(name, journal) for name in ("cases", "ladder", "deadlines")}
@@ -235,6 +237,7 @@ def world(*providers: UUID, max_due_per_tick: int = 500) -> World:
         deadlines=tables["deadlines"],
         audit=topics["audit"],
         status=topics["status"],
+        keys=topics["keys"],
         ledger=topics["ledger"],
         ticks=topics["ticks"],
         outputs={name: topics[name] for name in outputs},
@@ -363,6 +366,26 @@ async def test_an_answer_is_stored_and_removes_the_offers_deadline_last() -> Non
     assert offer_deadlines - set(w.deadline_keys())  # the answer ended the offer's clock
     assert w.journal.steps[-1] == ("del", "deadlines")  # removed after case and ladder
     assert w.journal.last("set") < w.journal.first("del")
+
+
+async def test_an_erasure_tombstones_the_status_and_the_key_and_cancels_the_offer() -> None:
+    w = world(FIRST)
+    await w.feed(identified(SID), consent(SID), request(SID, RID))
+    w.forget_sent()
+    erasure = SurvivorErasureRequested(survivor_id=SID, occurred_at=T0, agency_id=AGENCY)
+
+    await w.feed(erasure)
+
+    [status], [key] = w.sent("status"), w.sent("keys")
+    assert (status.key, status.value) == (str(SID).encode(), None)
+    assert (key.key, key.value) == (str(SID).encode(), None)
+    [cancelled] = w.events(HOUSING_TOPIC)
+    assert cancelled.reason is CancelReason.ERASURE  # type: ignore[attr-defined]
+    assert w.case().erased_at is not None and w.case().profile is None
+    w.forget_sent()
+    with pytest.raises(RecordRejected, match=r"survivor\.erased"):  # dead-lettered, not applied
+        await w.feed(risk(SID, RiskLevel.HIGH))
+    assert w.sent("status") == [] and w.sent("keys") == []
 
 
 async def test_a_directory_event_is_not_a_survivors_input() -> None:

@@ -144,6 +144,7 @@ def event_data(
             "consent_id": str(uuid.uuid4()),
         },
         "case.unshared": {"agency_id": agency_id, "shared_with": "agency:second"},
+        "survivor.erasure_requested": {"agency_id": agency_id},
         "referral.accepted": answer,
         "referral.declined": {**answer, "reason": "NO_CAPACITY"},
         "referral.started": answer,

@@ -35,6 +35,7 @@ EVENT_TYPES = (
     "case.closed",
     "case.shared",
     "case.unshared",
+    "survivor.erasure_requested",
 )
 PROVIDER_EVENTS = ("provider.registered", "provider.updated", "provider.capacity")
 SURVIVOR_EVENTS = tuple(t for t in EVENT_TYPES if t not in PROVIDER_EVENTS)

@@ -62,6 +62,7 @@ from schemas.models import (
     ReferralRequested,
     ReferralStarted,
     RiskAssessed,
+    SurvivorErasureRequested,
     SurvivorEvent,
     SurvivorIdentified,
     model_for,
@@ -182,6 +183,7 @@ AGENCY_CALLS: dict[str, tuple[str, dict[str, Any], type[Event]]] = {
     "close": ("close_case", {"outcome": CaseOutcome.SUPPORT_COMPLETED}, CaseClosed),
     "share": ("share_case", {"with_agency": "agency:second", "consent_id": CID}, CaseShared),
     "unshare": ("unshare_case", {"with_agency": "agency:second"}, CaseUnshared),
+    "erase": ("request_erasure", {}, SurvivorErasureRequested),
 }
 
 
