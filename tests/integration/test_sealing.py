@@ -10,6 +10,7 @@ with 400 and never published.
 from __future__ import annotations
 
 import base64
+import ssl
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,22 +18,29 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka import Producer
 
 from connectors.auth import Role, add_key
 from connectors.intake import IntakeSettings, create_app
 from connectors.intake.cli import tls_files
 from connectors.sdk import AgencyClient
 from infra.settings import BrokerSettings
-from schemas.models import SurvivorIdentified
+from schemas.models import SurvivorEvent, SurvivorIdentified
+from schemas.types import Sealed
+from streams.clients import producer_config
 from streams.codec import Codec
-from streams.data_keys import KeyRecord
+from streams.data_keys import DataKeys, KeyRecord, UnknownKeyError
+from streams.exceptions import CodecError
+from streams.keystore import FileKeystore
 from streams.provisioning import provision
-from streams.sealing import DataKey, SealContext, open_sealed
+from streams.sealing import DataKey, SealContext, SealingError, open_sealed
 from streams.settings import KafkaSettings
-from streams.topics import Topics
+from streams.topics import Topics, catalog
 from tests.integration.conftest import free_port
 from tests.integration.intake import Server, running_intake
 from tests.integration.waits import read_to_end, wait_until
+from tests.integration.workers import start_worker
+from tests.unit.domain_builders import provider, source_for, uid
 
 pytestmark = [pytest.mark.integration]
 
@@ -53,7 +61,13 @@ def intake(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             lambda: client.get(uuid.uuid4(), key).status_code == 404,
             "the intake to load the agency's key",
         )
-        yield {"settings": settings, "url": client.url, "key": key, "keys_file": client.keys_file}
+        yield {
+            "settings": settings,
+            "url": client.url,
+            "key": key,
+            "keys_file": client.keys_file,
+            "folder": folder,
+        }
 
 
 def test_personal_data_sealed_by_the_sdk_is_nowhere_in_clear_and_opens_with_its_key(
@@ -158,13 +172,18 @@ def test_the_intake_serves_tls_from_the_local_ca_and_no_plain_http(
     app = create_app(settings, kafka=intake["settings"])
     port = free_port()
     with Server(app, port, certfile=certfile):
-        ca = str(broker.security_dir / "ca.pem")
-        answer = httpx.post(
-            f"https://127.0.0.1:{port}/v1/survivors/{uuid.uuid4()}/data-key",
-            headers={"Authorization": f"Bearer {intake['key']}"},
-            verify=ca,
-            timeout=30,
-        )
+        ca = ssl.create_default_context(cafile=broker.security_dir / "ca.pem")
+
+        def key_answer() -> httpx.Response | None:
+            answer = httpx.post(
+                f"https://127.0.0.1:{port}/v1/survivors/{uuid.uuid4()}/data-key",
+                headers={"Authorization": f"Bearer {intake['key']}"},
+                verify=ca,
+                timeout=30,
+            )
+            return None if answer.status_code == 503 else answer  # until its copy caught up
+
+        answer = wait_until(key_answer, "a data key over TLS")
         assert answer.status_code == 200, answer.text
         by_name = httpx.get(f"https://localhost:{port}/healthz", verify=ca, timeout=30)
         assert by_name.status_code in {200, 503}  # the certificate names localhost too
@@ -172,3 +191,106 @@ def test_the_intake_serves_tls_from_the_local_ca_and_no_plain_http(
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
         with pytest.raises(httpx.ConnectError):  # nor does one that trusts another CA
             httpx.get(f"https://127.0.0.1:{port}/healthz", timeout=10)
+
+
+@pytest.fixture(scope="module")
+def worker(
+    intake: dict[str, Any], bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """A router worker on the module's namespace, with one housing provider to offer to."""
+    settings: KafkaSettings = intake["settings"]
+    topic = Topics.of(settings).providers
+    home = uid(f"provider-{settings.topic_namespace}")
+    record = Codec(settings, source="/safepassage/test").encode(
+        provider(home, capacity=10), topic, source=source_for(provider(home))
+    )
+    producer = Producer(producer_config(settings))
+    producer.produce(topic, key=record.key, value=record.value, headers=list(record.headers))
+    assert producer.flush(30) == 0
+    running = start_worker(
+        bootstrap, settings.topic_namespace, tmp_path_factory.mktemp("sealing-router")
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _openable(settings: KafkaSettings, keys: DataKeys) -> dict[uuid.UUID, list[bytes]]:
+    """Every sealed value on every topic of the namespace, opened where a key still exists."""
+    codec = Codec(settings, source="/t")
+    topics = [spec.name for spec in catalog(settings)]
+    opened: dict[uuid.UUID, list[bytes]] = {}
+    for message in read_to_end(settings, *topics):
+        headers = dict(message.headers() or [])
+        source = headers.get("deadletter.source.topic")  # a dead letter: as its topic wrote it
+        topic = source.decode() if isinstance(source, bytes) else message.topic() or ""
+        try:
+            decoded = codec.decode(message.value(), message.headers(), topic=topic)
+        except CodecError:  # JSON records (status, audit, ledger, keys) hold no sealed value
+            continue
+        event = decoded.event
+        for name, value in event:
+            if not isinstance(value, Sealed) or not isinstance(event, SurvivorEvent):
+                continue
+            try:
+                key = keys.key(event.survivor_id, value.key_id)
+                context = SealContext(event.survivor_id, event.event_type, name, "platform")
+                opened.setdefault(event.survivor_id, []).append(open_sealed(key, value, context))
+            except (UnknownKeyError, SealingError):
+                opened.setdefault(event.survivor_id, [])
+    return opened
+
+
+def test_after_an_erasure_nothing_of_the_survivor_opens_and_the_others_still_do(
+    intake: dict[str, Any], worker: Any
+) -> None:
+    settings: KafkaSettings = intake["settings"]
+    topics = Topics.of(settings)
+    erased, kept = uuid.uuid4(), uuid.uuid4()
+    with AgencyClient.over_http(AGENCY, intake["url"], intake["key"]) as agency:
+        for survivor in (erased, kept):
+            agency.identify_survivor(
+                survivor,
+                jurisdiction="NL",
+                age_group="ADULT",
+                languages=["en"],
+                gender="FEMALE",
+                personal_data=f"canary of {survivor}",
+            )
+            agency.grant_consent(
+                survivor,
+                consent_id=uuid.uuid4(),
+                categories=["HOUSING"],
+                cross_border_allowed=False,
+            )
+            agency.request_referral(
+                survivor,
+                referral_id=uuid.uuid4(),
+                category="HOUSING",
+                urgency="ROUTINE",
+                jurisdiction="NL",
+                notes=b"ground floor only",
+            )
+        agency.request_erasure(erased)
+
+    def shredded() -> bool:
+        records = read_to_end(settings, topics.survivor_keys, topics.case_status)
+        mine = [r for r in records if r.key() == str(erased).encode()]
+        gone = {r.topic() for r in mine if r.value() is None}
+        return gone == {topics.survivor_keys, topics.case_status}
+
+    wait_until(shredded, f"the tombstones of the erased survivor; log:\n{worker.log_tail()}")
+    keys = DataKeys(FileKeystore(Path(intake["folder"]) / "state" / "keystore", create=False))
+    for record in read_to_end(settings, topics.survivor_keys):
+        keys.apply(uuid.UUID((record.key() or b"").decode()), record.value())
+
+    opened = _openable(settings, keys)
+    assert opened[erased] == []  # two sealed values on intake, none opens any more
+    assert sorted(opened[kept]) == sorted([f"canary of {kept}".encode(), b"ground floor only"])
+    cancelled = [
+        m
+        for m in read_to_end(settings, topics.referral("housing"))
+        if (m.headers() or []) and dict(m.headers() or []).get("ce_type") == b"referral.cancelled"
+    ]
+    assert cancelled, "the provider holding the erased survivor's offer was not told to erase"
