@@ -294,3 +294,58 @@ def test_after_an_erasure_nothing_of_the_survivor_opens_and_the_others_still_do(
         if (m.headers() or []) and dict(m.headers() or []).get("ce_type") == b"referral.cancelled"
     ]
     assert cancelled, "the provider holding the erased survivor's offer was not told to erase"
+
+
+def test_a_canary_is_nowhere_in_clear_on_topics_in_logs_state_or_answers(
+    intake: dict[str, Any], worker: Any
+) -> None:
+    """The canary travels sealed through the intake and the router, and shows up nowhere."""
+    settings: KafkaSettings = intake["settings"]
+    survivor = uuid.uuid4()
+    canary = f"Ioana Marin {uuid.uuid4().hex[:8]} +40 799 111 222"
+    with AgencyClient.over_http(AGENCY, intake["url"], intake["key"]) as agency:
+        agency.identify_survivor(
+            survivor,
+            jurisdiction="NL",
+            age_group="ADULT",
+            languages=["ro"],
+            gender="FEMALE",
+            personal_data=canary,
+        )
+        agency.grant_consent(
+            survivor, consent_id=uuid.uuid4(), categories=["HOUSING"], cross_border_allowed=False
+        )
+        agency.request_referral(
+            survivor,
+            referral_id=uuid.uuid4(),
+            category="HOUSING",
+            urgency="ROUTINE",
+            jurisdiction="NL",
+            notes=f"{canary}, room 12",
+        )
+    headers = {"Authorization": f"Bearer {intake['key']}"}
+
+    def routed() -> httpx.Response | None:
+        answer = httpx.get(f"{intake['url']}/v1/survivors/{survivor}/status", headers=headers)
+        referrals = answer.json().get("referrals") if answer.status_code == 200 else None
+        return answer if referrals else None
+
+    answered = [wait_until(routed, f"the routed referral; log:\n{worker.log_tail()}").text]
+    answered.append(
+        httpx.post(f"{intake['url']}/v1/survivors/{survivor}/data-key", headers=headers).text
+    )
+    places: dict[str, bytes] = {f"answer {n}": text.encode() for n, text in enumerate(answered)}
+    for message in read_to_end(settings, *(spec.name for spec in catalog(settings))):
+        raw = (message.key() or b"") + (message.value() or b"")
+        for header in message.headers() or []:
+            value = header[1] if isinstance(header, tuple) else None
+            raw += value if isinstance(value, bytes) else b""
+        places[f"{message.topic()}@{message.offset()}"] = raw
+    worker_folder = Path(worker.log).parent
+    for folder in (worker_folder, Path(intake["folder"])):  # logs, RocksDB, SQLite, keystore
+        for path in folder.rglob("*"):
+            if path.is_file():
+                places[str(path)] = path.read_bytes()
+    leaks = [where for where, data in places.items() if canary.encode() in data]
+    assert not leaks, leaks
+    assert len(places) > 20  # the search did look at topics, files and answers
