@@ -331,7 +331,7 @@ def wait_for_status(intake: Intake, status: int, timeout_s: float) -> list[int]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         code = intake.post(
-            intake.keys["agency"], cloudevent(event_id=f"probe-{uuid.uuid4()}")
+            intake.keys["agency"], cloudevent(event_id=str(uuid.uuid4()))
         ).status_code
         seen.append(code)
         if code == status:

@@ -10,6 +10,7 @@ with 400 and never published.
 from __future__ import annotations
 
 import base64
+import functools
 import ssl
 import uuid
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Message, Producer
 
 from connectors.auth import Role, add_key
 from connectors.intake import IntakeSettings, create_app
@@ -38,7 +39,7 @@ from streams.settings import KafkaSettings
 from streams.topics import Topics, catalog
 from tests.integration.conftest import free_port
 from tests.integration.intake import Server, running_intake
-from tests.integration.waits import read_to_end, wait_until
+from tests.integration.waits import TopicReader, read_to_end, wait_until
 from tests.integration.workers import start_worker
 from tests.unit.domain_builders import provider, source_for, uid
 
@@ -72,6 +73,7 @@ def intake(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 def test_personal_data_sealed_by_the_sdk_is_nowhere_in_clear_and_opens_with_its_key(
     intake: dict[str, Any],
+    worker: Any,  # started now: the router boots while the tests before the last one run
 ) -> None:
     settings: KafkaSettings = intake["settings"]
     topics = Topics.of(settings)
@@ -216,12 +218,13 @@ def worker(
         running.stop()
 
 
-def _openable(settings: KafkaSettings, keys: DataKeys) -> dict[uuid.UUID, list[bytes]]:
-    """Every sealed value on every topic of the namespace, opened where a key still exists."""
+def _openable(
+    settings: KafkaSettings, keys: DataKeys, records: list[Message]
+) -> dict[uuid.UUID, list[bytes]]:
+    """Every sealed value in ``records``, opened where its key still exists."""
     codec = Codec(settings, source="/t")
-    topics = [spec.name for spec in catalog(settings)]
     opened: dict[uuid.UUID, list[bytes]] = {}
-    for message in read_to_end(settings, *topics):
+    for message in records:
         headers = dict(message.headers() or [])
         source = headers.get("deadletter.source.topic")  # a dead letter: as its topic wrote it
         topic = source.decode() if isinstance(source, bytes) else message.topic() or ""
@@ -242,12 +245,31 @@ def _openable(settings: KafkaSettings, keys: DataKeys) -> dict[uuid.UUID, list[b
     return opened
 
 
-def test_after_an_erasure_nothing_of_the_survivor_opens_and_the_others_still_do(
+def _raw(message: Message) -> bytes:
+    """A record's key, value and header values, as the broker keeps them."""
+    raw = (message.key() or b"") + (message.value() or b"")
+    for header in message.headers() or []:
+        value = header[1] if isinstance(header, tuple) else None
+        raw += value if isinstance(value, bytes) else b""
+    return raw
+
+
+def test_canaries_are_nowhere_in_clear_and_after_an_erasure_nothing_of_that_survivor_opens(
     intake: dict[str, Any], worker: Any
 ) -> None:
+    """Two survivors through the intake and a real router; then one is erased.
+
+    A canary in ``personal_data`` and ``notes`` is nowhere in clear: not on
+    any topic (keys, values, headers), not in the worker's log or RocksDB
+    files, the intake's state (SQLite, keystore) or its answers. After the
+    erasure, no sealed value of the erased survivor on any topic (dead
+    letters included) opens, the other's still do, and the provider holding
+    the erased survivor's offer was sent a cancellation.
+    """
     settings: KafkaSettings = intake["settings"]
     topics = Topics.of(settings)
     erased, kept = uuid.uuid4(), uuid.uuid4()
+    canary = {s: f"Ioana Marin {s.hex[:8]} +40 799 111 222" for s in (erased, kept)}
     with AgencyClient.over_http(AGENCY, intake["url"], intake["key"]) as agency:
         for survivor in (erased, kept):
             agency.identify_survivor(
@@ -256,7 +278,7 @@ def test_after_an_erasure_nothing_of_the_survivor_opens_and_the_others_still_do(
                 age_group="ADULT",
                 languages=["en"],
                 gender="FEMALE",
-                personal_data=f"canary of {survivor}",
+                personal_data=canary[survivor],
             )
             agency.grant_consent(
                 survivor,
@@ -270,82 +292,51 @@ def test_after_an_erasure_nothing_of_the_survivor_opens_and_the_others_still_do(
                 category="HOUSING",
                 urgency="ROUTINE",
                 jurisdiction="NL",
-                notes=b"ground floor only",
+                notes=f"{canary[survivor]}, ground floor only",
             )
+        headers = {"Authorization": f"Bearer {intake['key']}"}
+
+        def routed(survivor: uuid.UUID) -> httpx.Response | None:
+            answer = httpx.get(f"{intake['url']}/v1/survivors/{survivor}/status", headers=headers)
+            referrals = answer.json().get("referrals") if answer.status_code == 200 else None
+            return answer if referrals else None
+
+        answers = [
+            wait_until(functools.partial(routed, s), f"routing; log:\n{worker.log_tail()}").text
+            for s in (erased, kept)
+        ]
         agency.request_erasure(erased)
 
-    def shredded() -> bool:
-        records = read_to_end(settings, topics.survivor_keys, topics.case_status)
-        mine = [r for r in records if r.key() == str(erased).encode()]
-        gone = {r.topic() for r in mine if r.value() is None}
-        return gone == {topics.survivor_keys, topics.case_status}
+    with TopicReader(settings, [topics.survivor_keys, topics.case_status]) as reader:
+        seen: list[Message] = []
 
-    wait_until(shredded, f"the tombstones of the erased survivor; log:\n{worker.log_tail()}")
-    keys = DataKeys(FileKeystore(Path(intake["folder"]) / "state" / "keystore", create=False))
-    for record in read_to_end(settings, topics.survivor_keys):
-        keys.apply(uuid.UUID((record.key() or b"").decode()), record.value())
+        def shredded() -> bool:
+            seen.extend(reader.to_end())
+            mine = [m for m in seen if m.key() == str(erased).encode() and m.value() is None]
+            return {m.topic() for m in mine} == {topics.survivor_keys, topics.case_status}
 
-    opened = _openable(settings, keys)
-    assert opened[erased] == []  # two sealed values on intake, none opens any more
-    assert sorted(opened[kept]) == sorted([f"canary of {kept}".encode(), b"ground floor only"])
-    cancelled = [
-        m
-        for m in read_to_end(settings, topics.referral("housing"))
-        if (m.headers() or []) and dict(m.headers() or []).get("ce_type") == b"referral.cancelled"
-    ]
-    assert cancelled, "the provider holding the erased survivor's offer was not told to erase"
+        wait_until(shredded, f"the erased survivor's tombstones; log:\n{worker.log_tail()}")
 
-
-def test_a_canary_is_nowhere_in_clear_on_topics_in_logs_state_or_answers(
-    intake: dict[str, Any], worker: Any
-) -> None:
-    """The canary travels sealed through the intake and the router, and shows up nowhere."""
-    settings: KafkaSettings = intake["settings"]
-    survivor = uuid.uuid4()
-    canary = f"Ioana Marin {uuid.uuid4().hex[:8]} +40 799 111 222"
-    with AgencyClient.over_http(AGENCY, intake["url"], intake["key"]) as agency:
-        agency.identify_survivor(
-            survivor,
-            jurisdiction="NL",
-            age_group="ADULT",
-            languages=["ro"],
-            gender="FEMALE",
-            personal_data=canary,
-        )
-        agency.grant_consent(
-            survivor, consent_id=uuid.uuid4(), categories=["HOUSING"], cross_border_allowed=False
-        )
-        agency.request_referral(
-            survivor,
-            referral_id=uuid.uuid4(),
-            category="HOUSING",
-            urgency="ROUTINE",
-            jurisdiction="NL",
-            notes=f"{canary}, room 12",
-        )
-    headers = {"Authorization": f"Bearer {intake['key']}"}
-
-    def routed() -> httpx.Response | None:
-        answer = httpx.get(f"{intake['url']}/v1/survivors/{survivor}/status", headers=headers)
-        referrals = answer.json().get("referrals") if answer.status_code == 200 else None
-        return answer if referrals else None
-
-    answered = [wait_until(routed, f"the routed referral; log:\n{worker.log_tail()}").text]
-    answered.append(
-        httpx.post(f"{intake['url']}/v1/survivors/{survivor}/data-key", headers=headers).text
-    )
-    places: dict[str, bytes] = {f"answer {n}": text.encode() for n, text in enumerate(answered)}
-    for message in read_to_end(settings, *(spec.name for spec in catalog(settings))):
-        raw = (message.key() or b"") + (message.value() or b"")
-        for header in message.headers() or []:
-            value = header[1] if isinstance(header, tuple) else None
-            raw += value if isinstance(value, bytes) else b""
-        places[f"{message.topic()}@{message.offset()}"] = raw
-    worker_folder = Path(worker.log).parent
-    for folder in (worker_folder, Path(intake["folder"])):  # logs, RocksDB, SQLite, keystore
-        for path in folder.rglob("*"):
-            if path.is_file():
-                places[str(path)] = path.read_bytes()
-    leaks = [where for where, data in places.items() if canary.encode() in data]
+    records = read_to_end(settings, *(spec.name for spec in catalog(settings)))
+    places = {f"answer {n}": text.encode() for n, text in enumerate(answers)}
+    places |= {f"{m.topic()}@{m.partition()}:{m.offset()}": _raw(m) for m in records}
+    for folder in (Path(worker.log).parent, Path(intake["folder"])):  # logs, RocksDB, SQLite
+        places |= {str(p): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    leaks = [where for where, data in places.items() for c in canary.values() if c.encode() in data]
     assert not leaks, leaks
     assert len(places) > 20  # the search did look at topics, files and answers
+
+    keys = DataKeys(FileKeystore(Path(intake["folder"]) / "state" / "keystore", create=False))
+    for record in (r for r in records if r.topic() == topics.survivor_keys):
+        keys.apply(uuid.UUID((record.key() or b"").decode()), record.value())
+    opened = _openable(settings, keys, records)
+    assert opened[erased] == []  # two sealed values on intake, none opens any more
+    expected = [canary[kept].encode(), f"{canary[kept]}, ground floor only".encode()]
+    assert sorted(opened[kept]) == sorted(expected)
+    cancelled = [
+        m
+        for m in records
+        if m.topic() == topics.referral("housing")
+        and dict(m.headers() or []).get("ce_type") == b"referral.cancelled"
+    ]
+    assert cancelled, "the provider holding the erased survivor's offer was not told to erase"

@@ -182,7 +182,9 @@ class TopicReader:
             consumer_config(
                 settings,
                 group_id=f"reader-{uuid.uuid4().hex}",
-                **{"isolation.level": "read_uncommitted"},
+                # Watermark queries share the broker connection with the fetch long-poll:
+                # with librdkafka's 500 ms wait each query waited ~0.5 s behind a fetch.
+                **{"isolation.level": "read_uncommitted", "fetch.wait.max.ms": 10},
             )
         )
         self.partitions = _partitions(self.consumer, topics)
