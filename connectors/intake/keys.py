@@ -40,7 +40,7 @@ from schemas.types import SealAlgorithm, Sealed
 from streams.codec import EncodedRecord
 from streams.data_keys import DataKeys, KeyRecord, ShreddedError, UnknownKeyError
 from streams.followed import FollowedCopy
-from streams.keystore import Keystore
+from streams.keystore import Keystore, KeystoreError
 from streams.logs import get_logger
 from streams.problems import (
     FieldError,
@@ -131,7 +131,7 @@ class KeyDirectory(FollowedCopy[DataKeys]):
             context = SealContext(event.survivor_id, event.event_type, name, PLATFORM)
             try:
                 open_sealed(self.served.key(event.survivor_id, sealed.key_id), sealed, context)
-            except (UnknownKeyError, SealingError):
+            except (UnknownKeyError, SealingError, KeystoreError):  # a record that won't unwrap
                 errors.append(
                     FieldError(
                         where,
@@ -213,6 +213,13 @@ class KeyService:
         except ShreddedError:
             await self._audited(principal, survivor, 410, "erased")
             raise ProblemError(survivor_erased()) from None
+        except KeystoreError as exc:  # a key record that does not unwrap: forged or its KEK gone
+            _log.error(
+                "intake.data_key_unopenable",
+                survivor_id=str(survivor),
+                error_class=type(exc).__name__,
+            )
+            raise ProblemError(keys_unavailable(RETRY_AFTER_S)) from None
         await self._audited(principal, survivor, 200, key_id=key.key_id)
         _log.info("intake.data_key_issued", principal=principal.name, survivor_id=str(survivor))
         return IssuedDataKey(

@@ -15,6 +15,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,37 @@ def identification(survivor: uuid.UUID, personal_data: dict[str, Any]) -> dict[s
             "personal_data": personal_data,
         },
     }
+
+
+async def test_a_key_record_that_does_not_unwrap_is_refused_not_a_crash(intake: KeyIntake) -> None:
+    """A record wrapped elsewhere (forged by a writer without the KEK): no key, no 500."""
+    forged = KeyRecord(
+        survivor_id=NEW,
+        agency_id=AGENCY,
+        key_id="forged",
+        kek_id="memory-kek-1",
+        wrapped=base64.b64encode(b"not a wrapped key").decode(),
+        created_at=datetime(2026, 12, 3, tzinfo=UTC),
+    )
+    intake.publisher.submit(
+        EncodedRecord(TOPICS.survivor_keys, str(NEW).encode(), forged.to_bytes(), [])
+    )
+    while intake.directory.served.record(NEW) is None:
+        await asyncio.sleep(0.01)
+    answer = await intake.key(NEW)
+    assert answer.status_code == 503 and "key" not in answer.json()
+    sealed = {
+        "ciphertext": "AAAA",
+        "key_id": "forged",
+        "algorithm": "AES_256_GCM",
+        "recipient": "platform",
+    }
+    published = await intake.http.post(
+        "/v1/events",
+        json=identification(NEW, sealed),
+        headers={
+            "Authorization": f"Bearer {intake.keys['agency']}",
+            "Content-Type": "application/cloudevents+json",
+        },
+    )
+    assert published.status_code == 400, published.text
