@@ -199,6 +199,7 @@ def following(publisher: RecordingPublisher) -> Callable[..., Any]:
                                 offset=offset,
                                 key=record.key,
                                 value=record.value,
+                                headers=record.headers,
                             )
                         )
                     read[where] = len(log)

@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from connectors.auth import ApiKeyStore, Principal, Role
 from connectors.idempotency import IdempotencyStore
 from connectors.intake.body import read_documents
+from connectors.intake.disclosure import SealedSources
 from connectors.intake.keys import KeyDirectory
 from connectors.intake.openapi import (
     DESCRIPTION,
@@ -47,12 +48,14 @@ def create_app(
     keys: ApiKeyStore | None = None,
     status: StatusReader | None = None,
     directory: KeyDirectory | None = None,
+    sources: SealedSources | None = None,
 ) -> FastAPI:
     """The intake API as an ASGI app.
 
     Everything is built here, so start-up problems (keys file, state folder)
     surface at once; Kafka is reached only when the app starts serving.
-    ``publisher``, ``keys``, ``status`` and ``directory`` replace the real edges in tests.
+    ``publisher``, ``keys``, ``status``, ``directory`` and ``sources`` replace the real
+    edges in tests.
     """
     settings = settings or IntakeSettings()
     kafka = kafka or KafkaSettings()
@@ -73,6 +76,7 @@ def create_app(
         store=store,
         status=status if status is not None else StatusStore(kafka),
         directory=directory or KeyDirectory(kafka, FileKeystore(settings.keystore_path)),
+        sources=sources,
     )
 
     @asynccontextmanager
@@ -197,6 +201,57 @@ def _add_routes(app: FastAPI, service: IntakeService) -> None:
     ) -> JSONResponse:
         """Like a KMS GenerateDataKey: every answer audited, over TLS outside loopback."""
         answer = await service.data_keys.issue(principal, survivor_id)
+        return JSONResponse(answer, headers={"Cache-Control": "no-store"})
+
+    @app.post(
+        "/v1/survivors/{survivor_id}/referrals/{referral_id}/disclosure",
+        response_model=None,
+        summary="The personal data a provider needs for a referral offered to it, sealed to it",
+        responses={
+            200: json_response(
+                "The category's allowed fields and the referral's notes, HPKE-sealed to the "
+                "public key sent. Never store the opened data longer than the service needs.",
+                "SealedDisclosure",
+            ),
+            404: {"description": "No such referral offered to the caller (audited)."},
+            409: {
+                "description": "The offer no longer stands, the case is closed, or no active "
+                "consent covers the service (audited; `reason` says which)."
+            },
+            410: {"description": "The survivor's data was erased (crypto-shredding)."},
+            **problem_responses(400, 401, 403, 503),
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["public_key"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "public_key": {
+                                    "type": "string",
+                                    "description": "Standard base64 of the caller's raw "
+                                    "32-byte X25519 public key; the private half never leaves it.",
+                                }
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def disclosure(
+        survivor_id: Annotated[str, PathParam(json_schema_extra={"format": "uuid"})],
+        referral_id: Annotated[str, PathParam(json_schema_extra={"format": "uuid"})],
+        request: Request,
+        principal: Caller,
+    ) -> JSONResponse:
+        """Checked at the moment of the call against the offer and consent; always audited."""
+        body = await request.body()
+        answer = await service.disclosures.disclose(principal, survivor_id, referral_id, body)
         return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
     @app.get(

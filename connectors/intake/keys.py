@@ -35,7 +35,8 @@ from connectors.intake.problems import ProblemError, broker_unavailable
 from connectors.intake.publisher import Publisher
 from connectors.intake.status import StatusReader, audit_read
 from processors.status import StatusRead
-from schemas.models import Event, SurvivorEvent
+from schemas.models import Event, SurvivorEvent, SurvivorIdentified
+from schemas.personal import PersonalData, PersonalDataError
 from schemas.types import SealAlgorithm, Sealed
 from streams.codec import EncodedRecord
 from streams.data_keys import DataKeys, KeyRecord, ShreddedError, UnknownKeyError
@@ -130,7 +131,9 @@ class KeyDirectory(FollowedCopy[DataKeys]):
                 continue
             context = SealContext(event.survivor_id, event.event_type, name, PLATFORM)
             try:
-                open_sealed(self.served.key(event.survivor_id, sealed.key_id), sealed, context)
+                opened = open_sealed(
+                    self.served.key(event.survivor_id, sealed.key_id), sealed, context
+                )
             except (UnknownKeyError, SealingError, KeystoreError):  # a record that won't unwrap
                 errors.append(
                     FieldError(
@@ -139,6 +142,12 @@ class KeyDirectory(FollowedCopy[DataKeys]):
                         "field: seal it with the key from POST /v1/survivors/{id}/data-key",
                     )
                 )
+                continue
+            if isinstance(event, SurvivorIdentified) and name == "personal_data":
+                try:
+                    PersonalData.from_bytes(opened)
+                except PersonalDataError as exc:  # names fields, never values
+                    errors.append(FieldError(where, f"opens, but {exc}"))
         return errors
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "IssuedDataKey",
     "ProblemDetails",
     "Receipt",
+    "SealedDisclosure",
     "install_openapi",
     "json_response",
     "problem_responses",
@@ -81,6 +82,24 @@ class IssuedDataKey(BaseModel):
     recipient: Literal["platform"] = Field(description="The recipient sealed values name.")
     key: str = Field(description="256-bit key, standard base64. Keep it in memory only.")
     created: bool = Field(description="Whether this call made the key.")
+
+
+class SealedDisclosure(BaseModel):
+    """What one provider may know for one referral, sealed to the public key it sent (HPKE)."""
+
+    survivor_id: str
+    referral_id: str
+    provider_id: str
+    category: str
+    suite: Literal["HPKE-base/DHKEM(X25519,HKDF-SHA256)/HKDF-SHA256/AES-256-GCM"] = Field(
+        description="RFC 9180 base mode; info binds survivor, referral and provider."
+    )
+    fields: list[str] = Field(description="The personal fields inside (names only).")
+    notes: bool = Field(description="Whether the referral's notes are inside.")
+    sealed: str = Field(
+        description='Standard base64 of enc || ciphertext; opens to {"personal_data": '
+        '{field: text}, "notes": text or null} with the private key only.'
+    )
 
 
 class Health(BaseModel):

@@ -22,6 +22,7 @@ from connectors.auth import ApiKeyStore, Principal, key_id_of
 from connectors.exceptions import BrokerUnavailableError, IdempotencyStoreError
 from connectors.idempotency import Claim, ClaimOutcome, IdempotencyStore, KeyedLocks
 from connectors.intake.cloudevents import Item, validate_events
+from connectors.intake.disclosure import DisclosureService, SealedSources
 from connectors.intake.keys import KeyDirectory, KeyService
 from connectors.intake.openapi import Receipt
 from connectors.intake.problems import ProblemError, broker_unavailable
@@ -78,6 +79,7 @@ class IntakeService:
         store: IdempotencyStore,
         status: StatusReader,
         directory: KeyDirectory,
+        sources: SealedSources | None = None,
     ) -> None:
         self.settings = settings
         self.kafka = kafka
@@ -90,6 +92,16 @@ class IntakeService:
             directory, status, publisher, kafka, timeout_s=settings.publish_timeout_s
         )
         self.codec = Codec(kafka, source=INTAKE_SOURCE, max_record_bytes=MAX_RECORD_BYTES)
+        self.sources = sources or SealedSources(kafka, self.codec)
+        self.disclosures = DisclosureService(
+            self.sources,
+            directory,
+            status,
+            publisher,
+            kafka,
+            settings.disclosure_policy,
+            timeout_s=settings.publish_timeout_s,
+        )
         self.topic_of = Topics.of(kafka).inbound_by_type  # the one inbound rule
         self.locks = KeyedLocks()
         self.in_flight = 0
@@ -100,6 +112,7 @@ class IntakeService:
         await self.publisher.start()
         await self.status.start()
         await self.directory.start()
+        await self.sources.start()
         _log.info(
             "intake.started",
             bootstrap=self.kafka.bootstrap_servers,
@@ -109,6 +122,7 @@ class IntakeService:
 
     async def close(self) -> None:
         """Stop serving: deliver what is queued, then let go of every connection."""
+        await self.sources.close()
         await self.directory.close()
         await self.status.close()
         await self.publisher.close()

@@ -13,6 +13,9 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra.settings import is_loopback
+from processors.disclosure import DisclosurePolicy
+from schemas.personal import PersonalField
+from schemas.types import ServiceCategory
 
 __all__ = ["IntakeSettings"]
 
@@ -96,6 +99,14 @@ class IntakeSettings(BaseSettings):
             "data in clear): allowed on a loopback host only, for tests."
         ),
     )
+    disclose: dict[ServiceCategory, frozenset[PersonalField]] = Field(
+        default_factory=dict,
+        description=(
+            "SAFEPASSAGE_INTAKE_DISCLOSE: JSON object, service category to the personal "
+            'fields its providers receive, e.g. {"HOUSING": ["name", "contact"]}; a '
+            "category not named keeps its default allowlist (PRIVACY.md)."
+        ),
+    )
     api_keys_file: Path = Field(
         default=Path(".state/api-keys.yaml"),
         validation_alias="SAFEPASSAGE_API_KEYS_FILE",
@@ -117,6 +128,11 @@ class IntakeSettings(BaseSettings):
         if self.tls_keyfile is not None and self.tls_certfile is None:
             raise ValueError("tls_keyfile needs tls_certfile")
         return self
+
+    @property
+    def disclosure_policy(self) -> DisclosurePolicy:
+        """The default allowlists with :attr:`disclose` laid over them."""
+        return DisclosurePolicy.with_overrides(self.disclose)
 
     @property
     def keystore_path(self) -> Path:

@@ -10,6 +10,7 @@ webhooks, the other way a provider receives offers, are :mod:`connectors.webhook
 """
 
 from connectors.sdk.agency import AgencyClient
+from connectors.sdk.disclosures import Disclosure, DisclosureClient
 from connectors.sdk.events import build_event
 from connectors.sdk.http_transport import HttpTransport
 from connectors.sdk.kafka_transport import KafkaTransport
@@ -20,6 +21,8 @@ from connectors.sdk.transport import Outgoing, Transport
 
 __all__ = [
     "AgencyClient",
+    "Disclosure",
+    "DisclosureClient",
     "HttpTransport",
     "Incoming",
     "KafkaTransport",

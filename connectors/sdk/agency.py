@@ -45,6 +45,7 @@ from schemas.models import (
     SurvivorErasureRequested,
     SurvivorIdentified,
 )
+from schemas.personal import PersonalData, PersonalDataError
 from schemas.types import (
     Actor,
     AgeBand,
@@ -154,15 +155,18 @@ class AgencyClient(Closing):
         languages: Iterable[str],
         gender: Gender | str,
         age_band: AgeBand | str | None = None,
-        personal_data: Sealed | bytes | str | None = None,
+        personal_data: PersonalData | Mapping[str, str] | Sealed | None = None,
         occurred_at: datetime | None = None,
         event_id: str | None = None,
     ) -> str:
         """``survivor.identified``: a presumed survivor and the pseudonym the agency issued.
 
         ``age_group`` UNKNOWN (age uncertain) is routed as a minor. Personal
-        data travels only sealed: pass it in clear (bytes, or text as UTF-8)
-        and it is sealed here, before it leaves this process.
+        data travels only sealed: pass it in clear, as a
+        :class:`~schemas.personal.PersonalData` or a mapping of its field names
+        (``name``, ``contact``, ``medical``...), and it is sealed here, before
+        it leaves this process. The fields are what lets the platform give each
+        provider only those its service needs (PRIVACY.md).
         """
         return self._send(
             SurvivorIdentified,
@@ -175,7 +179,7 @@ class AgencyClient(Closing):
             languages=tuple(languages),
             gender=gender,
             personal_data=self._sealed(
-                personal_data, survivor_id, SurvivorIdentified, "personal_data"
+                _personal_plaintext(personal_data), survivor_id, SurvivorIdentified, "personal_data"
             ),
         )
 
@@ -490,3 +494,17 @@ class AgencyClient(Closing):
         self.transport.close()
         if self.keys is not None:
             self.keys.close()
+
+
+def _personal_plaintext(
+    value: PersonalData | Mapping[str, str] | Sealed | None,
+) -> Sealed | bytes | None:
+    """What to seal for ``personal_data``: the fields' canonical JSON (checked here, not later)."""
+    if value is None or isinstance(value, Sealed):
+        return value
+    if not isinstance(value, PersonalData):
+        try:
+            value = PersonalData.of(value)
+        except PersonalDataError as exc:
+            raise SdkValidationError(f"personal_data: {exc}") from None
+    return value.to_bytes()

@@ -194,6 +194,21 @@ class HttpTransport(Closing):
         self.retry.run(lambda: answers.append(self._post(b"", None, (), path).json()), event_ids=())
         return answers[-1]
 
+    def disclosure(self, survivor_id: UUID, referral_id: UUID, public_key: str) -> dict[str, Any]:
+        """The intake's sealed disclosure of a referral for the calling provider.
+
+        Retried like a publish; a refusal (404 not offered, 409 the offer or
+        consent no longer stands, 410 erased) is an :class:`SdkRejectedError`.
+        """
+        path = f"/v1/survivors/{survivor_id}/referrals/{referral_id}/disclosure"
+        body = json.dumps({"public_key": public_key}).encode()
+        answers: list[dict[str, Any]] = []
+        self.retry.run(
+            lambda: answers.append(self._post(body, "application/json", (), path).json()),
+            event_ids=(),
+        )
+        return answers[-1]
+
     def _send(self, body: bytes, content_type: str, ids: tuple[str, ...]) -> None:
         self.retry.run(functools.partial(self._post, body, content_type, ids), event_ids=ids)
 

@@ -24,7 +24,9 @@ from uuid import UUID
 from confluent_kafka import KafkaError, Message
 
 from connectors.exceptions import SdkConsumeError, SdkNotAddressedError, SdkValidationError
+from connectors.sdk.disclosures import Disclosure, DisclosureClient
 from connectors.sdk.events import RememberedTimes, build_event, utc_now
+from connectors.sdk.http_transport import HttpTransport
 from connectors.sdk.kafka_transport import LIBRDKAFKA_LOG, KafkaTransport
 from connectors.sdk.offers import (
     DEFAULT_DEDUPE_CAPACITY,
@@ -92,6 +94,7 @@ class ProviderClient(Closing):
         clock: Callable[[], datetime] = utc_now,
         consumer_overrides: Mapping[str, Any] | None = None,
         consumer: ConsumerLike | None = None,
+        disclosures: DisclosureClient | tuple[str, str] | None = None,
     ) -> None:
         """Configure the client; nothing connects until :meth:`offers` or the first answer.
 
@@ -100,7 +103,10 @@ class ProviderClient(Closing):
         defaults to a :class:`KafkaTransport` on ``settings`` (an
         :class:`~connectors.sdk.http_transport.HttpTransport` answers through the
         intake API). ``consumer`` replaces the confluent-kafka consumer
-        (tests); the client subscribes it and closes it.
+        (tests); the client subscribes it and closes it. ``disclosures`` fetches
+        the personal data of offers (:meth:`disclosure`): a
+        :class:`~connectors.sdk.disclosures.DisclosureClient`, or ``(intake_url,
+        provider_api_key)``; by default the HTTP transport's intake, if answers go there.
         """
         try:
             self.provider_id = provider_id if isinstance(provider_id, UUID) else UUID(provider_id)
@@ -126,6 +132,7 @@ class ProviderClient(Closing):
         self._loop: ConsumerLoop | None = None
         self._consumer_overrides = dict(consumer_overrides or {})
         self._last_commit = time.monotonic()
+        self._disclosures = self._disclosure_client(disclosures)
 
     # ------------------------------------------------------------------ receiving
 
@@ -381,6 +388,35 @@ class ProviderClient(Closing):
         event, event_id = self.build_answer(model, offer, occurred_at=occurred_at, **fields)
         return self.transport.publish(event, event_id=event_id, source=self.source)
 
+    # ------------------------------------------------------------------ disclosure
+
+    def _disclosure_client(
+        self, given: DisclosureClient | tuple[str, str] | None
+    ) -> DisclosureClient | None:
+        if isinstance(given, DisclosureClient):
+            return given
+        if given is not None:
+            url, api_key = given
+            return DisclosureClient(
+                HttpTransport(url, api_key), self.provider_id, owns_transport=True
+            )
+        if isinstance(self._transport, HttpTransport):
+            return DisclosureClient(self._transport, self.provider_id)
+        return None
+
+    def disclosure(self, offer: OfferLike, *, wait_s: float = 10.0) -> Disclosure:
+        """The personal data this provider may know for ``offer``, fetched and opened.
+
+        Only the fields the referral's category needs, only while the offer
+        and the survivor's consent stand (:mod:`connectors.sdk.disclosures`).
+        It is personal data: keep it no longer than the service needs.
+        """
+        if self._disclosures is None:
+            raise SdkValidationError(
+                "disclosures come from the intake API: pass disclosures=(intake_url, api_key)"
+            )
+        return self._disclosures.fetch(self.ref(offer), wait_s=wait_s)
+
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
@@ -392,3 +428,5 @@ class ProviderClient(Closing):
         finally:
             if self._owns_transport and self._transport is not None:
                 self._transport.close()
+            if self._disclosures is not None:
+                self._disclosures.close()

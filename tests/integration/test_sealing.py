@@ -22,17 +22,20 @@ import pytest
 from confluent_kafka import Message, Producer
 
 from connectors.auth import Role, add_key
+from connectors.exceptions import SdkRejectedError
 from connectors.intake import IntakeSettings, create_app
 from connectors.intake.cli import tls_files
-from connectors.sdk import AgencyClient
+from connectors.sdk import AgencyClient, DisclosureClient, HttpTransport, OfferRef
 from infra.settings import BrokerSettings
 from schemas.models import SurvivorEvent, SurvivorIdentified
+from schemas.personal import PersonalData
 from schemas.types import Sealed
 from streams.clients import producer_config
 from streams.codec import Codec
 from streams.data_keys import DataKeys, KeyRecord, UnknownKeyError
 from streams.exceptions import CodecError
 from streams.keystore import FileKeystore
+from streams.provider_sealing import DisclosureContext, ProviderKey
 from streams.provisioning import provision
 from streams.sealing import DataKey, SealContext, SealingError, open_sealed
 from streams.settings import KafkaSettings
@@ -47,6 +50,7 @@ pytestmark = [pytest.mark.integration]
 
 AGENCY = "agency-sealing"
 CANARY = "Maria Popescu, Hotel Astoria room 12, +40 712 345 678"
+PERSONAL = {"name": "Maria Popescu", "location": "Hotel Astoria room 12, +40 712 345 678"}
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +66,26 @@ def intake(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             lambda: client.get(uuid.uuid4(), key).status_code == 404,
             "the intake to load the agency's key",
         )
+        home = uid(f"provider-{settings.topic_namespace}")
+        provider_key, _ = add_key(
+            client.keys_file, role=Role.PROVIDER, principal="sealing-shelter", provider_id=home
+        )
+        stranger_key, _ = add_key(
+            client.keys_file,
+            role=Role.PROVIDER,
+            principal="sealing-stranger",
+            provider_id=uid(f"stranger-{settings.topic_namespace}"),
+        )
+        wait_until(
+            lambda: client.get(uuid.uuid4(), stranger_key).status_code == 403,
+            "the intake to load the providers' keys",
+        )
         yield {
             "settings": settings,
             "url": client.url,
             "key": key,
+            "provider": (home, provider_key),
+            "stranger": stranger_key,
             "keys_file": client.keys_file,
             "folder": folder,
         }
@@ -85,7 +105,7 @@ def test_personal_data_sealed_by_the_sdk_is_nowhere_in_clear_and_opens_with_its_
             age_group="ADULT",
             languages=["ro"],
             gender="FEMALE",
-            personal_data=CANARY,
+            personal_data=PERSONAL,
         )
         assert agency.keys is not None
         key = agency.keys.key(survivor)
@@ -93,7 +113,7 @@ def test_personal_data_sealed_by_the_sdk_is_nowhere_in_clear_and_opens_with_its_
     records = read_to_end(settings, topics.intake, topics.survivor_keys)
     for record in records:
         raw = (record.key() or b"") + (record.value() or b"")
-        assert CANARY.encode() not in raw and b"Popescu" not in raw
+        assert b"Astoria" not in raw and b"Popescu" not in raw
         assert key.material not in raw
         assert base64.b64encode(key.material) not in raw
     [published] = [
@@ -106,7 +126,8 @@ def test_personal_data_sealed_by_the_sdk_is_nowhere_in_clear_and_opens_with_its_
     )
     assert isinstance(event, SurvivorIdentified) and event.personal_data is not None
     context = SealContext(survivor, "survivor.identified", "personal_data", "platform")
-    assert open_sealed(key, event.personal_data, context) == CANARY.encode()
+    opened = open_sealed(key, event.personal_data, context)
+    assert PersonalData.from_bytes(opened).values() == PERSONAL
 
     [wrapped] = [
         r
@@ -202,7 +223,7 @@ def worker(
     """A router worker on the module's namespace, with one housing provider to offer to."""
     settings: KafkaSettings = intake["settings"]
     topic = Topics.of(settings).providers
-    home = uid(f"provider-{settings.topic_namespace}")
+    home, _ = intake["provider"]
     record = Codec(settings, source="/safepassage/test").encode(
         provider(home, capacity=10), topic, source=source_for(provider(home))
     )
@@ -270,6 +291,9 @@ def test_canaries_are_nowhere_in_clear_and_after_an_erasure_nothing_of_that_surv
     topics = Topics.of(settings)
     erased, kept = uuid.uuid4(), uuid.uuid4()
     canary = {s: f"Ioana Marin {s.hex[:8]} +40 799 111 222" for s in (erased, kept)}
+    medical = {s: f"canary-medical-{s.hex[:8]}" for s in (erased, kept)}
+    referrals = {s: uuid.uuid4() for s in (erased, kept)}
+    personal = {s: {"name": canary[s], "medical": medical[s]} for s in (erased, kept)}
     with AgencyClient.over_http(AGENCY, intake["url"], intake["key"]) as agency:
         for survivor in (erased, kept):
             agency.identify_survivor(
@@ -278,7 +302,7 @@ def test_canaries_are_nowhere_in_clear_and_after_an_erasure_nothing_of_that_surv
                 age_group="ADULT",
                 languages=["en"],
                 gender="FEMALE",
-                personal_data=canary[survivor],
+                personal_data=personal[survivor],
             )
             agency.grant_consent(
                 survivor,
@@ -288,7 +312,7 @@ def test_canaries_are_nowhere_in_clear_and_after_an_erasure_nothing_of_that_surv
             )
             agency.request_referral(
                 survivor,
-                referral_id=uuid.uuid4(),
+                referral_id=referrals[survivor],
                 category="HOUSING",
                 urgency="ROUTINE",
                 jurisdiction="NL",
@@ -305,6 +329,37 @@ def test_canaries_are_nowhere_in_clear_and_after_an_erasure_nothing_of_that_surv
             wait_until(functools.partial(routed, s), f"routing; log:\n{worker.log_tail()}").text
             for s in (erased, kept)
         ]
+        home, provider_key = intake["provider"]
+        shelter = ProviderKey.generate()
+        disclosures = {
+            s: DisclosureClient(
+                HttpTransport(intake["url"], provider_key), home, key=shelter, owns_transport=True
+            )
+            for s in (erased, kept)
+        }
+        ref = {s: OfferRef(s, referrals[s], 1) for s in (erased, kept)}
+        seen = {s: disclosures[s].fetch(ref[s], wait_s=60) for s in (erased, kept)}
+        for survivor in (erased, kept):  # the housing provider: name and notes, no medical field
+            assert seen[survivor].personal_data == {"name": canary[survivor]}
+            assert seen[survivor].notes == f"{canary[survivor]}, ground floor only"
+        stranger = httpx.post(
+            f"{intake['url']}/v1/survivors/{kept}/referrals/{referrals[kept]}/disclosure",
+            json={"public_key": ProviderKey.generate().public_b64()},
+            headers={"Authorization": f"Bearer {intake['stranger']}"},
+        )
+        assert stranger.status_code == 404  # provider B gets nothing of A's referral
+        answers.append(stranger.text)
+        sealed_answer = httpx.post(
+            f"{intake['url']}/v1/survivors/{kept}/referrals/{referrals[kept]}/disclosure",
+            json={"public_key": shelter.public_b64()},
+            headers={"Authorization": f"Bearer {provider_key}"},
+        )
+        answers.append(sealed_answer.text)
+        with pytest.raises(SealingError):  # nor can it open what was sealed for A
+            ProviderKey.generate().open(
+                base64.b64decode(sealed_answer.json()["sealed"]),
+                DisclosureContext(kept, referrals[kept], home),
+            )
         agency.request_erasure(erased)
 
     with TopicReader(settings, [topics.survivor_keys, topics.case_status]) as reader:
@@ -322,7 +377,8 @@ def test_canaries_are_nowhere_in_clear_and_after_an_erasure_nothing_of_that_surv
     places |= {f"{m.topic()}@{m.partition()}:{m.offset()}": _raw(m) for m in records}
     for folder in (Path(worker.log).parent, Path(intake["folder"])):  # logs, RocksDB, SQLite
         places |= {str(p): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    leaks = [where for where, data in places.items() for c in canary.values() if c.encode() in data]
+    planted = [*canary.values(), *medical.values()]
+    leaks = [where for where, data in places.items() for c in planted if c.encode() in data]
     assert not leaks, leaks
     assert len(places) > 20  # the search did look at topics, files and answers
 
@@ -331,8 +387,18 @@ def test_canaries_are_nowhere_in_clear_and_after_an_erasure_nothing_of_that_surv
         keys.apply(uuid.UUID((record.key() or b"").decode()), record.value())
     opened = _openable(settings, keys, records)
     assert opened[erased] == []  # two sealed values on intake, none opens any more
-    expected = [canary[kept].encode(), f"{canary[kept]}, ground floor only".encode()]
+    expected = [
+        PersonalData.of(personal[kept]).to_bytes(),
+        f"{canary[kept]}, ground floor only".encode(),
+    ]
     assert sorted(opened[kept]) == sorted(expected)
+    gone = disclosures[erased]
+    with pytest.raises(SdkRejectedError) as refused:  # erased: nothing is disclosed any more
+        gone.fetch(ref[erased], wait_s=0)
+    assert refused.value.status in {404, 410}
+    assert disclosures[kept].fetch(ref[kept]).personal_data == {"name": canary[kept]}
+    for client in disclosures.values():
+        client.close()
     cancelled = [
         m
         for m in records

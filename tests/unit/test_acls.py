@@ -43,6 +43,7 @@ def test_the_platform_matrix_grants_each_component_its_own_work_only() -> None:
     intake = {(g.name, g.operation) for g in _of("intake")}
     assert intake == {
         ("sp.intake.v1", "WRITE"),
+        ("sp.intake.v1", "READ"),  # disclosure: the sealed fields it opens for a provider
         ("sp.provider-responses.v1", "WRITE"),  # providers' answers through the intake
         ("sp.audit.v1", "WRITE"),
         ("sp.deadletter.v1", "WRITE"),  # party records the inbound relay refuses

@@ -44,6 +44,7 @@ from connectors.intake import (
     create_app,
 )
 from schemas.models import MODELS, Event, SurvivorIdentified, to_avro
+from schemas.personal import PersonalData
 from schemas.types import Sealed, utc_millis
 from streams.cloudevents import rfc3339
 from streams.codec import Codec, EncodedRecord
@@ -354,7 +355,7 @@ async def sealed_json(
 async def test_sealed_ciphertext_travels_as_base64_and_arrives_as_bytes(
     client: httpx.AsyncClient, keys: dict[str, str], publisher: RecordingPublisher
 ) -> None:
-    raw = bytes(range(256))
+    raw = PersonalData.of({"name": "".join(map(chr, range(32, 127)))}).to_bytes()
     event = cloudevent("survivor.identified")
     sealed = await sealed_json(client, keys["agency"], event, "personal_data", raw)
     event["data"]["personal_data"] = sealed
@@ -1001,6 +1002,7 @@ async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
         "/v1/events",
         "/v1/survivors/{survivor_id}/status",
         "/v1/survivors/{survivor_id}/data-key",
+        "/v1/survivors/{survivor_id}/referrals/{referral_id}/disclosure",
         "/healthz",
     }
     body = document["paths"]["/v1/events"]["post"]["requestBody"]["content"]
@@ -1021,7 +1023,11 @@ async def test_logs_name_the_event_and_principal_but_no_data_or_key(
     marker = b"Jane Doe, Main Street 1"
     event = cloudevent("survivor.identified", event_id="71edef00-cdde-5924-b3c9-d04d41a4f18b")
     event["data"]["personal_data"] = await sealed_json(
-        client, keys["agency"], event, "personal_data", marker
+        client,
+        keys["agency"],
+        event,
+        "personal_data",
+        PersonalData.of({"name": marker.decode()}).to_bytes(),
     )
 
     with structlog.testing.capture_logs() as logs:

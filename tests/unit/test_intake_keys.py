@@ -25,6 +25,7 @@ import pytest
 from connectors.intake import IntakeSettings, create_app
 from connectors.intake.keys import KeyDirectory
 from processors.status import ShareView, StatusRecord
+from schemas.personal import PersonalData
 from streams.codec import EncodedRecord
 from streams.data_keys import KeyRecord
 from streams.sealing import DataKey, SealContext, seal
@@ -177,7 +178,9 @@ async def test_a_value_sealed_for_one_survivor_does_not_pass_as_anothers(
     await intake.key(other)
     key = DataKey(first["key_id"], NEW, base64.b64decode(first["key"]))
     sealed = seal(
-        key, b"Maria", SealContext(NEW, "survivor.identified", "personal_data", "platform")
+        key,
+        PersonalData.of({"name": "Maria"}).to_bytes(),
+        SealContext(NEW, "survivor.identified", "personal_data", "platform"),
     )
     headers = {
         "Authorization": f"Bearer {intake.keys['agency']}",

@@ -20,6 +20,7 @@ from connectors.inbound_relay import InboundRelay, party_principal
 from connectors.intake.keys import KeyDirectory
 from connectors.relay import copy_of
 from schemas.models import Event
+from schemas.personal import PersonalData
 from schemas.types import Sealed
 from streams.codec import Codec
 from streams.data_keys import DataKeys
@@ -170,7 +171,7 @@ def test_a_sealed_value_must_open_for_the_platform_or_the_record_is_dead_lettere
         return asyncio.run(relay.route(message, Partition(topic, 0), 3))
 
     context = SealContext(SID, "survivor.identified", "personal_data", "platform")
-    sealed = seal(key, b"Hotel Astoria, room 12", context)
+    sealed = seal(key, PersonalData.of({"location": "Hotel Astoria, room 12"}).to_bytes(), context)
     good = record(_identified_by_north(sealed), source=NORTH, topic=topic)
     assert asyncio.run(relay.route(good, Partition(topic, 0), 3)) == copy_of(good, TOPICS.intake)
 
@@ -179,6 +180,10 @@ def test_a_sealed_value_must_open_for_the_platform_or_the_record_is_dead_lettere
     assert refused["deadletter.error.class"] == "SealedValueError"
     assert "personal_data" in refused["deadletter.error.message"]
     assert "Maria" not in str(refused)
+    free_text = seal(key, b"Hotel Astoria, room 12", context)  # opens, but names no field
+    unnamed = reason(routed(_identified_by_north(free_text)))
+    assert unnamed["deadletter.error.class"] == "SealedValueError"
+    assert "Astoria" not in str(unnamed)
     # Without a key directory, nothing sealed passes at all (the safe default).
     bare = reason(route(record(_identified_by_north(sealed), source=NORTH, topic=topic)))
     assert "no key directory" in bare["deadletter.error.message"]

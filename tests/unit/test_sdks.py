@@ -44,6 +44,7 @@ from connectors.sdk import (
     answer_id,
     build_event,
 )
+from connectors.sdk.disclosures import DisclosureClient
 from connectors.sdk.keys import KeyClient
 from connectors.sdk.offers import Deduplicator, dedupe_keys
 from schemas.models import (
@@ -67,6 +68,7 @@ from schemas.models import (
     SurvivorIdentified,
     model_for,
 )
+from schemas.personal import PersonalData
 from schemas.types import (
     Actor,
     AgeBand,
@@ -87,6 +89,13 @@ from schemas.types import (
 from streams.cloudevents import BATCH_MEDIA_TYPE, CE_ID, STRUCTURED_MEDIA_TYPE, structured
 from streams.codec import Codec
 from streams.producing import kafka_error_is_transient
+from streams.provider_sealing import (
+    SUITE_NAME,
+    DisclosureContext,
+    ProviderKey,
+    public_key_from_b64,
+    seal_disclosure,
+)
 from streams.retry import parse_retry_after
 from streams.sealing import DataKey, SealContext, open_sealed
 from streams.settings import KafkaSettings
@@ -1229,7 +1238,7 @@ def test_a_refused_acl_ends_the_offers_with_a_clear_error(code: int) -> None:
 # --------------------------------------------------------------------------- sealing at the edge
 
 
-def identify_adult(client: AgencyClient, personal_data: str | bytes) -> str:
+def identify_adult(client: AgencyClient, personal_data: dict[str, str]) -> str:
     """``survivor.identified`` for SID with ``personal_data`` in clear, for the SDK to seal."""
     return client.identify_survivor(
         SID,
@@ -1260,13 +1269,13 @@ def test_personal_data_in_clear_is_sealed_before_it_leaves_and_opens_for_the_pla
     server = Server(key_answer(SID, material), accepted())
     transport, _ = http(server)
     client = AgencyClient(AGENCY, transport, clock=lambda: T0, keys=KeyClient(transport))
-    canary = "Maria Popescu, Hotel Astoria room 12, +40 712 345 678"
+    canary = {"name": "Maria Popescu", "location": "Hotel Astoria room 12"}
 
     identify_adult(client, canary)
 
     key_request, publish = server.requests
     assert key_request.url.path.endswith(f"/v1/survivors/{SID}/data-key")
-    assert canary.encode() not in publish.content and b"Popescu" not in publish.content
+    assert b"Astoria" not in publish.content and b"Popescu" not in publish.content
     sealed = Sealed.model_validate(
         {
             **json.loads(publish.content)["data"]["personal_data"],
@@ -1276,7 +1285,18 @@ def test_personal_data_in_clear_is_sealed_before_it_leaves_and_opens_for_the_pla
         }
     )
     context = SealContext(SID, "survivor.identified", "personal_data", "platform")
-    assert open_sealed(DataKey("dk-1", SID, material), sealed, context) == canary.encode()
+    opened = open_sealed(DataKey("dk-1", SID, material), sealed, context)
+    assert PersonalData.from_bytes(opened).values() == canary
+
+
+def test_personal_data_outside_the_vocabulary_is_refused_before_anything_is_sent() -> None:
+    server = Server(key_answer(SID, bytes(32)))
+    transport, _ = http(server)
+    client = AgencyClient(AGENCY, transport, clock=lambda: T0, keys=KeyClient(transport))
+    with pytest.raises(SdkValidationError, match="nickname: not a personal field") as caught:
+        identify_adult(client, {"nickname": "Mia"})
+    assert "Mia" not in str(caught.value)
+    assert not server.requests
 
 
 def test_the_key_is_fetched_once_per_survivor_and_kept_in_memory_only() -> None:
@@ -1304,7 +1324,7 @@ def test_the_key_is_fetched_once_per_survivor_and_kept_in_memory_only() -> None:
 def test_clear_personal_data_without_a_key_service_is_refused_before_anything_is_sent() -> None:
     client, sent = agency()
     with pytest.raises(SdkValidationError, match="key service"):
-        identify_adult(client, "Maria")
+        identify_adult(client, {"name": "Maria"})
     assert not sent.sent
 
 
@@ -1313,5 +1333,70 @@ def test_a_refused_key_is_an_sdk_error_and_nothing_is_published() -> None:
     transport, _ = http(server)
     client = AgencyClient(AGENCY, transport, keys=KeyClient(transport))
     with pytest.raises(SdkRejectedError):
-        identify_adult(client, b"x")
+        identify_adult(client, {"name": "x"})
     assert [r.url.path.endswith("/data-key") for r in server.requests] == [True]
+
+
+# --------------------------------------------------------------------------- disclosure
+
+
+def disclosure_answer(
+    key: ProviderKey, offer: OfferRef, provider_id: UUID, document: dict[str, Any]
+) -> httpx.Response:
+    context = DisclosureContext(offer.survivor_id, offer.referral_id, provider_id)
+    sealed = seal_disclosure(
+        public_key_from_b64(key.public_b64()), json.dumps(document).encode(), context
+    )
+    return httpx.Response(
+        200,
+        json={
+            "survivor_id": str(offer.survivor_id),
+            "referral_id": str(offer.referral_id),
+            "provider_id": str(provider_id),
+            "category": "HOUSING",
+            "suite": SUITE_NAME,
+            "fields": sorted(document["personal_data"]),
+            "notes": document["notes"] is not None,
+            "sealed": base64.b64encode(sealed).decode(),
+        },
+    )
+
+
+def test_a_provider_fetches_its_disclosure_sends_only_its_public_key_and_opens_it() -> None:
+    pid, key = uid("disclosure-p"), ProviderKey.generate()
+    offer = OfferRef(SID, uid("disclosure-r"), 1)
+    document = {"personal_data": {"name": "Maria"}, "notes": "ground floor"}
+    server = Server(
+        problem(404, "No such offer", "not yet"),  # the intake's copy is a moment behind
+        disclosure_answer(key, offer, pid, document),
+    )
+    transport, _ = http(server)
+    client = ProviderClient(
+        pid, KafkaSettings(), disclosures=DisclosureClient(transport, pid, key=key)
+    )
+    disclosure = client.disclosure(offer, wait_s=5)
+    assert (disclosure.personal_data, disclosure.notes) == ({"name": "Maria"}, "ground floor")
+    assert disclosure.fields == ("name",) and "Maria" not in repr(disclosure)
+    _, second = server.requests
+    assert second.url.path.endswith(f"/v1/survivors/{SID}/referrals/{offer.referral_id}/disclosure")
+    assert json.loads(second.content) == {"public_key": key.public_b64()}
+
+
+def test_a_disclosure_for_another_key_or_a_refusal_is_an_sdk_error() -> None:
+    pid, offer = uid("disclosure-p"), OfferRef(SID, uid("disclosure-r"), 1)
+    document = {"personal_data": {"name": "Maria"}, "notes": None}
+    elsewhere = disclosure_answer(ProviderKey.generate(), offer, pid, document)
+    transport, _ = http(Server(elsewhere))
+    with pytest.raises(SdkRejectedError, match="does not open"):
+        DisclosureClient(transport, pid).fetch(offer)
+    refused = problem(409, "Disclosure refused", "consent withdrawn", reason="consent-not-active")
+    transport, _ = http(Server(refused))
+    with pytest.raises(SdkRejectedError) as caught:
+        DisclosureClient(transport, pid).fetch(offer)
+    assert caught.value.status == 409
+    odd = httpx.Response(200, json={"suite": "rot13"})
+    transport, _ = http(Server(odd))
+    with pytest.raises(SdkRejectedError, match="rot13"):
+        DisclosureClient(transport, pid).fetch(offer)
+    with pytest.raises(SdkValidationError, match="disclosures="):
+        ProviderClient(pid, KafkaSettings()).disclosure(offer)
