@@ -16,6 +16,9 @@ median over ``rounds`` interleaved rounds of ``events`` events each of:
 * **open** (the intake's and the relay's check): the same, backwards.
 * **unwrap** (the key directory, on each check): the data key from its
   wrapped record with the file keystore's KEK.
+* **hpke seal** / **hpke open** (a disclosure): the intake seals what a
+  provider may know to the provider's X25519 key, the provider opens it;
+  once per provider and referral, not per event.
 
 It prints each per-event cost in microseconds and its ratio to the
 unsealed path; the closing note of issue 13 quotes them.
@@ -39,6 +42,12 @@ from schemas.types import AgeGroup, Gender, SealAlgorithm, Sealed
 from streams.codec import Codec
 from streams.data_keys import DataKeys
 from streams.keystore import FileKeystore
+from streams.provider_sealing import (
+    DisclosureContext,
+    ProviderKey,
+    public_key_from_b64,
+    seal_disclosure,
+)
 from streams.sealing import SealContext, open_sealed, seal
 from streams.settings import KafkaSettings
 from streams.topics import Topics
@@ -91,11 +100,17 @@ def measure(events: int, rounds: int, size: int, folder: Path) -> dict[str, floa
         encoded = codec.encode(_event(survivor, opaque), topic, event_id=str(uuid.uuid4()))
         codec.decode(encoded.value, encoded.headers, topic=topic, key=encoded.key)
 
+    provider = ProviderKey.generate()
+    public = public_key_from_b64(provider.public_b64())
+    disclosure = DisclosureContext(survivor, uuid.uuid4(), uuid.uuid4())
+    to_provider = seal_disclosure(public, plaintext, disclosure)
     steps: dict[str, Callable[[], object]] = {
         "unsealed path": unsealed,
         "seal": lambda: seal(key, plaintext, context),
         "open": lambda: open_sealed(key, sealed, context),
         "unwrap": lambda: keys.key(survivor, key.key_id),
+        "hpke seal": lambda: seal_disclosure(public, plaintext, disclosure),
+        "hpke open": lambda: provider.open(to_provider, disclosure),
     }
     samples: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(rounds):  # interleaved, so a slow moment of the machine hits every step
@@ -115,6 +130,12 @@ def report(results: dict[str, float], size: int) -> str:
     lines.append(
         f"  {'sealed path':<14} {sealed_path:9.1f} us   ratio to the unsealed path "
         f"{sealed_path / base:5.3f} (unsealed + seal + open + unwrap)"
+    )
+    disclosure = results["unwrap"] + results["open"] + results["hpke seal"] + results["hpke open"]
+    lines.append(
+        f"  {'disclosure':<14} {disclosure:9.1f} us   ratio to the unsealed path "
+        f"{disclosure / base:5.3f} (unwrap + open + HPKE seal to the provider + its open; "
+        "once per provider and referral, not per event)"
     )
     return "\n".join(lines)
 
