@@ -157,6 +157,12 @@ class CaseState(_Value):
     referrals: dict[UUID, ReferralState] = Field(default_factory=dict)
     escalation_level: EscalationRung = 0
     closed: CaseOutcome | None = None
+    closed_at: UtcDatetime | None = None
+    """When the case was first closed: the retention period runs from here.
+
+    A second ``case.closed`` (a corrected outcome) does not move it, so it
+    cannot postpone the erasure. None for an open case, and in states stored
+    before the field existed; :attr:`retained_since` then falls back."""
     shares: dict[Identifier, CaseShare] = Field(default_factory=dict)
     """Agencies the owner shared the case with, by agency id (see :class:`CaseShare`)."""
     erased_at: UtcDatetime | None = None
@@ -181,6 +187,18 @@ class CaseState(_Value):
     def from_dict(cls, data: Mapping[str, Any]) -> CaseState:
         """Inverse of :meth:`to_dict`; validates everything."""
         return cls.model_validate(data)
+
+    @property
+    def retained_since(self) -> datetime | None:
+        """Where the retention period of a closed case counts from; None while it is open.
+
+        :attr:`closed_at`, or for a state closed before that field existed its
+        :attr:`updated_at`: the last change, at or after the closure, so the
+        erasure then comes late rather than early.
+        """
+        if self.closed is None:
+            return None
+        return self.closed_at or self.updated_at
 
     def shared_with(self, agency_id: str, now: datetime) -> bool:
         """Whether ``agency_id`` may act on the case at ``now`` through a share.

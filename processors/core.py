@@ -47,25 +47,37 @@ Survivor-first rules decided here:
   the referral reached); a cancellation that never arrived alerts the case
   coordinator (or the next rung up), unless that provider never received the
   offer either. The status view and the ladder see the rungs like any other.
+* An erasure (asked by the owner, or by the platform through :func:`expire`
+  when a closed case's retention period ran out) cancels the open
+  referrals and tells every provider any referral was ever offered to,
+  once per referral, to erase; only ids, codes and times stay.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from uuid import uuid5
 
 from processors.case import CaseState
 from processors.directory import Directory
 from processors.effects import AuditAction, Decision
 from processors.exceptions import ProcessorsError, SurvivorMismatchError, UnsupportedEventError
-from processors.handlers import HANDLERS
-from processors.meta import EventMeta
+from processors.handlers import HANDLERS, erase
+from processors.meta import EFFECT_ID_NAMESPACE, EventMeta
 from processors.policy import DEFAULT_POLICY, RoutingPolicy
 from processors.senders import SenderKind, erased, owner_of, refusal, sender_of
 from processors.work import Work
-from schemas.models import SurvivorEvent
-from schemas.types import utc_millis
+from schemas.models import SurvivorErasureRequested, SurvivorEvent
+from schemas.types import Actor, utc_millis
 
-__all__ = ["EventMeta", "decide"]
+__all__ = ["RETENTION_REASON", "RETENTION_SOURCE", "EventMeta", "decide", "expire"]
+
+RETENTION_SOURCE = "/safepassage/retention"
+"""CloudEvents source of the erasure a retention period asks for (see :func:`expire`)."""
+RETENTION_REASON = "retention.elapsed"
+"""Reason of the ``erased`` audit record of such an erasure."""
+PLATFORM_AGENCY = "safepassage"
+"""Stands for the agency in the erasure record of a case that names none (see :func:`expire`)."""
 
 
 def decide(
@@ -121,6 +133,59 @@ def decide(
     new_state = work.case.model_copy(update=update)
     return Decision(
         state=new_state,
+        directory=work.directory,
+        capacity=tuple(work.capacity),
+        effects=tuple(work.effects),
+        changed=True,
+    )
+
+
+def expire(
+    case: CaseState,
+    directory: Directory,
+    *,
+    now: datetime,
+    policy: RoutingPolicy = DEFAULT_POLICY,
+) -> Decision:
+    """Erase a closed case whose retention period ran out, as an erasure request would.
+
+    Nobody sends an event for it: the engine calls this when the case's
+    retention deadline is due and still planned (:func:`processors.engine.on_due`).
+    So it bypasses :func:`decide`'s sender checks (an erasure request is the
+    owning agency's alone) and records the erasure as a request of the
+    platform's on the owner's behalf: the audit names ``survivor.erasure_requested``
+    with the reason :data:`RETENTION_REASON`, the input id is stable per survivor
+    (:data:`RETENTION_SOURCE`), and the providers' notices name the system as
+    the canceller. The effects are otherwise exactly an erasure request's, so
+    the binding shreds the key and tombstones the status the same way.
+
+    Unchanged for a survivor erased already (a second erasure would tell the
+    providers twice). :class:`ProcessorsError` for a case that is not closed:
+    retention runs from the closure only.
+    """
+    if now.tzinfo is None:
+        raise ProcessorsError("now must be timezone-aware")
+    if case.retained_since is None:
+        raise ProcessorsError("only a closed case has a retention period to expire")
+    if case.erased_at is not None:
+        return Decision(state=case, directory=directory)
+    at = utc_millis(now)
+    request = SurvivorErasureRequested(
+        survivor_id=case.survivor_id,
+        occurred_at=at,
+        # The owner's retention period: recorded as theirs (a state from before owners
+        # were recorded, with no profile either, names the platform instead).
+        agency_id=owner_of(case) or PLATFORM_AGENCY,
+    )
+    meta = EventMeta(
+        source=RETENTION_SOURCE,
+        id=str(uuid5(EFFECT_ID_NAMESPACE, f"{RETENTION_SOURCE}\x00{case.survivor_id}")),
+    )
+    work = Work(case, directory, event=request, meta=meta, now=at, policy=policy)
+    erase(work, RETENTION_REASON, Actor.SYSTEM)
+    applied = (*case.applied, meta.key)[-policy.idempotency_window :]
+    return Decision(
+        state=work.case.model_copy(update={"applied": applied, "updated_at": at}),
         directory=work.directory,
         capacity=tuple(work.capacity),
         effects=tuple(work.effects),

@@ -85,6 +85,10 @@ class DeadlineKind(StrEnum):
     """Recovery and reflection period: alert before its end, then its end (case clock)."""
     REASONABLE_GROUNDS = "rg"
     """Target of the reasonable-grounds decision (case clock)."""
+    RETENTION = "retention"
+    """End of a closed case's retention period: the survivor's data is erased (case clock).
+
+    It escalates nothing; its ``level`` is a fixed placeholder (keys need one)."""
 
     @property
     def case_clock(self) -> bool:
@@ -92,7 +96,9 @@ class DeadlineKind(StrEnum):
         return self in _CASE_CLOCKS
 
 
-_CASE_CLOCKS = frozenset({DeadlineKind.REFLECTION, DeadlineKind.REASONABLE_GROUNDS})
+_CASE_CLOCKS = frozenset(
+    {DeadlineKind.REFLECTION, DeadlineKind.REASONABLE_GROUNDS, DeadlineKind.RETENTION}
+)
 
 
 def to_millis(instant: datetime) -> int:

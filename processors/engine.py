@@ -10,7 +10,11 @@ its deadlines. Two kinds of input reach that partition, in order:
   :func:`processors.escalation.escalate` and hands every escalation it
   publishes straight back to :func:`~processors.core.decide` (rung 1 with
   ``DEADLINE_MISSED`` re-offers to the next-best provider, every rung is
-  recorded on the referral), then re-plans the survivor's deadlines.
+  recorded on the referral), then re-plans the survivor's deadlines. A due
+  retention deadline of a closed case erases the survivor instead
+  (:func:`processors.core.expire`): the step's case then has ``erased_at``,
+  and the binding shreds the data key and tombstones the status as for an
+  erasure request.
 
 Both return a :class:`Step`: everything the binding must carry out, and the
 order that keeps a crash harmless (**add early, remove late**):
@@ -37,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from processors.case import CaseState
-from processors.core import decide
+from processors.core import decide, expire
 from processors.deadlines import Deadline
 from processors.directory import CapacityChange, Directory
 from processors.effects import AuditRecord, Decision, Effect, Publish, Rejection
@@ -171,6 +175,8 @@ def on_due(
     """
     policy_sla = _sla(policy, sla)
     escalation = escalate(deadline, case, ladder, policy_sla, now)
+    if escalation.outcome is Outcome.ERASED and case is not None:
+        return _expire(case, ladder, directory, now=now, policy=policy, sla=policy_sla)
     if escalation.outcome is not Outcome.ESCALATED or case is None:
         return Step(
             case=None,
@@ -213,4 +219,33 @@ def on_due(
         remove=_late_removals(remove, add),
         decisions=tuple(decisions),
         outcome=Outcome.ESCALATED,
+    )
+
+
+def _expire(
+    case: CaseState,
+    ladder: EscalationState | None,
+    directory: Directory,
+    *,
+    now: datetime,
+    policy: RoutingPolicy,
+    sla: SlaPolicy,
+) -> Step:
+    """A closed case's retention period ran out: erase the survivor, drop what it planned.
+
+    The ladder state is left alone (retention is no rung); the erased case
+    plans nothing, so the diff removes the due deadline with everything else.
+    """
+    current = ladder if ladder is not None else EscalationState.new(case.survivor_id)
+    decision = expire(case, directory, now=now, policy=policy)
+    remove, add = diff_plans(plan(case, current, sla), plan(decision.state, current, sla))
+    return Step(
+        case=decision.state if decision.changed else None,
+        ladder=None,
+        effects=decision.effects,
+        capacity=decision.capacity,
+        add=add,
+        remove=_late_removals(remove, add),
+        decisions=(decision,),
+        outcome=Outcome.ERASED,
     )

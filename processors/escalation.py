@@ -67,7 +67,13 @@ identification (a later ``survivor.identified`` does not restart them):
   passes. The event contract has no "decision made" event yet, so only a
   case closure clears it.
 
-A closed case has no deadlines.
+**Retention.** A closed case has one deadline only: the end of its
+retention period (``retention.after_closure`` of the SLA policy, counted
+from the first ``case.closed``; :meth:`CaseState.retained_since`). It
+escalates nothing: when it is due and still planned, :func:`escalate`
+says :attr:`Outcome.ERASED` and :func:`processors.engine.on_due` erases the
+survivor exactly as an erasure request would. An erasure before it (asked
+by the agency) takes it out of the plan, so it is then stale.
 
 **Event ids** are UUIDv5 of (survivor, referral or clock, rung): any copy of
 one escalation, whatever run published it, has the same CloudEvents id.
@@ -102,6 +108,7 @@ from schemas.types import (
 
 __all__ = [
     "ESCALATION_ID_NAMESPACE",
+    "RETENTION_LEVEL",
     "TOP",
     "Escalation",
     "EscalationState",
@@ -121,6 +128,9 @@ TOP = 3
 
 ESCALATION_ID_NAMESPACE = UUID("8a3f6f0e-4c1b-5b7e-9d52-e5ca1a7e0a11")
 """UUIDv5 namespace of the CloudEvents ids of ladder escalations."""
+
+RETENTION_LEVEL = 1
+"""The ``level`` of every retention deadline: it escalates nothing, but keys need a rung."""
 
 _LEGAL_AID_SECURED = frozenset(
     {ReferralStatus.ACCEPTED, ReferralStatus.IN_PROGRESS, ReferralStatus.COMPLETED}
@@ -269,6 +279,21 @@ def _clock_plan(case: CaseState, state: EscalationState, policy: SlaPolicy) -> t
     return tuple(deadlines)
 
 
+def _retention_plan(case: CaseState, policy: SlaPolicy) -> tuple[Deadline, ...]:
+    """The erasure of a closed case, unless it was erased already (it is never reopened)."""
+    since = case.retained_since
+    if since is None or case.erased_at is not None:
+        return ()
+    return (
+        Deadline(
+            due_at=policy.retention_end(since),
+            kind=DeadlineKind.RETENTION,
+            survivor_id=case.survivor_id,
+            level=RETENTION_LEVEL,
+        ),
+    )
+
+
 def plan(case: CaseState, state: EscalationState, policy: SlaPolicy) -> tuple[Deadline, ...]:
     """Every deadline the case should have now, earliest first.
 
@@ -283,6 +308,7 @@ def plan(case: CaseState, state: EscalationState, policy: SlaPolicy) -> tuple[De
         for referral in case.referrals.values():
             deadlines += _referral_plan(case, referral, state, policy)
     deadlines += _clock_plan(case, state, policy)
+    deadlines += _retention_plan(case, policy)
     return tuple(sorted(deadlines, key=lambda d: d.key))
 
 
@@ -323,7 +349,8 @@ def schedule(
 
     The store holds ``plan(before)``; it must come to hold ``plan(after)``:
     an answer removes the answered offer's deadline, an offer or an
-    acceptance adds the next one, a closure removes everything. Pass
+    acceptance adds the next one, a closure removes everything but adds
+    the retention deadline, an erasure removes that too. Pass
     ``before=None`` to build a survivor's deadlines from scratch.
 
     Apply the result *before* writing the case state: if the worker dies in
@@ -350,6 +377,9 @@ class Outcome(StrEnum):
     """No longer planned: answered, moved on, closed, or already escalated (a redelivery)."""
     EARLY = "early"
     """Not due yet at ``now``; nothing done."""
+    ERASED = "erased"
+    """A planned retention deadline: the survivor is to be erased (:func:`~processors.engine.on_due`
+    does it through the core); nothing is published on the ladder."""
 
 
 @dataclass(frozen=True)
@@ -447,6 +477,10 @@ def escalate(
     planned = tuple(d for d in plan(case, current, policy) if d.referral_id == owner)
     if deadline not in planned:
         return Escalation(Outcome.STALE, (), current, (deadline,), planned)
+    if deadline.kind is DeadlineKind.RETENTION:
+        # Not a rung: the ladder's state is untouched, and the erasure takes the
+        # deadline out of the plan (the engine diffs the plans around it).
+        return Escalation(Outcome.ERASED, (), current, (deadline,), ())
     at = utc_millis(now)
     if owner is None:
         if case.profile is None:  # pragma: no cover - clocks are planned for identified cases only

@@ -24,6 +24,7 @@ from processors.moves import (
     resume_held,
     route,
     still_permitted,
+    tell_to_erase,
     undelivered_cancellation,
     undelivered_offer,
 )
@@ -58,7 +59,7 @@ from schemas.types import (
     UndeliveredEvent,
 )
 
-__all__ = ["HANDLERS", "Handler"]
+__all__ = ["HANDLERS", "Handler", "erase"]
 
 Handler = Callable[[Work, Any], Rejection | None]
 """Applies one event to the work in progress; a Rejection means "refuse, change nothing"."""
@@ -106,7 +107,7 @@ def _on_consent_withdrawn(work: Work, event: ConsentWithdrawn) -> Rejection | No
     if whole:
         _end_shares(work, event.consent_id, "consent.withdrawn")
     if event.erasure_requested:
-        _erase(work, "consent.withdrawn")
+        erase(work, "consent.withdrawn")
         return None
     affected: set[ServiceCategory] = set(event.categories) or (
         set(grant.categories) if grant is not None else set(ServiceCategory)
@@ -330,7 +331,10 @@ def _on_offered(work: Work, event: ReferralOffered) -> Rejection | None:
 
 
 def _on_closed(work: Work, event: CaseClosed) -> Rejection | None:
-    work.case = work.case.model_copy(update={"closed": event.outcome})
+    # The first closure starts the retention period; a later one (a corrected
+    # outcome) must not postpone the erasure.
+    closed_at = work.case.retained_since or work.now
+    work.case = work.case.model_copy(update={"closed": event.outcome, "closed_at": closed_at})
     for referral in work.case.open_referrals():
         cancel(work, referral, CancelReason.CASE_CLOSED, Actor.AGENCY)
     _end_shares(work, None, "case.closed")
@@ -338,19 +342,23 @@ def _on_closed(work: Work, event: CaseClosed) -> Rejection | None:
 
 
 def _on_erasure_requested(work: Work, event: SurvivorErasureRequested) -> Rejection | None:
-    _erase(work, "erasure.requested")
+    erase(work, "erasure.requested")
     return None
 
 
-def _erase(work: Work, why: str) -> None:
-    """Erase the survivor: referrals cancelled (providers told to erase), everything but ids,
-    codes and times of the referrals dropped, the case marked erased.
+def erase(work: Work, why: str, by: Actor = Actor.AGENCY) -> None:
+    """Erase the survivor: referrals cancelled, every provider ever offered one told to erase,
+    everything but ids, codes and times of the referrals dropped, the case marked erased.
 
     The binding then tombstones the status and the survivor's data key: every
-    sealed value about them, on every topic, can no longer be opened.
+    sealed value about them, on every topic, can no longer be opened. ``by``
+    is who the notices name: the agency that asked, or the platform when a
+    retention period ran out (:func:`processors.core.expire`).
     """
+    told = {(referral_id, provider_id) for provider_id, _, referral_id in work.case.holdings()}
     for referral in work.case.open_referrals():
-        cancel(work, referral, CancelReason.ERASURE, Actor.AGENCY)
+        cancel(work, referral, CancelReason.ERASURE, by)  # tells the provider holding a place
+    tell_to_erase(work, by, told=told)
     _end_shares(work, None, "erased")
     work.case = work.case.model_copy(
         update={

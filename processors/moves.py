@@ -8,6 +8,7 @@ and the effects together, so they cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from datetime import datetime
 from uuid import UUID
 
@@ -35,6 +36,7 @@ __all__ = [
     "resume_held",
     "route",
     "still_permitted",
+    "tell_to_erase",
     "undelivered_cancellation",
     "undelivered_offer",
 ]
@@ -218,8 +220,15 @@ def cancel(work: Work, referral: ReferralState, reason: CancelReason, by: Actor)
     work.record(AuditAction.MOVED, cancelled, before=before, reasons=(why,))
 
 
-def _forward_cancel(work: Work, referral: ReferralState, reason: CancelReason, by: Actor) -> None:
-    """Tell the provider holding the offer; provider and category route it to their topic."""
+def _forward_cancel(
+    work: Work,
+    referral: ReferralState,
+    reason: CancelReason,
+    by: Actor,
+    provider_id: UUID | None = None,
+) -> None:
+    """Tell the provider holding the offer (or ``provider_id``); provider and category route it
+    to their topic."""
     work.publish(
         ReferralCancelled(
             survivor_id=work.case.survivor_id,
@@ -227,10 +236,31 @@ def _forward_cancel(work: Work, referral: ReferralState, reason: CancelReason, b
             referral_id=referral.referral_id,
             reason=reason,
             cancelled_by=by,
-            provider_id=referral.provider_id,
+            provider_id=provider_id or referral.provider_id,
             category=referral.category,
         )
     )
+
+
+def tell_to_erase(work: Work, by: Actor, *, told: Set[tuple[UUID, UUID]]) -> None:
+    """Send an ``ERASURE`` cancellation to every provider any referral was ever offered to.
+
+    Any of them may have fetched what the offer let it see, so cancelling
+    the open referrals is not enough: a provider whose referral is already
+    completed, failed, declined or cancelled, and every provider an earlier
+    offer of a referral went to (``tried``), must learn the survivor's data
+    is to be erased too. Each hears it once per referral; ``told`` holds the
+    (referral, provider) pairs already told by this erasure's own
+    cancellations. Notices only: no referral moves (a completed referral
+    cannot be cancelled), and the category and provider route each notice
+    to that provider's topic as any cancellation.
+    """
+    for referral in sorted(
+        work.case.referrals.values(), key=lambda r: (r.requested_at, str(r.referral_id))
+    ):
+        for provider_id in dict.fromkeys(referral.tried):  # tried never repeats; to be safe
+            if (referral.referral_id, provider_id) not in told:
+                _forward_cancel(work, referral, CancelReason.ERASURE, by, provider_id)
 
 
 def still_permitted(case: CaseState, referral: ReferralState, now: datetime) -> bool:

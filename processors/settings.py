@@ -38,7 +38,9 @@ class RouterSettings(BaseSettings):
             "SAFEPASSAGE_ROUTER_SLA_POLICY: path of the SLA policy YAML file whose "
             "acknowledgement windows give offer deadlines; unset: the shipped "
             "processors/sla_policy.yaml. Give the escalation engine the same file, so an "
-            "offer's deadline and the ladder's first deadline agree."
+            "offer's deadline and the ladder's first deadline agree. Its optional "
+            "retention.after_closure (default 365d, at most 36500d) is how long a closed "
+            "case is kept before the survivor's data is erased."
         ),
     )
 

@@ -24,6 +24,10 @@ Rules the policy encodes (the file documents the figures):
   Human Beings, Art. 13; a shorter one is refused) with an alert some time
   before its end, and the reasonable-grounds decision target in working
   days (Monday to Friday, minus listed holidays, in a configured zone).
+* **Retention** of a closed case: the survivor's data is erased (their key
+  shredded) ``retention.after_closure`` after the case was closed (default
+  365 days, at most 100 years; optional, so files written before the key
+  existed keep loading). Storage limitation: nobody has to remember to ask.
 * **Time scale** for demos: every duration is divided by it (60 turns an
   SLA hour into a real minute). Validation applies to the configured,
   unscaled figures, so a demo cannot hide a 20-day reflection period.
@@ -62,6 +66,8 @@ from schemas.types import Jurisdiction, RiskLevel, ServiceCategory, Urgency, utc
 
 __all__ = [
     "DEFAULT_POLICY_FILE",
+    "DEFAULT_RETENTION",
+    "MAX_RETENTION",
     "MIN_REFLECTION_PERIOD",
     "AckOverrides",
     "AckWindows",
@@ -69,6 +75,7 @@ __all__ = [
     "LegalClocks",
     "ReasonableGrounds",
     "RecoveryReflection",
+    "Retention",
     "Shortening",
     "SlaPolicy",
     "SlaPolicyError",
@@ -85,6 +92,12 @@ DEFAULT_POLICY_FILE = "sla_policy.yaml"
 
 MIN_REFLECTION_PERIOD = timedelta(days=30)
 """Council of Europe Convention, Art. 13: the recovery and reflection period is at least 30 days."""
+
+DEFAULT_RETENTION = timedelta(days=365)
+"""How long a closed case is kept before its survivor's data is erased, unless configured."""
+MAX_RETENTION = timedelta(days=36_500)
+"""Upper bound of the retention period (100 years): beyond it nothing is ever erased in
+practice, and the erasure deadline must stay computable (and encodable in a deadline key)."""
 
 
 # --------------------------------------------------------------------------- durations
@@ -249,6 +262,27 @@ class LegalClocks(_Config):
     reasonable_grounds: ReasonableGrounds | None
 
 
+class Retention(_Config):
+    """How long a closed case keeps its survivor's data (GDPR Art. 5(1)(e), storage limitation).
+
+    Optional in the file: a policy written before retention existed keeps
+    loading, with the default. The erasure itself is the one an agency can
+    ask for (:mod:`processors.handlers`); this only says when the platform
+    does it unasked.
+    """
+
+    after_closure: Duration = DEFAULT_RETENTION
+    """Time from ``case.closed`` to the erasure: positive, at most :data:`MAX_RETENTION`."""
+
+    @field_validator("after_closure")
+    @classmethod
+    def _bounded(cls, value: timedelta) -> timedelta:
+        """Refuse a period the deadline arithmetic could not carry (an overflow at run time)."""
+        if value > MAX_RETENTION:
+            raise ValueError(f"must be at most {MAX_RETENTION.days}d (got {value})")
+        return value
+
+
 def _category_key(value: object) -> object:
     """Accept ``HOUSING`` or the topic spelling ``legal-aid``; refuse what is not a category."""
     if not isinstance(value, Mapping):
@@ -279,6 +313,7 @@ class SlaPolicy(_Config):
         dict[ServiceCategory, CategoryOverride], BeforeValidator(_category_key)
     ] = Field(default_factory=dict)
     legal_clocks: LegalClocks
+    retention: Retention = Retention()
 
     # ------------------------------------------------------------------ windows
 
@@ -351,6 +386,12 @@ class SlaPolicy(_Config):
             start, clock.working_days, holidays=frozenset(clock.holidays), zone=clock.timezone
         )
         return utc_millis(start + self.scaled(due - start))
+
+    # ------------------------------------------------------------------ retention
+
+    def retention_end(self, closed_at: datetime) -> datetime:
+        """When the data of a case closed at ``closed_at`` is erased (scaled, like every clock)."""
+        return utc_millis(closed_at + self.scaled(self.retention.after_closure))
 
 
 def add_working_days(

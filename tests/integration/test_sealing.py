@@ -338,10 +338,10 @@ def test_canaries_are_nowhere_in_clear_and_after_an_erasure_nothing_of_that_surv
             for s in (erased, kept)
         }
         ref = {s: OfferRef(s, referrals[s], 1) for s in (erased, kept)}
-        seen = {s: disclosures[s].fetch(ref[s], wait_s=60) for s in (erased, kept)}
+        fetched = {s: disclosures[s].fetch(ref[s], wait_s=60) for s in (erased, kept)}
         for survivor in (erased, kept):  # the housing provider: name and notes, no medical field
-            assert seen[survivor].personal_data == {"name": canary[survivor]}
-            assert seen[survivor].notes == f"{canary[survivor]}, ground floor only"
+            assert fetched[survivor].personal_data == {"name": canary[survivor]}
+            assert fetched[survivor].notes == f"{canary[survivor]}, ground floor only"
         stranger = httpx.post(
             f"{intake['url']}/v1/survivors/{kept}/referrals/{referrals[kept]}/disclosure",
             json={"public_key": ProviderKey.generate().public_b64()},

@@ -37,6 +37,7 @@ from processors.disclosure import (
 )
 from processors.lifecycle import ReferralStatus
 from processors.status import StatusRecord, status_record
+from schemas.models import Event
 from schemas.personal import MAX_FIELD_CHARS, PersonalData, PersonalDataError, PersonalField
 from schemas.types import CaseOutcome, ServiceCategory
 from streams.codec import Codec, EncodedRecord
@@ -299,7 +300,7 @@ class DisclosureIntake:
             PersonalData.of(EVERY_FIELD).to_bytes(),
             SealContext(S, "survivor.identified", "personal_data", "platform"),
         )
-        events = [identified(S).model_copy(update={"personal_data": personal})]
+        events: list[Event] = [identified(S).model_copy(update={"personal_data": personal})]
         for rid, category in (
             (HOUSING_R, ServiceCategory.HOUSING),
             (HEALTH_R, ServiceCategory.HEALTH),

@@ -587,13 +587,14 @@ def test_a_legal_clock_alert_is_recorded_on_the_case() -> None:
     assert binding.ladder.clocks[DeadlineKind.REFLECTION].level == 2
 
 
-def test_a_closed_case_loses_every_deadline() -> None:
+def test_a_closed_case_loses_every_deadline_but_its_retention() -> None:
     binding, _ = offered()
     before = set(binding.store)
     assert ack(binding) in before
     step = binding.feed(closed(SID))
-    assert set(step.remove) == before and step.add == ()
-    assert list(binding.store) == []
+    assert set(step.remove) == before
+    assert [d.kind for d in step.add] == [DeadlineKind.RETENTION]
+    assert [d.kind for d in binding.store] == [DeadlineKind.RETENTION]
     assert binding.tick(timedelta(days=90)) == []
 
 

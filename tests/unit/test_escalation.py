@@ -625,10 +625,10 @@ def test_clocks_count_from_the_first_identification() -> None:
     assert alert == T0 + timedelta(days=23)
 
 
-def test_a_closed_case_has_no_deadlines() -> None:
+def test_a_closed_case_has_no_deadlines_but_its_retention() -> None:
     world, rid = offered_world()
     world.feed(closed(SID, at=world.now))
-    assert list(world.store) == []
+    assert [d.kind for d in world.store] == [DeadlineKind.RETENTION]
     assert world.advance(timedelta(days=90)) == []
     assert world.case.referrals[rid].status is ReferralStatus.CANCELLED
 

@@ -87,6 +87,8 @@ def test_every_key_of_the_model_is_documented_in_the_shipped_file() -> None:
         "jurisdictions",
         "holidays",
         "timezone",
+        "retention",
+        "after_closure",
     ):
         assert key in text
         assert key in comments or f"{key}:" in text
