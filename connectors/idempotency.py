@@ -16,8 +16,11 @@ hears 202. docs/intake-api.md states the guarantees.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import hmac
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -32,7 +35,14 @@ from typing import Any
 
 from connectors.exceptions import IdempotencyStoreError
 
-__all__ = ["Claim", "ClaimOutcome", "IdempotencyStore", "KeyedLocks", "fingerprint"]
+__all__ = [
+    "Claim",
+    "ClaimOutcome",
+    "IdempotencyStore",
+    "KeyedLocks",
+    "fingerprint",
+    "fingerprint_key",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -53,17 +63,55 @@ Key = tuple[str, str]
 """(CloudEvents source, CloudEvents id)."""
 
 
-def fingerprint(principal: str, document: Any) -> str:
+def fingerprint(principal: str, document: Any, key: bytes | None = None) -> str:
     """SHA-256 of the principal and the document in canonical JSON (sorted keys, no spaces).
 
     Canonical, so that key order and white space do not make a retry look
     different; the principal is part of it, so that another caller using the
     same (source, id) conflicts instead of receiving this caller's receipt.
+    With ``key``, an HMAC-SHA256 under it instead: for a document that holds
+    personal data in clear, a plain hash kept for days could be checked
+    against guesses (a name, a phone number); without the key it cannot.
     """
     canonical = json.dumps(
         document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
-    return hashlib.sha256(f"{principal}\n{canonical}".encode()).hexdigest()
+    message = f"{principal}\n{canonical}".encode()
+    if key is not None:
+        return "hmac:" + hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hashlib.sha256(message).hexdigest()
+
+
+def fingerprint_key(path: Path) -> bytes:
+    """The state folder's secret for :func:`fingerprint` (32 random bytes, made once, 0600).
+
+    Processes sharing the folder share it: the first writes a temporary file
+    and links it into place (atomic; a second writer's link fails and it
+    reads the winner's), so nobody ever reads a half-written key.
+    """
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        pass
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(32))
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> bytes:
+    key = path.read_bytes()
+    if len(key) != 32:
+        raise IdempotencyStoreError(f"{path} is not a 32-byte key; remove it to make a new one")
+    return key
 
 
 class ClaimOutcome(StrEnum):

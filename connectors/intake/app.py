@@ -148,7 +148,9 @@ def _add_routes(app: FastAPI, service: IntakeService) -> None:
         if principal.role is Role.OPERATOR:
             raise ProblemError(forbidden("operators read status and do not publish events"))
         documents, batch = await read_documents(request, settings)
-        items = service.validate(principal, documents, batch)
+        tls = request.url.scheme == "https"  # clear personal data only over TLS
+        documents, digests = await service.clear.seal(principal, documents, batch, tls=tls)
+        items = service.validate(principal, documents, batch, digests)
         receipts, replayed = await service.accept(principal, items)
         content: Any = {"accepted": receipts} if batch else receipts[0]
         headers = {"Idempotent-Replayed": "true"} if replayed else None

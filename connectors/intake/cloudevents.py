@@ -94,6 +94,7 @@ def _check_event(
     codec: Codec,
     topic_of: Mapping[str, str],
     sealed_check: SealedCheck | None = None,
+    digest: str | None = None,
 ) -> Item:
     """One CloudEvent checked, or :class:`_Rejected` with every problem found at the step.
 
@@ -148,7 +149,8 @@ def _check_event(
         )
     except EncodeError as exc:
         raise _Rejected([FieldError(f"{pointer}/data", str(exc))]) from None
-    digest = fingerprint(principal.name, document)
+    if digest is None:
+        digest = fingerprint(principal.name, document)
     return Item(index, pointer, envelope.id, envelope.source, event, record, digest)
 
 
@@ -178,11 +180,15 @@ def validate_events(
     codec: Codec,
     topic_of: Mapping[str, str],
     sealed_check: SealedCheck | None = None,
+    digests: Sequence[str | None] = (),
 ) -> list[Item]:
     """Every event checked before anything is published: all or nothing.
 
     403 if any event is not the caller's to send, else 400 if any is
     invalid; both list every offending event by its JSON Pointer.
+    ``digests`` gives the idempotency fingerprint of an event where it must
+    not be taken from the document as it is now (the intake sealed its
+    clear personal data: a retry would seal again, differently).
     """
     items: list[Item] = []
     invalid: list[FieldError] = []
@@ -198,6 +204,7 @@ def validate_events(
                     codec=codec,
                     topic_of=topic_of,
                     sealed_check=sealed_check,
+                    digest=digests[index] if index < len(digests) else None,
                 )
             )
         except _Rejected as rejection:

@@ -52,7 +52,7 @@ from streams.problems import (
     unknown_survivor,
 )
 from streams.replay import ReplayReader
-from streams.sealing import SealContext, SealingError, open_sealed
+from streams.sealing import DataKey, SealContext, SealingError, open_sealed
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 
@@ -64,6 +64,10 @@ PLATFORM = "platform"
 """The recipient of what agencies seal: the platform, which seals again for each provider."""
 
 RETRY_AFTER_S = 2
+KIND_ISSUE = "data-key.issue"
+"""Audit kind of a key handed out to an agency."""
+KIND_SEAL = "data-key.seal"
+"""Audit kind of a key the intake used to seal an agency's clear personal data."""
 
 
 class KeyIssue(StatusRead):
@@ -169,8 +173,11 @@ class KeyService:
         code: int,
         refusal: str | None = None,
         key_id: str | None = None,
+        *,
+        kind: str = "data-key.issue",
     ) -> None:
         issue = KeyIssue(
+            kind=kind,
             survivor_id=survivor,
             at=self.now(),
             principal=principal.name,
@@ -198,37 +205,7 @@ class KeyService:
                     "survivor_id", "must be a UUID", "the survivor id must be a UUID"
                 )
             )
-        if not (self.directory.ready and self.status.ready):
-            raise ProblemError(keys_unavailable(RETRY_AFTER_S))
-        agency = principal.agency_id
-        keys = self.directory.served
-        record, case = keys.record(survivor), self.status.get(survivor)
-        if case is not None:
-            allowed: set[str] | frozenset[str] | None = case.agencies_at(self.now())
-        else:
-            allowed = {record.agency_id} if record is not None else None
-        if allowed is not None and agency not in allowed:
-            await self._audited(principal, survivor, 404, "not-the-callers-survivor")
-            raise ProblemError(unknown_survivor())
-        created = False
-        try:
-            if record is None:
-                record = await self._generate(survivor, agency)
-                created = record.agency_id == agency
-                if case is None and not created:  # another agency asked a moment earlier
-                    await self._audited(principal, survivor, 404, "not-the-callers-survivor")
-                    raise ProblemError(unknown_survivor())
-            key = keys.key(survivor, record.key_id)
-        except ShreddedError:
-            await self._audited(principal, survivor, 410, "erased")
-            raise ProblemError(survivor_erased()) from None
-        except KeystoreError as exc:  # a key record that does not unwrap: forged or its KEK gone
-            _log.error(
-                "intake.data_key_unopenable",
-                survivor_id=str(survivor),
-                error_class=type(exc).__name__,
-            )
-            raise ProblemError(keys_unavailable(RETRY_AFTER_S)) from None
+        key, created = await self._key_for(principal, principal.agency_id, survivor, KIND_ISSUE)
         await self._audited(principal, survivor, 200, key_id=key.key_id)
         _log.info("intake.data_key_issued", principal=principal.name, survivor_id=str(survivor))
         return IssuedDataKey(
@@ -239,6 +216,52 @@ class KeyService:
             key=base64.b64encode(key.material).decode(),
             created=created,
         ).model_dump()
+
+    async def for_sealing(self, principal: Principal, agency: str, survivor: UUID) -> DataKey:
+        """The key the intake seals an agency's clear personal data with (never handed out).
+
+        The same rules and audit as :meth:`issue`, under ``kind: data-key.seal``.
+        """
+        key, _ = await self._key_for(principal, agency, survivor, KIND_SEAL)
+        await self._audited(principal, survivor, 200, key_id=key.key_id, kind=KIND_SEAL)
+        return key
+
+    async def _key_for(
+        self, principal: Principal, agency: str, survivor: UUID, kind: str
+    ) -> tuple[DataKey, bool]:
+        """The survivor's key if ``agency`` is of the case (made if nobody has one); else 404."""
+        if not (self.directory.ready and self.status.ready):
+            raise ProblemError(keys_unavailable(RETRY_AFTER_S))
+        keys = self.directory.served
+        record, case = keys.record(survivor), self.status.get(survivor)
+        if case is not None:
+            allowed: set[str] | frozenset[str] | None = case.agencies_at(self.now())
+        else:
+            allowed = {record.agency_id} if record is not None else None
+        if allowed is not None and agency not in allowed:
+            await self._audited(principal, survivor, 404, "not-the-callers-survivor", kind=kind)
+            raise ProblemError(unknown_survivor())
+        created = False
+        try:
+            if record is None:
+                record = await self._generate(survivor, agency)
+                created = record.agency_id == agency
+                if case is None and not created:  # another agency asked a moment earlier
+                    await self._audited(
+                        principal, survivor, 404, "not-the-callers-survivor", kind=kind
+                    )
+                    raise ProblemError(unknown_survivor())
+            return keys.key(survivor, record.key_id), created
+        except ShreddedError:
+            await self._audited(principal, survivor, 410, "erased", kind=kind)
+            raise ProblemError(survivor_erased()) from None
+        except KeystoreError as exc:  # a key record that does not unwrap: forged or its KEK gone
+            _log.error(
+                "intake.data_key_unopenable",
+                survivor_id=str(survivor),
+                error_class=type(exc).__name__,
+            )
+            raise ProblemError(keys_unavailable(RETRY_AFTER_S)) from None
 
     async def _generate(self, survivor: UUID, agency: str) -> KeyRecord:
         """Make a key, publish it (acknowledged), and read back which key the log kept."""

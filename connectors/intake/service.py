@@ -20,7 +20,14 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from connectors.auth import ApiKeyStore, Principal, key_id_of
 from connectors.exceptions import BrokerUnavailableError, IdempotencyStoreError
-from connectors.idempotency import Claim, ClaimOutcome, IdempotencyStore, KeyedLocks
+from connectors.idempotency import (
+    Claim,
+    ClaimOutcome,
+    IdempotencyStore,
+    KeyedLocks,
+    fingerprint_key,
+)
+from connectors.intake.clear import ClearSealer
 from connectors.intake.cloudevents import Item, validate_events
 from connectors.intake.disclosure import DisclosureService, SealedSources
 from connectors.intake.keys import KeyDirectory, KeyService
@@ -93,6 +100,9 @@ class IntakeService:
         )
         self.codec = Codec(kafka, source=INTAKE_SOURCE, max_record_bytes=MAX_RECORD_BYTES)
         self.sources = sources or SealedSources(kafka, self.codec)
+        self.clear = ClearSealer(
+            self.data_keys, fingerprint_key=fingerprint_key(settings.state_dir / "fingerprint.key")
+        )
         self.disclosures = DisclosureService(
             self.sources,
             directory,
@@ -138,7 +148,13 @@ class IntakeService:
             raise ProblemError(invalid_key())
         return principal
 
-    def validate(self, principal: Principal, documents: Sequence[Any], batch: bool) -> list[Item]:
+    def validate(
+        self,
+        principal: Principal,
+        documents: Sequence[Any],
+        batch: bool,
+        digests: Sequence[str | None] = (),
+    ) -> list[Item]:
         """Every event checked before anything is published (see :func:`validate_events`)."""
         return validate_events(
             principal,
@@ -147,6 +163,7 @@ class IntakeService:
             codec=self.codec,
             topic_of=self.topic_of,
             sealed_check=self.directory.unopenable,
+            digests=digests,
         )
 
     async def accept(self, principal: Principal, items: Sequence[Item]) -> tuple[list[Any], bool]:

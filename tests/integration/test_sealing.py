@@ -138,6 +138,27 @@ def test_personal_data_sealed_by_the_sdk_is_nowhere_in_clear_and_opens_with_its_
     assert (kept.key_id, kept.agency_id) == (key.key_id, AGENCY)
 
 
+def _identification(survivor: uuid.UUID, personal_data: Any) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": f"/agencies/{AGENCY}",
+        "type": "survivor.identified",
+        "time": "2026-12-03T09:00:00.000Z",
+        "subject": str(survivor),
+        "data": {
+            "survivor_id": str(survivor),
+            "occurred_at": "2026-12-03T09:00:00.000Z",
+            "agency_id": AGENCY,
+            "jurisdiction": "NL",
+            "age_group": "ADULT",
+            "languages": ["ro"],
+            "gender": "FEMALE",
+            "personal_data": personal_data,
+        },
+    }
+
+
 def test_clear_text_labelled_as_sealed_is_refused_and_never_published(
     intake: dict[str, Any],
 ) -> None:
@@ -187,8 +208,11 @@ def test_the_intake_serves_tls_from_the_local_ca_and_no_plain_http(
     intake: dict[str, Any], tmp_path: Path
 ) -> None:
     """What `safepassage intake serve` does by default: bearer keys cross TLS only."""
-    settings = IntakeSettings(
-        api_keys_file=Path(intake["keys_file"]), state_dir=tmp_path / "state", host="127.0.0.1"
+    settings = IntakeSettings(  # a second intake of the platform: the same keystore (KEK)
+        api_keys_file=Path(intake["keys_file"]),
+        state_dir=tmp_path / "state",
+        keystore_dir=Path(intake["folder"]) / "state" / "keystore",
+        host="127.0.0.1",
     )
     broker = BrokerSettings(state_dir=tmp_path / "kafka")
     certfile, _ = tls_files(settings, broker)
@@ -208,6 +232,24 @@ def test_the_intake_serves_tls_from_the_local_ca_and_no_plain_http(
 
         answer = wait_until(key_answer, "a data key over TLS")
         assert answer.status_code == 200, answer.text
+        survivor = uuid.uuid4()
+        clear = httpx.post(  # personal data in clear over TLS: sealed by the intake
+            f"https://127.0.0.1:{port}/v1/events",
+            json=_identification(survivor, PERSONAL),
+            headers={
+                "Authorization": f"Bearer {intake['key']}",
+                "Content-Type": "application/cloudevents+json",
+            },
+            verify=ca,
+            timeout=30,
+        )
+        assert clear.status_code == 202, clear.text
+        [record] = [
+            r
+            for r in read_to_end(intake["settings"], Topics.of(intake["settings"]).intake)
+            if r.key() == str(survivor).encode()
+        ]
+        assert b"Popescu" not in _raw(record) and b"Astoria" not in _raw(record)
         by_name = httpx.get(f"https://localhost:{port}/healthz", verify=ca, timeout=30)
         assert by_name.status_code in {200, 503}  # the certificate names localhost too
         with pytest.raises(httpx.HTTPError):  # a client that speaks plain HTTP gets nothing
