@@ -168,29 +168,15 @@ def test_clear_text_labelled_as_sealed_is_refused_and_never_published(
     answer = httpx.post(f"{intake['url']}/v1/survivors/{survivor}/data-key", headers=headers)
     assert answer.status_code == 200, answer.text
     key = DataKey(answer.json()["key_id"], survivor, base64.b64decode(answer.json()["key"]))
-    event = {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": f"/agencies/{AGENCY}",
-        "type": "survivor.identified",
-        "time": "2026-12-03T09:00:00.000Z",
-        "subject": str(survivor),
-        "data": {
-            "survivor_id": str(survivor),
-            "occurred_at": "2026-12-03T09:00:00.000Z",
-            "agency_id": AGENCY,
-            "jurisdiction": "NL",
-            "age_group": "ADULT",
-            "languages": ["ro"],
-            "gender": "FEMALE",
-            "personal_data": {
-                "ciphertext": base64.b64encode(CANARY.encode()).decode(),
-                "key_id": key.key_id,
-                "algorithm": "AES_256_GCM",
-                "recipient": "platform",
-            },
+    event = _identification(
+        survivor,
+        {
+            "ciphertext": base64.b64encode(CANARY.encode()).decode(),
+            "key_id": key.key_id,
+            "algorithm": "AES_256_GCM",
+            "recipient": "platform",
         },
-    }
+    )
     refused = httpx.post(
         f"{intake['url']}/v1/events",
         json=event,
