@@ -17,8 +17,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from connectors.auth import ApiKeyStore, Principal, Role
 from connectors.idempotency import IdempotencyStore
-from connectors.intake.body import read_documents
-from connectors.intake.disclosure import SealedSources
+from connectors.intake.body import read_body, read_documents
+from connectors.intake.disclosure import DISCLOSURE_BODY_BYTES, SealedSources
 from connectors.intake.keys import KeyDirectory
 from connectors.intake.openapi import (
     DESCRIPTION,
@@ -252,7 +252,7 @@ def _add_routes(app: FastAPI, service: IntakeService) -> None:
         principal: Caller,
     ) -> JSONResponse:
         """Checked at the moment of the call against the offer and consent; always audited."""
-        body = await request.body()
+        body = await read_body(request, DISCLOSURE_BODY_BYTES)  # 413 beyond, as it streams
         answer = await service.disclosures.disclose(principal, survivor_id, referral_id, body)
         return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 

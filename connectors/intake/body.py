@@ -17,13 +17,13 @@ from connectors.intake.settings import IntakeSettings
 from streams.cloudevents import BATCH_MEDIA_TYPE, STRUCTURED_MEDIA_TYPE
 from streams.problems import Problem
 
-__all__ = ["read_documents"]
+__all__ = ["read_body", "read_documents"]
 
 
 async def read_documents(request: Request, settings: IntakeSettings) -> tuple[list[Any], bool]:
     """The CloudEvent documents of a request and whether it was a batch (415/413/400 else)."""
     media_type = _media_type(request)
-    body = await _read_body(request, settings.max_body_bytes)
+    body = await read_body(request, settings.max_body_bytes)
     document = _parse_json(body)
     if media_type != BATCH_MEDIA_TYPE:
         if not isinstance(document, dict):
@@ -65,7 +65,7 @@ def _media_type(request: Request) -> str:
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing more than ``limit`` bytes by Content-Length or as it streams in."""
     detail = f"the body must not exceed {limit} bytes"
     too_large = ProblemError(Problem(413, "payload-too-large", "Request body too large", detail))

@@ -77,13 +77,20 @@ from streams.sealing import SealContext, SealingError, open_sealed
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 
-__all__ = ["DisclosureIssue", "DisclosureService", "SealedSources", "Sources"]
+__all__ = [
+    "DISCLOSURE_BODY_BYTES",
+    "DisclosureIssue",
+    "DisclosureService",
+    "SealedSources",
+    "Sources",
+]
 
 _log = get_logger("connectors.intake")
 
 RETRY_AFTER_S = 2
 _INDEXED = frozenset({SurvivorIdentified.event_type, ReferralRequested.event_type})
-_MAX_BODY_BYTES = 1024
+DISCLOSURE_BODY_BYTES = 1024
+"""The most a disclosure request may send: a public key in a small JSON object."""
 
 
 class DisclosureIssue(StatusRead):
@@ -330,8 +337,6 @@ def _uuid(text: str) -> UUID | None:
 def _public_key(body: bytes) -> Any:
     """The caller's X25519 public key from the request body, or a 400."""
     try:
-        if len(body) > _MAX_BODY_BYTES:
-            raise ValueError("too large")
         request = _Request.model_validate_json(body)
         return public_key_from_b64(request.public_key)
     except (ValidationError, ValueError, SealingError):

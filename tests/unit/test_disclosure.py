@@ -418,6 +418,12 @@ async def test_nobody_but_the_offered_provider_fetches_and_every_refusal_is_audi
         )
         assert answer.status_code == 400
         assert answer.json()["errors"][0]["location"] == "/public_key"
+    huge = await intake.http.post(
+        f"/v1/survivors/{S}/referrals/{HOUSING_R}/disclosure",
+        content=b'{"public_key": "' + b"A" * 100_000 + b'"}',
+        headers={"Authorization": f"Bearer {intake.keys['housing']}"},
+    )
+    assert huge.status_code == 413  # refused as it streams, never read whole
     unauthenticated = await intake.http.post(
         f"/v1/survivors/{S}/referrals/{HOUSING_R}/disclosure",
         json={"public_key": key.public_b64()},
