@@ -152,7 +152,10 @@ class SealedSources(FollowedCopy[Sources]):
     def _apply(self, copy: Sources, record: Any) -> None:
         headers = list(record.headers or ())
         if not any(
-            k == CE_TYPE and bytes(v).decode("utf-8", "replace") in _INDEXED for k, v in headers
+            k == CE_TYPE
+            and isinstance(v, bytes | bytearray)  # a header without a value is not a type
+            and bytes(v).decode("utf-8", "replace") in _INDEXED
+            for k, v in headers
         ):
             return
         try:

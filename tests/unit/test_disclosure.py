@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 
 from connectors.auth import Role, add_key
 from connectors.intake import IntakeSettings, create_app
-from connectors.intake.disclosure import SealedSources
+from connectors.intake.disclosure import SealedSources, Sources
 from connectors.intake.keys import KeyDirectory
 from processors.disclosure import (
     DEFAULT_FIELDS,
@@ -485,3 +486,34 @@ async def test_a_value_in_clear_or_outside_the_vocabulary_is_refused_at_the_inta
         assert "Maria" not in refused.text
         assert "is not JSON" in error["message"] or "not a personal field" in error["message"]
     assert not [r for r in intake.publisher.records if r.topic == TOPICS.intake]
+
+
+def test_the_index_skips_records_it_cannot_read_and_keeps_reading() -> None:
+    """No record on intake.v1 can stop the index: odd headers and bad bodies are passed over."""
+    sources = SealedSources(KAFKA, Codec(KAFKA, source="/test"))
+    copy = Sources()
+    odd = [
+        SimpleNamespace(
+            topic=TOPICS.intake,
+            partition=0,
+            offset=1,
+            key=b"k",
+            value=b"x",
+            headers=[("ce_type", None)],
+        ),
+        SimpleNamespace(
+            topic=TOPICS.intake,
+            partition=0,
+            offset=2,
+            key=b"k",
+            value=b"junk",
+            headers=[("ce_type", b"survivor.identified")],
+        ),
+        SimpleNamespace(
+            topic=TOPICS.intake, partition=0, offset=3, key=b"k", value=None, headers=None
+        ),
+    ]
+    for record in odd:
+        sources._apply(copy, record)
+    assert (copy.personal, copy.notes) == ({}, {})
+    assert sources.skipped == 1  # the undecodable survivor.identified, logged by coordinates
