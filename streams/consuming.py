@@ -10,6 +10,7 @@ is ever dropped.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
@@ -21,9 +22,11 @@ from streams.deadletter import (
     default_policy,
     describe_error,
 )
-from streams.logs import bind_record, get_logger
+from streams.logs import bind_record, exit_at_once, get_logger
 
 __all__ = [
+    "EXIT_CRASHED",
+    "STOP_GRACE_S",
     "DeadLetterSink",
     "FaustDeadLetterSink",
     "Handler",
@@ -125,17 +128,46 @@ async def _process_one(
             return
 
 
-async def stop_app_on_error(app: Any, work: Awaitable[None]) -> None:
+EXIT_CRASHED = 70
+"""Exit code of a worker whose graceful stop after an error did not end in time (EX_SOFTWARE)."""
+
+STOP_GRACE_S = 20.0
+"""How long a crashed worker's graceful stop may take before the process ends at once."""
+
+
+async def stop_app_on_error(
+    app: Any,
+    work: Awaitable[None],
+    *,
+    grace_s: float = STOP_GRACE_S,
+    hard_exit: Callable[[int], None] = exit_at_once,
+) -> None:
     """Run an agent's body; if it raises, crash the app (the worker stops) and wait.
 
     Not mode's ``CrashingSupervisor``: Faust cancels every agent at each
     rebalance and counts on the supervisor to start it again, so that one
     would stop the worker at every rebalance. A rebalance's ``CancelledError``
     is no ``Exception``: only an error stops the worker.
+
+    Faust's graceful stop can hang (a consumer that never leaves its group, a
+    service that never finishes stopping), and a worker that neither runs nor
+    exits holds its partitions hostage. So the stop is bounded: a daemon
+    thread, which a stuck event loop cannot hold back, ends the process with
+    :data:`EXIT_CRASHED` after ``grace_s``. The failing record is already
+    dead-lettered (acknowledged) when the error reaches here; if its offset was
+    not committed, the next start sees it again and stops the same way.
     """
     try:
         await work
     except Exception as exc:
-        log.error("agent.stopping_worker", error_class=type(exc).__name__)
+        log.error("agent.stopping_worker", error_class=type(exc).__name__, grace_s=grace_s)
+        timer = threading.Timer(grace_s, _exit_late, args=(hard_exit,))
+        timer.daemon = True
+        timer.start()
         await app.crash(exc)
         await asyncio.Event().wait()  # cancelled when the worker stops
+
+
+def _exit_late(hard_exit: Callable[[int], None]) -> None:
+    log.error("agent.stop_timed_out", exit_code=EXIT_CRASHED)
+    hard_exit(EXIT_CRASHED)

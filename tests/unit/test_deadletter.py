@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +19,7 @@ from schemas.exceptions import SafePassageError, SchemasError
 from schemas.models import CaseClosed
 from schemas.types import CaseOutcome
 from streams.codec import Codec, Decoded
-from streams.consuming import process_records, stop_app_on_error
+from streams.consuming import EXIT_CRASHED, process_records, stop_app_on_error
 from streams.deadletter import Action, DeadLetter, default_policy, describe_error
 from streams.exceptions import (
     EncodeError,
@@ -248,13 +250,41 @@ async def test_an_error_in_an_agent_crashes_the_app_and_processes_nothing_more()
     async def failing() -> None:
         raise bug
 
-    task = asyncio.create_task(stop_app_on_error(app, failing()))
+    exits: list[int] = []
+    task = asyncio.create_task(
+        stop_app_on_error(app, failing(), grace_s=60.0, hard_exit=exits.append)
+    )
     for _ in range(500):
         if app.crashed:
             break
         await asyncio.sleep(0.01)
     assert app.crashed == [bug]
     assert not task.done()  # it waits for the worker to stop; it never returns to the stream
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert exits == []  # the graceful stop still has its time
+
+
+async def test_a_graceful_stop_that_hangs_ends_the_process_after_its_grace() -> None:
+    """A crash whose stop never finishes (even with the event loop stuck) still ends the worker."""
+    app = CrashRecorder()
+    exited = threading.Event()
+    exits: list[int] = []
+
+    def hard_exit(code: int) -> None:
+        exits.append(code)
+        exited.set()
+
+    async def failing() -> None:
+        raise ProcessorsError("a bug of ours")
+
+    task = asyncio.create_task(stop_app_on_error(app, failing(), grace_s=0.2, hard_exit=hard_exit))
+    while not app.crashed:
+        await asyncio.sleep(0.01)
+    time.sleep(0.5)  # the loop is blocked, as a hung stop can leave it: the thread still fires
+    assert exited.wait(5)
+    assert exits == [EXIT_CRASHED]
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
