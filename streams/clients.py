@@ -6,6 +6,12 @@ idempotent with ``acks=all`` and use ``murmur2_random``, the partitioner of
 the Java client and of aiokafka (Faust): librdkafka's default would put a
 survivor on another partition than the stream processors expect. Consumers
 commit only what was processed and read only committed data.
+
+librdkafka's own log lines go to :data:`streams.quiet.LIBRDKAFKA_LOG`, a
+Python logger, instead of raw onto stderr: there they share the process's
+format and its throttle of repeats (a broker outage would otherwise print a
+connect failure every ~50 ms per client). ``log.connection.close`` is off:
+a broker closing an idle connection is routine, not a warning.
 """
 
 import logging
@@ -17,6 +23,7 @@ from aiokafka.helpers import create_ssl_context
 from confluent_kafka.admin import AdminClient
 
 from streams.exceptions import StreamsError
+from streams.quiet import LIBRDKAFKA_LOG
 from streams.settings import KafkaSettings, Profile
 
 __all__ = [
@@ -77,13 +84,18 @@ def consumer_config(settings: KafkaSettings, group_id: str, **overrides: Any) ->
 
 def admin_client(settings: KafkaSettings) -> AdminClient:
     """An admin client (topic provisioning) whose failures surface as exceptions only."""
-    return AdminClient(_librdkafka(settings), logger=_admin_log)
+    config = _librdkafka(settings)
+    config["logger"] = _admin_log
+    return AdminClient(config)
 
 
 def _librdkafka(settings: KafkaSettings) -> dict[str, Any]:
-    """The settings' librdkafka properties, once the security set-up is checked."""
+    """The settings' librdkafka properties, once the security set-up is checked.
+
+    With the logging set-up every client shares (a caller's ``logger`` override wins).
+    """
     _protocol(settings)
-    return settings.client_config()
+    return {**settings.client_config(), "logger": LIBRDKAFKA_LOG, "log.connection.close": False}
 
 
 def _protocol(settings: KafkaSettings) -> str:

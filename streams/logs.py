@@ -3,6 +3,8 @@
 Log lines carry identifiers as keys (topic, partition, offset, event id,
 referral id, survivor pseudonym), never personal data. Standard-library
 loggers (Faust, aiokafka) go through the same renderer: a worker writes one format.
+The one handler of a process carries :class:`~streams.quiet.RepeatThrottle`,
+so a broker outage is a few lines from the client libraries, not thousands.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, NoReturn, TextIO
 import structlog
 from structlog.typing import Processor
 
+from streams.quiet import RepeatThrottle
 from streams.settings import LogFormat
 
 __all__ = [
@@ -69,10 +72,12 @@ def dict_config(fmt: LogFormat, level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"structlog": {"()": processor_formatter, "fmt": fmt.value}},
+        "filters": {"client_repeats": {"()": RepeatThrottle}},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "structlog",
+                "filters": ["client_repeats"],
                 "stream": "ext://sys.stderr",
             }
         },
@@ -101,6 +106,7 @@ def configure_logging(
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(processor_formatter(fmt, stream))
+    handler.addFilter(RepeatThrottle())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
