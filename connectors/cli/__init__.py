@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import click
 
-from connectors.cli import acl, docs, escalations, kafka, registry, schemas, topics, worker
+from connectors.cli import acl, docs, escalations, kafka, registry, run, schemas, topics, worker
 from connectors.cli.common import FriendlyGroup
 from connectors.delivery import register as register_delivery
 from connectors.intake import register as register_intake
@@ -43,7 +43,7 @@ for _command in (
     docs.docs,  # safepassage docs asyncapi
     escalations.escalations,  # safepassage escalations follow|tick
     worker.worker,  # safepassage worker
-    worker.run,  # safepassage run
+    run.run,  # safepassage run (make run): the platform, supervised
 ):
     main.add_command(_command)
 register_delivery(main)  # safepassage deliver webhooks|kafka|new-secret

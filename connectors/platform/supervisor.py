@@ -36,6 +36,7 @@ from pathlib import Path
 from connectors.exceptions import ConnectorsError
 
 __all__ = [
+    "START_MARK",
     "Backoff",
     "Change",
     "Probe",
@@ -44,6 +45,9 @@ __all__ = [
     "Supervisor",
     "SupervisorError",
 ]
+
+START_MARK = "---- "
+"""Begins the line the supervisor writes into a service's log before each start."""
 
 Probe = Callable[[], Awaitable[bool]]
 """Answers whether a service is ready (serving); any failure is a plain False."""
@@ -161,9 +165,13 @@ class Supervisor:
 
     async def wait_ready(self, timeout_s: float) -> list[str]:
         """Wait until every service is ready; the names of those that were not in time."""
-        waits = {name: child.ready.wait() for name, child in self._children.items()}
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*waits.values()), timeout_s)
+        deadline = time.monotonic() + timeout_s
+        for child in self._children.values():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(child.ready.wait(), remaining)
         return [name for name, child in self._children.items() if not child.ready.is_set()]
 
     async def wait_one_ready(self, name: str) -> None:
@@ -206,7 +214,7 @@ class Supervisor:
         log = self.log_path(service.name)
         try:
             with log.open("ab") as out:
-                out.write(f"---- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} start\n".encode())
+                out.write(f"{START_MARK}{time.strftime('%Y-%m-%dT%H:%M:%S%z')} start\n".encode())
                 out.flush()
                 child.process = await asyncio.create_subprocess_exec(
                     *service.argv,
@@ -294,6 +302,8 @@ class Supervisor:
         while child.service.watch:
             await asyncio.sleep(self._probe_interval_s)
             answers = await _answer(probe)
+            if self._stopping.is_set():
+                return  # a service being stopped stops answering: no news
             if answers != up:
                 up = answers
                 self._report(Change(name, State.BACK if up else State.UNREACHABLE))
@@ -337,5 +347,5 @@ def _exit_text(code: int | None) -> str:
         return "did not exit"
     if code < 0:
         with contextlib.suppress(ValueError):
-            return f"killed by {signal.Signals(-code).name}"
+            return f"ended by {signal.Signals(-code).name}"
     return f"exit code {code}"

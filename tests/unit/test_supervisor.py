@@ -115,8 +115,8 @@ async def test_stop_ends_a_child_that_ignores_sigterm_within_the_bound_and_its_g
     assert _gone(family)
     stops = {c.service: c.detail for c in seen if c.state is State.STOPPED}
     assert stops == {
-        "parent": "killed by SIGTERM; SIGKILL to its group after 1.5 s",  # the grandchild's
-        "polite": "killed by SIGTERM",
+        "parent": "ended by SIGTERM; SIGKILL to its group after 1.5 s",  # the grandchild's
+        "polite": "ended by SIGTERM",
     }
 
 

@@ -1,0 +1,442 @@
+"""``safepassage run``: the broker, its topics, ACLs and credentials, demo keys, every service.
+
+The terminal shows a progress line per slow step, one summary once every
+service is ready, then one line per change of a service's state; each
+service's output goes to ``<state>/logs/<service>.log``. Ctrl-C or SIGTERM
+stops every service (each in its own process group, SIGKILL after
+``SAFEPASSAGE_RUN_STOP_TIMEOUT_S``) and the broker if this run started it;
+a broker that was already running is left running, and the summary says so.
+
+Every path derives from one state directory (``--state-dir``, default
+``.state``): the broker's (``kafka/``), the intake's (``intake/``), the
+worker's tables (``worker/``), the API keys file, the logs and the demo
+credentials. A variable set explicitly (``SAFEPASSAGE_BROKER_STATE_DIR``
+...) still wins; the children inherit the same environment, so every
+process agrees on every path and port. ``SAFEPASSAGE_BROKER_PORT`` sets the
+broker's port and, through each principal's environment, every client's
+bootstrap address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from rich.console import Console
+from rich.markup import escape
+
+from connectors.cli.acl import apply_matrix
+from connectors.cli.kafka import principal_environment, principal_settings
+from connectors.exceptions import ConnectorsError
+from connectors.intake.settings import IntakeSettings
+from connectors.platform.demo import DemoKey, ensure_demo_keys, ensure_demo_webhooks
+from connectors.platform.lock import RunLock
+from connectors.platform.probes import tcp_probe
+from connectors.platform.services import Platform, PlatformService, PortSetting, platform_services
+from connectors.platform.supervisor import Change, State, Supervisor
+from infra import Deployment, single_node
+from infra.maven import resolve_classpath
+from infra.settings import BrokerSettings
+from streams.acls import load_matrix
+from streams.logs import configure_logging
+from streams.provisioning import provision
+from streams.settings import KafkaSettings, LogFormat, read_settings
+
+__all__ = ["PortInUseError", "RunSettings", "run_platform"]
+
+
+class PortInUseError(ConnectorsError):
+    """A port the platform needs is taken by another program."""
+
+
+class RunSettings(BaseSettings):
+    """How ``safepassage run`` runs (prefix ``SAFEPASSAGE_RUN_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="SAFEPASSAGE_RUN_", frozen=True)
+
+    state_dir: Path = Field(
+        default=Path(".state"),
+        description="SAFEPASSAGE_RUN_STATE_DIR: every path of the run derives from it.",
+    )
+    ready_timeout_s: float = Field(
+        default=240.0, gt=0, description="SAFEPASSAGE_RUN_READY_TIMEOUT_S: wait for readiness."
+    )
+    stop_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="SAFEPASSAGE_RUN_STOP_TIMEOUT_S: SIGTERM, then SIGKILL to a service's group.",
+    )
+    demo_webhook_url: str = Field(
+        default="http://127.0.0.1:8090/webhooks",
+        description=(
+            "SAFEPASSAGE_RUN_DEMO_WEBHOOK_URL: where the demo providers' webhooks go "
+            "(<url>/<provider id>), written once into <state>/demo/webhooks.yaml."
+        ),
+    )
+
+
+def derive_environment(state_dir: Path) -> None:
+    """Point every component's paths into ``state_dir``, unless a variable is set already.
+
+    Set in this process's environment, which every child inherits.
+    """
+    defaults = {
+        "SAFEPASSAGE_BROKER_STATE_DIR": state_dir / "kafka",
+        "SAFEPASSAGE_INTAKE_STATE_DIR": state_dir / "intake",
+        "SAFEPASSAGE_API_KEYS_FILE": state_dir / "api-keys.yaml",
+        "SAFEPASSAGE_WEBHOOKS_FILE": state_dir / "demo" / "webhooks.yaml",
+    }
+    for name, path in defaults.items():
+        os.environ.setdefault(name, str(path))
+
+
+# ------------------------------------------------------------------ the terminal
+
+
+class Output:
+    """The run's terminal: progress of slow steps, the summary, one line per change.
+
+    Writes survive a closed pipe (``make run | cat`` after Ctrl-C ends ``cat``
+    first): the rest goes to /dev/null, so the stop still completes.
+    """
+
+    def __init__(self) -> None:
+        wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+        self.console = Console(width=200 if wide else None, highlight=False)
+        self.live = sys.stdout.isatty()
+
+    def say(self, text: str) -> None:
+        try:
+            self.console.print(text, soft_wrap=True)
+        except (BrokenPipeError, OSError):
+            self._to_devnull()
+
+    def _to_devnull(self) -> None:
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        self.live = False
+
+    def change(self, change: Change) -> None:
+        style = {
+            State.READY: "green",
+            State.BACK: "green",
+            State.EXITED: "red",
+            State.UNREACHABLE: "yellow",
+            State.RESTARTED: "yellow",
+        }.get(change.state, "")
+        state = f"[{style}]{change.state.value}[/]" if style else change.state.value
+        detail = f"  {escape(change.detail)}" if change.detail else ""
+        self.say(f"{time.strftime('%H:%M:%S')} {change.service:<14} {state}{detail}")
+
+    @contextlib.contextmanager
+    def step(self, title: str, hint: str = "") -> Iterator[None]:
+        """A slow step: a spinner on a terminal, a line before and after in a pipe.
+
+        ``hint`` (how long it may take) is shown while it runs.
+        """
+        begun = time.monotonic()
+        waiting = f"{title} [dim]({hint})[/]" if hint else title
+        try:
+            if self.live:
+                with self.console.status(waiting):
+                    yield
+            else:
+                self.say(f"… {waiting}")
+                yield
+        except BaseException:
+            self.say(f"[red]✗[/] {title}")
+            raise
+        self.say(f"[green]✓[/] {title} ({time.monotonic() - begun:.1f} s)")
+
+
+# ------------------------------------------------------------------------ ports
+
+
+def check_ports(ports: Sequence[PortSetting]) -> None:
+    """Every port free, or one line naming the port and the variable that moves it."""
+    for wanted in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((wanted.host, wanted.port))
+            except OSError:
+                raise PortInUseError(
+                    f"port {wanted.port} on {wanted.host} is in use by another program: "
+                    f"set {wanted.setting} to a free port"
+                ) from None
+
+
+def broker_ports(settings: BrokerSettings) -> list[PortSetting]:
+    host = settings.host
+    ports = [PortSetting("SAFEPASSAGE_BROKER_PORT", host, settings.port)]
+    ports.append(
+        PortSetting("SAFEPASSAGE_BROKER_CONTROLLER_PORT", host, settings.resolved_controller_port)
+    )
+    if settings.secured:
+        ports.append(
+            PortSetting("SAFEPASSAGE_BROKER_INTERNAL_PORT", host, settings.resolved_internal_port)
+        )
+    return ports
+
+
+# -------------------------------------------------------------------------- run
+
+
+def _terminate_as_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM during the set-up ends it like Ctrl-C (the broker started so far is stopped)."""
+    raise KeyboardInterrupt
+
+
+def run_platform(settings: RunSettings) -> None:
+    """Bring the platform up, supervise it until SIGINT/SIGTERM, stop what was started."""
+    state_dir = settings.state_dir.resolve()
+    derive_environment(state_dir)
+    out = Output()
+    (state_dir / "logs").mkdir(parents=True, exist_ok=True)
+    # This process's own log lines (probes' HTTP requests, client libraries) are
+    # not for the terminal either: the terminal has the summary and the changes.
+    own_log = (state_dir / "logs" / "run.log").open("a", encoding="utf-8")
+    kafka_settings = read_settings(KafkaSettings)
+    configure_logging(LogFormat.JSON, kafka_settings.log_level, own_log)
+    with RunLock(state_dir / "run.lock") as lock:
+        if lock.stale_pid is not None:
+            out.say(f"(the previous run, pid {lock.stale_pid}, ended without stopping)")
+        broker = read_settings(BrokerSettings)
+        deployment = single_node(broker)
+        intake = read_settings(IntakeSettings)
+        was_running = any(node.pid() is not None for node in deployment.nodes)
+        kafka = read_settings(KafkaSettings)
+        platform = Platform(
+            state_dir=state_dir,
+            intake=intake,
+            kafka=kafka,
+            admin=lambda: _admin(deployment, kafka),
+            ca=broker.security_dir / "ca.pem" if broker.secured else None,
+            webhooks_file=Path(os.environ["SAFEPASSAGE_WEBHOOKS_FILE"]),
+            environment=lambda principal: principal_environment(deployment, principal),
+        )
+        services = platform_services(platform)
+        check_ports(
+            [*([] if was_running else broker_ports(broker)), *(s.port for s in services if s.port)]
+        )
+        previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+        try:
+            _bring_up(out, deployment, platform, was_running)
+            keys = _demo_keys(out, platform, settings)
+            _run_services(out, settings, deployment, platform, services, keys, was_running)
+        except KeyboardInterrupt:
+            out.say("interrupted: stopping what was started")
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the stop runs to its end
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            if not was_running and any(node.pid() is not None for node in deployment.nodes):
+                with out.step(f"Stopping Kafka on {deployment.bootstrap}", "a few seconds"):
+                    deployment.stop()
+            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _admin(deployment: Deployment, kafka: KafkaSettings) -> KafkaSettings:
+    """The ``admin`` principal's client settings (the address alone on a plaintext broker)."""
+    if deployment.settings.secured:
+        return principal_settings(deployment, "admin", kafka)
+    return kafka.model_copy(update={"bootstrap_servers": deployment.bootstrap})
+
+
+def _bring_up(out: Output, deployment: Deployment, platform: Platform, was_running: bool) -> None:
+    broker = deployment.settings
+    with out.step("Broker jars (Maven, from ~/.m2)", "first run: downloads ~60 MB, 1-3 min"):
+        resolve_classpath(broker.state_dir, broker.mvn)
+    verb = "Checking the running" if was_running else "Starting"
+    with out.step(f"{verb} Kafka on {deployment.bootstrap}", "about 10-30 s"):
+        deployment.start()
+    admin = platform.admin()
+    with out.step("Topics of the catalog"):
+        the_plan, created = provision(admin)
+    out.say(f"  {len(the_plan.create) + len(the_plan.in_order)} topics, {len(created)} created")
+    if broker.secured:
+        # The plan's line per binding is not for this terminal; the summary counts them.
+        with (
+            out.step("ACLs of streams/acl_matrix.yaml and the principals' credentials"),
+            contextlib.redirect_stdout(io.StringIO()) as plan_lines,
+        ):
+            apply_matrix(admin, load_matrix())
+        changed = sum(
+            1
+            for line in plan_lines.getvalue().splitlines()
+            if line.startswith(("added", "removed", "created"))
+        )
+        out.say(f"  ACLs as in the matrix, {changed} binding(s) or party topic(s) changed")
+
+
+def _demo_keys(out: Output, platform: Platform, settings: RunSettings) -> list[DemoKey]:
+    with out.step("Demo API keys and webhook endpoints"):
+        keys = ensure_demo_keys(platform.intake.api_keys_file, _credentials_file(platform))
+        ensure_demo_webhooks(platform.webhooks_file, keys, settings.demo_webhook_url)
+    return keys
+
+
+def _credentials_file(platform: Platform) -> Path:
+    return platform.state_dir / "demo" / "credentials.yaml"
+
+
+def _run_services(  # noqa: PLR0917 - the run's parts, handed over once
+    out: Output,
+    settings: RunSettings,
+    deployment: Deployment,
+    platform: Platform,
+    services: Sequence[PlatformService],
+    keys: Sequence[DemoKey],
+    was_running: bool,
+) -> None:
+    supervisor = Supervisor(
+        [service.service(platform) for service in services],
+        platform.log_dir,
+        out.change,
+        stop_timeout_s=settings.stop_timeout_s,
+    )
+    asyncio.run(
+        _supervise(out, settings, supervisor, deployment, platform, services, keys, was_running)
+    )
+
+
+async def _supervise(  # noqa: PLR0917 - as above
+    out: Output,
+    settings: RunSettings,
+    supervisor: Supervisor,
+    deployment: Deployment,
+    platform: Platform,
+    services: Sequence[PlatformService],
+    keys: Sequence[DemoKey],
+    was_running: bool,
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    watch: asyncio.Task[None] | None = None
+    try:
+        await supervisor.start()
+        ready = asyncio.create_task(supervisor.wait_ready(settings.ready_timeout_s))
+        stopped = asyncio.create_task(stop.wait())
+        names = ", ".join(service.name for service in services)
+        with _status(out, f"Waiting for {names} to be ready"):
+            await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            ready.cancel()
+            return
+        stopped.cancel()
+        late = ready.result()
+        if late:
+            out.say(
+                f"[yellow]not ready after {settings.ready_timeout_s:.0f} s:[/] {', '.join(late)} "
+                f"(see {platform.state_dir / 'logs'}); the others run on"
+            )
+        _summary(out, deployment, platform, services, keys, was_running)
+        watch = asyncio.create_task(_watch_broker(out, deployment))
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if watch is not None:
+            watch.cancel()
+        out.say("stopping the services")
+        await supervisor.stop()
+
+
+@contextlib.contextmanager
+def _status(out: Output, title: str) -> Iterator[None]:
+    """A spinner on a terminal while waiting (change lines print above it)."""
+    if out.live:
+        with out.console.status(title):
+            yield
+    else:
+        out.say(f"… {title}")
+        yield
+
+
+async def _watch_broker(out: Output, deployment: Deployment, interval_s: float = 5.0) -> None:
+    """One line when the broker stops answering on its port, one when it is back."""
+    node = deployment.nodes[0]
+    probe = tcp_probe(node.host, node.port)
+    up = True
+    while True:
+        await asyncio.sleep(interval_s)
+        answers = await probe()
+        if answers != up:
+            up = answers
+            out.change(Change("kafka", State.BACK if up else State.UNREACHABLE, node.bootstrap))
+
+
+def _summary(  # noqa: PLR0917 - the run's parts, handed over once
+    out: Output,
+    deployment: Deployment,
+    platform: Platform,
+    services: Sequence[PlatformService],
+    keys: Sequence[DemoKey],
+    was_running: bool,
+) -> None:
+    broker = deployment.settings
+    state = platform.state_dir
+    security = "SASL_SSL/SCRAM-SHA-512, ACLs" if broker.secured else "PLAINTEXT (tests only)"
+    version = deployment.nodes[0].kafka_version() or "?"
+    lines = [
+        "",
+        f"[bold]SafePassage is running[/] (state: {state})",
+        f"  Kafka        {deployment.bootstrap}  {security}, Apache Kafka {version}",
+    ]
+    if broker.secured:
+        clients = broker.security_dir / "clients"
+        lines += [
+            f"               client files: {clients}/<principal>.properties and .env (owner-only)",
+            f"               CA: {broker.security_dir / 'ca.pem'}",
+        ]
+    for service in services:
+        if service.url:
+            lines.append(f"  {service.name:<12} {service.url}")
+    intake = platform.intake_url
+    lines += [
+        f"               API docs: {intake}/docs",
+        f"  Services     {', '.join(s.name for s in services)}",
+        f"  Logs         {state / 'logs'}/<service>.log",
+        f"  Demo keys    {_credentials_file(platform)} (owner-only; demo keys of this local "
+        "platform)",
+    ]
+    for key in keys:
+        ids = f"agency_id {key.agency_id}" if key.agency_id else ""
+        ids = f"provider_id {key.provider_id}" if key.provider_id else ids
+        lines.append(f"    {key.principal:<22} {key.role.value:<9} {key.key}  {ids}")
+    lines.append(f"  Webhooks     {platform.webhooks_file} (demo providers' endpoints)")
+    agency = next((k.key for k in keys if k.agency_id), "<agency key>")
+    ca = f"--cacert {platform.ca} " if platform.ca else ""
+    lines += [
+        f"  Try          curl {ca}-H 'Authorization: Bearer {agency}' "
+        f"{intake}/v1/survivors/{uuid.uuid4()}/status",
+        "               (404 until that survivor has a case; events to post: docs/running.md)",
+    ]
+    lines.append(
+        "  Stop         Ctrl-C stops every service"
+        + (
+            f"; Kafka was already running and stays up (safepassage kafka stop, with "
+            f"SAFEPASSAGE_BROKER_STATE_DIR={broker.state_dir})"
+            if was_running
+            else " and Kafka"
+        )
+    )
+    for line in lines:
+        out.say(line)
