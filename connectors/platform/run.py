@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import logging
 import os
 import signal
 import socket
@@ -105,6 +106,21 @@ def derive_environment(state_dir: Path) -> None:
 # ------------------------------------------------------------------ the terminal
 
 
+class _PipeSafeConsole(Console):
+    """rich's console, but a reader gone from the pipe ends the output, not the process.
+
+    rich's default raises ``SystemExit(1)`` there: ``make run | cat`` and
+    Ctrl-C end ``cat`` first, and the run would exit with its services and
+    broker still running.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+
+
 class Output:
     """The run's terminal: progress of slow steps, the summary, one line per change.
 
@@ -114,20 +130,14 @@ class Output:
 
     def __init__(self) -> None:
         wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
-        self.console = Console(width=200 if wide else None, highlight=False)
+        self.console = _PipeSafeConsole(width=200 if wide else None, highlight=False)
         self.live = sys.stdout.isatty()
 
     def say(self, text: str) -> None:
         try:
             self.console.print(text, soft_wrap=True)
-        except (BrokenPipeError, OSError):
-            self._to_devnull()
-
-    def _to_devnull(self) -> None:
-        with contextlib.suppress(OSError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        self.live = False
+        except OSError:  # a write rich does not guard; same remedy
+            self.console.on_broken_pipe()
 
     def change(self, change: Change) -> None:
         style = {
@@ -211,6 +221,7 @@ def run_platform(settings: RunSettings) -> None:
     own_log = (state_dir / "logs" / "run.log").open("a", encoding="utf-8")
     kafka_settings = read_settings(KafkaSettings)
     configure_logging(LogFormat.JSON, kafka_settings.log_level, own_log)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per readiness probe is noise
     with RunLock(state_dir / "run.lock") as lock:
         if lock.stale_pid is not None:
             out.say(f"(the previous run, pid {lock.stale_pid}, ended without stopping)")
