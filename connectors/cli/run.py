@@ -10,7 +10,6 @@ from pathlib import Path
 
 import click
 
-from connectors.platform.run import RunSettings, run_platform
 from streams.settings import read_settings
 
 __all__ = ["run"]
@@ -29,6 +28,10 @@ def run(state_dir: Path | None) -> None:
     Ports: SAFEPASSAGE_BROKER_PORT (the broker, and every client's bootstrap),
     SAFEPASSAGE_INTAKE_PORT. Logs: <state>/logs/<service>.log. See docs/running.md.
     """
+    # Imported here: the platform module uses other command groups' helpers
+    # (connectors.cli.acl, .kafka), which import this package first.
+    from connectors.platform.run import RunSettings, run_platform  # noqa: PLC0415
+
     settings = read_settings(RunSettings)
     if state_dir is not None:
         settings = settings.model_copy(update={"state_dir": state_dir})

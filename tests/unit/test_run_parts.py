@@ -1,0 +1,243 @@
+"""What ``safepassage run`` does without a broker: lock, ports, demo keys, services, output."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from connectors.auth import ApiKeyStore, Role, load_keys
+from connectors.delivery.settings import load_providers
+from connectors.intake.settings import IntakeSettings
+from connectors.platform.demo import (
+    DEMO_PRINCIPALS,
+    DemoPrincipal,
+    ensure_demo_keys,
+    ensure_demo_webhooks,
+)
+from connectors.platform.lock import AlreadyRunningError, RunLock
+from connectors.platform.run import PortInUseError, check_ports, derive_environment
+from connectors.platform.services import Platform, PortSetting, platform_services
+from streams.settings import KafkaSettings
+
+# ------------------------------------------------------------------------ lock
+
+
+def test_a_second_lock_on_the_same_state_dir_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    path = tmp_path / "run.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from connectors.platform.lock import RunLock; "
+            f"lock = RunLock(Path({str(path)!r})).acquire(); "
+            "print('held', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(AlreadyRunningError, match=rf"\(pid {holder.pid}\)"):
+            RunLock(path).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    # The holder died without releasing: its lock is stale and taken over.
+    lock = RunLock(path).acquire()
+    assert lock.stale_pid == holder.pid
+    assert path.read_text().strip() == str(os.getpid())
+    lock.release()
+    assert path.read_text() == ""  # released: no PID left behind
+    with RunLock(path) as again:
+        assert again.stale_pid is None
+
+
+# ----------------------------------------------------------------------- ports
+
+
+def test_a_taken_port_is_one_line_naming_the_setting_to_change() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(PortInUseError) as caught:
+            check_ports([PortSetting("SAFEPASSAGE_INTAKE_PORT", "127.0.0.1", port)])
+    message = caught.value.one_line()
+    assert message == (
+        f"port {port} on 127.0.0.1 is in use by another program: "
+        "set SAFEPASSAGE_INTAKE_PORT to a free port"
+    )
+    check_ports([PortSetting("SAFEPASSAGE_INTAKE_PORT", "127.0.0.1", port)])  # free again
+
+
+# ------------------------------------------------------------------- demo keys
+
+
+def test_demo_keys_are_made_once_kept_owner_only_and_open_the_intake(tmp_path: Path) -> None:
+    keys_file, credentials = tmp_path / "api-keys.yaml", tmp_path / "demo" / "credentials.yaml"
+    first = ensure_demo_keys(keys_file, credentials)
+    assert [k.principal for k in first] == [p.name for p in DEMO_PRINCIPALS]
+    assert credentials.stat().st_mode & 0o777 == 0o600
+    assert credentials.parent.stat().st_mode & 0o777 == 0o700
+    store = ApiKeyStore(keys_file)
+    for key in first:
+        principal = store.authenticate(key.key)
+        assert principal is not None
+        assert (principal.name, principal.role) == (key.principal, key.role)
+    providers = [k for k in first if k.role is Role.PROVIDER]
+    assert providers and all(k.provider_id is not None for k in providers)
+    assert yaml.safe_load(credentials.read_text())["keys"][0]["key"] == first[0].key
+    # A second run keeps every key (a tester's saved key still works), adds no entry.
+    assert ensure_demo_keys(keys_file, credentials) == first
+    assert len(load_keys(keys_file)) == len(DEMO_PRINCIPALS)
+
+
+def test_a_demo_key_the_keys_file_lost_is_made_anew_with_the_same_provider_id(
+    tmp_path: Path,
+) -> None:
+    keys_file, credentials = tmp_path / "api-keys.yaml", tmp_path / "credentials.yaml"
+    first = ensure_demo_keys(keys_file, credentials)
+    keys_file.unlink()
+    second = ensure_demo_keys(keys_file, credentials)
+    assert all(a.key != b.key for a, b in zip(first, second, strict=True))
+    assert [k.provider_id for k in first] == [k.provider_id for k in second]
+    assert ApiKeyStore(keys_file).authenticate(second[0].key) is not None
+
+
+def test_one_more_demo_principal_is_one_more_entry(tmp_path: Path) -> None:
+    extra = (*DEMO_PRINCIPALS, DemoPrincipal("demo-second-operator", Role.OPERATOR))
+    keys = ensure_demo_keys(tmp_path / "k.yaml", tmp_path / "c.yaml", extra)
+    assert keys[-1].principal == "demo-second-operator"
+
+
+def test_the_demo_webhooks_file_serves_the_delivery_and_keeps_what_is_there(
+    tmp_path: Path,
+) -> None:
+    keys = ensure_demo_keys(tmp_path / "k.yaml", tmp_path / "c.yaml")
+    path = tmp_path / "demo" / "webhooks.yaml"
+    ensure_demo_webhooks(path, keys, "http://127.0.0.1:18090/webhooks")
+    assert path.stat().st_mode & 0o777 == 0o600
+    providers = load_providers(path)  # the delivery's own loader accepts it
+    ids = {k.provider_id for k in keys if k.provider_id is not None}
+    assert set(providers) == ids
+    before = path.read_text()
+    ensure_demo_webhooks(path, keys, "http://elsewhere.invalid/")
+    assert path.read_text() == before  # secrets and edited URLs stay
+
+
+# -------------------------------------------------------------------- services
+
+
+def test_every_path_derives_from_the_state_dir_unless_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("BROKER_STATE_DIR", "INTAKE_STATE_DIR", "API_KEYS_FILE", "WEBHOOKS_FILE"):
+        monkeypatch.delenv(f"SAFEPASSAGE_{name}", raising=False)
+    monkeypatch.setenv("SAFEPASSAGE_API_KEYS_FILE", "/elsewhere/keys.yaml")
+    derive_environment(tmp_path)
+    assert os.environ["SAFEPASSAGE_BROKER_STATE_DIR"] == str(tmp_path / "kafka")
+    assert os.environ["SAFEPASSAGE_INTAKE_STATE_DIR"] == str(tmp_path / "intake")
+    assert os.environ["SAFEPASSAGE_WEBHOOKS_FILE"] == str(tmp_path / "demo" / "webhooks.yaml")
+    assert os.environ["SAFEPASSAGE_API_KEYS_FILE"] == "/elsewhere/keys.yaml"  # explicit wins
+
+
+def test_each_service_runs_as_its_principal_with_the_brokers_address(tmp_path: Path) -> None:
+    def environment(principal: str) -> dict[str, str]:
+        return {
+            "SAFEPASSAGE_BOOTSTRAP_SERVERS": "127.0.0.1:19692",
+            "SAFEPASSAGE_SASL_USERNAME": principal,
+        }
+
+    platform = Platform(
+        state_dir=tmp_path,
+        intake=IntakeSettings(port=19680),
+        kafka=KafkaSettings(),
+        admin=KafkaSettings,
+        ca=tmp_path / "ca.pem",
+        webhooks_file=tmp_path / "webhooks.yaml",
+        environment=environment,
+    )
+    services = platform_services(platform)
+    assert [s.name for s in services] == [
+        "router",
+        "intake",
+        "webhooks",
+        "offers-relay",
+        "inbound-relay",
+    ]
+    principals = {s.name: s.service(platform).env["SAFEPASSAGE_SASL_USERNAME"] for s in services}
+    assert principals == {
+        "router": "router",
+        "intake": "intake",
+        "webhooks": "delivery",
+        "offers-relay": "delivery",
+        "inbound-relay": "intake",
+    }
+    for service in services:
+        child = service.service(platform)
+        assert child.argv[:3] == (sys.executable, "-m", "connectors.cli")
+        assert child.env["SAFEPASSAGE_BOOTSTRAP_SERVERS"] == "127.0.0.1:19692"
+    intake = services[1]
+    assert intake.port == PortSetting("SAFEPASSAGE_INTAKE_PORT", "127.0.0.1", 19680)
+    assert intake.url == "https://127.0.0.1:19680"
+
+
+# ---------------------------------------------------------------------- output
+
+
+def test_output_survives_the_pipes_reader_going_away() -> None:
+    """``make run | cat``, Ctrl-C: cat ends first; the run must go on to stop its services."""
+    script = (
+        "from connectors.platform.run import Output\n"
+        "import sys, time\n"
+        "out = Output()\n"
+        "out.say('first')\n"
+        "time.sleep(1.0)\n"  # the reader is gone by now
+        "for i in range(50): out.say('after the reader left')\n"
+        "sys.stderr.write('still here\\n')\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stderr is not None
+    assert child.stdout.readline().strip() == "first"
+    child.stdout.close()
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 0, err
+    assert err == "still here\n"
+
+
+def test_a_change_is_one_line() -> None:
+    from connectors.platform.supervisor import Change, State  # noqa: PLC0415
+
+    script = (
+        "from connectors.platform.run import Output\n"
+        "from connectors.platform.supervisor import Change, State\n"
+        f"Output().change(Change('router', State.EXITED, {'exit code 1; restart in 2 s'!r}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.count("\n") == 1
+    assert out.split(maxsplit=1)[1].split() == [
+        "router",
+        "exited",
+        "exit",
+        "code",
+        "1;",
+        "restart",
+        "in",
+        "2",
+        "s",
+    ]
+    assert Change("x", State.READY).detail == ""
