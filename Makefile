@@ -16,13 +16,21 @@ UV     := $(VENV)/.uv-$(UV_VERSION)/bin/uv
 # Every package (pip and the build backend included) comes from $(LOCK) at its
 # pinned version, checked against the lock's hashes; then the project itself,
 # editable, with no dependencies and no build isolation (hatchling is locked).
+# pip stays quiet (a line per package would bury the rest); each step says
+# first what it does and about how long it takes.
 $(STAMP): pyproject.toml $(LOCK)
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is needed (python3.11 or python3 on the PATH)"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	@echo "… virtualenv $(VENV) with $$($(PYTHON) --version)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "… installing $$(grep -c '^[A-Za-z0-9]' $(LOCK)) pinned packages from $(LOCK), hashes checked" \
+	  "(first time: about 1-3 min, mostly downloads; again only when the lock or pyproject.toml changes)"
+	@start=$$(date +%s); $(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK) \
+	  && echo "✓ packages installed ($$(( $$(date +%s) - start )) s)"
+	@echo "… installing SafePassage itself (editable, a few seconds)"
+	@$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+	@echo "✓ $(VENV) ready"
 
 setup: $(STAMP)  ## virtualenv with the project and its test tools, from the lock
 
@@ -44,10 +52,10 @@ $(UV):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --target $(VENV)/.uv-$(UV_VERSION) uv==$(UV_VERSION)
 
-run: setup  ## start Kafka, provision every catalog topic
-	$(BIN)/safepassage run
+run: setup  ## the whole platform, supervised: broker, topics, ACLs, demo keys, worker, intake, webhooks, relays (docs/running.md)
+	@$(BIN)/safepassage run
 
-stop: setup  ## stop the local broker
+stop: setup  ## stop a local broker left running (`make run` stops the one it started on Ctrl-C)
 	$(BIN)/safepassage kafka stop
 
 lint: setup  ## ruff (lint + format check) and mypy --strict on source

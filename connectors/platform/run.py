@@ -46,8 +46,8 @@ from connectors.platform.demo import DemoKey, ensure_demo_keys, ensure_demo_webh
 from connectors.platform.lock import RunLock
 from connectors.platform.probes import tcp_probe
 from connectors.platform.services import Platform, PlatformService, PortSetting, platform_services
-from connectors.platform.supervisor import Change, State, Supervisor
-from infra import Deployment, single_node
+from connectors.platform.supervisor import Backoff, Change, State, Supervisor
+from infra import Deployment, InfraError, single_node
 from infra.maven import resolve_classpath
 from infra.settings import BrokerSettings
 from streams.acls import load_matrix
@@ -357,7 +357,7 @@ async def _supervise(  # noqa: PLR0917 - as above
                 f"(see {platform.state_dir / 'logs'}); the others run on"
             )
         _summary(out, deployment, platform, services, keys, was_running)
-        watch = asyncio.create_task(_watch_broker(out, deployment))
+        watch = asyncio.create_task(_watch_broker(out, deployment, ours=not was_running))
         await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -381,17 +381,42 @@ def _status(out: Output, title: str) -> Iterator[None]:
         yield
 
 
-async def _watch_broker(out: Output, deployment: Deployment, interval_s: float = 5.0) -> None:
-    """One line when the broker stops answering on its port, one when it is back."""
+async def _watch_broker(
+    out: Output,
+    deployment: Deployment,
+    ours: bool,
+    interval_s: float = 5.0,
+    backoff: Backoff | None = None,
+) -> None:
+    """One line when the broker stops answering on its port, one when it is back.
+
+    A broker this run started whose JVM is gone (a crash, ``kill -9``) is
+    started again with backoff, as a service would be; the services
+    reconnect by themselves. One stopped by hand (``make stop``) is gone as
+    well, and comes back: Ctrl-C is how a run is stopped.
+    """
     node = deployment.nodes[0]
     probe = tcp_probe(node.host, node.port)
-    up = True
+    backoff = backoff or Backoff(initial_s=2.0)
+    up, restarts = True, 0
     while True:
         await asyncio.sleep(interval_s)
         answers = await probe()
         if answers != up:
             up = answers
             out.change(Change("kafka", State.BACK if up else State.UNREACHABLE, node.bootstrap))
+        if up or not ours or node.pid() is not None:
+            continue
+        restarts += 1
+        delay = backoff.delay(restarts)
+        out.change(Change("kafka", State.EXITED, f"its JVM is gone; restart in {delay:.0f} s"))
+        await asyncio.sleep(delay)
+        try:
+            await asyncio.to_thread(deployment.start)
+        except InfraError as exc:
+            out.change(Change("kafka", State.EXITED, exc.one_line()))
+            continue
+        out.change(Change("kafka", State.RESTARTED, f"{node.bootstrap}, restart {restarts}"))
 
 
 def _summary(  # noqa: PLR0917 - the run's parts, handed over once
