@@ -241,3 +241,84 @@ def test_a_change_is_one_line() -> None:
         "s",
     ]
     assert Change("x", State.READY).detail == ""
+
+
+# ----------------------------------------------------------------- the broker
+
+
+class _Node:
+    def __init__(self, port: int) -> None:
+        self.host, self.port = "127.0.0.1", port
+        self.bootstrap = f"127.0.0.1:{port}"
+        self.listener: socket.socket | None = None
+
+    def pid(self) -> int | None:
+        return 1 if self.listener is not None else None
+
+
+class _Deployment:
+    """A broker that died: nothing listens; ``start`` brings a listener back."""
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.nodes = [_Node(port)]
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", self.nodes[0].port))
+        listener.listen()
+        self.nodes[0].listener = listener
+
+
+async def test_a_broker_the_run_started_that_died_is_started_again_and_reported() -> None:
+    import asyncio  # noqa: PLC0415
+
+    from connectors.platform.run import _watch_broker  # noqa: PLC0415
+    from connectors.platform.supervisor import Backoff, Change, State  # noqa: PLC0415
+
+    seen: list[Change] = []
+
+    class _Out:
+        def change(self, change: Change) -> None:
+            seen.append(change)
+
+    deployment = _Deployment()
+    watch = asyncio.create_task(
+        _watch_broker(_Out(), deployment, ours=True, interval_s=0.05, backoff=Backoff(0.05))  # type: ignore[arg-type]
+    )
+    try:
+        while State.BACK not in [c.state for c in seen]:
+            await asyncio.sleep(0.05)
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
+        listener = deployment.nodes[0].listener
+        if listener is not None:
+            listener.close()
+    assert [c.state for c in seen] == [State.UNREACHABLE, State.EXITED, State.RESTARTED, State.BACK]
+    assert deployment.starts == 1
+
+
+async def test_a_broker_that_was_running_before_the_run_is_only_reported() -> None:
+    import asyncio  # noqa: PLC0415
+
+    from connectors.platform.run import _watch_broker  # noqa: PLC0415
+    from connectors.platform.supervisor import Change  # noqa: PLC0415
+
+    seen: list[Change] = []
+
+    class _Out:
+        def change(self, change: Change) -> None:
+            seen.append(change)
+
+    deployment = _Deployment()
+    watch = asyncio.create_task(_watch_broker(_Out(), deployment, ours=False, interval_s=0.05))  # type: ignore[arg-type]
+    await asyncio.sleep(0.5)
+    watch.cancel()
+    await asyncio.gather(watch, return_exceptions=True)
+    assert [c.state.value for c in seen] == ["unreachable"]
+    assert deployment.starts == 0
