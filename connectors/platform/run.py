@@ -27,6 +27,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -235,7 +236,8 @@ def run_platform(settings: RunSettings) -> None:
             intake=intake,
             kafka=kafka,
             admin=lambda: _admin(deployment, kafka),
-            ca=broker.security_dir / "ca.pem" if broker.secured else None,
+            # The intake serves TLS from the local CA, unless given a certificate of its own.
+            ca=None if intake.tls_certfile else broker.security_dir / "ca.pem",
             webhooks_file=Path(os.environ["SAFEPASSAGE_WEBHOOKS_FILE"]),
             environment=lambda principal: principal_environment(deployment, principal),
         )
@@ -253,11 +255,28 @@ def run_platform(settings: RunSettings) -> None:
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the stop runs to its end
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            if not was_running and any(node.pid() is not None for node in deployment.nodes):
-                with out.step(f"Stopping Kafka on {deployment.bootstrap}", "a few seconds"):
-                    deployment.stop()
+            if not was_running:
+                _stop_broker(out, deployment)
             signal.signal(signal.SIGTERM, previous)
             signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_BROKER_LIFECYCLE = threading.Lock()
+"""Held while the broker watch starts the broker again: the final stop waits for that start,
+so a broker restarted in the last seconds of a run is stopped too, not left behind."""
+
+
+def _start_broker(deployment: Deployment) -> None:
+    with _BROKER_LIFECYCLE:
+        deployment.start()
+
+
+def _stop_broker(out: Output, deployment: Deployment) -> None:
+    """Stop the broker this run started (after a restart in progress, if any)."""
+    with _BROKER_LIFECYCLE:
+        if any(node.pid() is not None for node in deployment.nodes):
+            with out.step(f"Stopping Kafka on {deployment.bootstrap}", "a few seconds"):
+                deployment.stop()
 
 
 def _admin(deployment: Deployment, kafka: KafkaSettings) -> KafkaSettings:
@@ -412,7 +431,7 @@ async def _watch_broker(
         out.change(Change("kafka", State.EXITED, f"its JVM is gone; restart in {delay:.0f} s"))
         await asyncio.sleep(delay)
         try:
-            await asyncio.to_thread(deployment.start)
+            await asyncio.to_thread(_start_broker, deployment)
         except InfraError as exc:
             out.change(Change("kafka", State.EXITED, exc.one_line()))
             continue

@@ -50,7 +50,7 @@ class Platform:
     admin: Callable[[], KafkaSettings]
     """The ``admin`` principal's settings, for the consumer-group probes (once the broker runs)."""
     ca: Path | None
-    """The local CA that signs the broker's and the intake's certificates (None: plaintext)."""
+    """The local CA that signs the intake's certificate (None: the system's trust store)."""
     webhooks_file: Path
     environment: Callable[[str], Mapping[str, str]]
     """The ``SAFEPASSAGE_*`` variables with which a service reaches the broker as a principal."""
