@@ -235,7 +235,6 @@ def run_platform(settings: RunSettings) -> None:
             state_dir=state_dir,
             intake=intake,
             kafka=kafka,
-            admin=lambda: _admin(deployment, kafka),
             # The intake serves TLS from the local CA, unless given a certificate of its own.
             ca=None if intake.tls_certfile else broker.security_dir / "ca.pem",
             webhooks_file=Path(os.environ["SAFEPASSAGE_WEBHOOKS_FILE"]),
@@ -293,7 +292,7 @@ def _bring_up(out: Output, deployment: Deployment, platform: Platform, was_runni
     verb = "Checking the running" if was_running else "Starting"
     with out.step(f"{verb} Kafka on {deployment.bootstrap}", "about 10-30 s"):
         deployment.start()
-    admin = platform.admin()
+    admin = _admin(deployment, platform.kafka)
     with out.step("Topics of the catalog"):
         the_plan, created = provision(admin)
     out.say(f"  {len(the_plan.create) + len(the_plan.in_order)} topics, {len(created)} created")

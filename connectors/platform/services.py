@@ -11,7 +11,8 @@ operators' console once ``safepassage console serve`` exists::
     PlatformService("console", ("console", "serve"), "operator", console_healthz, True,
                     PortSetting("SAFEPASSAGE_CONSOLE_PORT", host, port), console_url),
 
-(positional: name, command, Kafka principal, readiness probe, watched, port, URL).
+(positional: name, command, Kafka principal, readiness: a probe or a text of its
+own log, watched, port, URL).
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connectors.delivery.settings import WebhookSettings
 from connectors.intake.settings import IntakeSettings
-from connectors.platform.probes import group_probe, https_probe, log_probe
+from connectors.platform.probes import https_probe, log_probe
 from connectors.platform.supervisor import Probe, Service
 from streams.settings import KafkaSettings
 
@@ -47,8 +47,6 @@ class Platform:
     intake: IntakeSettings
     kafka: KafkaSettings
     """Namespace and the rest of the clients' settings (the bootstrap comes from the broker)."""
-    admin: Callable[[], KafkaSettings]
-    """The ``admin`` principal's settings, for the consumer-group probes (once the broker runs)."""
     ca: Path | None
     """The local CA that signs the intake's certificate (None: the system's trust store)."""
     webhooks_file: Path
@@ -63,9 +61,6 @@ class Platform:
     @property
     def worker_dir(self) -> Path:
         return self.state_dir / "worker"
-
-    def group(self, group_id: str) -> Probe:
-        return group_probe(self.admin, group_id)
 
     @property
     def log_dir(self) -> Path:
@@ -84,7 +79,8 @@ class PlatformService:
     """The ``safepassage`` command line it runs (without ``safepassage``)."""
     principal: str
     """The Kafka principal it runs as."""
-    probe: Probe
+    ready: Probe | str
+    """How readiness is probed; a text: when it appears in the service's own log."""
     watch: bool = False
     """Probe it again while it runs and report unreachable / back (HTTP services)."""
     port: PortSetting | None = None
@@ -98,31 +94,29 @@ class PlatformService:
             name=self.name,
             argv=(sys.executable, "-m", "connectors.cli", *self.command),
             env={**platform.environment(self.principal), **self.env},
-            probe=self.probe,
+            probe=platform.logged(self.name, self.ready)
+            if isinstance(self.ready, str)
+            else self.ready,
             watch=self.watch,
             description=self.url,
         )
 
 
 def platform_services(p: Platform) -> list[PlatformService]:
-    """Every service ``safepassage run`` starts, in start order; one entry per service."""
-    ns, g = p.kafka.topic_namespace, p.group
-    hooks = WebhookSettings(file=p.webhooks_file).group_id
+    """Every service ``safepassage run`` starts, in start order; one entry per service.
+
+    A consumer is ready when its log shows it started (see :mod:`.probes` for why
+    not by its consumer group).
+    """
     intake = PortSetting("SAFEPASSAGE_INTAKE_PORT", p.intake.host, p.intake.port)
     healthz = https_probe(f"{p.intake_url}/healthz", p.ca)
     worker = ("worker", "--data-dir", str(p.worker_dir))
     return [
-        PlatformService("router", worker, "router", g(f"{ns}-router")),
+        PlatformService("router", worker, "router", "[^Worker]: Ready"),
         PlatformService(
             "intake", ("intake", "serve"), "intake", healthz, True, intake, p.intake_url
         ),
-        PlatformService("webhooks", ("deliver", "webhooks"), "delivery", g(hooks)),
-        PlatformService("offers-relay", ("deliver", "kafka"), "delivery", g(f"{ns}-offers-relay")),
-        # No party topic, no group to join: ready when it says it started.
-        PlatformService(
-            "inbound-relay",
-            ("intake", "relay"),
-            "intake",
-            p.logged("inbound-relay", '"inbound_relay.started"'),
-        ),
+        PlatformService("webhooks", ("deliver", "webhooks"), "delivery", "webhooks.started"),
+        PlatformService("offers-relay", ("deliver", "kafka"), "delivery", "offers_relay.started"),
+        PlatformService("inbound-relay", ("intake", "relay"), "intake", "inbound_relay.started"),
     ]

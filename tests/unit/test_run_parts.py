@@ -162,7 +162,6 @@ def test_each_service_runs_as_its_principal_with_the_brokers_address(tmp_path: P
         state_dir=tmp_path,
         intake=IntakeSettings(port=19680),
         kafka=KafkaSettings(),
-        admin=KafkaSettings,
         ca=tmp_path / "ca.pem",
         webhooks_file=tmp_path / "webhooks.yaml",
         environment=environment,
@@ -322,3 +321,16 @@ async def test_a_broker_that_was_running_before_the_run_is_only_reported() -> No
     await asyncio.gather(watch, return_exceptions=True)
     assert [c.state.value for c in seen] == ["unreachable"]
     assert deployment.starts == 0
+
+
+async def test_a_log_marker_counts_only_after_the_latest_start_mark(tmp_path: Path) -> None:
+    from connectors.platform.probes import log_probe  # noqa: PLC0415
+
+    log = tmp_path / "relay.log"
+    probe = log_probe(log, "relay.started")
+    assert not await probe()  # no log yet
+    log.write_text("---- 2026-12-03T10:00:00 start\nrelay.started\n")
+    assert await probe()
+    with log.open("a") as out:
+        out.write("---- 2026-12-03T10:05:00 start\nstill starting\n")
+    assert not await probe()  # the line of the previous start does not count
