@@ -25,6 +25,7 @@ from connectors.offers_relay import OffersRelay
 from connectors.relay import run_until_signalled
 from connectors.webhooks import new_secret
 from schemas.exceptions import SafePassageError
+from streams.metrics import serve_probes
 from streams.settings import KafkaSettings
 
 __all__ = ["deliver", "register"]
@@ -39,7 +40,11 @@ async def _run_until_signalled(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     connector = WebhookDelivery(kafka, settings, providers)
-    await connector.run(stop)
+    probes = serve_probes("webhooks", ready=lambda: connector.running)
+    try:
+        await connector.run(stop)
+    finally:
+        probes.close()
     return connector.stats
 
 

@@ -32,10 +32,13 @@ from connectors.intake.publisher import KafkaPublisher, Publisher
 from connectors.intake.service import IntakeService
 from connectors.intake.settings import IntakeSettings
 from connectors.intake.status import StatusReader, StatusStore, read_status
+from connectors.observability import REFERRALS, RequestMetrics
 from connectors.private import private_dir
 from streams.keystore import FileKeystore
+from streams.metrics import serve_probes
 from streams.problems import forbidden
 from streams.settings import KafkaSettings
+from streams.tracing import TRACEPARENT, span, traceparent_of
 
 __all__ = ["Caller", "create_app"]
 
@@ -82,9 +85,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await service.open()
+        # Ready: the status copy caught up (reads would answer 503 before).
+        probes = serve_probes("intake", ready=lambda: service.status.ready)
+        store = service.status
+        counted = REFERRALS.attach(lambda: store.served) if isinstance(store, StatusStore) else None
         try:
             yield
         finally:
+            if counted is not None:
+                counted()
+            probes.close()
             await service.close()
 
     try:
@@ -101,6 +111,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.service = service
+    app.add_middleware(RequestMetrics)
     _add_routes(app, service)
     install_error_handlers(app)
     install_openapi(app)
@@ -151,7 +162,12 @@ def _add_routes(app: FastAPI, service: IntakeService) -> None:
         tls = request.url.scheme == "https"  # clear personal data only over TLS
         documents, digests = await service.clear.seal(principal, documents, batch, tls=tls)
         items = service.validate(principal, documents, batch, digests)
-        receipts, replayed = await service.accept(principal, items)
+        with span(
+            "intake.publish", traceparent_of(request.headers), role=principal.role.value
+        ) as trace:
+            for item in items:  # the router, relays and webhooks continue this trace
+                item.record.headers.append((TRACEPARENT, trace.encode()))
+            receipts, replayed = await service.accept(principal, items)
         content: Any = {"accepted": receipts} if batch else receipts[0]
         headers = {"Idempotent-Replayed": "true"} if replayed else None
         return JSONResponse(content, status_code=202, headers=headers)

@@ -400,6 +400,32 @@ async def test_a_batch_is_published_in_order_with_a_receipt_per_event(
     assert [header(r, "ce_id") for r in publisher.records] == [eid("e0"), eid("e1"), eid("e2")]
 
 
+async def test_a_callers_traceparent_is_continued_on_every_record_and_a_bad_one_dropped(
+    client: httpx.AsyncClient, keys: dict[str, str], publisher: RecordingPublisher
+) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    survivor = uuid.uuid4()
+    batch = [
+        cloudevent(t, survivor_id=survivor) for t in ("survivor.identified", "consent.granted")
+    ]
+    body = json.dumps(batch).encode()
+    traced = headers(keys["agency"], BATCH_MEDIA_TYPE) | {
+        "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"
+    }
+
+    assert (await client.post("/v1/events", content=body, headers=traced)).status_code == 202
+    parents = {header(r, "traceparent") for r in publisher.records}
+    assert len(parents) == 1 and parents.pop().split("-")[1] == trace_id  # one intake span
+
+    publisher.records.clear()
+    forged = traced | {"traceparent": "Maria, 12 Elm Street"}
+    other = [cloudevent("case.closed", survivor_id=survivor)]
+    response = await client.post("/v1/events", content=json.dumps(other).encode(), headers=forged)
+    assert response.status_code == 202
+    (fresh,) = [header(r, "traceparent") for r in publisher.records]
+    assert "Maria" not in fresh and fresh.split("-")[1] != trace_id  # a new trace instead
+
+
 async def test_an_empty_batch_is_accepted_and_publishes_nothing(
     client: httpx.AsyncClient, keys: dict[str, str], publisher: RecordingPublisher
 ) -> None:
