@@ -34,6 +34,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.exceptions import WebhookConfigError
 from connectors.webhooks import MAX_SIGNATURES, check_secret
+from processors.unique_yaml import load_unique, yaml_problem
 
 __all__ = ["ProviderEndpoint", "WebhookSettings", "load_providers"]
 
@@ -137,31 +138,12 @@ class _ProvidersFile(BaseModel):
     providers: dict[UUID, ProviderEndpoint] = Field(min_length=1)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML SafeLoader refusing repeated keys: a provider listed twice must not silently win."""
-
-
-def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"repeated key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
-
-
 def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json`` object hook refusing repeated keys, like the YAML loader."""
+    """``json`` object hook refusing repeated keys, like :func:`load_unique`."""
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise ValueError(f"repeated key {key!r}")
+            raise ValueError(f"duplicate key {key!r}")
         out[key] = value
     return out
 
@@ -175,15 +157,13 @@ def _read_document(path: Path) -> object:
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text, object_pairs_hook=_unique_pairs)
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return load_unique(text)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
         raise WebhookConfigError(f"webhooks file {path} is not JSON ({where})") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise WebhookConfigError(f"webhooks file {path}: {exc.problem}{where}") from None
-    except (yaml.YAMLError, ValueError) as exc:
+    except yaml.YAMLError as exc:
+        raise WebhookConfigError(f"webhooks file {path}: {yaml_problem(exc)}") from None
+    except ValueError as exc:
         raise WebhookConfigError(f"webhooks file {path}: {exc}") from None
 
 

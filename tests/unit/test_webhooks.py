@@ -674,7 +674,7 @@ def test_file_level_problems(tmp_path: Path) -> None:
         tmp_path,
         f"providers:\n  {PROVIDER}: {{}}\n  {PROVIDER}: {{}}\n",
     )
-    with pytest.raises(WebhookConfigError, match="repeated key"):
+    with pytest.raises(WebhookConfigError, match="duplicate key"):
         load_providers(repeated)
     leaky = write(tmp_path, f"providers: [{SECRET}\n", "broken.yaml")
     with pytest.raises(WebhookConfigError, match="line") as caught:
@@ -682,6 +682,9 @@ def test_file_level_problems(tmp_path: Path) -> None:
     assert SECRET not in str(caught.value)
     with pytest.raises(WebhookConfigError, match="JSON"):
         load_providers(write(tmp_path, '{"providers": ', "broken.json"))
+    twice = f'{{"providers": {{"{PROVIDER}": {{}}, "{PROVIDER}": {{}}}}}}'
+    with pytest.raises(WebhookConfigError, match="duplicate key"):
+        load_providers(write(tmp_path, twice, "twice.json"))
     with pytest.raises(WebhookConfigError, match="providers"):
         load_providers(write(tmp_path, "providers: {}\n", "empty.yaml"))
 
