@@ -711,6 +711,38 @@ def test_the_command_checks_a_file_without_printing_urls_or_secrets(tmp_path: Pa
     assert "invalid" in failed.output
 
 
+def test_the_command_names_a_missing_or_bad_variable_and_takes_file_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SAFEPASSAGE_WEBHOOKS_FILE", raising=False)
+    group = Group("safepassage")
+    register(group)
+    path = write(
+        tmp_path,
+        f"providers:\n  {PROVIDER}:\n    url: https://provider.example/hook\n"
+        f"    secrets: [{SECRET}]\n",
+    )
+
+    missing = CliRunner().invoke(group, ["deliver", "webhooks", "--check"])
+    bad = CliRunner().invoke(
+        group,
+        ["deliver", "webhooks", "--check", "--file", str(path)],
+        env={"SAFEPASSAGE_WEBHOOKS_MAX_IN_FLIGHT": "-7"},
+    )
+    overridden = CliRunner().invoke(
+        group,
+        ["deliver", "webhooks", "--check", "--file", str(path)],
+        env={"SAFEPASSAGE_WEBHOOKS_FILE": str(tmp_path / "elsewhere.yaml")},
+    )
+
+    assert missing.exit_code == 1
+    assert "invalid settings: SAFEPASSAGE_WEBHOOKS_FILE: Field required" in missing.output
+    assert bad.exit_code == 1
+    assert "SAFEPASSAGE_WEBHOOKS_MAX_IN_FLIGHT:" in bad.output and "-7" not in bad.output
+    assert overridden.exit_code == 0, overridden.output
+    assert f"{path}: 1 provider(s) OK" in overridden.output
+
+
 def test_the_command_prints_a_fresh_standard_webhooks_secret() -> None:
     group = Group("safepassage")
     register(group)
