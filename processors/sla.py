@@ -62,7 +62,7 @@ from pydantic import (
 from processors.exceptions import SlaPolicyError  # re-exported: it used to live here
 from processors.geo import within
 from processors.lifecycle import ReferralStatus
-from processors.unique_yaml import load_unique, yaml_problem
+from processors.unique_keys import load_unique, yaml_problem
 from schemas.types import Jurisdiction, RiskLevel, ServiceCategory, Urgency, utc_millis
 
 __all__ = [

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import yaml
@@ -34,7 +33,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.exceptions import WebhookConfigError
 from connectors.webhooks import MAX_SIGNATURES, check_secret
-from processors.unique_yaml import load_unique, yaml_problem
+from processors.unique_keys import load_unique, unique_pairs, yaml_problem
 
 __all__ = ["ProviderEndpoint", "WebhookSettings", "load_providers"]
 
@@ -138,16 +137,6 @@ class _ProvidersFile(BaseModel):
     providers: dict[UUID, ProviderEndpoint] = Field(min_length=1)
 
 
-def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json`` object hook refusing repeated keys, like :func:`load_unique`."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
 def _read_document(path: Path) -> object:
     """The parsed file; errors name the line and column, never the text (it holds secrets)."""
     try:
@@ -156,7 +145,7 @@ def _read_document(path: Path) -> object:
         raise WebhookConfigError(f"cannot read webhooks file {path}: {type(exc).__name__}") from exc
     try:
         if path.suffix.lower() == ".json":
-            return json.loads(text, object_pairs_hook=_unique_pairs)
+            return json.loads(text, object_pairs_hook=unique_pairs)
         return load_unique(text)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"

@@ -683,7 +683,7 @@ def test_file_level_problems(tmp_path: Path) -> None:
     with pytest.raises(WebhookConfigError, match="JSON"):
         load_providers(write(tmp_path, '{"providers": ', "broken.json"))
     twice = f'{{"providers": {{"{PROVIDER}": {{}}, "{PROVIDER}": {{}}}}}}'
-    with pytest.raises(WebhookConfigError, match="duplicate key"):
+    with pytest.raises(WebhookConfigError, match="appears more than once"):
         load_providers(write(tmp_path, twice, "twice.json"))
     with pytest.raises(WebhookConfigError, match="providers"):
         load_providers(write(tmp_path, "providers: {}\n", "empty.yaml"))

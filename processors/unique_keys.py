@@ -1,9 +1,10 @@
-"""YAML for the files people edit by hand: a key given twice is an error, and errors quote nothing.
+"""YAML and JSON where a key given twice is an error, and YAML errors that quote nothing.
 
-PyYAML keeps the last of two equal keys silently: a provider listed twice in
-the webhooks file, or an urgency twice in the SLA policy, would win or lose
-without a word. Its error messages quote the lines around the problem, and
-the webhooks file holds signing secrets, so :func:`yaml_problem` keeps the
+PyYAML and ``json`` keep the last of two equal keys silently: a provider
+listed twice in the webhooks file, an urgency twice in the SLA policy, or a
+member twice in an event sent to the intake would win or lose without a
+word. PyYAML's error messages quote the lines around the problem, and the
+webhooks file holds signing secrets, so :func:`yaml_problem` keeps the
 problem and its position only.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["load_unique", "yaml_problem"]
+__all__ = ["load_unique", "unique_pairs", "yaml_problem"]
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -39,6 +40,16 @@ _UniqueKeyLoader.add_constructor(
 def load_unique(text: str) -> object:
     """The YAML document in ``text``; :class:`yaml.YAMLError` if it is not one, or repeats a key."""
     return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json`` object hook refusing a repeated member (named by 64 characters at most)."""
+    result: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in result:
+            raise ValueError(f"member {name[:64]!r} appears more than once")
+        result[name] = value
+    return result
 
 
 def yaml_problem(error: yaml.YAMLError) -> str:
