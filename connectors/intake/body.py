@@ -14,6 +14,7 @@ from fastapi import Request
 
 from connectors.intake.problems import ProblemError, malformed
 from connectors.intake.settings import IntakeSettings
+from processors.unique_keys import unique_pairs
 from streams.cloudevents import BATCH_MEDIA_TYPE, STRUCTURED_MEDIA_TYPE
 from streams.problems import Problem
 
@@ -85,16 +86,6 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """JSON objects with a repeated member name are ambiguous; refuse them."""
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise ValueError(f"member {name[:64]!r} appears more than once")
-        result[name] = value
-    return result
-
-
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -106,7 +97,7 @@ def _parse_json(body: bytes) -> Any:
     except UnicodeDecodeError:
         raise malformed("the body is not UTF-8") from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        return json.loads(text, object_pairs_hook=unique_pairs, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
         raise malformed(f"the body is not JSON: {exc.msg} at position {exc.pos}") from None
     except (ValueError, RecursionError) as exc:
