@@ -28,6 +28,7 @@ from fastapi.responses import (
     StreamingResponse,
 )
 from fastapi.staticfiles import StaticFiles
+from pydantic import Field, StringConstraints
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.auth import ApiKeyStore, Role, key_id_of
@@ -54,6 +55,8 @@ PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
 """Plotly's own bundle, from the plotly package's data (no CDN, nothing committed)."""
 
 SIGNIN_BODY_BYTES = 1024
+JURISDICTION = r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$"
+"""An ISO 3166-1 code, or a subdivision of ISO 3166-2 (the feed's filter)."""
 KEEPALIVE_S = 15.0
 """A comment line on a quiet event stream, so proxies keep it open and a lost browser is seen."""
 
@@ -325,10 +328,11 @@ def _session_view(parts: ConsoleParts, session: Session) -> dict[str, Any]:
 
 
 def _which(
-    level: Annotated[list[int] | None, Query(ge=1, le=3)] = None,
+    level: Annotated[list[Annotated[int, Field(ge=1, le=3)]] | None, Query()] = None,
     category: Annotated[list[ServiceCategory] | None, Query()] = None,
     jurisdiction: Annotated[
-        list[str] | None, Query(max_length=6, pattern=r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$")
+        list[Annotated[str, StringConstraints(pattern=JURISDICTION)]] | None,
+        Query(max_length=20),
     ] = None,
 ) -> EscalationFilter:
     """The feed's filter from the query (repeatable ``level``, ``category``, ``jurisdiction``)."""

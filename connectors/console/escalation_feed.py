@@ -98,7 +98,7 @@ class EscalationTally:
         return shown
 
 
-@dataclass
+@dataclass(eq=False)  # one per browser, told apart by identity (kept in a set)
 class Subscription:
     """One browser's feed: what passes its filter, in order, bounded."""
 
