@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -170,7 +171,7 @@ def create_app(
         intake=intake
         or IntakeClient(
             settings.intake_base,
-            verify=ca if ca is not None else True,
+            verify=ssl.create_default_context(cafile=ca) if ca is not None else True,
             timeout_s=settings.intake_timeout_s,
         ),
     )

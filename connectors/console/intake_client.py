@@ -9,6 +9,7 @@ a failure to reach the intake as its own problem.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 from uuid import UUID
 
@@ -33,7 +34,7 @@ class IntakeClient:
         self,
         base_url: str,
         *,
-        verify: str | bool,
+        verify: ssl.SSLContext | bool,
         timeout_s: float,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:

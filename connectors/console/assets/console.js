@@ -69,6 +69,7 @@ function openFeed() {
   document.querySelector("#feed tbody").replaceChildren();
   const state = document.getElementById("feed-state");
   state.textContent = "connecting…";
+  state.dataset.live = "no";
   const query = feedQuery();
   feed = new EventSource("/api/escalations/stream" + (query ? "?" + query : ""));
   feed.addEventListener("escalation", (event) => {
