@@ -1,25 +1,58 @@
 """``safepassage console serve``: the operator console, HTTPS, in the foreground.
 
-uvicorn handles SIGINT and SIGTERM: it stops accepting, gives open requests
-(event streams included) :data:`GRACE_S` seconds, then stops the Kafka
-readers, so a supervisor sees the process exit within seconds.
+On SIGINT or SIGTERM the server stops accepting, ends every open event
+stream itself (browsers reconnect to whichever console runs next), gives
+other requests up to :data:`GRACE_S` seconds, stops the Kafka readers and
+exits 0, so a supervisor sees the process end within seconds. (uvicorn
+alone would wait for the streams, which never end, then kill them with a
+traceback, and re-raise the signal so the exit status says "killed".)
 """
 
 from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+from collections.abc import Iterator
 
 import click
 import uvicorn
 
 from connectors.console.app import create_app
+from connectors.console.escalation_feed import EscalationFeed
 from connectors.console.settings import ConsoleSettings
 from connectors.intake.cli import friendly, tls_files
 from infra.settings import BrokerSettings
 from streams.settings import KafkaSettings
 
-__all__ = ["GRACE_S", "register", "serve"]
+__all__ = ["GRACE_S", "ConsoleServer", "register", "serve"]
 
-GRACE_S = 2
-"""Seconds open requests get on shutdown: event streams never end by themselves."""
+GRACE_S = 3
+"""Seconds other open requests (a status lookup waiting for the intake) get on shutdown."""
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class ConsoleServer(uvicorn.Server):
+    """uvicorn's server, ending the console's event streams first when asked to stop."""
+
+    def __init__(self, config: uvicorn.Config, feed: EscalationFeed) -> None:
+        super().__init__(config)
+        self._feed = feed
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM ask for the graceful stop; the process then exits 0."""
+        previous = {signum: signal.signal(signum, self.handle_exit) for signum in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._feed.end_all()
+        await super().shutdown(sockets)
 
 
 def serve(settings: ConsoleSettings | None = None, kafka: KafkaSettings | None = None) -> None:
@@ -38,7 +71,7 @@ def serve(settings: ConsoleSettings | None = None, kafka: KafkaSettings | None =
         kafka=kafka or KafkaSettings(),
         intake_ca=str(local_ca) if local_ca.exists() else None,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -48,6 +81,7 @@ def serve(settings: ConsoleSettings | None = None, kafka: KafkaSettings | None =
         ssl_certfile=certfile,
         ssl_keyfile=keyfile,
     )
+    ConsoleServer(config, app.state.parts.feed).run()
 
 
 def register(main_group: click.Group) -> None:

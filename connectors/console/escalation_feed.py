@@ -147,6 +147,11 @@ class EscalationFeed(FollowedCopy[EscalationTally]):
         history = [shown for event, shown in self.served.recent if which.matches(event)]
         return subscription, history
 
+    def end_all(self) -> None:
+        """End every browser's stream (the console is stopping); browsers reconnect."""
+        for subscription in list(self._subscribers):
+            self._end(subscription)
+
     def unsubscribe(self, subscription: Subscription) -> None:
         """The browser went away."""
         self._subscribers.discard(subscription)
@@ -191,6 +196,11 @@ class EscalationFeed(FollowedCopy[EscalationTally]):
             try:
                 subscription.queue.put_nowait(shown)
             except asyncio.QueueFull:  # too slow a browser: end its stream, it reconnects
-                self._subscribers.discard(subscription)
-                subscription.queue.get_nowait()
-                subscription.queue.put_nowait(None)
+                self._end(subscription)
+
+    def _end(self, subscription: Subscription) -> None:
+        """None at the end of the queue ends the stream (making room for it if need be)."""
+        self._subscribers.discard(subscription)
+        if subscription.queue.full():
+            subscription.queue.get_nowait()
+        subscription.queue.put_nowait(None)

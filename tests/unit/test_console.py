@@ -349,6 +349,10 @@ async def test_a_browser_that_falls_too_far_behind_is_ended_not_waited_for() -> 
     assert items[-1] is None  # the end of its stream: the browser reconnects
     assert slow not in feed._subscribers
 
+    watching, _ = feed.subscribe(EscalationFilter())
+    feed.end_all()  # the console is stopping
+    assert watching.queue.get_nowait() is None and not feed._subscribers
+
 
 # --------------------------------------------------------------------------- directory
 
