@@ -16,6 +16,7 @@ import click
 
 from connectors.cli import acl, docs, escalations, kafka, registry, schemas, topics, worker
 from connectors.cli.common import FriendlyGroup
+from connectors.console import register as register_console
 from connectors.delivery import register as register_delivery
 from connectors.intake import register as register_intake
 from connectors.private import owner_only_files
@@ -48,3 +49,4 @@ for _command in (
     main.add_command(_command)
 register_delivery(main)  # safepassage deliver webhooks|kafka|new-secret
 register_intake(main)  # safepassage intake serve, safepassage keys add
+register_console(main)  # safepassage console serve

@@ -8,12 +8,16 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
+import fastapi_offline
 from fastapi import Depends, FastAPI, Request
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 
 from connectors.auth import ApiKeyStore, Principal, Role
 from connectors.idempotency import IdempotencyStore
@@ -107,15 +111,36 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by _add_docs from local assets, not a CDN
         redoc_url=None,
     )
     app.state.service = service
     app.add_middleware(RequestMetrics)
+    _add_docs(app)
     _add_routes(app, service)
     install_error_handlers(app)
     install_openapi(app)
     return app
+
+
+SWAGGER_UI_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+"""Swagger UI 5 (which reads OpenAPI 3.1) as the fastapi-offline package ships it."""
+
+
+def _add_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs with its script, style and icon served here: it works offline."""
+    app.mount("/docs-assets", StaticFiles(directory=SWAGGER_UI_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no call to an online validator
+        )
 
 
 _bearer = HTTPBearer(

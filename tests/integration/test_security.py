@@ -537,6 +537,9 @@ def test_a_principal_is_denied_writing_what_is_not_its_work(
         ("provider-shelter", "intake"),
         ("provider-shelter", "provider_responses"),
         ("operator", "intake"),
+        ("operator", "audit"),  # the console reads counts and the directory, never the audit
+        ("operator", "survivor_keys"),
+        ("operator", "referrals/housing"),
         ("intake", "intake"),
     ],
 )

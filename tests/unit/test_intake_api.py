@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import sqlite3
 import tempfile
 import threading
@@ -1008,6 +1009,29 @@ def test_a_framework_validation_error_is_a_400_problem_not_a_422(app: FastAPI) -
 
     assert_problem(response, 400, "invalid-request")  # type: ignore[arg-type]
     assert locations(response.json()) == {"path:n"}
+
+
+async def test_swagger_ui_loads_every_asset_from_the_intake_itself(
+    client: httpx.AsyncClient,
+) -> None:
+    """/docs works offline: its script, style and icon are served by the intake, not a CDN."""
+    page = (await client.get("/docs")).text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+
+    assert sorted(assets) == [
+        "/docs-assets/favicon.png",
+        "/docs-assets/swagger-ui-bundle.js",
+        "/docs-assets/swagger-ui.css",
+    ]
+    assert "//" not in "".join(assets)
+    assert "validatorUrl" in page and "validator.swagger.io" not in page
+    for asset in assets:
+        answer = await client.get(asset)
+        assert answer.status_code == 200, asset
+        assert len(answer.content) > 1000, asset
+    bundle = (await client.get("/docs-assets/swagger-ui-bundle.js")).text
+    assert "SwaggerUIBundle" in bundle and "isOAS31" in bundle  # Swagger UI 5: reads OpenAPI 3.1
+    assert (await client.get("/openapi.json")).json()["openapi"].startswith("3.1")
 
 
 async def test_unknown_routes_and_methods_are_problems(client: httpx.AsyncClient) -> None:
