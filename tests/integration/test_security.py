@@ -194,7 +194,7 @@ def _properties(path: Path) -> dict[str, str | int | float | bool]:
 
 AGENCY_ID = "5b1f7c1e-0d7e-4c36-a3a8-2c9e0f0b6a11"
 SOUTH_ID = "agency-south-ngo"
-COMPONENTS = ("admin", "router", "intake", "delivery", "operator")
+COMPONENTS = ("admin", "router", "intake", "delivery", "operator", "console")
 PARTIES = ("agency-north", "agency-south", "provider-shelter", "provider-rival")
 
 
@@ -537,9 +537,14 @@ def test_a_principal_is_denied_writing_what_is_not_its_work(
         ("provider-shelter", "intake"),
         ("provider-shelter", "provider_responses"),
         ("operator", "intake"),
-        ("operator", "audit"),  # the console reads counts and the directory, never the audit
+        ("operator", "audit"),
+        ("operator", "case_status"),  # people on duty read a status through the audited intake
         ("operator", "survivor_keys"),
         ("operator", "referrals/housing"),
+        ("console", "intake"),
+        ("console", "audit"),  # the console reads counts and the directory, never the audit
+        ("console", "survivor_keys"),
+        ("console", "referrals/housing"),
         ("intake", "intake"),
     ],
 )

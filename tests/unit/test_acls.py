@@ -63,11 +63,15 @@ def test_the_platform_matrix_grants_each_component_its_own_work_only() -> None:
     operator = {(g.resource, g.pattern, g.name, g.operation) for g in _of("operator")}
     assert operator == {
         ("topic", "literal", "sp.escalations.v1", "READ"),
-        # the operator console: funnel counts, directory and live capacity; nothing else
+        ("group", "prefixed", "safepassage-console-", "READ"),
+    }  # people on duty: the feed, and a survivor's status only through the audited intake
+    console = {(g.resource, g.pattern, g.name, g.operation) for g in _of("console")}
+    assert console == {
+        ("topic", "literal", "sp.escalations.v1", "READ"),
+        # the console process: funnel counts, directory and live capacity; nothing else
         ("topic", "literal", "sp.case-status.v1", "READ"),
         ("topic", "literal", "sp.providers.v1", "READ"),
         ("topic", "literal", "sp.capacity-ledger.v1", "READ"),
-        ("group", "prefixed", "safepassage-console-", "READ"),
     }
 
 
