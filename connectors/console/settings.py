@@ -20,7 +20,7 @@ class ConsoleSettings(BaseSettings):
     """Everything ``safepassage console serve`` reads at start (prefix ``SAFEPASSAGE_CONSOLE_``).
 
     Kafka is configured by :class:`~streams.settings.KafkaSettings` like every
-    service (the console runs as the ``operator`` principal); the keys file is
+    service (the console runs as its own ``console`` principal); the keys file is
     the intake's, platform-wide, under its ``SAFEPASSAGE_`` name.
     """
 
