@@ -147,6 +147,10 @@ def _add_routes(app: FastAPI, service: IntakeService) -> None:
         """Validate every event, publish it to its topic, answer 202 once Kafka acknowledged."""
         if principal.role is Role.OPERATOR:
             raise ProblemError(forbidden("operators read status and do not publish events"))
+        if principal.role is Role.DIRECTORY_ADMIN:
+            raise ProblemError(
+                forbidden("directory administrators write the directory through /v1/providers")
+            )
         documents, batch = await read_documents(request, settings)
         tls = request.url.scheme == "https"  # clear personal data only over TLS
         documents, digests = await service.clear.seal(principal, documents, batch, tls=tls)

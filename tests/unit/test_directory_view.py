@@ -29,7 +29,7 @@ class Record:
 
 
 def view() -> DirectoryView:
-    return DirectoryView(SETTINGS, Codec(SETTINGS, source="/test"))
+    return DirectoryView(SETTINGS, Codec(SETTINGS, source="/safepassage/test"))
 
 
 def ledger(
@@ -42,7 +42,7 @@ def ledger(
 
 
 def registration(v: DirectoryView, pid: Any, capacity: int = 2) -> Record:
-    encoded = Codec(SETTINGS, source="/test").encode(
+    encoded = Codec(SETTINGS, source="/safepassage/test").encode(
         provider(pid, capacity=capacity), v.providers_topic
     )
     return Record(v.providers_topic, encoded.key, encoded.value, encoded.headers)
