@@ -498,19 +498,22 @@ def authorize_directory_read(principal: Principal, provider_id: UUID | None = No
     """
     if principal.role in (Role.DIRECTORY_ADMIN, Role.OPERATOR):
         return
-    if principal.role is Role.PROVIDER and provider_id is not None:
-        if principal.provider_id == provider_id:
+    if principal.role is Role.PROVIDER:
+        if provider_id is not None and principal.provider_id == provider_id:
             return
         raise ForbiddenError("a provider reads only its own directory entry")
     raise ForbiddenError("directory administrators and operators read the directory")
 
 
-def authorize_capacity_report(principal: Principal, provider_id: UUID) -> None:
-    """A capacity report: the provider itself (its key's ``provider_id``) or an administrator."""
+def authorize_capacity_report(principal: Principal, provider_id: UUID | None) -> None:
+    """A capacity report: the provider itself (its key's ``provider_id``) or an administrator.
+
+    ``provider_id`` None (a path that is no id) is nobody's own.
+    """
     if principal.role is Role.DIRECTORY_ADMIN:
         return
     if principal.role is Role.PROVIDER:
-        if principal.provider_id == provider_id:
+        if provider_id is not None and principal.provider_id == provider_id:
             return
         raise ForbiddenError("a provider reports only its own capacity")
     raise ForbiddenError("a provider reports its own capacity; a directory administrator any")

@@ -23,7 +23,14 @@ from schemas.models import ProviderCapacity, ProviderRegistered, ProviderUpdated
 from schemas.types import Count, Gender, Jurisdiction, LanguageCode, OrganizationName
 from schemas.types import ServiceCategory as Category
 
-__all__ = ["CapacityFigure", "DirectoryEntry", "EntryFields"]
+__all__ = [
+    "CapacityFigure",
+    "DirectoryEntry",
+    "EntryFields",
+    "ImportReport",
+    "NewProvider",
+    "ProviderView",
+]
 
 
 def _unique(values: Sequence[Any], what: str) -> None:
@@ -128,3 +135,30 @@ class CapacityFigure(BaseModel):
     @classmethod
     def of_event(cls, event: ProviderCapacity) -> CapacityFigure:
         return cls(category=event.category, total=event.total, available=event.available)
+
+
+class NewProvider(EntryFields):
+    """The body of ``POST /v1/providers``: an entry, with the id it should have (or none)."""
+
+    provider_id: UUID | None = None
+    """None: the intake issues a random UUID."""
+
+
+class ProviderView(DirectoryEntry):
+    """A provider as the directory API answers it: the entry and its latest capacity reports."""
+
+    capacities: tuple[CapacityFigure, ...] = ()
+    """The latest ``provider.capacity`` report per category (none: the registered capacity)."""
+    updated_at: datetime | None = None
+    hsds: bool = False
+    """Whether an HSDS service document is kept with the entry (see the export)."""
+
+
+class ImportReport(BaseModel):
+    """The answer of ``POST /v1/providers/import``: what was published, by provider id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    registered: tuple[UUID, ...]
+    updated: tuple[UUID, ...]
+    capacity_reports: int
