@@ -13,6 +13,7 @@ code 1.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ def providers(
     ctx: click.Context, url: str | None, api_key_file: Path | None, cafile: Path | None
 ) -> None:
     """The provider directory, through the intake's directory API (docs/directory.md)."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     ctx.obj = {"url": url, "api_key_file": api_key_file, "cafile": cafile}
 
 
@@ -204,6 +206,11 @@ def capacity(
     click.echo(f"{provider_id} {category}: {available} of {total} available")
 
 
+def _name(category: str) -> str:
+    """``LEGAL_AID`` as the options spell it, ``legal-aid``."""
+    return category.lower().replace("_", "-")
+
+
 @providers.command("list")
 @click.option("--json", "as_json", is_flag=True, help="The API's JSON instead of a table.")
 @click.pass_context
@@ -217,16 +224,14 @@ def list_(ctx: click.Context, as_json: bool) -> None:
         "provider id", "organisation", "categories", "jurisdictions", "languages", "capacity"
     )
     for entry in entries:
-        free = {c["category"]: c["available"] for c in entry.get("capacities", [])}
+        free = {_name(c["category"]): c["available"] for c in entry.get("capacities", [])}
         places = str(entry["capacity"]) + (
-            " (" + ", ".join(f"{k.lower()} {v} free" for k, v in sorted(free.items())) + ")"
-            if free
-            else ""
+            " (" + ", ".join(f"{k} {v} free" for k, v in sorted(free.items())) + ")" if free else ""
         )
         table.add_row(
             entry["provider_id"],
             entry["organization_name"],
-            " ".join(c.lower() for c in entry["categories"]),
+            " ".join(_name(c) for c in entry["categories"]),
             " ".join(entry["jurisdictions"]),
             " ".join(entry["languages"]),
             places,

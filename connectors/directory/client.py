@@ -11,6 +11,7 @@ the problem document on one line (status, title, detail, the fields).
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -49,12 +50,20 @@ class DirectoryClientSettings(BaseSettings):
     )
     timeout_s: float = Field(default=60.0, gt=0, description="SAFEPASSAGE_DIRECTORY_TIMEOUT_S.")
 
-    def verify(self) -> str | bool:
+    def verify(self) -> ssl.SSLContext | bool:
         """What httpx verifies the intake's certificate against."""
-        if self.cafile is not None:
-            return str(self.cafile)
-        local = BrokerSettings().security_dir / "ca.pem"
-        return str(local) if local.exists() else True
+        cafile = self.cafile
+        if cafile is None:
+            local = BrokerSettings().security_dir / "ca.pem"
+            cafile = local if local.exists() else None
+        if cafile is None:
+            return True  # the system's trust store
+        try:
+            return ssl.create_default_context(cafile=str(cafile))
+        except (OSError, ssl.SSLError) as exc:
+            raise DirectoryClientError(
+                f"cannot load the CA file {cafile} ({type(exc).__name__})"
+            ) from None
 
 
 def _one_line(response: httpx.Response) -> str:
@@ -86,7 +95,8 @@ class DirectoryClient:
 
     url: str
     api_key: str
-    verify: str | bool = True
+    verify: ssl.SSLContext | bool = True
+    """``True``: the system's trust store; a context from ``ssl.create_default_context``."""
     timeout_s: float = 60.0
     transport: httpx.BaseTransport | None = None
 
