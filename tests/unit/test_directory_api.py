@@ -443,3 +443,19 @@ async def test_directory_admins_publish_no_cloudevents_and_read_no_status(
     problem(response, 403, "forbidden")
     status = await client.get(f"/v1/survivors/{uuid.uuid4()}/status", headers=auth(key["admin"]))
     problem(status, 403, "forbidden")
+
+
+async def test_the_directory_routes_are_described_in_the_openapi_document(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    paths = document["paths"]
+    assert set(paths["/v1/providers"]) == {"get", "post"}
+    assert set(paths["/v1/providers/{provider_id}"]) == {"get", "put"}
+    schemas = document["components"]["schemas"]
+    for name in ("NewProvider", "EntryFields", "CapacityFigure", "ProviderView", "ImportReport"):
+        assert name in schemas
+    post = paths["/v1/providers"]["post"]
+    assert {"201", "400", "401", "403", "409", "503"} <= set(post["responses"])
+    body = post["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/NewProvider"}

@@ -1004,6 +1004,11 @@ async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
         "/v1/survivors/{survivor_id}/status",
         "/v1/survivors/{survivor_id}/data-key",
         "/v1/survivors/{survivor_id}/referrals/{referral_id}/disclosure",
+        "/v1/providers",
+        "/v1/providers/export",
+        "/v1/providers/import",
+        "/v1/providers/{provider_id}",
+        "/v1/providers/{provider_id}/capacity",
         "/healthz",
     }
     body = document["paths"]["/v1/events"]["post"]["requestBody"]["content"]
