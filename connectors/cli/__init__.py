@@ -14,7 +14,17 @@ from __future__ import annotations
 
 import click
 
-from connectors.cli import acl, docs, escalations, kafka, registry, schemas, topics, worker
+from connectors.cli import (
+    acl,
+    docs,
+    escalations,
+    kafka,
+    providers,
+    registry,
+    schemas,
+    topics,
+    worker,
+)
 from connectors.cli.common import FriendlyGroup
 from connectors.console import register as register_console
 from connectors.delivery import register as register_delivery
@@ -45,6 +55,7 @@ for _command in (
     escalations.escalations,  # safepassage escalations follow|tick
     worker.worker,  # safepassage worker
     worker.run,  # safepassage run
+    providers.providers,  # safepassage providers add|update|list|import|export|capacity
 ):
     main.add_command(_command)
 register_delivery(main)  # safepassage deliver webhooks|kafka|new-secret

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from connectors.auth import ApiKeyStore, Principal, Role
 from connectors.idempotency import IdempotencyStore
-from connectors.intake.body import read_body, read_documents
+from connectors.intake.body import parse_json, read_body, read_documents
 from connectors.intake.disclosure import DISCLOSURE_BODY_BYTES, SealedSources
 from connectors.intake.keys import KeyDirectory
 from connectors.intake.openapi import (
@@ -32,6 +33,7 @@ from connectors.intake.openapi import (
     request_body_docs,
 )
 from connectors.intake.problems import ProblemError, broker_unavailable, install_error_handlers
+from connectors.intake.provider_store import ProvidersReader
 from connectors.intake.publisher import KafkaPublisher, Publisher
 from connectors.intake.service import IntakeService
 from connectors.intake.settings import IntakeSettings
@@ -56,13 +58,14 @@ def create_app(
     status: StatusReader | None = None,
     directory: KeyDirectory | None = None,
     sources: SealedSources | None = None,
+    providers: ProvidersReader | None = None,
 ) -> FastAPI:
     """The intake API as an ASGI app.
 
     Everything is built here, so start-up problems (keys file, state folder)
     surface at once; Kafka is reached only when the app starts serving.
-    ``publisher``, ``keys``, ``status``, ``directory`` and ``sources`` replace the real
-    edges in tests.
+    ``publisher``, ``keys``, ``status``, ``directory``, ``sources`` and ``providers``
+    replace the real edges in tests.
     """
     settings = settings or IntakeSettings()
     kafka = kafka or KafkaSettings()
@@ -84,6 +87,7 @@ def create_app(
         status=status if status is not None else StatusStore(kafka),
         directory=directory or KeyDirectory(kafka, FileKeystore(settings.keystore_path)),
         sources=sources,
+        providers=providers,
     )
 
     @asynccontextmanager
@@ -118,6 +122,7 @@ def create_app(
     app.add_middleware(RequestMetrics)
     _add_docs(app)
     _add_routes(app, service)
+    _add_directory_routes(app, service)
     install_error_handlers(app)
     install_openapi(app)
     return app
@@ -183,6 +188,10 @@ def _add_routes(app: FastAPI, service: IntakeService) -> None:
         """Validate every event, publish it to its topic, answer 202 once Kafka acknowledged."""
         if principal.role is Role.OPERATOR:
             raise ProblemError(forbidden("operators read status and do not publish events"))
+        if principal.role is Role.DIRECTORY_ADMIN:
+            raise ProblemError(
+                forbidden("directory administrators write the directory through /v1/providers")
+            )
         documents, batch = await read_documents(request, settings)
         tls = request.url.scheme == "https"  # clear personal data only over TLS
         documents, digests = await service.clear.seal(principal, documents, batch, tls=tls)
@@ -311,3 +320,156 @@ def _add_routes(app: FastAPI, service: IntakeService) -> None:
         if await publisher.probe():
             return JSONResponse({"status": "ok", "broker": "reachable"})
         raise broker_unavailable("Kafka did not answer a metadata request", broker="unreachable")
+
+
+_ENTRY_BODY = "#/components/schemas/"
+_ID = Annotated[str, PathParam(json_schema_extra={"format": "uuid"})]
+
+
+def _json_body(model: str, description: str) -> dict[str, Any]:
+    schema = {"$ref": _ENTRY_BODY + model}
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
+
+
+def _add_directory_routes(app: FastAPI, service: IntakeService) -> None:
+    """The provider directory: /v1/providers (docs/directory.md)."""
+    settings, work = service.settings, service.directory_api
+    tag: list[str | Enum] = ["directory"]
+
+    @app.get(
+        "/v1/providers",
+        response_model=None,
+        tags=tag,
+        summary="Every provider in the directory (directory administrators and operators)",
+        responses={
+            200: {
+                "description": "The providers, by id.",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "array",
+                            "items": {"$ref": _ENTRY_BODY + "ProviderView"},
+                        }
+                    }
+                },
+            },
+            **problem_responses(401, 403, 503),
+        },
+    )
+    async def list_providers(principal: Caller) -> JSONResponse:
+        """From the intake's copy of providers.v1; 503 with Retry-After until it caught up."""
+        return JSONResponse(await work.listing(principal))
+
+    @app.get(
+        "/v1/providers/export",
+        response_model=None,
+        tags=tag,
+        summary="The directory as Open Referral HSDS 3.0 JSON (a page of services)",
+        responses={
+            200: {
+                "description": "HSDS 3.0 `GET /services` page holding every provider's service.",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            **problem_responses(401, 403, 503),
+        },
+    )
+    async def export_providers(principal: Caller) -> JSONResponse:
+        """Each provider's kept HSDS service with what the directory says now."""
+        return JSONResponse(await work.export(principal))
+
+    @app.post(
+        "/v1/providers/import",
+        response_model=None,
+        tags=tag,
+        summary="Register or update every service of an HSDS 3.0 document (all or nothing)",
+        responses={
+            200: json_response("What was published, by provider id.", "ImportReport"),
+            **problem_responses(400, 401, 403, 413, 503),
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    )
+    async def import_providers(request: Request, principal: Caller) -> JSONResponse:
+        """Checked whole first: one error anywhere and nothing is published."""
+        body = await read_body(request, settings.max_import_bytes)
+        return JSONResponse(await work.import_hsds(principal, parse_json(body)))
+
+    @app.post(
+        "/v1/providers",
+        status_code=201,
+        response_model=None,
+        tags=tag,
+        summary="Register a provider (directory administrators)",
+        responses={
+            201: json_response("Registered: provider.registered is on Kafka.", "ProviderView"),
+            409: {"description": "A provider with this id is registered already (audited)."},
+            **problem_responses(400, 401, 403, 413, 503),
+        },
+        openapi_extra=_json_body("NewProvider", "The entry; without provider_id one is issued."),
+    )
+    async def register_provider(request: Request, principal: Caller) -> JSONResponse:
+        """provider.registered, acknowledged and audited, then 201 with Location."""
+        body = await read_body(request, settings.max_body_bytes)
+        view = await work.register(principal, body)
+        location = f"/v1/providers/{view['provider_id']}"
+        return JSONResponse(view, status_code=201, headers={"Location": location})
+
+    @app.get(
+        "/v1/providers/{provider_id}",
+        response_model=None,
+        tags=tag,
+        summary="One provider (administrators and operators; a provider its own entry)",
+        responses={
+            200: json_response("The provider and its latest capacity reports.", "ProviderView"),
+            404: {"description": "No provider with this id."},
+            **problem_responses(400, 401, 403, 503),
+        },
+    )
+    async def read_provider(provider_id: _ID, principal: Caller) -> JSONResponse:
+        return JSONResponse(await work.read(principal, provider_id))
+
+    @app.put(
+        "/v1/providers/{provider_id}",
+        response_model=None,
+        tags=tag,
+        summary="Replace a provider's entry (directory administrators)",
+        responses={
+            200: json_response("Updated: provider.updated is on Kafka.", "ProviderView"),
+            404: {"description": "No provider with this id (audited)."},
+            **problem_responses(400, 401, 403, 413, 503),
+        },
+        openapi_extra=_json_body("EntryFields", "The whole new entry (its HSDS fields are kept)."),
+    )
+    async def update_provider(
+        provider_id: _ID, request: Request, principal: Caller
+    ) -> JSONResponse:
+        body = await read_body(request, settings.max_body_bytes)
+        return JSONResponse(await work.update(principal, provider_id, body))
+
+    @app.put(
+        "/v1/providers/{provider_id}/capacity",
+        response_model=None,
+        tags=tag,
+        summary="Report places in one category (the provider itself, or an administrator)",
+        responses={
+            200: json_response("Reported: provider.capacity is on Kafka.", "ProviderView"),
+            404: {"description": "No provider with this id (audited)."},
+            **problem_responses(400, 401, 403, 413, 503),
+        },
+        openapi_extra=_json_body("CapacityFigure", "Places in one of the provider's categories."),
+    )
+    async def report_capacity(
+        provider_id: _ID, request: Request, principal: Caller
+    ) -> JSONResponse:
+        body = await read_body(request, settings.max_body_bytes)
+        return JSONResponse(await work.capacity(principal, provider_id, body))

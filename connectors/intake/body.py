@@ -18,14 +18,14 @@ from processors.unique_keys import unique_pairs
 from streams.cloudevents import BATCH_MEDIA_TYPE, STRUCTURED_MEDIA_TYPE
 from streams.problems import Problem
 
-__all__ = ["read_body", "read_documents"]
+__all__ = ["parse_json", "read_body", "read_documents"]
 
 
 async def read_documents(request: Request, settings: IntakeSettings) -> tuple[list[Any], bool]:
     """The CloudEvent documents of a request and whether it was a batch (415/413/400 else)."""
     media_type = _media_type(request)
     body = await read_body(request, settings.max_body_bytes)
-    document = _parse_json(body)
+    document = parse_json(body)
     if media_type != BATCH_MEDIA_TYPE:
         if not isinstance(document, dict):
             raise malformed("a structured CloudEvent must be a JSON object")
@@ -90,7 +90,7 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _parse_json(body: bytes) -> Any:
+def parse_json(body: bytes) -> Any:
     """The body as JSON: UTF-8, no NaN or Infinity, no repeated member names."""
     try:
         text = body.decode("utf-8")

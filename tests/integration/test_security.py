@@ -527,6 +527,30 @@ def test_a_principal_is_denied_writing_what_is_not_its_work(
     assert error is not None and DENIED in error.name(), error
 
 
+def test_the_intake_writes_the_directory_for_directory_administrators(
+    platform: dict[str, Any],
+) -> None:
+    settings: KafkaSettings = platform["intake"]
+    topic = Topics.of(settings).providers
+    record = Codec(settings, source="/directory-admins/sec-test").encode(
+        provider(uid(f"directory-{settings.topic_namespace}"), capacity=1), topic
+    )
+    errors: list[KafkaError | None] = []
+    producer = Producer(producer_config(settings, **{"message.timeout.ms": 10000}))
+    producer.produce(
+        topic,
+        key=record.key,
+        value=record.value,
+        headers=list[Any](record.headers),
+        on_delivery=lambda e, _m: errors.append(e),
+    )
+    producer.flush(20)
+    assert errors == [None]  # the operator and the delivery still may not (below)
+    for other in ("operator", "delivery", "router"):
+        error = _write_error(platform[other], topic)
+        assert error is not None and DENIED in error.name(), (other, error)
+
+
 @pytest.mark.parametrize(
     ("principal", "topic"),
     [

@@ -52,6 +52,8 @@ def test_the_platform_matrix_grants_each_component_its_own_work_only() -> None:
         ("sp-inbound-relay", "READ"),
         ("sp.survivor-keys.v1", "READ"),  # the key service: the intake alone holds the keys
         ("sp.survivor-keys.v1", "WRITE"),
+        ("sp.providers.v1", "READ"),  # the directory API's read model
+        ("sp.providers.v1", "WRITE"),  # directory administrators' changes, providers' capacity
     }
     keys = {
         (g.principal, g.operation)
@@ -262,3 +264,12 @@ def test_each_party_writes_only_its_own_topic_and_gets_it_created() -> None:
         "sp.from.agencies.north.v1",
         "sp.from.agencies.north-east.v1",
     ]
+
+
+def test_only_the_intake_writes_the_directory_and_only_it_and_the_router_read_it() -> None:
+    access = {
+        (g.principal, g.operation)
+        for g in grants(load_matrix(), SETTINGS)
+        if g.name == "sp.providers.v1"
+    }
+    assert access == {("intake", "WRITE"), ("intake", "READ"), ("router", "READ")}

@@ -44,6 +44,7 @@ from connectors.intake import (
     IntakeSettings,
     create_app,
 )
+from connectors.intake.provider_store import ProviderStore
 from schemas.models import MODELS, Event, SurvivorIdentified, to_avro
 from schemas.personal import PersonalData
 from schemas.types import Sealed, utc_millis
@@ -52,7 +53,7 @@ from streams.codec import Codec, EncodedRecord
 from streams.contract import AGENCY_EVENTS, PROVIDER_ANSWERS
 from streams.sealing import DataKey, SealContext, seal
 from streams.settings import KafkaSettings
-from tests.doubles import RecordingPublisher, key_directory
+from tests.doubles import RecordingPublisher, following, key_directory
 from tests.unit.conftest import model_strategy
 from tests.unit.test_intake_status import FixedStatus, case_record
 
@@ -1053,6 +1054,11 @@ async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
         "/v1/survivors/{survivor_id}/status",
         "/v1/survivors/{survivor_id}/data-key",
         "/v1/survivors/{survivor_id}/referrals/{referral_id}/disclosure",
+        "/v1/providers",
+        "/v1/providers/export",
+        "/v1/providers/import",
+        "/v1/providers/{provider_id}",
+        "/v1/providers/{provider_id}/capacity",
         "/healthz",
     }
     body = document["paths"]["/v1/events"]["post"]["requestBody"]["content"]
@@ -1289,6 +1295,7 @@ FUZZ_KEYS = {
         _FUZZ_KEYS, role=Role.PROVIDER, principal="fuzz-provider", provider_id=PROVIDER_ID
     )[0],
     "operator": add_key(_FUZZ_KEYS, role=Role.OPERATOR, principal="fuzz-operator")[0],
+    "directory-admin": add_key(_FUZZ_KEYS, role=Role.DIRECTORY_ADMIN, principal="fuzz-dir")[0],
 }
 FUZZ_STATUSES: Counter[int] = Counter()
 
@@ -1307,6 +1314,7 @@ def _fuzz_app() -> FastAPI:
         keys=ApiKeyStore(_FUZZ_KEYS),
         status=FixedStatus(case_record()),
         directory=key_directory(publisher),
+        providers=ProviderStore(KAFKA, Codec(KAFKA, source="/t"), reader=following(publisher)),
     )
 
 
@@ -1352,7 +1360,7 @@ def test_fuzz_openapi_never_answers_5xx(case: schemathesis.Case[Any]) -> None:
     calls = FUZZ_STATUSES.total()
     # Mostly a real key of a rotating role, so that requests get past authentication;
     # every tenth keeps the Authorization schemathesis made up (it must be a 401).
-    role = ["agency", "provider", "operator"][calls % 3]
+    role = ["agency", "provider", "operator", "directory-admin"][calls % 4]
     extra = {} if calls % 10 == 0 else {"Authorization": f"Bearer {FUZZ_KEYS[role]}"}
     response = case.call(headers=extra)
     FUZZ_STATUSES[response.status_code] += 1
