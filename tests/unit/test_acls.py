@@ -266,10 +266,15 @@ def test_each_party_writes_only_its_own_topic_and_gets_it_created() -> None:
     ]
 
 
-def test_only_the_intake_writes_the_directory_and_only_it_and_the_router_read_it() -> None:
+def test_only_the_intake_writes_the_directory_and_only_the_platform_reads_it() -> None:
     access = {
         (g.principal, g.operation)
         for g in grants(load_matrix(), SETTINGS)
         if g.name == "sp.providers.v1"
     }
-    assert access == {("intake", "WRITE"), ("intake", "READ"), ("router", "READ")}
+    assert access == {
+        ("intake", "WRITE"),
+        ("intake", "READ"),
+        ("router", "READ"),
+        ("console", "READ"),  # the console's directory view with live capacity
+    }
