@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha256sum | cu
 UV_VERSION := 0.13.9
 UV     := $(VENV)/.uv-$(UV_VERSION)/bin/uv
 
-.PHONY: setup lock run test test-long test-unit test-integration lint format stop clean \
+.PHONY: setup lock run test test-long test-unit test-integration lint format stop clean browser \
 	bench bench-deadlines bench-rocksdb bench-sealing
 
 # Every package (pip and the build backend included) comes from $(LOCK) at its
@@ -33,6 +33,16 @@ $(STAMP): pyproject.toml $(LOCK)
 	@echo "✓ $(VENV) ready"
 
 setup: $(STAMP)  ## virtualenv with the project and its test tools, from the lock
+
+# The console's end-to-end test drives Debian's Chromium through Playwright's
+# own driver (PyPI `playwright`, locked); `playwright install` would download a
+# browser build from a CDN, so the browser comes from the distribution instead.
+CHROMIUM := /usr/bin/chromium
+browser:  ## Debian's Chromium for the console's browser test (apt-get; skipped if present)
+	@test -x $(CHROMIUM) || { \
+	  command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) (Debian: apt-get install chromium)"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+	@$(CHROMIUM) --version
 
 # The lock holds the [test] extra, the build requirements (hatchling, and the
 # editables package its editable build asks for) and pip. It keeps every pin
@@ -75,7 +85,7 @@ PACKAGES  := schemas streams processors connectors infra
 # the end. In the foreground: the tiers with a broker, in one process, in
 # order, as their waits expect. Each tier has its coverage file; both are
 # combined. `make lint` alone gives lint's verdict at once.
-test: setup  ## lint, every test tier against a real broker the suite starts, coverage gate
+test: setup browser  ## lint, every test tier against a real broker the suite starts, coverage gate
 	$(BIN)/coverage erase; rm -f .coverage.unit .coverage.broker
 	@mkdir -p .state
 	@echo "lint and the unit tier in the background (log: .state/test-background.log); broker tiers here:"

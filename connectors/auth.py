@@ -15,7 +15,9 @@ the service. The presented key's digest is compared with *every* stored one
 **Roles.** ``agency`` principals publish :data:`~streams.contract.AGENCY_EVENTS`
 under their own ``agency_id``, ``provider`` principals
 :data:`~streams.contract.PROVIDER_ANSWERS` under their own ``provider_id``;
-``operator`` principals read survivor status only. Each check is a plain
+``operator`` principals read survivor status only; ``directory-admin``
+principals manage the provider directory (``/v1/providers``) and nothing
+else, and a provider reports its own capacity there. Each check is a plain
 function of a principal and an event, so the role matrix is unit-tested
 without HTTP.
 """
@@ -55,6 +57,9 @@ __all__ = [
     "Principal",
     "Role",
     "add_key",
+    "authorize_capacity_report",
+    "authorize_directory_change",
+    "authorize_directory_read",
     "authorize_event",
     "authorize_event_type",
     "authorize_source",
@@ -80,6 +85,8 @@ class Role(StrEnum):
     AGENCY = "agency"
     PROVIDER = "provider"
     OPERATOR = "operator"
+    DIRECTORY_ADMIN = "directory-admin"
+    """Registers and updates providers, imports and exports the directory (HSDS)."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +106,9 @@ class Principal:
         """The CloudEvents ``source`` this principal publishes under.
 
         The organisation its key speaks for: ``/agencies/<agency_id>``,
-        ``/providers/<provider_id>`` (the SDKs' default sources), and
-        ``/operators/<name>``.
+        ``/providers/<provider_id>`` (the SDKs' default sources),
+        ``/operators/<name>`` and ``/directory-admins/<name>`` (the source of the
+        directory events the intake publishes for a directory administrator).
         """
         if self.role is Role.AGENCY and self.agency_id is not None:
             return f"/agencies/{self.agency_id}"
@@ -111,7 +119,8 @@ class Principal:
 
 KeyHash = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
 KeyId = Annotated[
-    str, StringConstraints(pattern=r"^sp_(agency|provider|operator)_[A-Za-z0-9_-]{8}$")
+    str,
+    StringConstraints(pattern=r"^sp_(agency|provider|operator|directory-admin)_[A-Za-z0-9_-]{8}$"),
 ]
 
 
@@ -147,7 +156,7 @@ class ApiKeyEntry(BaseModel):
             if self.provider_id is not None:
                 raise ValueError("an agency has no provider_id")
         elif self.provider_id is not None or self.agency_id is not None:
-            raise ValueError("an operator has neither provider_id nor agency_id")
+            raise ValueError(f"a {self.role.value} has neither provider_id nor agency_id")
         return self
 
     def principal_for(self) -> Principal:
@@ -394,6 +403,8 @@ def authorize_event_type(principal: Principal, event_type: str, location: str = 
     """
     if principal.role is Role.OPERATOR:
         raise ForbiddenError("operators read status and do not publish events")
+    if principal.role is Role.DIRECTORY_ADMIN:
+        raise ForbiddenError("directory administrators write the directory through /v1/providers")
     publish, allowed = _PUBLISHES[principal.role]
     if event_type not in allowed:
         raise ForbiddenError(f"{publish} {', '.join(sorted(allowed))}; not {event_type}", location)
@@ -441,9 +452,11 @@ def authorize_event(principal: Principal, event: Event, pointer: str = "/data") 
 
 
 def authorize_status_read(principal: Principal) -> None:
-    """Operators and agencies read survivor status; providers do not (they get offers)."""
-    if principal.role is Role.PROVIDER:
-        raise ForbiddenError("operators and agencies read survivor status; providers do not")
+    """Operators and agencies read survivor status; nobody else (providers get offers)."""
+    if principal.role not in (Role.OPERATOR, Role.AGENCY):
+        raise ForbiddenError(
+            "operators and agencies read survivor status; providers do not, nor does anyone else"
+        )
 
 
 def may_read_status_of(principal: Principal, agencies: Set[str]) -> bool:
@@ -462,3 +475,45 @@ def may_read_status_of(principal: Principal, agencies: Set[str]) -> bool:
         and principal.agency_id is not None
         and principal.agency_id in agencies
     )
+
+
+# ------------------------------------------------------------------- directory
+
+
+def authorize_directory_change(principal: Principal) -> None:
+    """Registering, updating, importing providers: directory administrators only.
+
+    The directory decides where survivors are sent, so writing it is a role
+    of its own, held by no agency, provider or operator.
+    """
+    if principal.role is not Role.DIRECTORY_ADMIN:
+        raise ForbiddenError("only directory administrators register, update or import providers")
+
+
+def authorize_directory_read(principal: Principal, provider_id: UUID | None = None) -> None:
+    """Who reads the directory: administrators and operators all of it, a provider its own entry.
+
+    ``provider_id`` is the entry read; None for the list and the export.
+    Agencies do not browse providers: the router chooses for them.
+    """
+    if principal.role in (Role.DIRECTORY_ADMIN, Role.OPERATOR):
+        return
+    if principal.role is Role.PROVIDER:
+        if provider_id is not None and principal.provider_id == provider_id:
+            return
+        raise ForbiddenError("a provider reads only its own directory entry")
+    raise ForbiddenError("directory administrators and operators read the directory")
+
+
+def authorize_capacity_report(principal: Principal, provider_id: UUID | None) -> None:
+    """A capacity report: the provider itself (its key's ``provider_id``) or an administrator.
+
+    ``provider_id`` None (a path that is no id) is nobody's own.
+    """
+    if principal.role is Role.DIRECTORY_ADMIN:
+        return
+    if principal.role is Role.PROVIDER:
+        if provider_id is not None and principal.provider_id == provider_id:
+            return
+        raise ForbiddenError("a provider reports only its own capacity")
+    raise ForbiddenError("a provider reports its own capacity; a directory administrator any")

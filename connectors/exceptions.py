@@ -12,8 +12,11 @@ __all__ = [
     "ApiKeysError",
     "BrokerUnavailableError",
     "ConnectorsError",
+    "DirectoryClientError",
+    "DirectoryError",
     "ForbiddenError",
     "FutureTimestampError",
+    "HsdsImportError",
     "IdempotencyStoreError",
     "MalformedSignatureError",
     "MissingSignatureError",
@@ -233,3 +236,31 @@ class WebhookRejectedError(WebhookDeliveryError):
 
 class WebhookUndeliverableError(WebhookDeliveryError):
     """No 2xx came back within the delivery horizon (timeouts, refused connections, 5xx, 429)."""
+
+
+# ------------------------------------------------------------------ directory
+
+
+class DirectoryError(ConnectorsError):
+    """Root of the errors of the provider directory (its HSDS mapping, its client)."""
+
+
+class HsdsImportError(DirectoryError):
+    """An HSDS document cannot be imported; ``errors`` say where (JSON Pointer) and what.
+
+    The whole import is refused: nothing of the document is published.
+    """
+
+    def __init__(self, errors: tuple[tuple[str, str], ...]) -> None:
+        shown = "; ".join(f"{where or '/'}: {what}" for where, what in errors[:10])
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        super().__init__(f"the HSDS document cannot be imported: {shown}{more}")
+        self.errors = errors
+
+
+class DirectoryClientError(DirectoryError):
+    """The intake refused a directory request, or could not be reached (the CLI's one line)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -30,10 +30,10 @@ from confluent_kafka import Message
 
 from connectors.auth import Principal, Role, authorize_event, authorize_source
 from connectors.exceptions import ForbiddenError, SealedValueError
-from connectors.relay import Relay, copy_of
+from connectors.relay import Relay
 from schemas.models import Event
 from schemas.types import Sealed
-from streams.cloudevents import PARTY_ID_MESSAGE, is_party_id
+from streams.cloudevents import PARTY_ID_MESSAGE, REQUIRED_HEADERS, is_party_id
 from streams.codec import Codec, Decoded
 from streams.exceptions import DecodeError, InvalidHeader, RegistryUnavailableError
 from streams.logs import get_logger
@@ -41,6 +41,7 @@ from streams.offsets import Partition
 from streams.producing import OutRecord
 from streams.settings import KafkaSettings
 from streams.topics import Topics
+from streams.tracing import TRACEPARENT
 
 if TYPE_CHECKING:  # the intake package imports this module (its relay command)
     from connectors.intake.keys import KeyDirectory
@@ -80,6 +81,7 @@ class InboundRelay(Relay):
     """Reads every party's own topic (a pattern subscription); group ``<ns>-inbound-relay``."""
 
     name = "inbound_relay"
+    service = "inbound-relay"
 
     def __init__(
         self,
@@ -116,7 +118,7 @@ class InboundRelay(Relay):
         except (ForbiddenError, DecodeError, SealedValueError) as exc:
             return self.dead_letter(message, where, offset, exc)
         self.stats.relayed += 1
-        return copy_of(message, self._topics.inbound(decoded.event.event_type))
+        return checked_copy(message, self._topics.inbound(decoded.event.event_type), decoded)
 
     def _check_sealed(self, event: Event) -> None:
         if not any(isinstance(value, Sealed) for _, value in event):
@@ -157,3 +159,17 @@ class InboundRelay(Relay):
                     partition=where.partition,
                 )
                 await asyncio.sleep(REGISTRY_RETRY_S)
+
+
+def checked_copy(message: Message, topic: str, decoded: Decoded) -> OutRecord:
+    """Key and value byte for byte; of the headers only those the relay checked.
+
+    The CloudEvents headers were checked by the decode, and a ``traceparent``
+    only in its W3C form: any other header a party wrote is text nobody
+    looked at, and unsealed text must not reach the platform's topics.
+    """
+    raw = message.headers()  # a consumed record's are a list (or None)
+    headers = [(n, v) for n, v in (raw if isinstance(raw, list) else ()) if n in REQUIRED_HEADERS]
+    if decoded.traceparent is not None:
+        headers.append((TRACEPARENT, decoded.traceparent.encode()))
+    return OutRecord(topic, message.key(), message.value(), headers)

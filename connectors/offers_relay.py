@@ -40,6 +40,7 @@ class OffersRelay(Relay):
     """Reads every referral topic; ``group_id`` defaults to ``<ns>-offers-relay`` (the ACL's)."""
 
     name = "offers_relay"
+    service = "offers-relay"
 
     def __init__(
         self, kafka: KafkaSettings, *, group_id: str | None = None, poll_interval_s: float = 0.2

@@ -22,9 +22,12 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message
 
+from schemas.models import MODELS
+from streams.cloudevents import CE_TYPE
 from streams.consumer_loop import ConsumerLoop
 from streams.deadletter import DeadLetter
 from streams.logs import get_logger
+from streams.metrics import DEAD_LETTERS, EVENTS_IN, EVENTS_OUT, serve_probes
 from streams.offsets import Partition
 from streams.producing import AckedProducer, Delivery, OutRecord
 from streams.settings import KafkaSettings
@@ -59,6 +62,8 @@ class Relay(abc.ABC):
 
     name: str = "relay"
     """Prefix of the log events and the producer's name."""
+    service: str = "relay"
+    """Its name among the platform's processes (:data:`streams.metrics.DEFAULT_PORTS`)."""
 
     def __init__(
         self,
@@ -76,6 +81,8 @@ class Relay(abc.ABC):
         self.poll_interval_s = poll_interval_s
         self._overrides = dict(consumer_overrides or {})
         self.stats = RelayStats()
+        self.running = False
+        """True while the relay consumes (its readiness)."""
 
     @abc.abstractmethod
     async def route(self, message: Message, where: Partition, offset: int) -> OutRecord:
@@ -98,6 +105,7 @@ class Relay(abc.ABC):
             on_error=self._log_consumer_error,
         )
         log.info(f"{self.name}.started", sources=self.sources)
+        self.running = True
         try:
             while not stop.is_set():
                 messages = loop.consume(_BATCH, timeout_s=0)
@@ -109,6 +117,7 @@ class Relay(abc.ABC):
                         await asyncio.wait_for(stop.wait(), self.poll_interval_s)
             loop.commit()
         finally:
+            self.running = False
             loop.close()
             await producer.aclose(10)
             log.info(f"{self.name}.stopped", **vars(self.stats))
@@ -117,24 +126,28 @@ class Relay(abc.ABC):
         self, messages: list[Message], loop: ConsumerLoop, producer: AckedProducer
     ) -> None:
         """Copy one batch and wait for every copy; finish the offsets of what was copied."""
-        pending: list[tuple[Partition, int, int, Awaitable[Delivery]]] = []
+        pending: list[tuple[Partition, int, int, str, Awaitable[Delivery]]] = []
         for message in messages:
             topic, index, offset = message.topic(), message.partition(), message.offset()
             if topic is None or index is None or offset is None:
                 continue
             where = Partition(topic, index)
             generation = loop.tracker.track(where, offset)
+            kind = _event_type(message)
+            EVENTS_IN.labels(type=kind).inc()
             record = await self.route(message, where, offset)
-            pending.append((where, offset, generation, producer.submit(record)))
-        for where, offset, generation, copied in pending:
+            pending.append((where, offset, generation, kind, producer.submit(record)))
+        for where, offset, generation, kind, copied in pending:
             await copied  # ProduceError: nothing after it is committed; the relay stops
             loop.tracker.finish(where, offset, generation)
+            EVENTS_OUT.labels(type=kind).inc()
 
     def dead_letter(
         self, message: Message, where: Partition, offset: int, error: BaseException
     ) -> OutRecord:
         """The dead letter of a record that cannot be relayed, with the reason."""
         self.stats.dead_lettered += 1
+        DEAD_LETTERS.labels(reason=type(error).__name__).inc()
         log.warning(
             f"{self.name}.dead_lettered",
             topic=where.topic,
@@ -168,5 +181,23 @@ def run_until_signalled(relay: Relay) -> RelayStats:
             loop.add_signal_handler(signum, stop.set)
         await relay.run(stop)
 
-    asyncio.run(until_signalled())
+    probes = serve_probes(relay.service, ready=lambda: relay.running)
+    try:
+        asyncio.run(until_signalled())
+    finally:
+        probes.close()
     return relay.stats
+
+
+def _event_type(message: Message) -> str:
+    """The record's CloudEvents type as a metric label; 'undecodable' when it has none.
+
+    Only a type of the catalog is a label: a header a party wrote is not a
+    closed vocabulary, and a label must never carry what a caller typed.
+    """
+    headers = message.headers() or []
+    for name, value in headers.items() if isinstance(headers, dict) else headers:
+        if name == CE_TYPE and value is not None:
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+            return text if text in MODELS else "unknown"
+    return "undecodable"

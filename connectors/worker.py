@@ -24,12 +24,17 @@ from processors.policy import RoutingPolicy
 from processors.settings import EscalationSettings, RouterSettings
 from streams.clients import require_authenticated
 from streams.logs import configure_logging, dict_config, exit_at_once, get_logger
+from streams.metrics import serve_probes
 from streams.settings import KafkaSettings, read_settings
 from streams.stall import EXIT_STALLED
 
 __all__ = ["WorkerSettings", "WorkerStoppedError", "run_worker", "supervise"]
 
 _log = get_logger(__name__)
+
+
+LOOP_SILENCE_S = 60.0
+"""How long the worker's event loop may go without its health timer before /livez says no."""
 
 
 class WorkerStoppedError(ConnectorsError):
@@ -143,6 +148,23 @@ def _serve(config: WorkerSettings) -> NoReturn:
         stall_timeout_s=config.router.stall_timeout_s,
     )
     declare_changelogs(router.tables, settings)
+    app = router.app
+    # Written on the event loop, read by the probe thread: a loop that stopped
+    # turning stops the heartbeat, and /livez says so.
+    health = {"ready": False, "beat": time.monotonic()}
+
+    @app.timer(2.0)  # type: ignore[untyped-decorator]
+    async def observe_health() -> None:
+        """Routing: the directory replayed, partitions assigned, no rebalance under way."""
+        health["beat"] = time.monotonic()
+        assigned = bool(app.consumer.assignment())
+        health["ready"] = router.view.ready.is_set() and assigned and not app.rebalancing
+
+    serve_probes(
+        "worker",
+        ready=lambda: bool(health["ready"]),
+        live=lambda: time.monotonic() - health["beat"] < LOOP_SILENCE_S,
+    )
     parent = os.getppid()
 
     @router.app.timer(2.0)  # type: ignore[untyped-decorator]

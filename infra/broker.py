@@ -53,7 +53,7 @@ __all__ = [
 
 CLUSTER_SIZE = 3
 
-COMPONENT_PRINCIPALS = (ADMIN_PRINCIPAL, "router", "intake", "delivery", "operator")
+COMPONENT_PRINCIPALS = (ADMIN_PRINCIPAL, "router", "intake", "delivery", "operator", "console")
 """Principals a secured deployment always has; parties' principals are added by name."""
 
 _quiet = logging.getLogger("infra.broker.librdkafka")

@@ -39,6 +39,7 @@ __all__ = [
     "AuditRecord",
     "Decision",
     "Effect",
+    "Effects",
     "Publish",
     "Rejection",
     "RejectionCode",
@@ -142,8 +143,29 @@ Effect = Publish | AuditRecord | Rejection
 """Anything a decision asks the binding to do, in order."""
 
 
+class Effects:
+    """Views of an ``effects`` tuple by kind, for a :class:`Decision` and an engine ``Step``."""
+
+    effects: tuple[Effect, ...]
+
+    @property
+    def published(self) -> tuple[Publish, ...]:
+        """Events to publish, in order."""
+        return tuple(e for e in self.effects if isinstance(e, Publish))
+
+    @property
+    def audits(self) -> tuple[AuditRecord, ...]:
+        """Audit records, in order."""
+        return tuple(e for e in self.effects if isinstance(e, AuditRecord))
+
+    @property
+    def rejection(self) -> Rejection | None:
+        """The router's refusal of the input, if it refused it (at most one per decision)."""
+        return next((e for e in self.effects if isinstance(e, Rejection)), None)
+
+
 @dataclass(frozen=True)
-class Decision:
+class Decision(Effects):
     """The outcome of applying one event to one survivor's case.
 
     ``state`` is what the survivor's table entry should become and
@@ -161,21 +183,6 @@ class Decision:
     duplicate: bool = False
 
     @property
-    def published(self) -> tuple[Publish, ...]:
-        """Events to publish, in order."""
-        return tuple(e for e in self.effects if isinstance(e, Publish))
-
-    @property
     def events(self) -> tuple[Event, ...]:
         """The events of :attr:`published`, without their ids."""
         return tuple(p.event for p in self.published)
-
-    @property
-    def audits(self) -> tuple[AuditRecord, ...]:
-        """Audit records, in order."""
-        return tuple(e for e in self.effects if isinstance(e, AuditRecord))
-
-    @property
-    def rejection(self) -> Rejection | None:
-        """The refusal, if the input was refused (at most one per decision)."""
-        return next((e for e in self.effects if isinstance(e, Rejection)), None)

@@ -44,7 +44,7 @@ from processors.case import CaseState
 from processors.core import decide, expire
 from processors.deadlines import Deadline
 from processors.directory import CapacityChange, Directory
-from processors.effects import AuditRecord, Decision, Effect, Publish, Rejection
+from processors.effects import Decision, Effect, Effects, Publish
 from processors.escalation import (
     EscalationState,
     Outcome,
@@ -65,7 +65,7 @@ ESCALATION_SOURCE = "/safepassage/escalation"
 
 
 @dataclass(frozen=True)
-class Step:
+class Step(Effects):
     """What one input asks of the binding; carry it out in the module's order."""
 
     case: CaseState | None
@@ -82,21 +82,6 @@ class Step:
     """The router's decisions behind it (one per event decided), for tests and audit."""
     outcome: Outcome | None = None
     """What became of a due deadline (:func:`on_due` only)."""
-
-    @property
-    def published(self) -> tuple[Publish, ...]:
-        """Events to publish, in order."""
-        return tuple(e for e in self.effects if isinstance(e, Publish))
-
-    @property
-    def audits(self) -> tuple[AuditRecord, ...]:
-        """Audit records, in order."""
-        return tuple(e for e in self.effects if isinstance(e, AuditRecord))
-
-    @property
-    def rejection(self) -> Rejection | None:
-        """The router's refusal of the input event, if it refused it."""
-        return next((e for e in self.effects if isinstance(e, Rejection)), None)
 
 
 def _sla(policy: RoutingPolicy, sla: SlaPolicy | None) -> SlaPolicy:

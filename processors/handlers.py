@@ -271,12 +271,7 @@ def _on_escalated(work: Work, event: ReferralEscalated) -> Rejection | None:
         return referral
     if event.reason is EscalationReason.DEADLINE_MISSED and event.level == 1:
         if _answered_before(referral, event):
-            work.record(
-                AuditAction.NOTED,
-                referral,
-                before=referral.status,
-                reasons=("escalated:1", "offer.no-longer-current"),
-            )
+            work.note(referral, "escalated:1", "offer.no-longer-current")
             return None
         refused = _legal(work, referral, Trigger.TIMEOUT) or _current(
             work, referral, event.provider_id, None

@@ -326,12 +326,7 @@ def undelivered_offer(
         and referral.attempt == attempt
     )
     if not current:
-        work.record(
-            AuditAction.NOTED,
-            referral,
-            before=referral.status,
-            reasons=(why, "offer.no-longer-current"),
-        )
+        work.note(referral, why, "offer.no-longer-current")
         return
     reached = referral.escalation_level
     level = min(TOP_RUNG, max(2, first_rung(work.case, referral), reached + 1))
@@ -360,22 +355,12 @@ def undelivered_cancellation(
     could act on: audited only.
     """
     if provider_id in referral.undelivered_to:
-        work.record(
-            AuditAction.NOTED,
-            referral,
-            before=referral.status,
-            reasons=(why, "offer.never-delivered"),
-        )
+        work.note(referral, why, "offer.never-delivered")
         return
     reached = referral.escalation_level
     level = min(TOP_RUNG, max(2, reached + 1))
     if level <= reached:
-        work.record(
-            AuditAction.NOTED,
-            referral,
-            before=referral.status,
-            reasons=(why, f"escalation.already-at:{reached}"),
-        )
+        work.note(referral, why, f"escalation.already-at:{reached}")
         return
     _delivery_alert(work, referral, provider_id, level)
     noted = referral.model_copy(update={"escalation_level": level, "updated_at": work.now})

@@ -21,6 +21,13 @@ owner identifies, grants consent, shares, closes and asks for erasure. Provider 
 count only from the provider they name, which the handlers then check
 against the offer. Refusals carry a reason code, so they are dead-lettered
 and audited like every other refusal.
+
+The directory (``providers.v1``) is written by the intake for directory
+administrators (``/directory-admins/<name>``) and for a provider reporting
+its own capacity (``/providers/<its id>``), or by a platform component
+(``/safepassage/...``): :func:`directory_refusal`. An agency never writes
+it, and a provider never registers or describes itself, nor reports another's
+places: a wrong directory entry would send survivors to the wrong door.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from schemas.models import (
     CaseUnshared,
     ConsentGranted,
     ConsentWithdrawn,
+    ProviderCapacity,
+    ProviderEvent,
     ReferralAccepted,
     ReferralCancelled,
     ReferralCompleted,
@@ -52,7 +61,16 @@ from schemas.models import (
     SurvivorIdentified,
 )
 
-__all__ = ["Refusal", "Sender", "SenderKind", "erased", "owner_of", "refusal", "sender_of"]
+__all__ = [
+    "Refusal",
+    "Sender",
+    "SenderKind",
+    "directory_refusal",
+    "erased",
+    "owner_of",
+    "refusal",
+    "sender_of",
+]
 
 AGENCY_EVENTS = (
     SurvivorIdentified,
@@ -90,6 +108,8 @@ class SenderKind(StrEnum):
     AGENCY = "agency"
     PROVIDER = "provider"
     PLATFORM = "platform"
+    DIRECTORY = "directory"
+    """A directory administrator, on whose behalf the intake wrote."""
     UNKNOWN = "unknown"
 
 
@@ -105,11 +125,15 @@ _ROOTS = {
     "/agencies/": SenderKind.AGENCY,
     "/providers/": SenderKind.PROVIDER,
     "/safepassage/": SenderKind.PLATFORM,
+    "/directory-admins/": SenderKind.DIRECTORY,
 }
 
 
 def sender_of(source: str) -> Sender:
-    """``/agencies/<agency_id>``, ``/providers/<provider_id>``, ``/safepassage/<component>``.
+    """The sender a source names: ``/agencies/<id>``, ``/providers/<id>``, and so on.
+
+    ``/safepassage/<component>`` is the platform, ``/directory-admins/<name>``
+    a directory administrator (whose changes the intake publishes).
 
     The intake accepts exactly these sources, so everything after the root is
     the id (an agency id may itself contain ``/``).
@@ -183,3 +207,20 @@ def erased(case: CaseState) -> Refusal | None:
     if case.erased_at is None:
         return None
     return RejectionCode.SURVIVOR_ERASED, "this survivor's data was erased; nothing is applied"
+
+
+def directory_refusal(event: ProviderEvent, sender: Sender) -> Refusal | None:
+    """Why ``sender`` may not write this directory event; None when it may (see the module)."""
+    if sender.kind in (SenderKind.DIRECTORY, SenderKind.PLATFORM):
+        return None
+    if (
+        isinstance(event, ProviderCapacity)
+        and sender.kind is SenderKind.PROVIDER
+        and sender.id == str(event.provider_id)
+    ):
+        return None
+    if isinstance(event, ProviderCapacity):
+        why = "a provider reports only its own capacity; administrators any"
+    else:
+        why = f"{event.event_type} comes from a directory administrator or the platform only"
+    return RejectionCode.SENDER_NOT_ALLOWED, f"{why} (sender: {sender.kind})"

@@ -62,6 +62,7 @@ from pydantic import (
 from processors.exceptions import SlaPolicyError  # re-exported: it used to live here
 from processors.geo import within
 from processors.lifecycle import ReferralStatus
+from processors.unique_keys import load_unique, yaml_problem
 from schemas.types import Jurisdiction, RiskLevel, ServiceCategory, Urgency, utc_millis
 
 __all__ = [
@@ -423,26 +424,6 @@ def add_working_days(
 # --------------------------------------------------------------------------- loading
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of two equal keys silently; a policy must not."""
-
-
-def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[object] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
-)
-
-
 def _describe(error: Mapping[str, Any]) -> str:
     loc = ".".join(str(part) for part in error["loc"]) or "(top level)"
     kind = error["type"]
@@ -468,18 +449,10 @@ def policy_from_mapping(data: object, source: str = "<mapping>") -> SlaPolicy:
 def parse_policy(text: str, source: str = "<string>") -> SlaPolicy:
     """Parse and validate the YAML text of a policy."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = load_unique(text)
     except yaml.YAMLError as exc:
-        raise SlaPolicyError(source, (f"not valid YAML: {_yaml_problem(exc)}",)) from exc
+        raise SlaPolicyError(source, (f"not valid YAML: {yaml_problem(exc)}",)) from exc
     return policy_from_mapping(data, source)
-
-
-def _yaml_problem(error: yaml.YAMLError) -> str:
-    """What PyYAML found wrong and where, without the excerpt of the file it quotes."""
-    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
-        mark = error.problem_mark
-        return f"{error.problem} (line {mark.line + 1}, column {mark.column + 1})"
-    return " ".join(str(error).split())  # e.g. a character YAML does not accept, and where
 
 
 def load_policy(path: str | Path | None = None) -> SlaPolicy:

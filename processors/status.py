@@ -30,7 +30,14 @@ from processors.case import CaseState
 from processors.consent import ConsentSummary, ConsentTerms, consent_summary
 from processors.lifecycle import ReferralStatus
 from processors.senders import owner_of
-from schemas.types import CaseOutcome, Identifier, RiskLevel, ServiceCategory, Urgency
+from schemas.types import (
+    CaseOutcome,
+    Identifier,
+    Jurisdiction,
+    RiskLevel,
+    ServiceCategory,
+    Urgency,
+)
 
 __all__ = [
     "ReferralView",
@@ -97,6 +104,9 @@ class StatusRecord(_View):
     """Event time of the last input that changed the case: the record's stamp."""
     shares: tuple[ShareView, ...] = ()
     """Agencies the owner shared the case with (``case.shared``), by agency id."""
+    jurisdiction: Jurisdiction | None = None
+    """Where the survivor was identified (ISO 3166 code), for counts per jurisdiction
+    (the operator console's funnel); None until identified, and in older records."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the value on the status topic)."""
@@ -164,6 +174,7 @@ def status_record(case: CaseState) -> StatusRecord:
         closed=case.closed,
         last_update=case.updated_at,
         shares=shares,
+        jurisdiction=case.profile.jurisdiction if case.profile is not None else None,
     )
 
 

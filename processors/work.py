@@ -102,6 +102,10 @@ class Work:
         self.effects.append(audit)
         return audit
 
+    def note(self, referral: ReferralState, *reasons: str) -> AuditRecord:
+        """Audit ``referral`` as it stands (``noted``: looked at, not moved), and why."""
+        return self.record(AuditAction.NOTED, referral, before=referral.status, reasons=reasons)
+
     def reject(
         self, code: RejectionCode, message: str, referral_id: UUID | None = None
     ) -> Rejection:

@@ -36,6 +36,7 @@ from schemas.types import (
     EscalationReason,
     FailureReason,
     Gender,
+    HsdsDocument,
     Identifier,
     ImmediateNeed,
     Jurisdiction,
@@ -378,6 +379,9 @@ class _DirectoryEntry(ProviderEvent):
     accessible: bool
     cross_border: bool
     capacity: Count
+    hsds_service: HsdsDocument | None = None
+    """The Open Referral HSDS 3.0 service document (JSON text) the entry came from, kept for
+    export (``connectors/directory/hsds.py``); the fields above win over what it says."""
 
 
 class ProviderRegistered(_DirectoryEntry):

@@ -20,6 +20,7 @@ from annotated_types import Ge, Le
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 __all__ = [
+    "HSDS_DOCUMENT_MAX_CHARS",
     "INT32_MAX",
     "Actor",
     "AgeBand",
@@ -34,6 +35,7 @@ __all__ = [
     "EscalationReason",
     "FailureReason",
     "Gender",
+    "HsdsDocument",
     "Identifier",
     "ImmediateNeed",
     "Jurisdiction",
@@ -90,6 +92,14 @@ ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._:=-]{0
 
 OrganizationName = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1F\x7F]{1,200}$")]
 """Public name of a provider organisation: 1 to 200 characters, no control characters."""
+
+HSDS_DOCUMENT_MAX_CHARS = 200_000
+"""The most an HSDS service document kept in a directory event may hold (its JSON text)."""
+
+HsdsDocument = Annotated[
+    str, StringConstraints(pattern=r"^\{[\s\S]*\}$", max_length=HSDS_DOCUMENT_MAX_CHARS)
+]
+"""An Open Referral HSDS 3.0 service document as JSON text (an object): a public listing."""
 
 Attempt = Annotated[int, Ge(1), Le(INT32_MAX)]
 """1-based number of an offer of one referral."""

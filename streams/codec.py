@@ -65,6 +65,7 @@ from streams.exceptions import (
     WrongEventType,
 )
 from streams.settings import KafkaSettings
+from streams.tracing import traceparent_of
 
 __all__ = [
     "CONFLUENT_MAGIC",
@@ -186,6 +187,8 @@ class Decoded:
     framing: Framing
     writer_schema: str
     """Which schema wrote the body: ``crc64:<hex>`` or ``id:<n>``."""
+    traceparent: str | None = None
+    """The record's W3C ``traceparent`` header, when it has a valid one (streams.tracing)."""
 
 
 @dataclass(frozen=True)
@@ -356,7 +359,7 @@ class Codec:
                 f"the key of this {event.event_type} on {topic} is not its "
                 f"{self.contract.topic(topic).key.value}"
             )
-        return Decoded(attributes, event, framing, writer.ref)
+        return Decoded(attributes, event, framing, writer.ref, traceparent_of(headers))
 
     def _writer(self, value: bytes) -> tuple[_Writer, Framing, int]:
         if value.startswith(SINGLE_OBJECT_MAGIC):

@@ -23,6 +23,7 @@ from streams.deadletter import (
     describe_error,
 )
 from streams.logs import bind_record, exit_at_once, get_logger
+from streams.metrics import DEAD_LETTERS, EVENTS_IN
 
 __all__ = [
     "EXIT_CRASHED",
@@ -86,7 +87,14 @@ async def process_records(
         if raw_handler is not None:
             await raw_handler(message)
             return
-        decoded = codec.decode(message.value, message.headers, topic=message.topic, key=message.key)
+        try:
+            decoded = codec.decode(
+                message.value, message.headers, topic=message.topic, key=message.key
+            )
+        except Exception:
+            EVENTS_IN.labels(type="undecodable").inc()
+            raise
+        EVENTS_IN.labels(type=decoded.event.event_type).inc()
         await handler(decoded)
 
     async for event in stream.events():
@@ -121,6 +129,7 @@ async def _process_one(
                 offset=message.offset,
             )
             await sink.publish(letter)
+            DEAD_LETTERS.labels(reason=type(exc).__name__).inc()
             if action is Action.STOP:
                 log.error("record.stopped", **why)
                 raise

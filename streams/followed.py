@@ -22,11 +22,16 @@ from streams.logs import get_logger
 from streams.replay import ReplayReader
 from streams.settings import KafkaSettings
 
-__all__ = ["FollowedCopy"]
+__all__ = ["FollowedCopy", "backoff_s"]
 
 _log = get_logger(__name__)
 
 C = TypeVar("C")
+
+
+def backoff_s(failures: int) -> float:
+    """Pause after ``failures`` failed runs: doubling to 30 s, so a down broker is not hammered."""
+    return min(2.0**failures, 30.0)
 
 
 class FollowedCopy(Generic[C]):
@@ -45,7 +50,7 @@ class FollowedCopy(Generic[C]):
         name: str,
         empty: Callable[[], C],
         apply: Callable[[C, Any], None],
-        retry_s: Callable[[int], float] = lambda failures: min(2.0**failures, 30.0),
+        retry_s: Callable[[int], float] = backoff_s,
         reader: Callable[..., ReplayReader] = ReplayReader,
     ) -> None:
         self._kafka = kafka

@@ -91,13 +91,15 @@ class KafkaSettings(BaseSettings):
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
-def read_settings(cls: type[SettingsT]) -> SettingsT:
+def read_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
     """Settings from the environment, or :class:`SettingsError` naming each bad variable.
 
-    Never their values: a value may be a password.
+    Never their values: a value may be a password. ``overrides`` (a
+    command's options) take precedence over the environment; one that is
+    None was not given and leaves the variable's value.
     """
     try:
-        return cls()
+        return cls(**{name: value for name, value in overrides.items() if value is not None})
     except ValidationError as exc:
         prefix = str(cls.model_config.get("env_prefix", ""))
         problems = "; ".join(

@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from streams.clients import consumer_config
 from streams.logs import exit_at_once, get_logger
+from streams.metrics import CONSUMER_LAG
 from streams.offsets import Partition
 from streams.settings import KafkaSettings
 
@@ -168,6 +169,11 @@ class StallWatchdog:
         if progress is None or self._paused():  # paused again: a rebalance began meanwhile
             self.detector.reset()
             return []
+        CONSUMER_LAG.clear()  # partitions given up at a rebalance are no longer ours to report
+        for where, seen in progress.items():
+            CONSUMER_LAG.labels(topic=where.topic, partition=str(where.partition)).set(
+                max(seen.end - seen.committed, 0)
+            )
         stalls = self.detector.observe(self._clock(), progress)
         if stalls:
             self._stop(stalls)

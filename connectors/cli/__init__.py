@@ -14,8 +14,20 @@ from __future__ import annotations
 
 import click
 
-from connectors.cli import acl, docs, escalations, kafka, registry, run, schemas, topics, worker
+from connectors.cli import (
+    acl,
+    docs,
+    escalations,
+    kafka,
+    providers,
+    registry,
+    run,
+    schemas,
+    topics,
+    worker,
+)
 from connectors.cli.common import FriendlyGroup
+from connectors.console import register as register_console
 from connectors.delivery import register as register_delivery
 from connectors.intake import register as register_intake
 from connectors.private import owner_only_files
@@ -44,7 +56,9 @@ for _command in (
     escalations.escalations,  # safepassage escalations follow|tick
     worker.worker,  # safepassage worker
     run.run,  # safepassage run (make run): the platform, supervised
+    providers.providers,  # safepassage providers add|update|list|import|export|capacity
 ):
     main.add_command(_command)
 register_delivery(main)  # safepassage deliver webhooks|kafka|new-secret
 register_intake(main)  # safepassage intake serve, safepassage keys add
+register_console(main)  # safepassage console serve

@@ -16,7 +16,6 @@ from uuid import UUID
 
 import click
 from confluent_kafka import KafkaException
-from pydantic import ValidationError
 
 from connectors.delivery.connector import WebhookDelivery
 from connectors.delivery.jobs import DeliveryStats
@@ -25,7 +24,8 @@ from connectors.offers_relay import OffersRelay
 from connectors.relay import run_until_signalled
 from connectors.webhooks import new_secret
 from schemas.exceptions import SafePassageError
-from streams.settings import KafkaSettings
+from streams.metrics import serve_probes
+from streams.settings import KafkaSettings, read_settings
 
 __all__ = ["deliver", "register"]
 
@@ -39,20 +39,12 @@ async def _run_until_signalled(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     connector = WebhookDelivery(kafka, settings, providers)
-    await connector.run(stop)
-    return connector.stats
-
-
-def _settings(file: Path | None) -> WebhookSettings:
-    """Settings from the environment, with ``--file`` taking precedence."""
+    probes = serve_probes("webhooks", ready=lambda: connector.running)
     try:
-        return WebhookSettings() if file is None else WebhookSettings(file=file)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"SAFEPASSAGE_WEBHOOKS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        )
-        raise click.ClickException(problems) from None
+        await connector.run(stop)
+    finally:
+        probes.close()
+    return connector.stats
 
 
 @contextlib.contextmanager
@@ -82,7 +74,7 @@ def deliver() -> None:
 def webhooks(file: Path | None, check: bool) -> None:
     """POST offers and cancellations as signed webhooks; dead-letter and report failures."""
     with _one_line_errors():
-        settings = _settings(file)
+        settings = read_settings(WebhookSettings, file=file)
         providers = load_providers(settings.file)
         if check:
             click.echo(f"{settings.file}: {len(providers)} provider(s) OK")

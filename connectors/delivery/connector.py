@@ -78,6 +78,8 @@ class WebhookDelivery:
         self._deadletter_topic = topics.deadletter
         self._report_topic = topics.provider_responses  # the router's input
         self._loop: ConsumerLoop | None = None
+        self.running = False
+        """True while the connector consumes (its readiness)."""
         self._queues: dict[UUID, asyncio.Queue[Job]] = {}
         self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._producer: AckedProducer | None = None
@@ -128,9 +130,11 @@ class WebhookDelivery:
             for provider in self._providers
         ]
         log.info("webhooks.started", providers=len(self._providers), topics=self._topics)
+        self.running = True
         try:
             await self._poll(loop, stop, workers)
         finally:
+            self.running = False
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)

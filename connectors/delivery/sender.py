@@ -36,7 +36,9 @@ from schemas.models import ReferralCancelled, ReferralOffered
 from streams.codec import Codec
 from streams.deadletter import DeadLetter, describe_error
 from streams.logs import get_logger
+from streams.metrics import DEAD_LETTERS
 from streams.producing import AckedProducer, OutRecord, ProduceError
+from streams.tracing import TRACEPARENT, span
 
 __all__ = ["RecordSender"]
 
@@ -81,10 +83,14 @@ class RecordSender:
         event = job.decoded.event
         envelope = job.decoded.envelope
         delivery = delivery_id(envelope.source, envelope.id)
-        with structlog.contextvars.bound_contextvars(event_id=envelope.id, delivery_id=delivery):
+        with (
+            structlog.contextvars.bound_contextvars(event_id=envelope.id, delivery_id=delivery),
+            span("webhook.deliver", job.decoded.traceparent, event_type=event.event_type) as trace,
+        ):
             failure: BaseException | None
             try:
-                failure = await self._deliver(job, payload(event, delivery), delivery, event)
+                body = payload(event, delivery)
+                failure = await self._deliver(job, body, delivery, event, trace)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug must not lose the record: give it up instead
@@ -98,7 +104,7 @@ class RecordSender:
             await self._report(job, event, delivery, failure)
 
     async def _deliver(
-        self, job: Job, body: bytes, delivery: str, event: WebhookEvent
+        self, job: Job, body: bytes, delivery: str, event: WebhookEvent, trace: str
     ) -> WebhookDeliveryError | None:
         """Attempt until delivered, refused, or out of time; None when delivered."""
         endpoint = self.providers[job.provider_id]
@@ -110,7 +116,7 @@ class RecordSender:
             attempts += 1
             self.stats.attempts += 1
             async with self.slots:
-                return await self._post(endpoint, body, delivery, event.event_type)
+                return await self._post(endpoint, body, delivery, event.event_type, trace)
 
         jitter = wait_random_exponential(
             multiplier=self.settings.initial_backoff_s, max=self.settings.max_backoff_s
@@ -156,7 +162,7 @@ class RecordSender:
         )
 
     async def _post(
-        self, endpoint: ProviderEndpoint, body: bytes, delivery: str, event_type: str
+        self, endpoint: ProviderEndpoint, body: bytes, delivery: str, event_type: str, trace: str
     ) -> policy.AttemptResult:
         """One signed POST; the status (and Retry-After) decide, the response body is ignored."""
         client = self.client
@@ -167,6 +173,7 @@ class RecordSender:
             event_type=event_type,
             timestamp=int(self.wall()),
         )
+        headers[TRACEPARENT] = trace  # W3C Trace Context: the provider may join the trace
         request = client.build_request(
             "POST",
             str(endpoint.url),
@@ -205,6 +212,7 @@ class RecordSender:
             OutRecord(self.deadletter_topic, letter.key, letter.value, tuple(letter.headers))
         )
         self.stats.dead_lettered += 1
+        DEAD_LETTERS.labels(reason=type(error).__name__).inc()
         log.warning(
             "webhook.dead_lettered", error_class=type(error).__name__, error=describe_error(error)
         )

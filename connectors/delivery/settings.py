@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import yaml
@@ -34,6 +33,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.exceptions import WebhookConfigError
 from connectors.webhooks import MAX_SIGNATURES, check_secret
+from processors.unique_keys import load_unique, unique_pairs, yaml_problem
 
 __all__ = ["ProviderEndpoint", "WebhookSettings", "load_providers"]
 
@@ -137,35 +137,6 @@ class _ProvidersFile(BaseModel):
     providers: dict[UUID, ProviderEndpoint] = Field(min_length=1)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML SafeLoader refusing repeated keys: a provider listed twice must not silently win."""
-
-
-def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"repeated key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
-
-
-def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json`` object hook refusing repeated keys, like the YAML loader."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"repeated key {key!r}")
-        out[key] = value
-    return out
-
-
 def _read_document(path: Path) -> object:
     """The parsed file; errors name the line and column, never the text (it holds secrets)."""
     try:
@@ -174,16 +145,14 @@ def _read_document(path: Path) -> object:
         raise WebhookConfigError(f"cannot read webhooks file {path}: {type(exc).__name__}") from exc
     try:
         if path.suffix.lower() == ".json":
-            return json.loads(text, object_pairs_hook=_unique_pairs)
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+            return json.loads(text, object_pairs_hook=unique_pairs)
+        return load_unique(text)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
         raise WebhookConfigError(f"webhooks file {path} is not JSON ({where})") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise WebhookConfigError(f"webhooks file {path}: {exc.problem}{where}") from None
-    except (yaml.YAMLError, ValueError) as exc:
+    except yaml.YAMLError as exc:
+        raise WebhookConfigError(f"webhooks file {path}: {yaml_problem(exc)}") from None
+    except ValueError as exc:
         raise WebhookConfigError(f"webhooks file {path}: {exc}") from None
 
 

@@ -14,17 +14,18 @@ from fastapi import Request
 
 from connectors.intake.problems import ProblemError, malformed
 from connectors.intake.settings import IntakeSettings
+from processors.unique_keys import unique_pairs
 from streams.cloudevents import BATCH_MEDIA_TYPE, STRUCTURED_MEDIA_TYPE
 from streams.problems import Problem
 
-__all__ = ["read_body", "read_documents"]
+__all__ = ["parse_json", "read_body", "read_documents"]
 
 
 async def read_documents(request: Request, settings: IntakeSettings) -> tuple[list[Any], bool]:
     """The CloudEvent documents of a request and whether it was a batch (415/413/400 else)."""
     media_type = _media_type(request)
     body = await read_body(request, settings.max_body_bytes)
-    document = _parse_json(body)
+    document = parse_json(body)
     if media_type != BATCH_MEDIA_TYPE:
         if not isinstance(document, dict):
             raise malformed("a structured CloudEvent must be a JSON object")
@@ -85,28 +86,18 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """JSON objects with a repeated member name are ambiguous; refuse them."""
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise ValueError(f"member {name[:64]!r} appears more than once")
-        result[name] = value
-    return result
-
-
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _parse_json(body: bytes) -> Any:
+def parse_json(body: bytes) -> Any:
     """The body as JSON: UTF-8, no NaN or Infinity, no repeated member names."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise malformed("the body is not UTF-8") from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        return json.loads(text, object_pairs_hook=unique_pairs, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
         raise malformed(f"the body is not JSON: {exc.msg} at position {exc.pos}") from None
     except (ValueError, RecursionError) as exc:

@@ -11,7 +11,8 @@ import functools
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import ParamSpec, TypeVar
+from pathlib import Path
+from typing import ParamSpec, Protocol, TypeVar
 from uuid import UUID
 
 import click
@@ -31,7 +32,7 @@ from streams.keystore import FileKeystore
 from streams.logs import get_logger
 from streams.settings import KafkaSettings
 
-__all__ = ["register", "serve"]
+__all__ = ["TlsServed", "friendly", "register", "serve", "tls_files"]
 
 
 _log = get_logger("connectors.intake")
@@ -58,16 +59,35 @@ def serve(settings: IntakeSettings | None = None, kafka: KafkaSettings | None = 
     )
 
 
+class TlsServed(Protocol):
+    """The settings of a served HTTPS edge (the intake's, the operator console's)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def state_dir(self) -> Path: ...
+    @property
+    def plaintext(self) -> bool: ...
+    @property
+    def tls_certfile(self) -> Path | None: ...
+    @property
+    def tls_keyfile(self) -> Path | None: ...
+
+
 def tls_files(
-    settings: IntakeSettings, broker: BrokerSettings | None = None
+    settings: TlsServed,
+    broker: BrokerSettings | None = None,
+    *,
+    common_name: str = "safepassage-intake",
 ) -> tuple[str | None, str | None]:
     """uvicorn's certificate and key files: the configured ones, else from the local CA.
 
     Bearer keys and personal data cross this connection, so TLS is the
     default; only ``plaintext`` (loopback only, checked by the settings)
     turns it off. The local CA is the one ``make run`` made for the broker
-    (clients trust ``ca.pem`` in its security directory); the intake's
-    certificate names the host it binds and the loopback names.
+    (clients trust ``ca.pem`` in its security directory); the certificate
+    (``common_name``: the intake's, or the console's) names the host it
+    binds and the loopback names.
     """
     if settings.plaintext:
         return None, None
@@ -76,8 +96,10 @@ def tls_files(
         return str(settings.tls_certfile), str(keyfile) if keyfile is not None else None
     security_dir = (broker or BrokerSettings()).security_dir
     hosts = tuple(dict.fromkeys((settings.host, "127.0.0.1", "localhost")))
-    files = ensure_node_tls(security_dir, settings.state_dir, "safepassage-intake", hosts)
-    _log.info("intake.tls", certificate=str(files.keystore), trust=str(files.ca))
+    files = ensure_node_tls(security_dir, settings.state_dir, common_name, hosts)
+    _log.info(
+        "tls.certificate", name=common_name, certificate=str(files.keystore), trust=str(files.ca)
+    )
     return str(files.keystore), None
 
 
@@ -85,7 +107,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _friendly(func: Callable[P, R]) -> Callable[P, R]:
+def friendly(func: Callable[P, R]) -> Callable[P, R]:
     """Start-up and key-file errors as one line and exit code 1, not a traceback."""
 
     @functools.wraps(func)
@@ -116,14 +138,14 @@ def register(main_group: click.Group) -> None:
     @intake.command("serve")
     @click.option("--host", default=None, help="Interface (default SAFEPASSAGE_INTAKE_HOST).")
     @click.option("--port", type=int, default=None, help="Port (default SAFEPASSAGE_INTAKE_PORT).")
-    @_friendly
+    @friendly
     def intake_serve(host: str | None, port: int | None) -> None:
         """Serve POST /v1/events, the operators' status read, /healthz and /docs."""
         overrides = {name: value for name, value in (("host", host), ("port", port)) if value}
         serve(IntakeSettings(**overrides))  # type: ignore[arg-type]
 
     @intake.command("relay")
-    @_friendly
+    @friendly
     def intake_relay() -> None:
         """Move what parties write on their own Kafka topics onto intake, held to its rules.
 
@@ -145,7 +167,7 @@ def register(main_group: click.Group) -> None:
     @click.option("--principal", required=True, help="Name of the caller, no spaces (logged).")
     @click.option("--provider-id", type=click.UUID, default=None, help="Providers: their id.")
     @click.option("--agency-id", default=None, help="Agencies: the agency_id of their events.")
-    @_friendly
+    @friendly
     def keys_add(
         role: str, principal: str, provider_id: UUID | None, agency_id: str | None
     ) -> None:

@@ -45,7 +45,7 @@ from connectors.intake.keys import PLATFORM, KeyDirectory
 from connectors.intake.openapi import SealedDisclosure
 from connectors.intake.problems import ProblemError
 from connectors.intake.publisher import Publisher
-from connectors.intake.status import StatusReader, audit_read
+from connectors.intake.status import StatusReader, audit_read, caller, uuid_or_none
 from processors.disclosure import DisclosurePolicy, DisclosureRefusal, disclosable_referral
 from processors.status import StatusRead
 from schemas.models import ReferralRequested, SurvivorIdentified
@@ -55,7 +55,7 @@ from streams.cloudevents import CE_TYPE
 from streams.codec import Codec
 from streams.data_keys import ShreddedError, UnknownKeyError
 from streams.exceptions import StreamsError
-from streams.followed import FollowedCopy
+from streams.followed import FollowedCopy, backoff_s
 from streams.keystore import KeystoreError
 from streams.logs import get_logger
 from streams.problems import (
@@ -135,7 +135,7 @@ class SealedSources(FollowedCopy[Sources]):
         kafka: KafkaSettings,
         codec: Codec,
         *,
-        retry_s: Callable[[int], float] = lambda failures: min(2.0**failures, 30.0),
+        retry_s: Callable[[int], float] = backoff_s,
         reader: Callable[..., ReplayReader] = ReplayReader,
     ) -> None:
         self._codec = codec
@@ -204,13 +204,11 @@ class DisclosureService:
             survivor_id=survivor,
             referral_id=referral,
             at=self.now(),
-            principal=principal.name,
-            role=principal.role.value,
-            key_id=principal.key_id,
             status=code,
             refusal=refusal,
             fields=fields,
             notes=notes,
+            **caller(principal),
         )
         await audit_read(self.publisher, Topics.of(self.kafka).audit, issue, self.timeout_s)
 
@@ -229,7 +227,7 @@ class DisclosureService:
         self, principal: Principal, survivor_id: str, referral_id: str, body: bytes
     ) -> dict[str, Any]:
         """The caller's disclosure for this referral, sealed to its key; or the problem."""
-        survivor, referral = _uuid(survivor_id), _uuid(referral_id)
+        survivor, referral = uuid_or_none(survivor_id), uuid_or_none(referral_id)
         if principal.role is not Role.PROVIDER or principal.provider_id is None:
             raise await self._refuse(
                 principal,
@@ -328,13 +326,6 @@ class DisclosureService:
             return None
         opened = self._open(survivor, ReferralRequested.event_type, "notes", entry[1])
         return None if opened is None else opened.decode("utf-8", "replace")
-
-
-def _uuid(text: str) -> UUID | None:
-    try:
-        return UUID(text)
-    except ValueError:
-        return None
 
 
 def _public_key(body: bytes) -> Any:

@@ -33,14 +33,14 @@ from connectors.exceptions import BrokerUnavailableError
 from connectors.intake.openapi import IssuedDataKey
 from connectors.intake.problems import ProblemError, broker_unavailable
 from connectors.intake.publisher import Publisher
-from connectors.intake.status import StatusReader, audit_read
+from connectors.intake.status import StatusReader, audit_read, caller, uuid_or_none
 from processors.status import StatusRead
 from schemas.models import Event, SurvivorEvent, SurvivorIdentified
 from schemas.personal import PersonalData, PersonalDataError
 from schemas.types import SealAlgorithm, Sealed
 from streams.codec import EncodedRecord
 from streams.data_keys import DataKeys, KeyRecord, ShreddedError, UnknownKeyError
-from streams.followed import FollowedCopy
+from streams.followed import FollowedCopy, backoff_s
 from streams.keystore import Keystore, KeystoreError
 from streams.logs import get_logger
 from streams.problems import (
@@ -86,7 +86,7 @@ class KeyDirectory(FollowedCopy[DataKeys]):
         kafka: KafkaSettings,
         keystore: Keystore,
         *,
-        retry_s: Callable[[int], float] = lambda failures: min(2.0**failures, 30.0),
+        retry_s: Callable[[int], float] = backoff_s,
         reader: Callable[..., ReplayReader] = ReplayReader,
     ) -> None:
         super().__init__(
@@ -180,21 +180,16 @@ class KeyService:
             kind=kind,
             survivor_id=survivor,
             at=self.now(),
-            principal=principal.name,
-            role=principal.role.value,
-            key_id=principal.key_id,
             status=code,
             refusal=refusal,
             data_key_id=key_id,
+            **caller(principal),
         )
         await audit_read(self.publisher, Topics.of(self.kafka).audit, issue, self.timeout_s)
 
     async def issue(self, principal: Principal, survivor_id: str) -> dict[str, Any]:
         """The survivor's data key for an agency of the case; or the problem."""
-        try:
-            survivor: UUID | None = UUID(survivor_id)
-        except ValueError:
-            survivor = None
+        survivor = uuid_or_none(survivor_id)
         if principal.role is not Role.AGENCY or principal.agency_id is None:
             await self._audited(principal, survivor, 403, "role")
             raise ProblemError(forbidden("only agencies seal personal data; they get data keys"))

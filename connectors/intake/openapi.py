@@ -17,6 +17,13 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
+from connectors.directory.entries import (
+    CapacityFigure,
+    EntryFields,
+    ImportReport,
+    NewProvider,
+    ProviderView,
+)
 from connectors.intake.cloudevents import PUBLISHABLE
 from processors.status import StatusView
 from schemas.models import MODELS
@@ -167,6 +174,11 @@ def _component_schemas() -> dict[str, Any]:
         Health,
         StatusView,
         IssuedDataKey,
+        NewProvider,
+        EntryFields,
+        CapacityFigure,
+        ProviderView,
+        ImportReport,
     ]
     _, document = models_json_schema(
         [(model, "validation") for model in [*models, *envelopes.values()]],

@@ -33,6 +33,8 @@ from connectors.intake.disclosure import DisclosureService, SealedSources
 from connectors.intake.keys import KeyDirectory, KeyService
 from connectors.intake.openapi import Receipt
 from connectors.intake.problems import ProblemError, broker_unavailable
+from connectors.intake.provider_store import ProvidersReader, ProviderStore
+from connectors.intake.providers import DirectoryService
 from connectors.intake.publisher import Delivery, Publisher
 from connectors.intake.settings import IntakeSettings
 from connectors.intake.status import StatusReader
@@ -73,7 +75,8 @@ def _new_claims(items: Sequence[Item], claims: Sequence[Claim]) -> list[tuple[It
 class IntakeService:
     """The long-lived parts and the request handling behind the routes.
 
-    It owns the status store and the key directory too, so that they read while the app serves.
+    It owns the status store, the key directory and the provider directory's copy too, so
+    that they read while the app serves.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class IntakeService:
         status: StatusReader,
         directory: KeyDirectory,
         sources: SealedSources | None = None,
+        providers: ProvidersReader | None = None,
     ) -> None:
         self.settings = settings
         self.kafka = kafka
@@ -112,6 +116,10 @@ class IntakeService:
             settings.disclosure_policy,
             timeout_s=settings.publish_timeout_s,
         )
+        self.providers = providers or ProviderStore(kafka, self.codec)
+        self.directory_api = DirectoryService(
+            self.providers, publisher, kafka, self.codec, timeout_s=settings.publish_timeout_s
+        )
         self.topic_of = Topics.of(kafka).inbound_by_type  # the one inbound rule
         self.locks = KeyedLocks()
         self.in_flight = 0
@@ -123,6 +131,7 @@ class IntakeService:
         await self.status.start()
         await self.directory.start()
         await self.sources.start()
+        await self.providers.start()
         _log.info(
             "intake.started",
             bootstrap=self.kafka.bootstrap_servers,
@@ -132,6 +141,7 @@ class IntakeService:
 
     async def close(self) -> None:
         """Stop serving: deliver what is queued, then let go of every connection."""
+        await self.providers.close()
         await self.sources.close()
         await self.directory.close()
         await self.status.close()

@@ -40,6 +40,11 @@ class IntakeSettings(BaseSettings):
         ge=1024,
         description="SAFEPASSAGE_INTAKE_MAX_BODY_BYTES: larger request bodies get 413.",
     )
+    max_import_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description=("SAFEPASSAGE_INTAKE_MAX_IMPORT_BYTES: larger HSDS directory imports get 413."),
+    )
     max_batch_items: int = Field(
         default=100, ge=1, description="SAFEPASSAGE_INTAKE_MAX_BATCH_ITEMS: events per batch."
     )

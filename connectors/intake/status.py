@@ -14,7 +14,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -25,7 +25,7 @@ from connectors.intake.problems import ProblemError, broker_unavailable
 from connectors.intake.publisher import Publisher
 from processors.status import StatusRead, StatusRecord, StatusView, status_view
 from streams.codec import EncodedRecord
-from streams.followed import FollowedCopy
+from streams.followed import FollowedCopy, backoff_s
 from streams.logs import get_logger
 from streams.problems import (
     forbidden,
@@ -37,7 +37,15 @@ from streams.replay import ReplayReader
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 
-__all__ = ["StatusReader", "StatusStore", "audit_read", "read_status"]
+__all__ = [
+    "Caller",
+    "StatusReader",
+    "StatusStore",
+    "audit_read",
+    "caller",
+    "read_status",
+    "uuid_or_none",
+]
 
 _log = get_logger("connectors.intake")
 
@@ -72,7 +80,7 @@ class StatusStore(FollowedCopy[dict[UUID, StatusRecord]]):
         self,
         kafka: KafkaSettings,
         *,
-        retry_s: Callable[[int], float] = lambda failures: min(2.0**failures, 30.0),
+        retry_s: Callable[[int], float] = backoff_s,
         reader: Callable[..., ReplayReader] = ReplayReader,
     ) -> None:
         super().__init__(
@@ -144,17 +152,11 @@ async def read_status(
 
     def read(survivor: UUID | None, status: int, refusal: str | None = None) -> StatusRead:
         return StatusRead(
-            survivor_id=survivor,
-            at=now(),
-            principal=principal.name,
-            role=principal.role.value,
-            key_id=principal.key_id,
-            status=status,
-            refusal=refusal,
+            survivor_id=survivor, at=now(), status=status, refusal=refusal, **caller(principal)
         )
 
     audit_topic = Topics.of(kafka).audit
-    survivor = _survivor_or_none(survivor_id)
+    survivor = uuid_or_none(survivor_id)
     try:
         authorize_status_read(principal)
     except ForbiddenError as exc:
@@ -188,11 +190,25 @@ async def read_status(
     return status_view(record, done.at)
 
 
-def _survivor_or_none(text: str) -> UUID | None:
+def uuid_or_none(text: str) -> UUID | None:
+    """The UUID a path names, or None: the audit keeps no text that is not an id."""
     try:
         return UUID(text)
     except ValueError:
         return None
+
+
+class Caller(TypedDict):
+    """How an audit record names the caller: keys-file principal, role, key id (never the key)."""
+
+    principal: str
+    role: str
+    key_id: str
+
+
+def caller(principal: Principal) -> Caller:
+    """The :class:`Caller` fields of every audit record the intake writes about an answer."""
+    return Caller(principal=principal.name, role=principal.role.value, key_id=principal.key_id)
 
 
 async def audit_read(publisher: Publisher, topic: str, read: StatusRead, timeout_s: float) -> None:

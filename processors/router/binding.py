@@ -12,6 +12,7 @@ with in-memory tables and topics.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,11 +38,13 @@ from processors.router.ports import (
 from processors.settings import EscalationSettings
 from processors.sla import SlaPolicy
 from processors.status import status_record
-from schemas.models import Event, SurvivorEvent
+from schemas.models import Event, ReferralEscalated, SurvivorEvent
 from streams.codec import Codec, Decoded
 from streams.exceptions import RecordRejected, WrongEventType
 from streams.logs import get_logger
+from streams.metrics import ESCALATIONS, EVENTS_OUT, ROUTING_SECONDS
 from streams.ticks import TICK_KEY, decode_tick, encode_tick
+from streams.tracing import TRACEPARENT, span
 
 __all__ = ["Binding"]
 
@@ -107,6 +110,16 @@ class Binding:
         if not isinstance(event, SurvivorEvent):
             raise WrongEventType(f"{event.event_type} does not belong to a survivor's case")
         survivor = str(event.survivor_id)
+        started = time.perf_counter()
+        try:
+            with span("router.route", decoded.traceparent, event_type=event.event_type) as trace:
+                await self._route(decoded, event, survivor, trace)
+        finally:  # refusals are decisions too
+            ROUTING_SECONDS.observe(time.perf_counter() - started)
+
+    async def _route(
+        self, decoded: Decoded, event: SurvivorEvent, survivor: str, trace: str
+    ) -> None:
         step = on_event(
             self._case(survivor),
             self._ladder(survivor),
@@ -117,8 +130,15 @@ class Binding:
             policy=self.policy,
             sla=self.sla,
         )
-        await self._carry_out(survivor, step, self.current_partition())
+        await self._carry_out(survivor, step, self.current_partition(), trace)
         rejection = step.rejection
+        log.info(
+            "router.decided",
+            event_type=event.event_type,
+            survivor_id=survivor,
+            published=[e.event.event_type for e in step.effects if isinstance(e, Publish)],
+            refused=rejection.code.value if rejection is not None else None,
+        )
         if rejection is not None:
             raise RecordRejected(f"{rejection.code.value}: {rejection.message}")
 
@@ -166,16 +186,19 @@ class Binding:
             )
         return step
 
-    async def _publish(self, published: Publish) -> Awaitable[Any]:
+    async def _publish(self, published: Publish, trace: str | None) -> Awaitable[Any]:
         topics = [t for t in self.codec.contract.topics_for(published.event) if t in self.outputs]
         if len(topics) != 1:
             raise ProcessorsError(f"no single output topic for {published.event.event_type}")
         record = self.codec.encode(published.event, topics[0], event_id=published.event_id)
+        headers = record.headers + ([(TRACEPARENT, trace.encode())] if trace else [])
         return await self.outputs[topics[0]].send(
-            key=record.key, value=record.value, headers=record.headers
+            key=record.key, value=record.value, headers=headers
         )
 
-    async def _carry_out(self, survivor: str, step: Step, partition: int) -> None:
+    async def _carry_out(
+        self, survivor: str, step: Step, partition: int, trace: str | None = None
+    ) -> None:
         """Carry out a step in the order of :mod:`processors.engine`: add early, remove late.
 
         Records are all sent, then their acks awaited together (the
@@ -185,7 +208,7 @@ class Binding:
         pending: list[Awaitable[Any]] = []
         for effect in step.effects:
             if isinstance(effect, Publish):
-                pending.append(await self._publish(effect))
+                pending.append(await self._publish(effect, trace))
             elif isinstance(effect, AuditRecord):
                 pending.append(
                     await self.audit.send(key=survivor.encode(), value=json_bytes(effect.to_dict()))
@@ -210,6 +233,7 @@ class Binding:
                 await self.status.send(key=survivor.encode(), value=json_bytes(record.to_dict()))
             )
         await asyncio.gather(*pending)
+        _count_published(step)
         self.view.apply_local(step.capacity)
         queue = self.queue(partition)
         for deadline in step.add:
@@ -220,3 +244,12 @@ class Binding:
             self.ladder[survivor] = step.ladder.to_dict()
         for deadline in step.remove:
             queue.discard(deadline)
+
+
+def _count_published(step: Step) -> None:
+    """Count the step's events once their acks are in (metrics: ids never, types and levels)."""
+    for effect in step.effects:
+        if isinstance(effect, Publish):
+            EVENTS_OUT.labels(type=effect.event.event_type).inc()
+            if isinstance(effect.event, ReferralEscalated):
+                ESCALATIONS.labels(level=str(effect.event.level)).inc()

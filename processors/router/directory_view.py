@@ -3,7 +3,9 @@
 Routing needs every provider and every free place, whichever partitions a
 worker owns, so this reader is no consumer-group member: it replays both
 topics from the start (all partitions) and then follows them. The ``cases``
-agent waits for :attr:`DirectoryView.ready` before deciding anything.
+agent waits for :attr:`DirectoryView.ready` before deciding anything. A
+directory event is applied only from a sender that may write it
+(:func:`processors.senders.directory_refusal`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from uuid import uuid4
 from processors.directory import CapacityChange, Directory, apply_capacity, apply_directory
 from processors.exceptions import ProcessorsError
 from processors.router.ports import WRITER_HEADER
+from processors.senders import directory_refusal, sender_of
 from schemas.models import ProviderEvent
 from streams.codec import Codec
 from streams.exceptions import StreamsError, WrongEventType
@@ -102,6 +105,21 @@ class DirectoryView:
             )
             if not isinstance(decoded.event, ProviderEvent):
                 raise WrongEventType(f"{decoded.event.event_type} is not a directory event")
+            refused = directory_refusal(decoded.event, sender_of(decoded.envelope.source))
+            if refused is not None:
+                # Only the intake and the platform may write this topic (ACLs); a
+                # record from anyone else is ignored, like an unreadable one.
+                log.warning(
+                    "directory.record_refused",
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    ce_type=decoded.event.event_type,
+                    provider_id=str(decoded.event.provider_id),
+                    reason=refused[0].value,
+                    detail=refused[1],
+                )
+                return
             self.directory = apply_directory(self.directory, decoded.event)
             self._retry_pending()
         except (StreamsError, ProcessorsError, ValueError) as exc:

@@ -194,7 +194,7 @@ def _properties(path: Path) -> dict[str, str | int | float | bool]:
 
 AGENCY_ID = "5b1f7c1e-0d7e-4c36-a3a8-2c9e0f0b6a11"
 SOUTH_ID = "agency-south-ngo"
-COMPONENTS = ("admin", "router", "intake", "delivery", "operator")
+COMPONENTS = ("admin", "router", "intake", "delivery", "operator", "console")
 PARTIES = ("agency-north", "agency-south", "provider-shelter", "provider-rival")
 
 
@@ -527,6 +527,30 @@ def test_a_principal_is_denied_writing_what_is_not_its_work(
     assert error is not None and DENIED in error.name(), error
 
 
+def test_the_intake_writes_the_directory_for_directory_administrators(
+    platform: dict[str, Any],
+) -> None:
+    settings: KafkaSettings = platform["intake"]
+    topic = Topics.of(settings).providers
+    record = Codec(settings, source="/directory-admins/sec-test").encode(
+        provider(uid(f"directory-{settings.topic_namespace}"), capacity=1), topic
+    )
+    errors: list[KafkaError | None] = []
+    producer = Producer(producer_config(settings, **{"message.timeout.ms": 10000}))
+    producer.produce(
+        topic,
+        key=record.key,
+        value=record.value,
+        headers=list[Any](record.headers),
+        on_delivery=lambda e, _m: errors.append(e),
+    )
+    producer.flush(20)
+    assert errors == [None]  # the operator and the delivery still may not (below)
+    for other in ("operator", "delivery", "router"):
+        error = _write_error(platform[other], topic)
+        assert error is not None and DENIED in error.name(), (other, error)
+
+
 @pytest.mark.parametrize(
     ("principal", "topic"),
     [
@@ -537,6 +561,14 @@ def test_a_principal_is_denied_writing_what_is_not_its_work(
         ("provider-shelter", "intake"),
         ("provider-shelter", "provider_responses"),
         ("operator", "intake"),
+        ("operator", "audit"),
+        ("operator", "case_status"),  # people on duty read a status through the audited intake
+        ("operator", "survivor_keys"),
+        ("operator", "referrals/housing"),
+        ("console", "intake"),
+        ("console", "audit"),  # the console reads counts and the directory, never the audit
+        ("console", "survivor_keys"),
+        ("console", "referrals/housing"),
         ("intake", "intake"),
     ],
 )

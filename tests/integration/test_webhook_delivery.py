@@ -191,6 +191,10 @@ class Produced:
         return delivery_id(SOURCE, self.event_id)
 
 
+ROUTER_TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+"""The traceparent the records are produced with, as the router writes one on each."""
+
+
 def produce(
     settings: KafkaSettings, events: Sequence[WebhookEvent], *, partition: int = -1
 ) -> list[Produced]:
@@ -213,7 +217,7 @@ def produce(
             key=record.key,
             value=record.value,
             partition=partition,
-            headers=list[Any](record.headers),
+            headers=[*record.headers, ("traceparent", ROUTER_TRACE.encode())],
             on_delivery=on_delivery,
         )
         assert producer.flush(30) == 0  # one at a time: offsets in the order given
@@ -332,6 +336,12 @@ async def test_offers_arrive_signed_and_verified(
     assert [b["data"] for b in bodies] == [p.event.model_dump(mode="json") for p in for_a]
     assert got[0].headers["Content-Type"] == "application/json"
     assert (connector.stats.delivered, connector.stats.attempts) == (4, 4)
+    # W3C Trace Context: each webhook continues the offer's trace in a span of its own.
+    traces = [r.headers["traceparent"].split("-") for r in got]
+    assert {t[1] for t in traces} == {ROUTER_TRACE.split("-")[1]}
+    assert len({t[2] for t in traces}) == 4 and ROUTER_TRACE.split("-")[2] not in {
+        t[2] for t in traces
+    }
 
     # Off-the-shelf Standard Webhooks code verifies a delivery as sent; and what a
     # provider's verify() makes of a tampered body and of another provider's secret.

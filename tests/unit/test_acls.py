@@ -52,6 +52,8 @@ def test_the_platform_matrix_grants_each_component_its_own_work_only() -> None:
         ("sp-inbound-relay", "READ"),
         ("sp.survivor-keys.v1", "READ"),  # the key service: the intake alone holds the keys
         ("sp.survivor-keys.v1", "WRITE"),
+        ("sp.providers.v1", "READ"),  # the directory API's read model
+        ("sp.providers.v1", "WRITE"),  # directory administrators' changes, providers' capacity
     }
     keys = {
         (g.principal, g.operation)
@@ -64,6 +66,14 @@ def test_the_platform_matrix_grants_each_component_its_own_work_only() -> None:
     assert operator == {
         ("topic", "literal", "sp.escalations.v1", "READ"),
         ("group", "prefixed", "safepassage-console-", "READ"),
+    }  # people on duty: the feed, and a survivor's status only through the audited intake
+    console = {(g.resource, g.pattern, g.name, g.operation) for g in _of("console")}
+    assert console == {
+        ("topic", "literal", "sp.escalations.v1", "READ"),
+        # the console process: funnel counts, directory and live capacity; nothing else
+        ("topic", "literal", "sp.case-status.v1", "READ"),
+        ("topic", "literal", "sp.providers.v1", "READ"),
+        ("topic", "literal", "sp.capacity-ledger.v1", "READ"),
     }
 
 
@@ -254,3 +264,17 @@ def test_each_party_writes_only_its_own_topic_and_gets_it_created() -> None:
         "sp.from.agencies.north.v1",
         "sp.from.agencies.north-east.v1",
     ]
+
+
+def test_only_the_intake_writes_the_directory_and_only_the_platform_reads_it() -> None:
+    access = {
+        (g.principal, g.operation)
+        for g in grants(load_matrix(), SETTINGS)
+        if g.name == "sp.providers.v1"
+    }
+    assert access == {
+        ("intake", "WRITE"),
+        ("intake", "READ"),
+        ("router", "READ"),
+        ("console", "READ"),  # the console's directory view with live capacity
+    }

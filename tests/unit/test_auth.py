@@ -19,6 +19,9 @@ from connectors.auth import (
     Principal,
     Role,
     add_key,
+    authorize_capacity_report,
+    authorize_directory_change,
+    authorize_directory_read,
     authorize_event,
     authorize_event_type,
     authorize_status_read,
@@ -405,3 +408,75 @@ def test_keys_add_refuses_a_provider_without_its_id(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "a provider needs provider_id" in result.stderr
     assert result.stdout == ""
+
+
+# ------------------------------------------------------------------- directory
+
+ADMIN_PRINCIPAL = Principal("dir-admin", Role.DIRECTORY_ADMIN, "sp_directory-admin_dddddddd")
+OTHER_PROVIDER = uuid.UUID("1d2c3b4a-0000-4000-8000-00000000ffff")
+
+
+def test_keys_add_makes_a_directory_admin_key_that_publishes_under_its_own_source(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "api-keys.yaml"
+    result = CliRunner().invoke(
+        _cli(),
+        ["keys", "add", "--role", "directory-admin", "--principal", "dir-admin"],
+        env={"SAFEPASSAGE_API_KEYS_FILE": str(path)},
+    )
+
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip()
+    assert key.startswith("sp_directory-admin_")
+    principal = ApiKeyStore(path).authenticate(key)
+    assert principal is not None and principal.role is Role.DIRECTORY_ADMIN
+    assert principal.key_id == key_id_of(key)
+    assert principal.source_root == "/directory-admins/dir-admin"
+    refused = CliRunner().invoke(
+        _cli(),
+        ["keys", "add", "--role", "directory-admin", "--principal", "x", "--agency-id", "a"],
+        env={"SAFEPASSAGE_API_KEYS_FILE": str(path)},
+    )
+    assert refused.exit_code == 1
+    assert "a directory-admin has neither provider_id nor agency_id" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("principal", "may"),
+    [
+        # changes, reads all, reads its own, reports its own capacity, another's
+        (ADMIN_PRINCIPAL, (True, True, True, True, True)),
+        (OPERATOR_PRINCIPAL, (False, True, True, False, False)),
+        (PROVIDER_PRINCIPAL, (False, False, True, True, False)),
+        (AGENCY_PRINCIPAL, (False, False, False, False, False)),
+    ],
+    ids=["admin", "operator", "provider", "agency"],
+)
+def test_who_may_do_what_with_the_directory(
+    principal: Principal, may: tuple[bool, bool, bool, bool, bool]
+) -> None:
+    changes, reads_all, reads_own, reports_own, reports_other = may
+
+    def allowed(check: Any, *args: Any) -> bool:
+        try:
+            check(principal, *args)
+        except ForbiddenError:
+            return False
+        return True
+
+    assert allowed(authorize_directory_change) is changes
+    assert allowed(authorize_directory_read) is reads_all
+    assert allowed(authorize_directory_read, PROVIDER) is reads_own
+    assert allowed(authorize_directory_read, OTHER_PROVIDER) is reads_all
+    assert allowed(authorize_capacity_report, PROVIDER) is reports_own
+    assert allowed(authorize_capacity_report, OTHER_PROVIDER) is reports_other
+    assert allowed(authorize_capacity_report, None) is (principal is ADMIN_PRINCIPAL)
+
+
+def test_directory_admins_neither_publish_events_nor_read_status() -> None:
+    with pytest.raises(ForbiddenError, match="/v1/providers"):
+        authorize_event_type(ADMIN_PRINCIPAL, "risk.assessed")
+    with pytest.raises(ForbiddenError):
+        authorize_status_read(ADMIN_PRINCIPAL)
+    assert not may_read_status_of(ADMIN_PRINCIPAL, {"agency:nl-police"})

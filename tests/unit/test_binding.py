@@ -18,6 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from prometheus_client import REGISTRY
 
 from processors.case import CaseState
 from processors.deadlines import Deadline, partition_prefix
@@ -39,6 +40,7 @@ from streams.exceptions import RecordRejected, WrongEventType
 from streams.settings import KafkaSettings
 from streams.ticks import TICK_KEY, decode_tick, encode_tick
 from streams.topics import CATEGORIES, referral_topic
+from streams.tracing import TRACEPARENT
 from tests.unit.domain_builders import (
     AGENCY,
     HOUSING,
@@ -247,6 +249,10 @@ def world(*providers: UUID, max_due_per_tick: int = 500) -> World:
     return World(binding, codec, view, journal, topics, tables, scanned)
 
 
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 async def offer(w: World) -> None:
     await w.feed(identified(SID), consent(SID), request(SID, RID))
 
@@ -287,6 +293,24 @@ async def test_a_request_is_offered_published_reserved_and_stored_in_that_order(
     assert {t for k, t in w.journal.steps if k == "ack"} == {
         t for k, t in w.journal.steps if k == "send"
     }
+
+
+async def test_an_offer_continues_the_trace_of_the_request_that_caused_it() -> None:
+    """W3C Trace Context: the router's outputs carry a child of the input's traceparent."""
+    w = world(FIRST)
+    await w.feed(identified(SID), consent(SID))
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    incoming = f"00-{trace_id}-00f067aa0ba902b7-01"
+    record = w.codec.encode(request(SID, RID), INTAKE, source=source_for(request(SID, RID)))
+    record.headers.append((TRACEPARENT, incoming.encode()))
+    await w.binding.handle(
+        w.codec.decode(record.value, record.headers, topic=INTAKE, key=record.key)
+    )
+
+    (offer,) = w.sent(HOUSING_TOPIC)
+    (outgoing,) = [v.decode() for k, v in offer.headers or () if k == TRACEPARENT]
+    assert outgoing.split("-")[1] == trace_id  # the same trace
+    assert outgoing != incoming  # a span of the router's own
 
 
 async def test_the_status_is_stamped_with_event_time_and_carries_consent_terms() -> None:
@@ -397,7 +421,13 @@ async def test_a_directory_event_is_not_a_survivors_input() -> None:
 
 async def test_a_child_is_escalated_at_once_on_the_escalation_topic() -> None:
     w = world(FIRST)
+    escalated = sample("safepassage_escalations_total", level="3")
+    routed = sample("safepassage_routing_seconds_count")
     await w.feed(identified(SID, age=AgeGroup.UNKNOWN), consent(SID), request(SID, RID))
+    # Metrics count what was published and acked: a child goes to the operator
+    # (level 3); three inputs timed.
+    assert sample("safepassage_escalations_total", level="3") == escalated + 1
+    assert sample("safepassage_routing_seconds_count") == routed + 3
 
     (escalation,) = w.events(ESCALATIONS)
     assert escalation.reason is EscalationReason.CHILD_PROTECTION  # type: ignore[attr-defined]

@@ -9,10 +9,11 @@ from uuid import uuid4
 from processors.directory import CapacityAction, CapacityChange
 from processors.router import DirectoryView
 from processors.router.ports import WRITER_HEADER
+from schemas.models import ProviderCapacity
 from schemas.types import ServiceCategory
 from streams.codec import Codec
 from streams.settings import KafkaSettings
-from tests.unit.domain_builders import provider
+from tests.unit.domain_builders import T0, provider
 
 SETTINGS = KafkaSettings()
 HOUSING = ServiceCategory.HOUSING
@@ -29,7 +30,7 @@ class Record:
 
 
 def view() -> DirectoryView:
-    return DirectoryView(SETTINGS, Codec(SETTINGS, source="/test"))
+    return DirectoryView(SETTINGS, Codec(SETTINGS, source="/safepassage/test"))
 
 
 def ledger(
@@ -42,7 +43,7 @@ def ledger(
 
 
 def registration(v: DirectoryView, pid: Any, capacity: int = 2) -> Record:
-    encoded = Codec(SETTINGS, source="/test").encode(
+    encoded = Codec(SETTINGS, source="/safepassage/test").encode(
         provider(pid, capacity=capacity), v.providers_topic
     )
     return Record(v.providers_topic, encoded.key, encoded.value, encoded.headers)
@@ -83,3 +84,31 @@ def test_bad_records_are_skipped_not_fatal() -> None:
     v._apply(Record(v.providers_topic, b"k", b"garbage"))
     v._apply(Record(v.ledger_topic, b"k", b"{not json"))
     assert v.directory.providers == {}
+
+
+def test_directory_events_count_only_from_the_senders_that_may_write_them() -> None:
+    v, pid = view(), uuid4()
+    for source in ("/agencies/agency:nl-police", f"/providers/{pid}", "/test"):
+        encoded = Codec(SETTINGS, source=source).encode(provider(pid), v.providers_topic)
+        v._apply(Record(v.providers_topic, encoded.key, encoded.value, encoded.headers))
+    assert v.directory.get(pid) is None
+    encoded = Codec(SETTINGS, source="/directory-admins/dir-admin").encode(
+        provider(pid, capacity=2), v.providers_topic
+    )
+    v._apply(Record(v.providers_topic, encoded.key, encoded.value, encoded.headers))
+    entry = v.directory.get(pid)
+    assert entry is not None and entry.available(HOUSING) == 2
+
+    def report(source: str, available: int) -> None:
+        figure = ProviderCapacity(
+            provider_id=pid, occurred_at=T0, category=HOUSING, total=2, available=available
+        )
+        encoded = Codec(SETTINGS, source=source).encode(figure, v.providers_topic)
+        v._apply(Record(v.providers_topic, encoded.key, encoded.value, encoded.headers))
+
+    report(f"/providers/{uuid4()}", 0)  # another provider: ignored
+    entry = v.directory.get(pid)
+    assert entry is not None and entry.available(HOUSING) == 2
+    report(f"/providers/{pid}", 1)  # its own
+    entry = v.directory.get(pid)
+    assert entry is not None and entry.available(HOUSING) == 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import sqlite3
 import tempfile
 import threading
@@ -43,6 +44,7 @@ from connectors.intake import (
     IntakeSettings,
     create_app,
 )
+from connectors.intake.provider_store import ProviderStore
 from schemas.models import MODELS, Event, SurvivorIdentified, to_avro
 from schemas.personal import PersonalData
 from schemas.types import Sealed, utc_millis
@@ -51,7 +53,7 @@ from streams.codec import Codec, EncodedRecord
 from streams.contract import AGENCY_EVENTS, PROVIDER_ANSWERS
 from streams.sealing import DataKey, SealContext, seal
 from streams.settings import KafkaSettings
-from tests.doubles import RecordingPublisher, key_directory
+from tests.doubles import RecordingPublisher, following, key_directory
 from tests.unit.conftest import model_strategy
 from tests.unit.test_intake_status import FixedStatus, case_record
 
@@ -398,6 +400,32 @@ async def test_a_batch_is_published_in_order_with_a_receipt_per_event(
     assert [a["id"] for a in accepted] == [eid("e0"), eid("e1"), eid("e2")]
     assert [a["offset"] for a in accepted] == [0, 1, 2]
     assert [header(r, "ce_id") for r in publisher.records] == [eid("e0"), eid("e1"), eid("e2")]
+
+
+async def test_a_callers_traceparent_is_continued_on_every_record_and_a_bad_one_dropped(
+    client: httpx.AsyncClient, keys: dict[str, str], publisher: RecordingPublisher
+) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    survivor = uuid.uuid4()
+    batch = [
+        cloudevent(t, survivor_id=survivor) for t in ("survivor.identified", "consent.granted")
+    ]
+    body = json.dumps(batch).encode()
+    traced = headers(keys["agency"], BATCH_MEDIA_TYPE) | {
+        "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"
+    }
+
+    assert (await client.post("/v1/events", content=body, headers=traced)).status_code == 202
+    parents = {header(r, "traceparent") for r in publisher.records}
+    assert len(parents) == 1 and parents.pop().split("-")[1] == trace_id  # one intake span
+
+    publisher.records.clear()
+    forged = traced | {"traceparent": "Maria, 12 Elm Street"}
+    other = [cloudevent("case.closed", survivor_id=survivor)]
+    response = await client.post("/v1/events", content=json.dumps(other).encode(), headers=forged)
+    assert response.status_code == 202
+    (fresh,) = [header(r, "traceparent") for r in publisher.records]
+    assert "Maria" not in fresh and fresh.split("-")[1] != trace_id  # a new trace instead
 
 
 async def test_an_empty_batch_is_accepted_and_publishes_nothing(
@@ -984,6 +1012,29 @@ def test_a_framework_validation_error_is_a_400_problem_not_a_422(app: FastAPI) -
     assert locations(response.json()) == {"path:n"}
 
 
+async def test_swagger_ui_loads_every_asset_from_the_intake_itself(
+    client: httpx.AsyncClient,
+) -> None:
+    """/docs works offline: its script, style and icon are served by the intake, not a CDN."""
+    page = (await client.get("/docs")).text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+
+    assert sorted(assets) == [
+        "/docs-assets/favicon.png",
+        "/docs-assets/swagger-ui-bundle.js",
+        "/docs-assets/swagger-ui.css",
+    ]
+    assert "//" not in "".join(assets)
+    assert "validatorUrl" in page and "validator.swagger.io" not in page
+    for asset in assets:
+        answer = await client.get(asset)
+        assert answer.status_code == 200, asset
+        assert len(answer.content) > 1000, asset
+    bundle = (await client.get("/docs-assets/swagger-ui-bundle.js")).text
+    assert "SwaggerUIBundle" in bundle and "isOAS31" in bundle  # Swagger UI 5: reads OpenAPI 3.1
+    assert (await client.get("/openapi.json")).json()["openapi"].startswith("3.1")
+
+
 async def test_unknown_routes_and_methods_are_problems(client: httpx.AsyncClient) -> None:
     missing = await client.get("/v2/anything")
     wrong_method = await client.delete("/v1/events")
@@ -1003,6 +1054,11 @@ async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
         "/v1/survivors/{survivor_id}/status",
         "/v1/survivors/{survivor_id}/data-key",
         "/v1/survivors/{survivor_id}/referrals/{referral_id}/disclosure",
+        "/v1/providers",
+        "/v1/providers/export",
+        "/v1/providers/import",
+        "/v1/providers/{provider_id}",
+        "/v1/providers/{provider_id}/capacity",
         "/healthz",
     }
     body = document["paths"]["/v1/events"]["post"]["requestBody"]["content"]
@@ -1239,6 +1295,7 @@ FUZZ_KEYS = {
         _FUZZ_KEYS, role=Role.PROVIDER, principal="fuzz-provider", provider_id=PROVIDER_ID
     )[0],
     "operator": add_key(_FUZZ_KEYS, role=Role.OPERATOR, principal="fuzz-operator")[0],
+    "directory-admin": add_key(_FUZZ_KEYS, role=Role.DIRECTORY_ADMIN, principal="fuzz-dir")[0],
 }
 FUZZ_STATUSES: Counter[int] = Counter()
 
@@ -1257,6 +1314,7 @@ def _fuzz_app() -> FastAPI:
         keys=ApiKeyStore(_FUZZ_KEYS),
         status=FixedStatus(case_record()),
         directory=key_directory(publisher),
+        providers=ProviderStore(KAFKA, Codec(KAFKA, source="/t"), reader=following(publisher)),
     )
 
 
@@ -1302,7 +1360,7 @@ def test_fuzz_openapi_never_answers_5xx(case: schemathesis.Case[Any]) -> None:
     calls = FUZZ_STATUSES.total()
     # Mostly a real key of a rotating role, so that requests get past authentication;
     # every tenth keeps the Authorization schemathesis made up (it must be a 401).
-    role = ["agency", "provider", "operator"][calls % 3]
+    role = ["agency", "provider", "operator", "directory-admin"][calls % 4]
     extra = {} if calls % 10 == 0 else {"Authorization": f"Bearer {FUZZ_KEYS[role]}"}
     response = case.call(headers=extra)
     FUZZ_STATUSES[response.status_code] += 1

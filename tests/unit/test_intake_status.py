@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY, generate_latest
 
 from connectors.auth import Role, add_key
 from connectors.intake import IntakeSettings, create_app
@@ -325,6 +326,22 @@ async def test_an_operator_reads_the_status_as_of_now_and_the_read_is_audited(
     }
     [record] = [r for r in intake.publisher.records if r.topic == TOPICS.audit]
     assert record.key == str(S).encode()
+
+
+async def test_the_intake_counts_referrals_and_requests_without_an_id_in_a_label(
+    intake: Intake,
+) -> None:
+    """/metrics of a serving intake: the offered referral, the status read by route template."""
+    template = {"route": "/v1/survivors/{survivor_id}/status", "method": "GET", "status": "200"}
+    reads = REGISTRY.get_sample_value("safepassage_http_requests_total", template) or 0.0
+
+    assert (await intake.read(S)).status_code == 200
+
+    assert REGISTRY.get_sample_value("safepassage_http_requests_total", template) == reads + 1
+    offered = {"status": "offered", "category": "HOUSING"}
+    assert REGISTRY.get_sample_value("safepassage_referrals", offered) == 1.0
+    exported = generate_latest(REGISTRY).decode()
+    assert str(S) not in exported and str(R) not in exported
 
 
 @pytest.mark.parametrize(

@@ -101,6 +101,40 @@ def test_a_partys_own_record_is_copied_byte_for_byte_onto_its_inbound_topic() ->
     assert route(answered) == copy_of(answered, TOPICS.provider_responses)
 
 
+def test_only_checked_headers_reach_the_inbound_topic_and_a_traceparent_only_when_valid() -> None:
+    """A header a party wrote is text nobody checked: it must not ride onto intake unsealed."""
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    own = record(north_closed(), source=NORTH, topic=TOPICS.from_party(NORTH))
+    headers = own.headers()
+    assert isinstance(headers, list)
+    ce_headers: list[tuple[str, str | bytes | None]] = list(headers)
+    extra: list[tuple[str, str | bytes | None]] = [
+        ("x-survivor-name", b"Maria"),
+        ("traceparent", trace.encode()),
+    ]
+    with_extras = Message(
+        topic=own.topic(),
+        partition=0,
+        offset=3,
+        key=own.key(),
+        value=own.value(),
+        headers=ce_headers + extra,
+    )
+    out = route(with_extras)
+    assert out.topic == TOPICS.intake and out.value == own.value()
+    assert list(out.headers) == [*ce_headers, ("traceparent", trace.encode())]
+
+    forged = Message(
+        topic=own.topic(),
+        partition=0,
+        offset=3,
+        key=own.key(),
+        value=own.value(),
+        headers=[*ce_headers, ("traceparent", b"Maria lives at 12 Elm St")],
+    )
+    assert list(route(forged).headers) == ce_headers
+
+
 @pytest.mark.parametrize(
     ("event", "source", "topic", "why"),
     [

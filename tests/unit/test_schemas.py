@@ -54,6 +54,7 @@ CLEAR_STRINGS = {
     "key_id",  # identifier pattern, inside Sealed
     "recipient",  # identifier pattern, inside Sealed
     "organization_name",  # public name of a provider organisation
+    "hsds_service",  # a provider organisation's public HSDS listing (JSON), no survivor data
 }
 PERSONAL_WORDS = ("name", "phone", "email", "address", "contact", "birth", "narrative", "note")
 

@@ -7,9 +7,16 @@ import pytest
 from processors.case import CaseState
 from processors.core import EventMeta, decide
 from processors.effects import AuditAction, RejectionCode
-from processors.senders import Sender, SenderKind, owner_of, refusal, sender_of
-from schemas.models import SurvivorEvent
-from schemas.types import AgeGroup, RiskLevel, UndeliveredEvent
+from processors.senders import (
+    Sender,
+    SenderKind,
+    directory_refusal,
+    owner_of,
+    refusal,
+    sender_of,
+)
+from schemas.models import ProviderCapacity, ProviderUpdated, SurvivorEvent
+from schemas.types import AgeGroup, RiskLevel, ServiceCategory, UndeliveredEvent
 
 from .domain_builders import (
     AGENCY,
@@ -38,6 +45,7 @@ OTHER = "agency:be-ngo"
         ("/agencies/nl/police", Sender(SenderKind.AGENCY, "nl/police")),  # ids may hold "/"
         (f"/providers/{P}", Sender(SenderKind.PROVIDER, str(P))),
         ("/safepassage/webhooks", Sender(SenderKind.PLATFORM, "webhooks")),
+        ("/directory-admins/dir-admin", Sender(SenderKind.DIRECTORY, "dir-admin")),
         ("/agencies/", Sender(SenderKind.UNKNOWN)),
         ("/test/agency", Sender(SenderKind.UNKNOWN)),
         ("urn:agencies:x", Sender(SenderKind.UNKNOWN)),
@@ -161,3 +169,58 @@ def test_a_state_from_before_owners_belongs_to_the_identifying_agency() -> None:
         legacy, h.directory, risk(S, RiskLevel.LOW), EventMeta(f"/agencies/{AGENCY}", "l"), now=T0
     )
     assert decision.state.owner == AGENCY  # recorded on the next accepted event
+
+
+# --------------------------------------------------------------------------- directory
+
+
+def _capacity(pid: object) -> ProviderCapacity:
+    return ProviderCapacity(
+        provider_id=P if pid is None else pid,
+        occurred_at=T0,
+        category=ServiceCategory.HOUSING,
+        total=4,
+        available=1,
+    )
+
+
+def _update() -> ProviderUpdated:
+    return ProviderUpdated(**provider(P).model_dump())
+
+
+@pytest.mark.parametrize(
+    ("source", "allowed"),
+    [
+        ("/directory-admins/dir-admin", True),  # the intake, for a directory administrator
+        ("/safepassage/admin-seed", True),  # the platform
+        (f"/providers/{P}", False),  # a provider never describes itself
+        ("/agencies/agency:nl-police", False),
+        ("/operators/desk", False),
+        ("/test", False),
+    ],
+)
+def test_only_administrators_and_the_platform_register_or_update_providers(
+    source: str, allowed: bool
+) -> None:
+    for event in (provider(P), _update()):
+        found = directory_refusal(event, sender_of(source))
+        assert (found is None) is allowed
+        if found is not None:
+            assert found[0] is RejectionCode.SENDER_NOT_ALLOWED
+
+
+@pytest.mark.parametrize(
+    ("source", "allowed"),
+    [
+        (f"/providers/{P}", True),  # its own capacity
+        (f"/providers/{uid('another-provider')}", False),
+        ("/directory-admins/dir-admin", True),
+        ("/safepassage/admin-seed", True),
+        ("/agencies/agency:nl-police", False),
+    ],
+)
+def test_a_provider_reports_only_its_own_capacity(source: str, allowed: bool) -> None:
+    found = directory_refusal(_capacity(None), sender_of(source))
+    assert (found is None) is allowed
+    if found is not None:
+        assert "own capacity" in found[1]

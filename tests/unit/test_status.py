@@ -258,3 +258,15 @@ def test_the_status_record_names_the_agency_the_survivor_belongs_to() -> None:
     h.all(request(uid("unidentified"), uid("r-unidentified")))  # held, owned all the same
     assert status_record(h.cases[uid("unidentified")]).agency_id == AGENCY
     assert status_record(CaseState.new(uid("nobody"))).agency_id is None
+
+
+def test_the_status_record_names_the_jurisdiction_the_survivor_was_identified_in() -> None:
+    """For the console's counts per jurisdiction; none before identification or in old records."""
+    h = Harness()
+    h.all(identified(S, jurisdiction="BE"))
+    assert status_record(h.cases[S]).jurisdiction == "BE"
+    h.all(request(uid("not-yet"), uid("r-not-yet")))
+    assert status_record(h.cases[uid("not-yet")]).jurisdiction is None
+    older = status_record(h.cases[S]).to_dict()
+    del older["jurisdiction"]
+    assert StatusRecord.model_validate(older).jurisdiction is None

@@ -674,7 +674,7 @@ def test_file_level_problems(tmp_path: Path) -> None:
         tmp_path,
         f"providers:\n  {PROVIDER}: {{}}\n  {PROVIDER}: {{}}\n",
     )
-    with pytest.raises(WebhookConfigError, match="repeated key"):
+    with pytest.raises(WebhookConfigError, match="duplicate key"):
         load_providers(repeated)
     leaky = write(tmp_path, f"providers: [{SECRET}\n", "broken.yaml")
     with pytest.raises(WebhookConfigError, match="line") as caught:
@@ -682,6 +682,9 @@ def test_file_level_problems(tmp_path: Path) -> None:
     assert SECRET not in str(caught.value)
     with pytest.raises(WebhookConfigError, match="JSON"):
         load_providers(write(tmp_path, '{"providers": ', "broken.json"))
+    twice = f'{{"providers": {{"{PROVIDER}": {{}}, "{PROVIDER}": {{}}}}}}'
+    with pytest.raises(WebhookConfigError, match="appears more than once"):
+        load_providers(write(tmp_path, twice, "twice.json"))
     with pytest.raises(WebhookConfigError, match="providers"):
         load_providers(write(tmp_path, "providers: {}\n", "empty.yaml"))
 
@@ -706,6 +709,38 @@ def test_the_command_checks_a_file_without_printing_urls_or_secrets(tmp_path: Pa
     failed = CliRunner().invoke(group, ["deliver", "webhooks", "--check", "--file", str(broken)])
     assert failed.exit_code == 1
     assert "invalid" in failed.output
+
+
+def test_the_command_names_a_missing_or_bad_variable_and_takes_file_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SAFEPASSAGE_WEBHOOKS_FILE", raising=False)
+    group = Group("safepassage")
+    register(group)
+    path = write(
+        tmp_path,
+        f"providers:\n  {PROVIDER}:\n    url: https://provider.example/hook\n"
+        f"    secrets: [{SECRET}]\n",
+    )
+
+    missing = CliRunner().invoke(group, ["deliver", "webhooks", "--check"])
+    bad = CliRunner().invoke(
+        group,
+        ["deliver", "webhooks", "--check", "--file", str(path)],
+        env={"SAFEPASSAGE_WEBHOOKS_MAX_IN_FLIGHT": "-7"},
+    )
+    overridden = CliRunner().invoke(
+        group,
+        ["deliver", "webhooks", "--check", "--file", str(path)],
+        env={"SAFEPASSAGE_WEBHOOKS_FILE": str(tmp_path / "elsewhere.yaml")},
+    )
+
+    assert missing.exit_code == 1
+    assert "invalid settings: SAFEPASSAGE_WEBHOOKS_FILE: Field required" in missing.output
+    assert bad.exit_code == 1
+    assert "SAFEPASSAGE_WEBHOOKS_MAX_IN_FLIGHT:" in bad.output and "-7" not in bad.output
+    assert overridden.exit_code == 0, overridden.output
+    assert f"{path}: 1 provider(s) OK" in overridden.output
 
 
 def test_the_command_prints_a_fresh_standard_webhooks_secret() -> None:
