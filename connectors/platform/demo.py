@@ -55,6 +55,7 @@ DEMO_PRINCIPALS: tuple[DemoPrincipal, ...] = (
     DemoPrincipal("demo-housing-provider", Role.PROVIDER),
     DemoPrincipal("demo-health-provider", Role.PROVIDER),
     DemoPrincipal("demo-operator", Role.OPERATOR),
+    DemoPrincipal("demo-directory-admin", Role.DIRECTORY_ADMIN),
 )
 """Who gets a demo key; providers get a provider id of their own (made once, then kept)."""
 

@@ -1,17 +1,16 @@
-"""How ``safepassage run`` tells that a service is ready: its port, its /healthz, its log.
+"""How ``safepassage run`` tells that a service is ready: its port, its /healthz, its /readyz.
 
 A service that serves HTTP is ready when its ``/healthz`` answers 200 over
 HTTPS, its certificate checked against the local CA (the intake's health
 includes a metadata request to Kafka, so it also turns unreachable when
-the broker does). A consumer that serves no port (the router worker, the
-relays, the webhook delivery) is ready when its log says it started, after
-the supervisor's latest start mark (that start's own output).
+the broker does). A consumer that serves no API (the router worker, the
+relays, the webhook delivery) is ready when ``/readyz`` on its probe port
+(:mod:`streams.metrics`) answers 200.
 
-Not by asking the broker about its consumer group: an admin client kept in
-the supervisor for that hung the run's exit once the broker had stopped
+Not by asking the broker about consumer groups: an admin client kept in the
+supervisor for that hung the run's exit once the broker had stopped
 (librdkafka's destroy waiting on a broker thread; seen with gdb in
-``Admin_dealloc``), and the inbound relay has no group to join before a
-party exists. Each probe answers a plain bool and swallows its errors:
+``Admin_dealloc``). Each probe answers a plain bool and swallows its errors:
 "not yet" is not a failure.
 """
 
@@ -23,9 +22,9 @@ from pathlib import Path
 
 import httpx
 
-from connectors.platform.supervisor import START_MARK, Probe
+from connectors.platform.supervisor import Probe
 
-__all__ = ["https_probe", "log_probe", "tcp_probe"]
+__all__ = ["https_probe", "tcp_probe"]
 
 
 _TIMEOUT_S = 2.0
@@ -62,21 +61,5 @@ def https_probe(url: str, cafile: Path | None) -> Probe:
         except httpx.HTTPError:
             return False
         return response.status_code == httpx.codes.OK
-
-    return probe
-
-
-def log_probe(path: Path, marker: str) -> Probe:
-    """``marker`` appears in ``path`` after the latest start mark (this start's own output)."""
-
-    def logged() -> bool:
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return False
-        return marker in text[text.rfind(START_MARK) :]
-
-    async def probe() -> bool:
-        return await asyncio.to_thread(logged)
 
     return probe

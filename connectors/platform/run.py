@@ -41,12 +41,19 @@ from rich.markup import escape
 
 from connectors.cli.acl import apply_matrix
 from connectors.cli.kafka import principal_environment, principal_settings
+from connectors.console.settings import ConsoleSettings
 from connectors.exceptions import ConnectorsError
 from connectors.intake.settings import IntakeSettings
 from connectors.platform.demo import DemoKey, ensure_demo_keys, ensure_demo_webhooks
 from connectors.platform.lock import RunLock
 from connectors.platform.probes import tcp_probe
-from connectors.platform.services import Platform, PlatformService, PortSetting, platform_services
+from connectors.platform.services import (
+    METRICS_BASE,
+    Platform,
+    PlatformService,
+    PortSetting,
+    platform_services,
+)
 from connectors.platform.supervisor import Backoff, Change, State, Supervisor
 from infra import Deployment, InfraError, single_node
 from infra.maven import resolve_classpath
@@ -80,6 +87,15 @@ class RunSettings(BaseSettings):
         gt=0,
         description="SAFEPASSAGE_RUN_STOP_TIMEOUT_S: SIGTERM, then SIGKILL to a service's group.",
     )
+    metrics_base_port: int = Field(
+        default=METRICS_BASE,
+        ge=1,
+        le=65000,
+        description=(
+            "SAFEPASSAGE_RUN_METRICS_BASE_PORT: the services' probe and metrics ports, in the "
+            "order of their defaults (router, intake, inbound relay, offers relay, webhooks)."
+        ),
+    )
     demo_webhook_url: str = Field(
         default="http://127.0.0.1:8090/webhooks",
         description=(
@@ -97,6 +113,7 @@ def derive_environment(state_dir: Path) -> None:
     defaults = {
         "SAFEPASSAGE_BROKER_STATE_DIR": state_dir / "kafka",
         "SAFEPASSAGE_INTAKE_STATE_DIR": state_dir / "intake",
+        "SAFEPASSAGE_CONSOLE_STATE_DIR": state_dir / "console",
         "SAFEPASSAGE_API_KEYS_FILE": state_dir / "api-keys.yaml",
         "SAFEPASSAGE_WEBHOOKS_FILE": state_dir / "demo" / "webhooks.yaml",
     }
@@ -234,15 +251,20 @@ def run_platform(settings: RunSettings) -> None:
         platform = Platform(
             state_dir=state_dir,
             intake=intake,
+            console=read_settings(ConsoleSettings),
             kafka=kafka,
             # The intake serves TLS from the local CA, unless given a certificate of its own.
             ca=None if intake.tls_certfile else broker.security_dir / "ca.pem",
             webhooks_file=Path(os.environ["SAFEPASSAGE_WEBHOOKS_FILE"]),
             environment=lambda principal: principal_environment(deployment, principal),
+            metrics_base_port=settings.metrics_base_port,
         )
         services = platform_services(platform)
         check_ports(
-            [*([] if was_running else broker_ports(broker)), *(s.port for s in services if s.port)]
+            [
+                *([] if was_running else broker_ports(broker)),
+                *(port for service in services for port in service.ports(platform)),
+            ]
         )
         previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
         try:
@@ -460,12 +482,13 @@ def _summary(  # noqa: PLR0917 - the run's parts, handed over once
             f"               client files: {clients}/<principal>.properties and .env (owner-only)",
             f"               CA: {broker.security_dir / 'ca.pem'}",
         ]
+    intake = platform.intake_url
     for service in services:
         if service.url:
             lines.append(f"  {service.name:<12} {service.url}")
-    intake = platform.intake_url
+        if service.url == intake:
+            lines.append(f"               API docs: {intake}/docs")
     lines += [
-        f"               API docs: {intake}/docs",
         f"  Services     {', '.join(s.name for s in services)}",
         f"  Logs         {state / 'logs'}/<service>.log",
         f"  Demo keys    {_credentials_file(platform)} (owner-only; demo keys of this local "
@@ -474,7 +497,7 @@ def _summary(  # noqa: PLR0917 - the run's parts, handed over once
     for key in keys:
         ids = f"agency_id {key.agency_id}" if key.agency_id else ""
         ids = f"provider_id {key.provider_id}" if key.provider_id else ids
-        lines.append(f"    {key.principal:<22} {key.role.value:<9} {key.key}  {ids}")
+        lines.append(f"    {key.principal:<22} {key.role.value:<15} {key.key}  {ids}")
     lines.append(f"  Webhooks     {platform.webhooks_file} (demo providers' endpoints)")
     agency = next((k.key for k in keys if k.agency_id), "<agency key>")
     ca = f"--cacert {platform.ca} " if platform.ca else ""

@@ -3,16 +3,15 @@
 Each entry names the ``safepassage`` command the service runs, the Kafka
 principal it runs as (its credentials reach it as ``SAFEPASSAGE_*``
 variables, see :func:`connectors.cli.kafka.principal_environment`), how its
-readiness is probed, and the port setting it listens on, if any (checked
-free before anything starts; a clash names the variable to change).
-Adding a service is one line in :func:`platform_services`, e.g. the
-operators' console once ``safepassage console serve`` exists::
+readiness is probed, and the port setting it listens on, if any. Every
+process but the console also serves its probes and metrics on a port of its
+own (:mod:`streams.metrics`); the run gives each its port explicitly
+(``SAFEPASSAGE_METRICS_PORT``, from ``SAFEPASSAGE_RUN_METRICS_BASE_PORT``),
+so it knows where to ask ``/readyz``, and checks them all free before
+anything starts (a clash names the variable to change).
 
-    PlatformService("console", ("console", "serve"), "operator", console_healthz, True,
-                    PortSetting("SAFEPASSAGE_CONSOLE_PORT", host, port), console_url),
-
-(positional: name, command, Kafka principal, readiness: a probe or a text of its
-own log, watched, port, URL).
+Adding a service is one line in :func:`platform_services` (positional: name,
+command, Kafka principal, readiness probe, watched, port, URL).
 """
 
 from __future__ import annotations
@@ -22,12 +21,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connectors.console.settings import ConsoleSettings
 from connectors.intake.settings import IntakeSettings
-from connectors.platform.probes import https_probe, log_probe
+from connectors.platform.probes import https_probe
 from connectors.platform.supervisor import Probe, Service
+from streams.metrics import DEFAULT_PORTS
 from streams.settings import KafkaSettings
 
-__all__ = ["Platform", "PlatformService", "PortSetting", "platform_services"]
+__all__ = ["METRICS_BASE", "Platform", "PlatformService", "PortSetting", "platform_services"]
+
+METRICS_BASE = DEFAULT_PORTS["worker"]
+"""The first of the processes' default probe ports; the run keeps their order from its base."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Platform:
 
     state_dir: Path
     intake: IntakeSettings
+    console: ConsoleSettings
     kafka: KafkaSettings
     """Namespace and the rest of the clients' settings (the bootstrap comes from the broker)."""
     ca: Path | None
@@ -52,11 +57,18 @@ class Platform:
     webhooks_file: Path
     environment: Callable[[str], Mapping[str, str]]
     """The ``SAFEPASSAGE_*`` variables with which a service reaches the broker as a principal."""
+    metrics_base_port: int = METRICS_BASE
+    metrics_host: str = "127.0.0.1"
 
     @property
     def intake_url(self) -> str:
         scheme = "http" if self.intake.plaintext else "https"
         return f"{scheme}://{self.intake.host}:{self.intake.port}"
+
+    @property
+    def console_url(self) -> str:
+        scheme = "http" if self.console.plaintext else "https"
+        return f"{scheme}://{self.console.host}:{self.console.port}"
 
     @property
     def worker_dir(self) -> Path:
@@ -66,8 +78,10 @@ class Platform:
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
 
-    def logged(self, service: str, marker: str) -> Probe:
-        return log_probe(self.log_dir / f"{service}.log", marker)
+    def metrics_port(self, kind: str) -> PortSetting:
+        """The probe port of a process of ``kind`` (a key of ``DEFAULT_PORTS``) in this run."""
+        port = self.metrics_base_port + DEFAULT_PORTS[kind] - METRICS_BASE
+        return PortSetting("SAFEPASSAGE_RUN_METRICS_BASE_PORT", self.metrics_host, port)
 
 
 @dataclass(frozen=True)
@@ -79,44 +93,80 @@ class PlatformService:
     """The ``safepassage`` command line it runs (without ``safepassage``)."""
     principal: str
     """The Kafka principal it runs as."""
-    ready: Probe | str
-    """How readiness is probed; a text: when it appears in the service's own log."""
+    ready: Probe | None = None
+    """How readiness is probed; None: ``GET /readyz`` on its probe port answers 200."""
     watch: bool = False
     """Probe it again while it runs and report unreachable / back (HTTP services)."""
     port: PortSetting | None = None
     url: str = ""
     """Where people reach it, for the summary."""
     env: Mapping[str, str] = field(default_factory=dict)
+    probes: str | None = ""
+    """Its kind in :data:`~streams.metrics.DEFAULT_PORTS` (default: its name); None: no probe
+    server (the console)."""
+
+    def metrics(self, platform: Platform) -> PortSetting | None:
+        if self.probes is None:
+            return None
+        return platform.metrics_port(self.probes or self.name)
+
+    def ports(self, platform: Platform) -> list[PortSetting]:
+        """Every port it listens on, checked free before the run starts anything."""
+        return [port for port in (self.port, self.metrics(platform)) if port is not None]
 
     def service(self, platform: Platform) -> Service:
         """The supervisor's view: ``python -m connectors.cli <command>`` as its principal."""
+        env = {**platform.environment(self.principal), **self.env}
+        probe = self.ready
+        metrics = self.metrics(platform)
+        if metrics is not None:
+            env["SAFEPASSAGE_METRICS_HOST"] = metrics.host
+            env["SAFEPASSAGE_METRICS_PORT"] = str(metrics.port)
+            if probe is None:
+                probe = https_probe(f"http://{metrics.host}:{metrics.port}/readyz", None)
         return Service(
             name=self.name,
             argv=(sys.executable, "-m", "connectors.cli", *self.command),
-            env={**platform.environment(self.principal), **self.env},
-            probe=platform.logged(self.name, self.ready)
-            if isinstance(self.ready, str)
-            else self.ready,
+            env=env,
+            probe=probe,
             watch=self.watch,
             description=self.url,
         )
 
 
+def _https(  # noqa: PLR0917 - one positional entry per service keeps the list one line each
+    name: str,
+    command: tuple[str, ...],
+    principal: str,
+    port: PortSetting,
+    url: str,
+    ca: Path | None,
+    env: Mapping[str, str] | None = None,
+    probes: str | None = "",
+) -> PlatformService:
+    """An HTTPS service: ready when ``/healthz`` answers on its URL, watched while it runs."""
+    ready = https_probe(f"{url}/healthz", ca)
+    return PlatformService(name, command, principal, ready, True, port, url, env or {}, probes)
+
+
 def platform_services(p: Platform) -> list[PlatformService]:
     """Every service ``safepassage run`` starts, in start order; one entry per service.
 
-    A consumer is ready when its log shows it started (see :mod:`.probes` for why
-    not by its consumer group).
+    The consumers are ready when their ``/readyz`` says so (the worker: the
+    directory replayed and partitions assigned; a relay: it consumes); the
+    HTTP services when their ``/healthz`` answers over HTTPS on the address
+    people use, watched while they run (the console serves no probe port).
     """
     intake = PortSetting("SAFEPASSAGE_INTAKE_PORT", p.intake.host, p.intake.port)
-    healthz = https_probe(f"{p.intake_url}/healthz", p.ca)
+    console = PortSetting("SAFEPASSAGE_CONSOLE_PORT", p.console.host, p.console.port)
+    to_intake = {"SAFEPASSAGE_CONSOLE_INTAKE_URL": p.intake_url}
     worker = ("worker", "--data-dir", str(p.worker_dir))
+    console_serve = ("console", "serve")
     return [
-        PlatformService("router", worker, "router", "[^Worker]: Ready"),
-        PlatformService(
-            "intake", ("intake", "serve"), "intake", healthz, True, intake, p.intake_url
-        ),
-        PlatformService("webhooks", ("deliver", "webhooks"), "delivery", "webhooks.started"),
-        PlatformService("offers-relay", ("deliver", "kafka"), "delivery", "offers_relay.started"),
-        PlatformService("inbound-relay", ("intake", "relay"), "intake", "inbound_relay.started"),
+        PlatformService("router", worker, "router", probes="worker"),
+        _https("intake", ("intake", "serve"), "intake", intake, p.intake_url, p.ca),
+        PlatformService("webhooks", ("deliver", "webhooks"), "delivery"),
+        PlatformService("offers-relay", ("deliver", "kafka"), "delivery"),
+        PlatformService("inbound-relay", ("intake", "relay"), "intake"),
+        _https("console", console_serve, "console", console, p.console_url, p.ca, to_intake, None),
     ]

@@ -36,6 +36,7 @@ from tests.integration.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+SERVICES = ("router", "intake", "webhooks", "offers-relay", "inbound-relay", "console")
 READY_TIMEOUT_S = 240.0
 STOP_BOUND_S = 45.0
 """SIGTERM, then SIGKILL after 10 s per service group, and the broker's clean stop."""
@@ -118,13 +119,16 @@ def _listening(ports: list[int]) -> list[int]:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     state_dir = tmp_path_factory.mktemp("run-state")
-    broker, intake, webhook = free_port(3), free_port(), free_port()
+    broker, intake, console, webhook = free_port(3), free_port(), free_port(), free_port()
+    metrics = free_port(5)  # the probe ports of the five processes that serve one
     env = {
         **os.environ,
         "SAFEPASSAGE_BROKER_PORT": str(broker),
         "SAFEPASSAGE_BROKER_CONTROLLER_PORT": str(broker + 1),
         "SAFEPASSAGE_BROKER_INTERNAL_PORT": str(broker + 2),
         "SAFEPASSAGE_INTAKE_PORT": str(intake),
+        "SAFEPASSAGE_CONSOLE_PORT": str(console),
+        "SAFEPASSAGE_RUN_METRICS_BASE_PORT": str(metrics),
         "SAFEPASSAGE_RUN_DEMO_WEBHOOK_URL": f"http://127.0.0.1:{webhook}/webhooks",
         "SAFEPASSAGE_RUN_READY_TIMEOUT_S": str(READY_TIMEOUT_S),
         "COLUMNS": "250",
@@ -132,6 +136,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     for name in (
         "SAFEPASSAGE_BROKER_STATE_DIR",
         "SAFEPASSAGE_INTAKE_STATE_DIR",
+        "SAFEPASSAGE_CONSOLE_STATE_DIR",
+        "SAFEPASSAGE_CONSOLE_INTAKE_URL",
+        "SAFEPASSAGE_METRICS_PORT",
         "SAFEPASSAGE_API_KEYS_FILE",
         "SAFEPASSAGE_WEBHOOKS_FILE",
         "SAFEPASSAGE_BOOTSTRAP_SERVERS",
@@ -144,7 +151,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         command, env=env, stdout=write_end, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
     )
     os.close(write_end)
-    handle = Run(process, read_end, state_dir, env, [broker, broker + 1, broker + 2, intake])
+    ports = [broker, broker + 1, broker + 2, intake, console, *range(metrics, metrics + 5)]
+    handle = Run(process, read_end, state_dir, env, ports)
     handle.reading.set()
     reader = threading.Thread(target=_read_lines, args=(handle,), daemon=True)
     reader.start()
@@ -173,13 +181,15 @@ def test_the_summary_names_every_service_and_the_intake_answers_the_demo_agency_
     _wait_for(run, "SafePassage is running", READY_TIMEOUT_S + 120)
     run.remember_family()
     out = run.output()
-    for service in ("router", "intake", "webhooks", "offers-relay", "inbound-relay"):
+    for service in SERVICES:
         assert any(service in line and "ready" in line for line in run.lines), out
+    console = f"https://127.0.0.1:{run.env['SAFEPASSAGE_CONSOLE_PORT']}"
+    assert console in out  # the console's URL in the summary
     assert "Traceback" not in out
     credentials = run.state_dir / "demo" / "credentials.yaml"
     assert credentials.stat().st_mode & 0o777 == 0o600
     keys = {k["principal"]: k for k in yaml.safe_load(credentials.read_text())["keys"]}
-    assert {"demo-agency", "demo-operator"} <= set(keys)
+    assert {"demo-agency", "demo-operator", "demo-directory-admin"} <= set(keys)
     agency_key = keys["demo-agency"]["key"]
     assert agency_key in out  # demo keys are shown in the summary
     intake = f"https://127.0.0.1:{run.env['SAFEPASSAGE_INTAKE_PORT']}"
@@ -221,7 +231,7 @@ def test_the_summary_names_every_service_and_the_intake_answers_the_demo_agency_
     assert refused.status_code == 401
     assert published.status_code == 202, published.text  # through the intake onto Kafka
     logs = run.state_dir / "logs"
-    for service in ("router", "intake", "webhooks", "offers-relay", "inbound-relay"):
+    for service in SERVICES:
         assert (logs / f"{service}.log").stat().st_size > 0
     assert "aiokafka" not in out and "faust" not in out.lower()  # children's output is in logs
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from connectors.auth import ApiKeyStore, Role, load_keys
+from connectors.console.settings import ConsoleSettings
 from connectors.delivery.settings import load_providers
 from connectors.intake.settings import IntakeSettings
 from connectors.platform.demo import (
@@ -161,34 +162,55 @@ def test_each_service_runs_as_its_principal_with_the_brokers_address(tmp_path: P
     platform = Platform(
         state_dir=tmp_path,
         intake=IntakeSettings(port=19680),
+        console=ConsoleSettings(port=19643),
         kafka=KafkaSettings(),
         ca=tmp_path / "ca.pem",
         webhooks_file=tmp_path / "webhooks.yaml",
         environment=environment,
+        metrics_base_port=19664,
     )
-    services = platform_services(platform)
-    assert [s.name for s in services] == [
+    services = {s.name: s for s in platform_services(platform)}
+    assert list(services) == [
         "router",
         "intake",
         "webhooks",
         "offers-relay",
         "inbound-relay",
+        "console",
     ]
-    principals = {s.name: s.service(platform).env["SAFEPASSAGE_SASL_USERNAME"] for s in services}
+    children = {name: s.service(platform) for name, s in services.items()}
+    principals = {name: c.env["SAFEPASSAGE_SASL_USERNAME"] for name, c in children.items()}
     assert principals == {
         "router": "router",
         "intake": "intake",
         "webhooks": "delivery",
         "offers-relay": "delivery",
         "inbound-relay": "intake",
+        "console": "console",
     }
-    for service in services:
-        child = service.service(platform)
+    for child in children.values():
         assert child.argv[:3] == (sys.executable, "-m", "connectors.cli")
         assert child.env["SAFEPASSAGE_BOOTSTRAP_SERVERS"] == "127.0.0.1:19692"
-    intake = services[1]
-    assert intake.port == PortSetting("SAFEPASSAGE_INTAKE_PORT", "127.0.0.1", 19680)
-    assert intake.url == "https://127.0.0.1:19680"
+    # Each process's probe port from the run's base, in the order of their defaults.
+    metrics = {name: c.env.get("SAFEPASSAGE_METRICS_PORT") for name, c in children.items()}
+    assert metrics == {
+        "router": "19664",
+        "intake": "19665",
+        "inbound-relay": "19666",
+        "offers-relay": "19667",
+        "webhooks": "19668",
+        "console": None,  # serves no probe port
+    }
+    assert services["intake"].ports(platform) == [
+        PortSetting("SAFEPASSAGE_INTAKE_PORT", "127.0.0.1", 19680),
+        PortSetting("SAFEPASSAGE_RUN_METRICS_BASE_PORT", "127.0.0.1", 19665),
+    ]
+    assert services["intake"].url == "https://127.0.0.1:19680"
+    assert services["console"].ports(platform) == [
+        PortSetting("SAFEPASSAGE_CONSOLE_PORT", "127.0.0.1", 19643)
+    ]
+    assert children["console"].env["SAFEPASSAGE_CONSOLE_INTAKE_URL"] == "https://127.0.0.1:19680"
+    assert children["console"].description == "https://127.0.0.1:19643"
 
 
 # ---------------------------------------------------------------------- output
@@ -321,16 +343,3 @@ async def test_a_broker_that_was_running_before_the_run_is_only_reported() -> No
     await asyncio.gather(watch, return_exceptions=True)
     assert [c.state.value for c in seen] == ["unreachable"]
     assert deployment.starts == 0
-
-
-async def test_a_log_marker_counts_only_after_the_latest_start_mark(tmp_path: Path) -> None:
-    from connectors.platform.probes import log_probe  # noqa: PLC0415
-
-    log = tmp_path / "relay.log"
-    probe = log_probe(log, "relay.started")
-    assert not await probe()  # no log yet
-    log.write_text("---- 2026-12-03T10:00:00 start\nrelay.started\n")
-    assert await probe()
-    with log.open("a") as out:
-        out.write("---- 2026-12-03T10:05:00 start\nstill starting\n")
-    assert not await probe()  # the line of the previous start does not count
