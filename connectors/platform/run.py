@@ -45,6 +45,7 @@ from connectors.console.settings import ConsoleSettings
 from connectors.exceptions import ConnectorsError
 from connectors.intake.settings import IntakeSettings
 from connectors.platform.demo import DemoKey, ensure_demo_keys, ensure_demo_webhooks
+from connectors.platform.demo_env import demo_environment, write_demo_env
 from connectors.platform.lock import RunLock
 from connectors.platform.probes import tcp_probe
 from connectors.platform.services import (
@@ -337,6 +338,10 @@ def _demo_keys(out: Output, platform: Platform, settings: RunSettings) -> list[D
     with out.step("Demo API keys and webhook endpoints"):
         keys = ensure_demo_keys(platform.intake.api_keys_file, _credentials_file(platform))
         ensure_demo_webhooks(platform.webhooks_file, keys, settings.demo_webhook_url)
+        environment = demo_environment(
+            keys, intake_url=platform.intake_url, console_url=platform.console_url, ca=platform.ca
+        )
+        write_demo_env(platform.state_dir / "demo" / "demo.env", environment)
     return keys
 
 
