@@ -42,7 +42,7 @@ browser:  ## Debian's Chromium for the console's browser test (apt-get; skipped 
 	@test -x $(CHROMIUM) || { \
 	  command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) (Debian: apt-get install chromium)"; exit 1; }; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
-	@$(CHROMIUM) --version
+	@$(CHROMIUM) --version 2>/dev/null  # its wrapper script warns on stderr about a shell test of its own
 
 # The lock holds the [test] extra, the build requirements (hatchling, and the
 # editables package its editable build asks for) and pip. It keeps every pin

@@ -31,10 +31,20 @@ _ROLE_NAMES: Mapping[Role, str] = {
 
 
 def demo_environment(
-    keys: Sequence[DemoKey], *, intake_url: str, console_url: str, ca: Path | None
+    keys: Sequence[DemoKey],
+    *,
+    intake_url: str,
+    console_url: str,
+    ca: Path | None,
+    metrics: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The variables: URLs, the CA, and the first demo key of each role with its ids."""
+    """The variables: URLs, the CA, and the first demo key of each role with its ids.
+
+    ``metrics``: each process kind's probe server URL, as ``<KIND>_METRICS_URL``.
+    """
     env = {"SAFEPASSAGE_INTAKE_URL": intake_url, "SAFEPASSAGE_CONSOLE_URL": console_url}
+    for kind, url in (metrics or {}).items():
+        env[f"{kind.upper().replace('-', '_')}_METRICS_URL"] = url
     if ca is not None:
         env |= {
             "SAFEPASSAGE_CA_FILE": str(ca),

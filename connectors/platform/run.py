@@ -61,6 +61,7 @@ from infra.maven import resolve_classpath
 from infra.settings import BrokerSettings
 from streams.acls import load_matrix
 from streams.logs import configure_logging
+from streams.metrics import DEFAULT_PORTS
 from streams.provisioning import provision
 from streams.settings import KafkaSettings, LogFormat, read_settings
 
@@ -338,8 +339,13 @@ def _demo_keys(out: Output, platform: Platform, settings: RunSettings) -> list[D
     with out.step("Demo API keys and webhook endpoints"):
         keys = ensure_demo_keys(platform.intake.api_keys_file, _credentials_file(platform))
         ensure_demo_webhooks(platform.webhooks_file, keys, settings.demo_webhook_url)
+        probes = {kind: platform.metrics_port(kind) for kind in DEFAULT_PORTS}
         environment = demo_environment(
-            keys, intake_url=platform.intake_url, console_url=platform.console_url, ca=platform.ca
+            keys,
+            intake_url=platform.intake_url,
+            console_url=platform.console_url,
+            ca=platform.ca,
+            metrics={kind: f"http://{p.host}:{p.port}" for kind, p in probes.items()},
         )
         write_demo_env(platform.state_dir / "demo" / "demo.env", environment)
     return keys

@@ -35,6 +35,15 @@ def test_urls_ca_and_the_first_key_of_each_role(tmp_path: Path) -> None:
     assert env["SAFEPASSAGE_DIRECTORY_URL"] == "https://127.0.0.1:1"
 
 
+def test_each_process_kinds_probe_server_has_a_url() -> None:
+    metrics = {"worker": "http://127.0.0.1:9464", "offers-relay": "http://127.0.0.1:9467"}
+    env = demo_environment(
+        KEYS, intake_url="https://i", console_url="https://c", ca=None, metrics=metrics
+    )
+    assert env["WORKER_METRICS_URL"] == "http://127.0.0.1:9464"
+    assert env["OFFERS_RELAY_METRICS_URL"] == "http://127.0.0.1:9467"
+
+
 def test_without_a_local_ca_the_system_trust_store_is_left_alone() -> None:
     env = demo_environment(KEYS, intake_url="https://i", console_url="https://c", ca=None)
     assert "SSL_CERT_FILE" not in env and "CURL_CA_BUNDLE" not in env
