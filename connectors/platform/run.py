@@ -510,6 +510,10 @@ def _summary(  # noqa: PLR0917 - the run's parts, handed over once
         ids = f"provider_id {key.provider_id}" if key.provider_id else ids
         lines.append(f"    {key.principal:<22} {key.role.value:<15} {key.key}  {ids}")
     lines.append(f"  Webhooks     {platform.webhooks_file} (demo providers' endpoints)")
+    lines.append(
+        f"  Shell        set -a; . {platform.state_dir / 'demo' / 'demo.env'}; set +a"
+        "   (URLs, CA, a demo key per role: what the docs' examples read)"
+    )
     agency = next((k.key for k in keys if k.agency_id), "<agency key>")
     ca = f"--cacert {platform.ca} " if platform.ca else ""
     lines += [
