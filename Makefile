@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha256sum | cu
 UV_VERSION := 0.13.9
 UV     := $(VENV)/.uv-$(UV_VERSION)/bin/uv
 
-.PHONY: setup lock run test test-long test-unit test-integration lint format stop clean browser \
+.PHONY: setup lock run test test-long test-unit test-integration test-platform lint format stop clean browser \
 	bench bench-deadlines bench-rocksdb bench-sealing
 
 # Every package (pip and the build backend included) comes from $(LOCK) at its
@@ -80,24 +80,28 @@ PACKAGES  := schemas streams processors connectors infra
 
 # Two jobs side by side, as the machine has two cores and the broker tiers
 # mostly wait on the broker. In the background: lint, the schema registry's
-# Maven build (needed by one broker test), then the unit tier (no process
-# started, ~1,400 tests), logged to .state/test-background.log and printed at
-# the end. In the foreground: the tiers with a broker, in one process, in
-# order, as their waits expect. Each tier has its coverage file; both are
-# combined. `make lint` alone gives lint's verdict at once.
+# Maven build (needed by one broker test), the unit tier (no process
+# started), then the platform tier (whole `safepassage run` platforms with
+# brokers of their own: the run itself, the docs' examples, the demo), logged
+# to .state/test-background.log and printed at the end. In the foreground:
+# the tiers with the suite's broker, in one process, in order, as their waits
+# expect. The unit and broker tiers have a coverage file each, combined (the
+# platform tier's processes are not traced). `make lint` alone gives lint's
+# verdict at once.
 test: setup browser  ## lint, every test tier against a real broker the suite starts, coverage gate
 	$(BIN)/coverage erase; rm -f .coverage.unit .coverage.broker
 	@mkdir -p .state
-	@echo "lint and the unit tier in the background (log: .state/test-background.log); broker tiers here:"
+	@echo "lint, the unit and the platform tiers in the background (log: .state/test-background.log); broker tiers here:"
 	@( $(MAKE) --no-print-directory lint; lint=$$?; \
 	   $(BIN)/safepassage registry build; \
 	   COVERAGE_FILE=.coverage.unit $(BIN)/pytest tests/unit --cov --cov-report=; unit=$$?; \
-	   test $$lint -eq 0 && test $$unit -eq 0 \
+	   $(BIN)/pytest tests/platform; platform=$$?; \
+	   test $$lint -eq 0 && test $$unit -eq 0 && test $$platform -eq 0 \
 	 ) > .state/test-background.log 2>&1 & background=$$!; \
 	COVERAGE_FILE=.coverage.broker $(BIN)/pytest tests/contract tests/integration \
 	    --cov --cov-report=; broker=$$?; \
 	wait $$background; background=$$?; \
-	echo "---- lint and unit tier (.state/test-background.log) ----"; \
+	echo "---- lint, unit and platform tiers (.state/test-background.log) ----"; \
 	cat .state/test-background.log; \
 	test $$broker -eq 0 && test $$background -eq 0
 	$(BIN)/coverage combine --quiet .coverage.unit .coverage.broker
@@ -114,6 +118,9 @@ test-unit: setup  ## pure-logic tests only: no process is started
 
 test-integration: setup
 	$(BIN)/pytest tests/integration
+
+test-platform: setup browser  ## whole platforms (safepassage run): the run, the docs' examples, the demo
+	$(BIN)/pytest tests/platform
 
 # Benchmarks live in tests/bench/, outside the installed packages; pytest does not
 # collect them (bench_*.py). Figures depend on the machine: compare the ratios.

@@ -1,7 +1,7 @@
 """The fenced code blocks of the repository's Markdown, and how each is to be checked.
 
 Docs that run: every block of README.md and docs/*.md is either executed by
-``tests/integration/test_docs_run.py`` against a running platform (``sh``,
+``tests/platform/test_docs_run.py`` against a running platform (``sh``,
 ``python``), parsed as the data it shows (``json``, ``yaml``), or marked as an
 excerpt by an HTML comment on the line before its fence::
 

@@ -1,7 +1,7 @@
 """Every code block of README.md and docs/ runs, parses, or says why it is an excerpt.
 
 The blocks that run are executed against a running platform by
-``tests/integration/test_docs_run.py``; here, with no process, each is checked
+``tests/platform/test_docs_run.py``; here, with no process, each is checked
 for what can be checked statically: Python compiles, shell parses (``bash -n``),
 JSON and YAML load.
 """

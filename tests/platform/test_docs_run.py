@@ -1,7 +1,7 @@
 """Docs that run: every example of README.md and docs/ against a platform started here.
 
-A ``safepassage run`` with ports and a state directory of its own, then, for
-each page, its runnable blocks (``tests/docs_blocks.py``) as a reader would
+The platform tier's ``safepassage run`` (ports and a state directory of its
+own), and, for each page, its runnable blocks (``tests/docs_blocks.py``) as a reader would
 type them in a second terminal after ``set -a; . .state/demo/demo.env; set
 +a``: the shell blocks of a page in one bash (``set -euo pipefail``), its
 Python blocks in one interpreter, each in page order, in a folder that looks
@@ -14,26 +14,20 @@ platform that is already running (for writing docs), instead of starting one.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import pytest
 
 from tests.docs_blocks import REPO, Block, blocks, documents
-from tests.integration.conftest import free_port
+from tests.platform.runs import READY_TIMEOUT_S, Run, _wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.platform, pytest.mark.slow]
 
-READY_S = 300.0
 BLOCK_TIMEOUT_S = 180.0
 
 _PYTHON_DRIVER = """
@@ -78,79 +72,26 @@ def _workspace(folder: Path, state_dir: Path) -> Path:
     return folder
 
 
-@contextlib.contextmanager
-def _started(state_dir: Path) -> Iterator[None]:
-    broker, intake, console, webhook, metrics = (
-        free_port(3),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(6),
-    )
+@pytest.fixture(scope="module")
+def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Platform:
+    """The tier's run (or ``SAFEPASSAGE_DOCS_PLATFORM``'s), and a workspace over its state."""
+    existing = os.environ.get("SAFEPASSAGE_DOCS_PLATFORM")
+    if existing:
+        state_dir = Path(existing)
+    else:
+        run: Run = request.getfixturevalue("run")
+        _wait_for(run, "SafePassage is running", READY_TIMEOUT_S + 120)
+        state_dir = run.state_dir
+    workspace = _workspace(tmp_path_factory.mktemp("docs") / "workspace", state_dir)
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith("SAFEPASSAGE_") or name == "SAFEPASSAGE_LOG_LEVEL"
-    } | {
-        "SAFEPASSAGE_BROKER_PORT": str(broker),
-        "SAFEPASSAGE_BROKER_CONTROLLER_PORT": str(broker + 1),
-        "SAFEPASSAGE_BROKER_INTERNAL_PORT": str(broker + 2),
-        "SAFEPASSAGE_INTAKE_PORT": str(intake),
-        "SAFEPASSAGE_CONSOLE_PORT": str(console),
-        "SAFEPASSAGE_RUN_METRICS_BASE_PORT": str(metrics),
-        "SAFEPASSAGE_RUN_DEMO_WEBHOOK_URL": f"http://127.0.0.1:{webhook}/webhooks",
+        if not name.startswith(("SAFEPASSAGE_", "PYTEST", "COV_", "COVERAGE"))
     }
-    log = (state_dir.parent / "run.out").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "connectors.cli", "run", "--state-dir", str(state_dir)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    family: set[int] = set()
-    try:
-        deadline = time.monotonic() + READY_S
-        out = state_dir.parent / "run.out"
-        while "SafePassage is running" not in out.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"safepassage run did not come up:\n{out.read_text()[-4000:]}")
-            with contextlib.suppress(psutil.NoSuchProcess):
-                family |= {c.pid for c in psutil.Process(process.pid).children(recursive=True)}
-            time.sleep(0.5)
-        yield
-    finally:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            family |= {c.pid for c in psutil.Process(process.pid).children(recursive=True)}
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        for pid in family:  # nothing of this run may outlive the module
-            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
-                psutil.Process(pid).kill()
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    folder = tmp_path_factory.mktemp("docs")
-    existing = os.environ.get("SAFEPASSAGE_DOCS_PLATFORM")
-    state_dir = Path(existing) if existing else folder / "state"
-    with contextlib.nullcontext() if existing else _started(state_dir):
-        workspace = _workspace(folder / "workspace", state_dir)
-        env = {
-            name: value
-            for name, value in os.environ.items()
-            if not name.startswith(("SAFEPASSAGE_", "PYTEST", "COV_", "COVERAGE"))
-        }
-        env |= _read_env(state_dir / "demo" / "demo.env")
-        env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-        env["PYTHONPATH"] = str(REPO)
-        yield Platform(workspace, env)
+    env |= _read_env(state_dir / "demo" / "demo.env")
+    env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(REPO)
+    return Platform(workspace, env)
 
 
 def _shell(platform: Platform, page: list[Block]) -> subprocess.CompletedProcess[str]:
