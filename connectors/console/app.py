@@ -42,8 +42,10 @@ from connectors.console.settings import ConsoleSettings
 from connectors.escalations import EscalationFilter
 from connectors.intake.body import read_body
 from connectors.intake.problems import ProblemError, install_error_handlers, malformed
+from connectors.observability import RequestMetrics
 from schemas.types import ServiceCategory
 from streams.logs import get_logger
+from streams.metrics import serve_probes
 from streams.problems import PROBLEM_MEDIA_TYPE, Problem, forbidden, invalid_path_parameter
 from streams.settings import KafkaSettings
 
@@ -179,9 +181,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await parts.open()
+        # /metrics, /livez, /readyz on the console's probe port, like every process;
+        # ready once the feed, the funnel and the directory have caught up.
+        probes = serve_probes(
+            "console",
+            ready=lambda: parts.feed.ready and parts.board.ready and parts.directory.ready,
+        )
         try:
             yield
         finally:
+            probes.close()
             await parts.close()
 
     app = FastAPI(
@@ -197,6 +206,7 @@ def create_app(
     _add_data_routes(app, parts)
     install_error_handlers(app)
     app.add_middleware(_SecurityHeaders)
+    app.add_middleware(RequestMetrics)
     return app
 
 

@@ -20,6 +20,7 @@ import httpx
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from connectors.auth import ApiKeyStore, Principal, Role, add_key
@@ -463,6 +464,14 @@ def test_every_api_route_needs_a_session(console: Console, path: str) -> None:
     forged = console.http.get(path)
     assert forged.status_code == 401
     assert console.intake_calls == []
+
+
+def test_console_requests_are_counted_by_route_template(console: Console) -> None:
+    """Like every HTTP process: by template, so a survivor's id never becomes a label."""
+    labels = {"route": "/api/survivors/{survivor_id}/status", "method": "GET", "status": "401"}
+    before = REGISTRY.get_sample_value("safepassage_http_requests_total", labels) or 0.0
+    assert console.http.get(f"/api/survivors/{uid('known')}/status").status_code == 401
+    assert REGISTRY.get_sample_value("safepassage_http_requests_total", labels) == before + 1
 
 
 def test_an_operator_signs_in_with_a_cookie_that_holds_no_key(console: Console) -> None:
