@@ -16,7 +16,9 @@ from connectors.console.settings import ConsoleSettings
 from connectors.delivery.settings import load_providers
 from connectors.intake.settings import IntakeSettings
 from connectors.platform.demo import (
+    ALL_DEMO_PRINCIPALS,
     DEMO_PRINCIPALS,
+    DIRECTORY_PRINCIPALS,
     DemoPrincipal,
     ensure_demo_keys,
     ensure_demo_webhooks,
@@ -87,7 +89,7 @@ def test_a_taken_port_is_one_line_naming_the_setting_to_change() -> None:
 def test_demo_keys_are_made_once_kept_owner_only_and_open_the_intake(tmp_path: Path) -> None:
     keys_file, credentials = tmp_path / "api-keys.yaml", tmp_path / "demo" / "credentials.yaml"
     first = ensure_demo_keys(keys_file, credentials)
-    assert [k.principal for k in first] == [p.name for p in DEMO_PRINCIPALS]
+    assert [k.principal for k in first] == [p.name for p in ALL_DEMO_PRINCIPALS]
     assert credentials.stat().st_mode & 0o777 == 0o600
     assert credentials.parent.stat().st_mode & 0o777 == 0o700
     store = ApiKeyStore(keys_file)
@@ -100,7 +102,10 @@ def test_demo_keys_are_made_once_kept_owner_only_and_open_the_intake(tmp_path: P
     assert yaml.safe_load(credentials.read_text())["keys"][0]["key"] == first[0].key
     # A second run keeps every key (a tester's saved key still works), adds no entry.
     assert ensure_demo_keys(keys_file, credentials) == first
-    assert len(load_keys(keys_file)) == len(DEMO_PRINCIPALS)
+    assert len(load_keys(keys_file)) == len(ALL_DEMO_PRINCIPALS)
+    # Every provider of the demo directory has a key under its directory id.
+    ids = {k.principal: k.provider_id for k in first}
+    assert all(ids[p.name] == p.provider_id for p in DIRECTORY_PRINCIPALS)
 
 
 def test_a_demo_key_the_keys_file_lost_is_made_anew_with_the_same_provider_id(
