@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
@@ -52,6 +53,9 @@ __all__ = [
     "ARCHETYPES",
     "BEHAVIOURS",
     "CATEGORIES",
+    "CROSS_BORDER_PAIRS",
+    "DEMO_SLA_POLICY",
+    "DEMO_TICK_INTERVAL_S",
     "Answer",
     "AnswerKind",
     "Archetype",
@@ -572,3 +576,10 @@ CROSS_BORDER_PAIRS: Final[tuple[tuple[str, str], ...]] = (
 )
 """The directed pairs a demo router lets a referral cross: the borders of the demo directory's
 cross-border providers (``SAFEPASSAGE_ROUTER_CROSS_BORDER_PAIRS`` of a demo run's router)."""
+
+DEMO_SLA_POLICY: Final = Path(__file__).resolve().parents[2] / "infra" / "demo" / "sla-policy.yaml"
+"""The demo's SLA policy (720 times faster, shorter windows): the router of a demo run reads it."""
+
+DEMO_TICK_INTERVAL_S: Final = 0.5
+"""The demo router's tick (``SAFEPASSAGE_ESCALATION_TICK_INTERVAL_S``): a deadline of a few
+seconds escalates within half a second of falling due."""
