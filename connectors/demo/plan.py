@@ -10,7 +10,7 @@ router should offer it to first on the fresh demo directory
 (an unroutable referral, which escalates at once).
 
 **Survivors.** :data:`ARCHETYPES` is a cycle of fictional cases, one per
-survivor, chosen so that every category is asked for within the first
+survivor, chosen so that every category reaches a provider within the first
 three survivors and the ladder's three rungs are reached within the first
 two (:func:`survivor` gives survivor ``n`` of a run). Ids are UUIDv5 of the
 run's id, so one run's plan is reproducible and two runs never collide.
@@ -291,16 +291,22 @@ W, MAN = Gender.FEMALE, Gender.MALE
 
 ARCHETYPES: Final[tuple[Archetype, ...]] = (
     Archetype(
-        "nl-shelter-and-counsel",
-        "a woman in Amsterdam: a women's safe house and residence-rights counsel, both accepted",
-        "NL",
-        "NL-NH",
+        "be-across-the-meuse",
+        "a woman in Hasselt: the Meuse refuge on the Belgian side, a clinic on the Dutch side "
+        "(cross-border)",
+        "BE",
+        "BE-VLI",
         ADULT,
         W,
-        ("ro", "en"),
-        RiskLevel.HIGH,
-        (ImmediateNeed.EMERGENCY_SHELTER,),
-        (_r(H, P, "NL-NH", "nl-lantern", gender=True), _r(L, R, "NL-NH", "nl-kestrel")),
+        ("nl", "fr"),
+        RiskLevel.MEDIUM,
+        (),
+        (
+            _r(H, R, "BE-VLI", "xb-meuse-shelter", gender=True),
+            _r(M, R, "NL-LI", "xb-dreilaender-health"),
+        ),
+        cross_border=True,
+        consent_jurisdictions=("BE", "NL"),
     ),
     Archetype(
         "be-silent-clinic",
@@ -328,6 +334,18 @@ ARCHETYPES: Final[tuple[Archetype, ...]] = (
         (),
         (_r(F, R, "NL", "nl-saffron"), _r(L, R, "NL-NH", "nl-kestrel")),
         consent_jurisdictions=("NL",),
+    ),
+    Archetype(
+        "nl-shelter-and-counsel",
+        "a woman in Amsterdam: a women's safe house and residence-rights counsel, both accepted",
+        "NL",
+        "NL-NH",
+        ADULT,
+        W,
+        ("ro", "en"),
+        RiskLevel.HIGH,
+        (ImmediateNeed.EMERGENCY_SHELTER,),
+        (_r(H, P, "NL-NH", "nl-lantern", gender=True), _r(L, R, "NL-NH", "nl-kestrel")),
     ),
     Archetype(
         "md-child-across-the-prut",
@@ -426,24 +444,6 @@ ARCHETYPES: Final[tuple[Archetype, ...]] = (
         RiskLevel.MEDIUM,
         (ImmediateNeed.INTERPRETER,),
         (_r(F, R, "NL-ZH", None), _r(M, P, "NL-ZH", "nl-tidewater")),
-    ),
-    Archetype(
-        "be-across-the-meuse",
-        "a woman in Hasselt: the Meuse refuge on the Belgian side, a clinic on the Dutch side "
-        "(cross-border)",
-        "BE",
-        "BE-VLI",
-        ADULT,
-        W,
-        ("nl", "fr"),
-        RiskLevel.MEDIUM,
-        (),
-        (
-            _r(H, R, "BE-VLI", "xb-meuse-shelter", gender=True),
-            _r(M, R, "NL-LI", "xb-dreilaender-health"),
-        ),
-        cross_border=True,
-        consent_jurisdictions=("BE", "NL"),
     ),
     Archetype(
         "nl-mens-shelter-full",
