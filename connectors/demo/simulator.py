@@ -136,6 +136,11 @@ class Simulator:
         finally:
             await self.stop()
 
+    @property
+    def pending(self) -> int:
+        """Offers whose answers are still to come."""
+        return len(self._pending)
+
     async def stop(self) -> None:
         """Drop every answer not given yet; close the providers' connections."""
         tasks = list(self._pending.values())

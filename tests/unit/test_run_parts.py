@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -348,3 +349,47 @@ async def test_a_broker_that_was_running_before_the_run_is_only_reported() -> No
     await asyncio.gather(watch, return_exceptions=True)
     assert [c.state.value for c in seen] == ["unreachable"]
     assert deployment.starts == 0
+
+
+def test_the_demo_adds_two_late_services_without_kafka_and_the_demo_router(
+    tmp_path: Path,
+) -> None:
+    def platform(demo: bool) -> Platform:
+        return Platform(
+            state_dir=tmp_path,
+            intake=IntakeSettings(port=19680),
+            console=ConsoleSettings(port=19643),
+            kafka=KafkaSettings(),
+            ca=tmp_path / "ca.pem",
+            webhooks_file=tmp_path / "webhooks.yaml",
+            environment=lambda principal: {"SAFEPASSAGE_SASL_USERNAME": principal},
+            metrics_base_port=19664,
+            demo=demo,
+            demo_webhook_url="http://127.0.0.1:19690/webhooks",
+        )
+
+    plain = {s.name: s for s in platform_services(platform(False))}
+    assert "demo-providers" not in plain
+    assert "SAFEPASSAGE_ROUTER_SLA_POLICY" not in plain["router"].service(platform(False)).env
+    demo = platform(True)
+    services = {s.name: s for s in platform_services(demo)}
+    assert list(services)[-2:] == ["demo-providers", "demo-stream"]
+    assert [s.name for s in services.values() if s.late] == ["demo-providers", "demo-stream"]
+    router = services["router"].service(demo).env
+    assert Path(router["SAFEPASSAGE_ROUTER_SLA_POLICY"]).name == "sla-policy.yaml"
+    assert float(router["SAFEPASSAGE_ESCALATION_TICK_INTERVAL_S"]) <= 1
+    assert ["MD", "RO"] in json.loads(router["SAFEPASSAGE_ROUTER_CROSS_BORDER_PAIRS"])
+    simulator, stream = services["demo-providers"], services["demo-stream"]
+    assert simulator.ports(demo) == [
+        PortSetting("SAFEPASSAGE_RUN_DEMO_WEBHOOK_URL", "127.0.0.1", 19690)
+    ]
+    assert stream.ports(demo) == []
+    for service in (simulator, stream):
+        child = service.service(demo)
+        assert "SAFEPASSAGE_SASL_USERNAME" not in child.env  # no Kafka: the intake only
+        assert child.argv[3] == "demo"
+        argv = list(child.argv)
+        assert argv[argv.index("--intake") + 1] == "https://127.0.0.1:19680"
+        assert argv[argv.index("--ca") + 1] == str(tmp_path / "ca.pem")
+        assert argv[argv.index("--credentials") + 1] == str(demo.credentials_file)
+    assert simulator.service(demo).probe is not None  # its /healthz
