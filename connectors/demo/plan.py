@@ -391,7 +391,7 @@ ARCHETYPES: Final[tuple[Archetype, ...]] = (
     Archetype(
         "de-silent-border-clinic",
         "a woman in Berlin speaking Ukrainian: the border clinic is best and never answers; "
-        "after the deadline the ladder re-offers (1) and the second clinic accepts",
+        "after the deadline the ladder re-offers (1) and the second clinic (and fund) accepts",
         "DE",
         "DE-BE",
         ADULT,
