@@ -378,18 +378,24 @@ DIRECTORY_PATIENCE_S = 120.0
 
 
 def import_demo_directory(
-    platform: Platform, keys: Sequence[DemoKey], cancelled: threading.Event
+    platform: Platform,
+    keys: Sequence[DemoKey],
+    cancelled: threading.Event,
+    client: DirectoryClient | None = None,
+    retry_every_s: float = 2.0,
 ) -> dict[str, Any]:
     """Import the demo directory through the intake's API as the demo directory administrator.
 
     Blocking (a thread of the run). An intake whose copy of the directory is
     still catching up answers 503, one not answering yet is unreachable:
     both are asked again every 2 s within :data:`DIRECTORY_PATIENCE_S`.
-    Importing again updates every provider to the same entry.
+    Importing again updates every provider to the same entry. ``client``
+    and ``retry_every_s`` stand in for the platform's (tests).
     """
-    admin = next(key.key for key in keys if key.role is Role.DIRECTORY_ADMIN)
-    verify = ssl.create_default_context(cafile=str(platform.ca)) if platform.ca else True
-    client = DirectoryClient(platform.intake_url, admin, verify=verify, timeout_s=30.0)
+    if client is None:
+        admin = next(key.key for key in keys if key.role is Role.DIRECTORY_ADMIN)
+        verify = ssl.create_default_context(cafile=str(platform.ca)) if platform.ca else True
+        client = DirectoryClient(platform.intake_url, admin, verify=verify, timeout_s=30.0)
     deadline = time.monotonic() + DIRECTORY_PATIENCE_S
     while True:
         try:
@@ -397,7 +403,7 @@ def import_demo_directory(
         except DirectoryClientError as exc:
             if exc.status not in {None, 503} or time.monotonic() > deadline:
                 raise
-        if cancelled.wait(2.0):
+        if cancelled.wait(retry_every_s):
             raise DirectoryClientError("the run was stopped before the directory was imported")
 
 

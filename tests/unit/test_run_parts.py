@@ -7,14 +7,18 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
 from connectors.auth import ApiKeyStore, Role, load_keys
 from connectors.console.settings import ConsoleSettings
 from connectors.delivery.settings import load_providers
+from connectors.directory.client import DirectoryClient
+from connectors.exceptions import DirectoryClientError
 from connectors.intake.settings import IntakeSettings
 from connectors.platform.demo import (
     ALL_DEMO_PRINCIPALS,
@@ -25,7 +29,12 @@ from connectors.platform.demo import (
     ensure_demo_webhooks,
 )
 from connectors.platform.lock import AlreadyRunningError, RunLock
-from connectors.platform.run import PortInUseError, check_ports, derive_environment
+from connectors.platform.run import (
+    PortInUseError,
+    check_ports,
+    derive_environment,
+    import_demo_directory,
+)
 from connectors.platform.services import Platform, PortSetting, platform_services
 from streams.settings import KafkaSettings
 
@@ -393,3 +402,46 @@ def test_the_demo_adds_two_late_services_without_kafka_and_the_demo_router(
         assert argv[argv.index("--ca") + 1] == str(tmp_path / "ca.pem")
         assert argv[argv.index("--credentials") + 1] == str(demo.credentials_file)
     assert simulator.service(demo).probe is not None  # its /healthz
+
+
+def test_the_demo_directory_import_waits_for_an_intake_catching_up_and_no_longer(
+    tmp_path: Path,
+) -> None:
+    answers = iter([503, 503, 200])
+    seen: list[str] = []
+
+    def intake(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        status = next(answers)
+        if status == 503:
+            return httpx.Response(503, json={"title": "Directory unavailable", "status": 503})
+        return httpx.Response(200, json={"registered": [], "updated": ["x"] * 33})
+
+    platform = Platform(
+        state_dir=tmp_path,
+        intake=IntakeSettings(port=19680),
+        console=ConsoleSettings(port=19643),
+        kafka=KafkaSettings(),
+        ca=None,
+        webhooks_file=tmp_path / "webhooks.yaml",
+        environment=lambda _principal: {},
+    )
+    client = DirectoryClient(
+        "https://intake.test", "sp_directory-admin_x", transport=httpx.MockTransport(intake)
+    )
+    report = import_demo_directory(platform, [], threading.Event(), client, retry_every_s=0.01)
+    assert len(report["updated"]) == 33
+    assert seen == ["POST /v1/providers/import"] * 3
+
+    def refusing(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(403, json={"title": "Forbidden", "status": 403})
+
+    client.transport = httpx.MockTransport(refusing)
+    with pytest.raises(DirectoryClientError, match="403"):  # not a wait: said at once
+        import_demo_directory(platform, [], threading.Event(), client)
+    answers = iter([503] * 100)
+    client.transport = httpx.MockTransport(intake)
+    stopped = threading.Event()
+    stopped.set()
+    with pytest.raises(DirectoryClientError, match="stopped"):
+        import_demo_directory(platform, [], stopped, client)
