@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha256sum | cu
 UV_VERSION := 0.13.9
 UV     := $(VENV)/.uv-$(UV_VERSION)/bin/uv
 
-.PHONY: setup lock run test test-long test-unit test-integration test-platform lint format stop clean browser \
+.PHONY: setup lock run demo test test-long test-unit test-integration test-platform lint format stop clean browser \
 	bench bench-deadlines bench-rocksdb bench-sealing
 
 # Every package (pip and the build backend included) comes from $(LOCK) at its
@@ -64,6 +64,9 @@ $(UV):
 
 run: setup  ## the whole platform, supervised: broker, topics, ACLs, demo keys, worker, intake, webhooks, relays (docs/running.md)
 	@$(BIN)/safepassage run
+
+demo: setup  ## make run with the live demo: simulated providers, a stream of fictional survivors, escalations live (docs/demo.md)
+	@$(BIN)/safepassage run --demo
 
 stop: setup  ## stop a local broker left running (`make run` stops the one it started on Ctrl-C)
 	$(BIN)/safepassage kafka stop

@@ -29,6 +29,7 @@ from connectors.cli import (
 from connectors.cli.common import FriendlyGroup
 from connectors.console import register as register_console
 from connectors.delivery import register as register_delivery
+from connectors.demo.cli import demo
 from connectors.intake import register as register_intake
 from connectors.private import owner_only_files
 from streams.logs import configure_logging
@@ -57,6 +58,7 @@ for _command in (
     worker.worker,  # safepassage worker
     run.run,  # safepassage run (make run): the platform, supervised
     providers.providers,  # safepassage providers add|update|list|import|export|capacity
+    demo,  # safepassage demo providers|stream (started by safepassage run --demo)
 ):
     main.add_command(_command)
 register_delivery(main)  # safepassage deliver webhooks|kafka|new-secret

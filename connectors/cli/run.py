@@ -22,7 +22,14 @@ __all__ = ["run"]
     default=None,
     help="Every path of the run derives from it (default SAFEPASSAGE_RUN_STATE_DIR, .state).",
 )
-def run(state_dir: Path | None) -> None:
+@click.option(
+    "--demo",
+    is_flag=True,
+    default=False,
+    help="Also run the live demo: simulated providers and a stream of fictional survivors "
+    "(docs/demo.md).",
+)
+def run(state_dir: Path | None, demo: bool) -> None:
     """Broker, topics, ACLs, demo keys, router worker, intake, webhooks, relays; Ctrl-C stops all.
 
     Ports: SAFEPASSAGE_BROKER_PORT (the broker, and every client's bootstrap),
@@ -35,4 +42,6 @@ def run(state_dir: Path | None) -> None:
     settings = read_settings(RunSettings)
     if state_dir is not None:
         settings = settings.model_copy(update={"state_dir": state_dir})
+    if demo:
+        settings = settings.model_copy(update={"demo": True})
     run_platform(settings)

@@ -9,10 +9,17 @@ are demo keys of a local platform: shown in the summary, kept across runs
 (the same key works tomorrow), made anew only when the file is lost or its
 key no longer opens the keys file.
 
+Every provider of the demo directory (``infra/demo/directory.hsds.json``,
+which every run imports) is a demo principal too
+(:data:`DIRECTORY_PRINCIPALS`, ``demo-provider-<slug>``), with the
+directory's provider id, so that it can answer its offers with its own key:
+the provider simulator of ``safepassage run --demo`` does.
+
 The demo providers also get a webhooks file (``<state>/demo/webhooks.yaml``,
 0600): one endpoint each under ``demo_webhook_url`` with a fresh signing
-secret, so the webhook delivery has providers to deliver to. Nothing in
-this package listens there: point the URL at a receiver (or edit the file).
+secret, so the webhook delivery has providers to deliver to. Without
+``--demo`` nothing listens there: point the URL at a receiver (or edit the
+file); with it, the provider simulator does.
 
 Adding a demo principal is one line in :data:`DEMO_PRINCIPALS`.
 """
@@ -28,11 +35,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from connectors.auth import Role, add_key, hash_key, load_keys
+from connectors.directory.demo import PROVIDERS
 from connectors.webhooks import new_secret
 from infra.tls import write_secret
 
 __all__ = [
+    "ALL_DEMO_PRINCIPALS",
     "DEMO_PRINCIPALS",
+    "DIRECTORY_PRINCIPALS",
     "DemoKey",
     "DemoPrincipal",
     "ensure_demo_keys",
@@ -48,16 +58,34 @@ class DemoPrincipal:
     role: Role
     agency_id: str | None = None
     """Agencies: the ``agency_id`` their events carry."""
+    provider_id: uuid.UUID | None = None
+    """Providers of the demo directory: their id there (others get a random one, once)."""
 
 
 DEMO_PRINCIPALS: tuple[DemoPrincipal, ...] = (
     DemoPrincipal("demo-agency", Role.AGENCY, agency_id="agency:demo"),
+    DemoPrincipal("demo-agency-be", Role.AGENCY, agency_id="agency:demo-be"),
+    DemoPrincipal("demo-agency-de", Role.AGENCY, agency_id="agency:demo-de"),
+    DemoPrincipal("demo-agency-ro", Role.AGENCY, agency_id="agency:demo-ro"),
+    DemoPrincipal("demo-agency-md", Role.AGENCY, agency_id="agency:demo-md"),
     DemoPrincipal("demo-housing-provider", Role.PROVIDER),
     DemoPrincipal("demo-health-provider", Role.PROVIDER),
     DemoPrincipal("demo-operator", Role.OPERATOR),
     DemoPrincipal("demo-directory-admin", Role.DIRECTORY_ADMIN),
 )
-"""Who gets a demo key; providers get a provider id of their own (made once, then kept)."""
+"""Who gets a demo key; providers get a provider id of their own (made once, then kept).
+
+The agencies identify the demo scenario's survivors, one per country of the
+demo directory (``demo-agency`` the Dutch one)."""
+
+DIRECTORY_PRINCIPALS: tuple[DemoPrincipal, ...] = tuple(
+    DemoPrincipal(f"demo-provider-{p.slug}", Role.PROVIDER, provider_id=p.provider_id)
+    for p in PROVIDERS
+)
+"""One provider key per provider of the demo directory, under the directory's provider id."""
+
+ALL_DEMO_PRINCIPALS = DEMO_PRINCIPALS + DIRECTORY_PRINCIPALS
+"""Everyone ``safepassage run`` keeps a demo key for."""
 
 
 class DemoKey(BaseModel):
@@ -88,19 +116,32 @@ def _read(path: Path) -> dict[str, DemoKey]:
 
 
 def ensure_demo_keys(
-    keys_file: Path, credentials_file: Path, principals: Sequence[DemoPrincipal] = DEMO_PRINCIPALS
+    keys_file: Path,
+    credentials_file: Path,
+    principals: Sequence[DemoPrincipal] = ALL_DEMO_PRINCIPALS,
 ) -> list[DemoKey]:
-    """Every demo principal's key: the kept one if the keys file still knows it, else a new one."""
+    """Every demo principal's key: the kept one if the keys file still knows it, else a new one.
+
+    A kept provider key whose provider id is not the one the principal must
+    have (the demo directory's) is made anew.
+    """
     kept = _read(credentials_file)
     known = {entry.key_hash for entry in load_keys(keys_file)} if keys_file.exists() else set()
     keys: list[DemoKey] = []
     for principal in principals:
         old = kept.get(principal.name)
-        if old is not None and old.role is principal.role and hash_key(old.key) in known:
+        if (
+            old is not None
+            and old.role is principal.role
+            and hash_key(old.key) in known
+            and principal.provider_id in {None, old.provider_id}
+        ):
             keys.append(old)
             continue
-        provider_id = (old.provider_id if old else None) or (
-            uuid.uuid4() if principal.role is Role.PROVIDER else None
+        provider_id = (
+            principal.provider_id
+            or (old.provider_id if old else None)
+            or (uuid.uuid4() if principal.role is Role.PROVIDER else None)
         )
         key, _ = add_key(
             keys_file,

@@ -15,6 +15,13 @@ credentials. A variable set explicitly (``SAFEPASSAGE_BROKER_STATE_DIR``
 process agrees on every path and port. ``SAFEPASSAGE_BROKER_PORT`` sets the
 broker's port and, through each principal's environment, every client's
 bootstrap address.
+
+Once the intake is ready, every run imports the demo directory
+(``infra/demo/directory.hsds.json``, 33 fictional providers) through the
+intake's directory API with the demo directory-admin key: the first run
+registers them, every later one updates them to the same entries. With
+``--demo`` (:attr:`RunSettings.demo`) the demo's two services then start
+(the provider simulator and the scenario streamer, docs/demo.md).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -33,18 +41,27 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.markup import escape
 
+from connectors.auth import Role
 from connectors.cli.acl import apply_matrix
 from connectors.cli.kafka import principal_environment, principal_settings
 from connectors.console.settings import ConsoleSettings
-from connectors.exceptions import ConnectorsError
+from connectors.directory.client import DirectoryClient, load_directory
+from connectors.directory.demo import DEMO_FILE
+from connectors.exceptions import ConnectorsError, DirectoryClientError
 from connectors.intake.settings import IntakeSettings
-from connectors.platform.demo import DemoKey, ensure_demo_keys, ensure_demo_webhooks
+from connectors.platform.demo import (
+    DEMO_PRINCIPALS,
+    DemoKey,
+    ensure_demo_keys,
+    ensure_demo_webhooks,
+)
 from connectors.platform.demo_env import demo_environment, write_demo_env
 from connectors.platform.lock import RunLock
 from connectors.platform.probes import tcp_probe
@@ -102,8 +119,21 @@ class RunSettings(BaseSettings):
         default="http://127.0.0.1:8090/webhooks",
         description=(
             "SAFEPASSAGE_RUN_DEMO_WEBHOOK_URL: where the demo providers' webhooks go "
-            "(<url>/<provider id>), written once into <state>/demo/webhooks.yaml."
+            "(<url>/<provider id>), written once into <state>/demo/webhooks.yaml; with --demo "
+            "the provider simulator listens there."
         ),
+    )
+    demo: bool = Field(
+        default=False,
+        description=(
+            "SAFEPASSAGE_RUN_DEMO (or --demo): also run the live demo, a provider simulator and "
+            "a scenario streamer, with the router on the demo SLA policy (docs/demo.md)."
+        ),
+    )
+    demo_interval_s: float = Field(
+        default=4.0,
+        ge=0.1,
+        description="SAFEPASSAGE_RUN_DEMO_INTERVAL_S: seconds between two survivors of the demo.",
     )
 
 
@@ -260,6 +290,9 @@ def run_platform(settings: RunSettings) -> None:
             webhooks_file=Path(os.environ["SAFEPASSAGE_WEBHOOKS_FILE"]),
             environment=lambda principal: principal_environment(deployment, principal),
             metrics_base_port=settings.metrics_base_port,
+            demo=settings.demo,
+            demo_webhook_url=settings.demo_webhook_url,
+            demo_interval_s=settings.demo_interval_s,
         )
         services = platform_services(platform)
         check_ports(
@@ -337,7 +370,7 @@ def _bring_up(out: Output, deployment: Deployment, platform: Platform, was_runni
 
 def _demo_keys(out: Output, platform: Platform, settings: RunSettings) -> list[DemoKey]:
     with out.step("Demo API keys and webhook endpoints"):
-        keys = ensure_demo_keys(platform.intake.api_keys_file, _credentials_file(platform))
+        keys = ensure_demo_keys(platform.intake.api_keys_file, platform.credentials_file)
         ensure_demo_webhooks(platform.webhooks_file, keys, settings.demo_webhook_url)
         probes = {kind: platform.metrics_port(kind) for kind in DEFAULT_PORTS}
         environment = demo_environment(
@@ -351,8 +384,38 @@ def _demo_keys(out: Output, platform: Platform, settings: RunSettings) -> list[D
     return keys
 
 
-def _credentials_file(platform: Platform) -> Path:
-    return platform.state_dir / "demo" / "credentials.yaml"
+DIRECTORY_PATIENCE_S = 120.0
+"""How long the import of the demo directory waits for an intake still catching up (503)."""
+
+
+def import_demo_directory(
+    platform: Platform,
+    keys: Sequence[DemoKey],
+    cancelled: threading.Event,
+    client: DirectoryClient | None = None,
+    retry_every_s: float = 2.0,
+) -> dict[str, Any]:
+    """Import the demo directory through the intake's API as the demo directory administrator.
+
+    Blocking (a thread of the run). An intake whose copy of the directory is
+    still catching up answers 503, one not answering yet is unreachable:
+    both are asked again every 2 s within :data:`DIRECTORY_PATIENCE_S`.
+    Importing again updates every provider to the same entry. ``client``
+    and ``retry_every_s`` stand in for the platform's (tests).
+    """
+    if client is None:
+        admin = next(key.key for key in keys if key.role is Role.DIRECTORY_ADMIN)
+        verify = ssl.create_default_context(cafile=str(platform.ca)) if platform.ca else True
+        client = DirectoryClient(platform.intake_url, admin, verify=verify, timeout_s=30.0)
+    deadline = time.monotonic() + DIRECTORY_PATIENCE_S
+    while True:
+        try:
+            return load_directory(client, DEMO_FILE)
+        except DirectoryClientError as exc:
+            if exc.status not in {None, 503} or time.monotonic() > deadline:
+                raise
+        if cancelled.wait(retry_every_s):
+            raise DirectoryClientError("the run was stopped before the directory was imported")
 
 
 def _run_services(  # noqa: PLR0917 - the run's parts, handed over once
@@ -365,7 +428,7 @@ def _run_services(  # noqa: PLR0917 - the run's parts, handed over once
     was_running: bool,
 ) -> None:
     supervisor = Supervisor(
-        [service.service(platform) for service in services],
+        [service.service(platform) for service in services if not service.late],
         platform.log_dir,
         out.change,
         stop_timeout_s=settings.stop_timeout_s,
@@ -390,27 +453,30 @@ async def _supervise(  # noqa: PLR0917 - as above
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     watch: asyncio.Task[None] | None = None
+    cancelled = threading.Event()
     try:
         await supervisor.start()
-        ready = asyncio.create_task(supervisor.wait_ready(settings.ready_timeout_s))
-        stopped = asyncio.create_task(stop.wait())
-        names = ", ".join(service.name for service in services)
-        with _status(out, f"Waiting for {names} to be ready"):
-            await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if stop.is_set():
-            ready.cancel()
+        names = ", ".join(service.name for service in services if not service.late)
+        if not await _ready_or_stopped(out, settings, supervisor, stop, names, platform):
             return
-        stopped.cancel()
-        late = ready.result()
-        if late:
-            out.say(
-                f"[yellow]not ready after {settings.ready_timeout_s:.0f} s:[/] {', '.join(late)} "
-                f"(see {platform.state_dir / 'logs'}); the others run on"
+        with _status(out, "Importing the demo directory through the intake"):
+            directory = await _until_stopped(
+                stop,
+                asyncio.to_thread(_directory_line, platform, keys, cancelled),
             )
-        _summary(out, deployment, platform, services, keys, was_running)
+        if directory is None:
+            return
+        late = [service.service(platform) for service in services if service.late]
+        if late:
+            await supervisor.add(late)
+            names = ", ".join(service.name for service in late)
+            if not await _ready_or_stopped(out, settings, supervisor, stop, names, platform):
+                return
+        _summary(out, deployment, platform, services, keys, was_running, directory)
         watch = asyncio.create_task(_watch_broker(out, deployment, ours=not was_running))
         await stop.wait()
     finally:
+        cancelled.set()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -419,6 +485,54 @@ async def _supervise(  # noqa: PLR0917 - as above
             watch.cancel()
         out.say("stopping the services")
         await supervisor.stop()
+
+
+async def _until_stopped(stop: asyncio.Event, work: Any) -> Any:
+    """The awaitable's result, or None when the run is stopped first (the work is cancelled)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if stop.is_set():
+        task.cancel()
+        return None
+    stopped.cancel()
+    return await task
+
+
+async def _ready_or_stopped(  # noqa: PLR0917 - the run's parts, handed over once
+    out: Output,
+    settings: RunSettings,
+    supervisor: Supervisor,
+    stop: asyncio.Event,
+    names: str,
+    platform: Platform,
+) -> bool:
+    """Wait for every service started so far; False if the run was stopped meanwhile."""
+    with _status(out, f"Waiting for {names} to be ready"):
+        late = await _until_stopped(stop, supervisor.wait_ready(settings.ready_timeout_s))
+    if late is None:
+        return False
+    if late:
+        out.say(
+            f"[yellow]not ready after {settings.ready_timeout_s:.0f} s:[/] {', '.join(late)} "
+            f"(see {platform.state_dir / 'logs'}); the others run on"
+        )
+    return True
+
+
+def _directory_line(platform: Platform, keys: Sequence[DemoKey], cancelled: threading.Event) -> str:
+    """The summary's line about the demo directory's import (its failure included: the run goes
+    on, the directory can be imported by hand)."""
+    try:
+        report = import_demo_directory(platform, keys, cancelled)
+    except DirectoryClientError as exc:
+        return f"[yellow]not imported[/]: {escape(exc.one_line())} (docs/directory.md)"
+    registered = len(report.get("registered") or ())
+    updated = len(report.get("updated") or ())
+    return (
+        f"{registered + updated} providers of {DEMO_FILE.name} imported through the intake "
+        f"({registered} registered, {updated} updated)"
+    )
 
 
 @contextlib.contextmanager
@@ -477,6 +591,7 @@ def _summary(  # noqa: PLR0917 - the run's parts, handed over once
     services: Sequence[PlatformService],
     keys: Sequence[DemoKey],
     was_running: bool,
+    directory: str,
 ) -> None:
     broker = deployment.settings
     state = platform.state_dir
@@ -502,18 +617,34 @@ def _summary(  # noqa: PLR0917 - the run's parts, handed over once
     lines += [
         f"  Services     {', '.join(s.name for s in services)}",
         f"  Logs         {state / 'logs'}/<service>.log",
-        f"  Demo keys    {_credentials_file(platform)} (owner-only; demo keys of this local "
+        f"  Directory    {directory}",
+        f"  Demo keys    {platform.credentials_file} (owner-only; demo keys of this local "
         "platform)",
     ]
+    shown = {principal.name for principal in DEMO_PRINCIPALS}
     for key in keys:
+        if key.principal not in shown:
+            continue
         ids = f"agency_id {key.agency_id}" if key.agency_id else ""
         ids = f"provider_id {key.provider_id}" if key.provider_id else ids
         lines.append(f"    {key.principal:<22} {key.role.value:<15} {key.key}  {ids}")
+    others = len(keys) - len(shown & {key.principal for key in keys})
+    if others:
+        lines.append(
+            f"    demo-provider-<slug>   provider        {others} keys, one per demo directory "
+            "provider (in the file)"
+        )
     lines.append(f"  Webhooks     {platform.webhooks_file} (demo providers' endpoints)")
     lines.append(
         f"  Shell        set -a; . {platform.state_dir / 'demo' / 'demo.env'}; set +a"
         "   (URLs, CA, a demo key per role: what the docs' examples read)"
     )
+    if platform.demo:
+        lines.append(
+            f"  Demo         a fictional survivor every {platform.demo_interval_s:g} s "
+            f"(demo-stream), providers answering at {platform.demo_webhook_url} "
+            "(demo-providers), SLA time 720 times faster: docs/demo.md"
+        )
     agency = next((k.key for k in keys if k.agency_id), "<agency key>")
     ca = f"--cacert {platform.ca} " if platform.ca else ""
     lines += [

@@ -12,23 +12,42 @@ anything starts (a clash names the variable to change).
 
 Adding a service is one line in :func:`platform_services` (positional: name,
 command, Kafka principal, readiness probe, watched, port, URL).
+
+With ``--demo`` (:attr:`Platform.demo`) the router reads the demo SLA policy
+(720 times faster), ticks every half second and lets referrals cross the
+demo directory's borders, and two more services run: the provider
+simulator (``demo-providers``, at the demo webhook URL) and the scenario
+streamer (``demo-stream``). Both are *late*: the run starts them once the
+others are ready and the demo directory is imported, so the first
+survivor finds its providers (docs/demo.md).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from connectors.console.settings import ConsoleSettings
+from connectors.demo.plan import CROSS_BORDER_PAIRS, DEMO_SLA_POLICY, DEMO_TICK_INTERVAL_S
 from connectors.intake.settings import IntakeSettings
 from connectors.platform.probes import https_probe
 from connectors.platform.supervisor import Probe, Service
 from streams.metrics import DEFAULT_PORTS
 from streams.settings import KafkaSettings
 
-__all__ = ["METRICS_BASE", "Platform", "PlatformService", "PortSetting", "platform_services"]
+__all__ = [
+    "METRICS_BASE",
+    "Platform",
+    "PlatformService",
+    "PortSetting",
+    "demo_services",
+    "demo_webhook_port",
+    "platform_services",
+]
 
 METRICS_BASE = DEFAULT_PORTS["worker"]
 """The first of the processes' default probe ports; the run keeps their order from its base."""
@@ -59,6 +78,17 @@ class Platform:
     """The ``SAFEPASSAGE_*`` variables with which a service reaches the broker as a principal."""
     metrics_base_port: int = METRICS_BASE
     metrics_host: str = "127.0.0.1"
+    demo: bool = False
+    """``safepassage run --demo``: the demo's router settings and its two services."""
+    demo_webhook_url: str = "http://127.0.0.1:8090/webhooks"
+    """Where the demo providers' webhooks go (the provider simulator listens there)."""
+    demo_interval_s: float = 4.0
+    """Seconds between two survivors of the scenario streamer."""
+
+    @property
+    def credentials_file(self) -> Path:
+        """The demo keys (owner-only)."""
+        return self.state_dir / "demo" / "credentials.yaml"
 
     @property
     def intake_url(self) -> str:
@@ -91,8 +121,8 @@ class PlatformService:
     name: str
     command: tuple[str, ...]
     """The ``safepassage`` command line it runs (without ``safepassage``)."""
-    principal: str
-    """The Kafka principal it runs as."""
+    principal: str | None
+    """The Kafka principal it runs as; None: it does not use Kafka (the demo's services)."""
     ready: Probe | None = None
     """How readiness is probed; None: ``GET /readyz`` on its probe port answers 200."""
     watch: bool = False
@@ -104,6 +134,8 @@ class PlatformService:
     probes: str | None = ""
     """Its kind in :data:`~streams.metrics.DEFAULT_PORTS` (default: its name); None: no probe
     server (the console)."""
+    late: bool = False
+    """Started once the others are ready and the demo directory is imported (the demo's)."""
 
     def metrics(self, platform: Platform) -> PortSetting | None:
         if self.probes is None:
@@ -116,7 +148,8 @@ class PlatformService:
 
     def service(self, platform: Platform) -> Service:
         """The supervisor's view: ``python -m connectors.cli <command>`` as its principal."""
-        env = {**platform.environment(self.principal), **self.env}
+        kafka = platform.environment(self.principal) if self.principal else {}
+        env = {**kafka, **self.env}
         probe = self.ready
         metrics = self.metrics(platform)
         if metrics is not None:
@@ -162,11 +195,58 @@ def platform_services(p: Platform) -> list[PlatformService]:
     to_intake = {"SAFEPASSAGE_CONSOLE_INTAKE_URL": p.intake_url}
     worker = ("worker", "--data-dir", str(p.worker_dir))
     console_serve = ("console", "serve")
-    return [
-        PlatformService("router", worker, "router", probes="worker"),
+    router = _demo_router() if p.demo else {}
+    services = [
+        PlatformService("router", worker, "router", env=router, probes="worker"),
         _https("intake", ("intake", "serve"), "intake", intake, p.intake_url, p.ca),
         PlatformService("webhooks", ("deliver", "webhooks"), "delivery"),
         PlatformService("offers-relay", ("deliver", "kafka"), "delivery"),
         PlatformService("inbound-relay", ("intake", "relay"), "intake"),
         _https("console", console_serve, "console", console, p.console_url, p.ca, to_intake, None),
+    ]
+    return services + (demo_services(p) if p.demo else [])
+
+
+def _demo_router() -> dict[str, str]:
+    """The router of a demo run: the demo SLA policy, a short tick, the directory's borders."""
+    return {
+        "SAFEPASSAGE_ROUTER_SLA_POLICY": str(DEMO_SLA_POLICY),
+        "SAFEPASSAGE_ESCALATION_TICK_INTERVAL_S": str(DEMO_TICK_INTERVAL_S),
+        "SAFEPASSAGE_ROUTER_CROSS_BORDER_PAIRS": json.dumps([list(p) for p in CROSS_BORDER_PAIRS]),
+    }
+
+
+def demo_webhook_port(p: Platform) -> PortSetting:
+    """Where the provider simulator listens: the host and port of the demo webhook URL."""
+    where = urlsplit(p.demo_webhook_url)
+    port = where.port or (443 if where.scheme == "https" else 80)
+    return PortSetting("SAFEPASSAGE_RUN_DEMO_WEBHOOK_URL", where.hostname or "127.0.0.1", port)
+
+
+def demo_services(p: Platform) -> list[PlatformService]:
+    """The demo's two services: the provider simulator, then the scenario streamer (both late).
+
+    Neither uses Kafka: the simulator receives webhooks and answers through
+    the intake with each provider's key, the streamer sends through the
+    intake with each agency's key, both over HTTPS checked against the CA.
+    """
+    listen = demo_webhook_port(p)
+    health = f"http://{listen.host}:{listen.port}/healthz"
+    intake = ("--intake", p.intake_url, "--credentials", str(p.credentials_file))
+    trust = ("--ca", str(p.ca)) if p.ca else ()
+    simulator = ("demo", "providers", "--listen", p.demo_webhook_url, *intake, *trust)
+    stream = ("demo", "stream", "--interval-s", f"{p.demo_interval_s:g}", *intake, *trust)
+    return [
+        PlatformService(
+            "demo-providers",
+            simulator,
+            None,
+            https_probe(health, None),
+            True,
+            listen,
+            p.demo_webhook_url,
+            probes=None,
+            late=True,
+        ),
+        PlatformService("demo-stream", stream, None, probes=None, late=True),
     ]

@@ -163,6 +163,25 @@ class Supervisor:
             for name, child in self._children.items()
         ]
 
+    async def add(self, services: Sequence[Service]) -> None:
+        """Start more services once others are ready (the demo's, after the directory is in).
+
+        Each then runs, restarts and stops as those given at construction.
+        Nothing is started once a stop has begun.
+        """
+        for service in services:
+            if service.name in self._children:
+                raise SupervisorError(f"service names must be unique: {service.name} twice")
+        for service in services:
+            if self._stopping.is_set():
+                return
+            child = _Child(service)
+            self._children[service.name] = child
+            await self._spawn(child)
+            self._tasks.append(
+                asyncio.create_task(self._keep(child), name=f"supervise-{service.name}")
+            )
+
     async def wait_ready(self, timeout_s: float) -> list[str]:
         """Wait until every service is ready; the names of those that were not in time."""
         deadline = time.monotonic() + timeout_s

@@ -11,6 +11,7 @@ copy (``docs/sdk.md``, Idempotency). Log lines carry ids, never contents.
 
 from __future__ import annotations
 
+import ssl
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -139,9 +140,16 @@ class AgencyClient(Closing):
         retry: RetryPolicy | None = None,
         timeout_s: float = 10.0,
         source: str | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> AgencyClient:
-        """A client POSTing to the intake API at ``base_url`` with the agency's API key."""
-        transport = HttpTransport(base_url, api_key, retry=retry, timeout_s=timeout_s)
+        """A client POSTing to the intake API at ``base_url`` with the agency's API key.
+
+        ``verify``: the intake's certificate is checked against the system's
+        trust store, or against the CA of an ``ssl.SSLContext`` given here.
+        """
+        transport = HttpTransport(
+            base_url, api_key, retry=retry, timeout_s=timeout_s, verify=verify
+        )
         return cls(agency_id, transport, source=source, keys=KeyClient(transport))
 
     # ------------------------------------------------------------------ one method per event

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
@@ -129,11 +130,15 @@ class HttpTransport(Closing):
         timeout_s: float = 10.0,
         batch_size: int = 100,
         http_transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         """Open a connection pool to ``base_url``; ``http_transport`` stands in for the network.
 
         ``timeout_s`` bounds connecting, sending and reading each attempt;
-        ``batch_size`` is the most events one batch request carries.
+        ``batch_size`` is the most events one batch request carries;
+        ``verify`` is what the intake's certificate is checked against (the
+        system's trust store, or an ``ssl.create_default_context(cafile=...)``
+        for a private CA such as the local one of ``make run``).
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -146,6 +151,7 @@ class HttpTransport(Closing):
             base_url=base_url,
             timeout=timeout_s,
             transport=http_transport,
+            verify=verify,
             headers={
                 "Authorization": f"Bearer {key.get_secret_value()}",
                 "Accept": f"{PROBLEM_MEDIA_TYPE}, application/json",

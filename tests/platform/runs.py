@@ -1,10 +1,10 @@
-"""A ``safepassage run`` in the background for the platform tier, and what to check of it.
+"""``safepassage run`` as a test starts it: own ports, own state dir, stdout a pipe; and its end.
 
-The run gets ports of its own (the broker's three, the intake's, the
-console's, the probe servers') and a state directory of its own, and its
-stdout is a pipe, as in ``make run | cat``. One run serves the tier (a
-session fixture, ``tests/platform/conftest.py``): the documentation's
-examples run against it, then ``test_run.py`` checks it and stops it last.
+Shared by the platform tier: the run (``test_run.py``, and the docs'
+examples against it) and its demo (``test_demo.py``): :func:`start_run`
+starts the run in the background with free ports of its own and collects what it prints; :func:`end_run` makes
+sure nothing of it outlives the test module; :func:`alive` and
+:func:`listening` are what a stop is judged by.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,10 +26,23 @@ import pytest
 
 from tests.integration.conftest import free_port
 
-SERVICES = ("router", "intake", "webhooks", "offers-relay", "inbound-relay", "console")
-READY_TIMEOUT_S = 240.0
+__all__ = ["STOP_BOUND_S", "Run", "alive", "end_run", "listening", "start_run", "wait_for"]
+
 STOP_BOUND_S = 45.0
 """SIGTERM, then SIGKILL after 10 s per service group, and the broker's clean stop."""
+
+_INHERITED = (
+    "SAFEPASSAGE_BROKER_STATE_DIR",
+    "SAFEPASSAGE_INTAKE_STATE_DIR",
+    "SAFEPASSAGE_CONSOLE_STATE_DIR",
+    "SAFEPASSAGE_CONSOLE_INTAKE_URL",
+    "SAFEPASSAGE_METRICS_PORT",
+    "SAFEPASSAGE_API_KEYS_FILE",
+    "SAFEPASSAGE_WEBHOOKS_FILE",
+    "SAFEPASSAGE_BOOTSTRAP_SERVERS",
+    "SAFEPASSAGE_BROKER_SECURITY",
+)
+"""Variables of the test's own environment that must not reach the run."""
 
 
 @dataclass
@@ -42,11 +55,13 @@ class Run:
     state_dir: Path
     env: dict[str, str]
     ports: list[int]
+    metrics_base: int
     lines: list[str] = field(default_factory=list)
     family: set[int] = field(default_factory=set)
+    """Every PID seen in the run's process tree (the broker's JVM included)."""
     reading: threading.Event = field(default_factory=threading.Event)
     reader_gone: threading.Event = field(default_factory=threading.Event)
-    """Every PID seen in the run's process tree (the broker's JVM included)."""
+    reader: threading.Thread | None = None
 
     def output(self) -> str:
         return "\n".join(self.lines)
@@ -55,6 +70,9 @@ class Run:
         with contextlib.suppress(psutil.NoSuchProcess):
             parent = psutil.Process(self.process.pid)
             self.family |= {parent.pid, *(p.pid for p in parent.children(recursive=True))}
+
+    def url(self, setting: str) -> str:
+        return f"https://127.0.0.1:{self.env[setting]}"
 
 
 def _read_lines(run: Run) -> None:
@@ -76,39 +94,8 @@ def _read_lines(run: Run) -> None:
         run.reader_gone.set()
 
 
-def _wait_for(run: Run, text: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while text not in run.output():
-        if run.process.poll() is not None:
-            pytest.fail(f"safepassage run ended with {run.process.returncode}:\n{run.output()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {text!r} within {timeout_s:.0f} s:\n{run.output()}")
-        run.remember_family()
-        time.sleep(0.5)
-
-
-def _alive(pids: set[int]) -> list[str]:
-    alive = []
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process = psutil.Process(pid)
-            if process.status() != psutil.STATUS_ZOMBIE:
-                alive.append(f"{pid} {' '.join(process.cmdline())[:120]}")
-    return alive
-
-
-def _listening(ports: list[int]) -> list[int]:
-    taken = {
-        c.laddr.port
-        for c in psutil.net_connections("tcp")
-        if c.status == psutil.CONN_LISTEN and c.laddr
-    }
-    return [port for port in ports if port in taken]
-
-
-@contextlib.contextmanager
-def started_run(state_dir: Path, *extra: str) -> Iterator[Run]:
-    """``safepassage run [extra...]`` on ports of its own; whatever is left of it ends after."""
+def start_run(state_dir: Path, args: Sequence[str] = (), ready_timeout_s: float = 240.0) -> Run:
+    """``safepassage run [args]`` with free ports of its own, its stdout a pipe being read."""
     broker, intake, console, webhook = free_port(3), free_port(), free_port(), free_port()
     metrics = free_port(6)  # the probe ports of the six processes that serve one
     env = {
@@ -120,46 +107,98 @@ def started_run(state_dir: Path, *extra: str) -> Iterator[Run]:
         "SAFEPASSAGE_CONSOLE_PORT": str(console),
         "SAFEPASSAGE_RUN_METRICS_BASE_PORT": str(metrics),
         "SAFEPASSAGE_RUN_DEMO_WEBHOOK_URL": f"http://127.0.0.1:{webhook}/webhooks",
-        "SAFEPASSAGE_RUN_READY_TIMEOUT_S": str(READY_TIMEOUT_S),
+        "SAFEPASSAGE_RUN_READY_TIMEOUT_S": str(ready_timeout_s),
         "COLUMNS": "250",
     }
-    for name in (
-        "SAFEPASSAGE_BROKER_STATE_DIR",
-        "SAFEPASSAGE_INTAKE_STATE_DIR",
-        "SAFEPASSAGE_CONSOLE_STATE_DIR",
-        "SAFEPASSAGE_CONSOLE_INTAKE_URL",
-        "SAFEPASSAGE_METRICS_PORT",
-        "SAFEPASSAGE_API_KEYS_FILE",
-        "SAFEPASSAGE_WEBHOOKS_FILE",
-        "SAFEPASSAGE_BOOTSTRAP_SERVERS",
-        "SAFEPASSAGE_BROKER_SECURITY",
-    ):
+    for name in _INHERITED:
         env.pop(name, None)
-    command = [sys.executable, "-m", "connectors.cli", "run", "--state-dir", str(state_dir), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "connectors.cli",
+        "run",
+        "--state-dir",
+        str(state_dir),
+        *args,
+    ]
     read_end, write_end = os.pipe()
     process = subprocess.Popen(
         command, env=env, stdout=write_end, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
     )
     os.close(write_end)
-    ports = [broker, broker + 1, broker + 2, intake, console, *range(metrics, metrics + 6)]
-    handle = Run(process, read_end, state_dir, env, ports)
+    ports = [broker, broker + 1, broker + 2, intake, console, webhook]
+    ports += range(metrics, metrics + 6)
+    handle = Run(process, read_end, state_dir, env, ports, metrics)
     handle.reading.set()
-    reader = threading.Thread(target=_read_lines, args=(handle,), daemon=True)
-    reader.start()
-    try:
-        yield handle
-    finally:
-        # Whatever a failed test left: nothing of this run may outlive the module.
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(STOP_BOUND_S)
-        for line in _alive(handle.family):
-            pid = int(line.split()[0])
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-        handle.reading.clear()
-        reader.join(5)
+    handle.reader = threading.Thread(target=_read_lines, args=(handle,), daemon=True)
+    handle.reader.start()
+    return handle
+
+
+def end_run(run: Run) -> None:
+    """Whatever a failed test left: nothing of this run may outlive the module."""
+    if run.process.poll() is None:
+        run.process.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            run.process.wait(STOP_BOUND_S)
+    for line in alive(run.family):
+        pid = int(line.split()[0])
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if run.process.poll() is None:
+        run.process.kill()
+        run.process.wait(10)
+    run.reading.clear()
+    if run.reader is not None:
+        run.reader.join(5)
+
+
+def wait_for(run: Run, text: str, timeout_s: float) -> None:
+    """Until the run printed ``text``; fails with its output if it ended or took too long."""
+    deadline = time.monotonic() + timeout_s
+    while text not in run.output():
+        if run.process.poll() is not None:
+            pytest.fail(f"safepassage run ended with {run.process.returncode}:\n{run.output()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {text!r} within {timeout_s:.0f} s:\n{run.output()}")
+        run.remember_family()
+        time.sleep(0.5)
+
+
+def alive(pids: set[int]) -> list[str]:
+    """The PIDs (with their command lines) still running, zombies aside."""
+    running = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process = psutil.Process(pid)
+            if process.status() != psutil.STATUS_ZOMBIE:
+                running.append(f"{pid} {' '.join(process.cmdline())[:120]}")
+    return running
+
+
+def listening(ports: list[int]) -> list[int]:
+    """Those of ``ports`` something listens on."""
+    taken = {
+        c.laddr.port
+        for c in psutil.net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr
+    }
+    return [port for port in ports if port in taken]
+
+
+def stop_and_check(run: Run) -> float:
+    """SIGINT with the pipe's reader gone; the stop's duration once nothing of the run is left."""
+    run.remember_family()
+    run.reading.clear()  # the reader of the pipe goes away, as `cat` does on Ctrl-C
+    assert run.reader_gone.wait(5)
+    begun = time.monotonic()
+    run.process.send_signal(signal.SIGINT)
+    code = run.process.wait(STOP_BOUND_S)
+    took = time.monotonic() - begun
+    assert code == 0
+    deadline = time.monotonic() + 10
+    while (alive(run.family) or listening(run.ports)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert alive(run.family) == []
+    assert listening(run.ports) == []
+    return took

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.docs_blocks import REPO, Block, blocks, documents
-from tests.platform.runs import READY_TIMEOUT_S, Run, _wait_for
+from tests.platform.runs import Run, wait_for
 
 pytestmark = [pytest.mark.platform, pytest.mark.slow]
 
@@ -80,7 +80,7 @@ def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         state_dir = Path(existing)
     else:
         run: Run = request.getfixturevalue("run")
-        _wait_for(run, "SafePassage is running", READY_TIMEOUT_S + 120)
+        wait_for(run, "SafePassage is running", 360.0)
         state_dir = run.state_dir
     workspace = _workspace(tmp_path_factory.mktemp("docs") / "workspace", state_dir)
     env = {

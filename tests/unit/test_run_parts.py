@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
 from connectors.auth import ApiKeyStore, Role, load_keys
 from connectors.console.settings import ConsoleSettings
 from connectors.delivery.settings import load_providers
+from connectors.directory.client import DirectoryClient
+from connectors.exceptions import DirectoryClientError
 from connectors.intake.settings import IntakeSettings
 from connectors.platform.demo import (
+    ALL_DEMO_PRINCIPALS,
     DEMO_PRINCIPALS,
+    DIRECTORY_PRINCIPALS,
     DemoPrincipal,
     ensure_demo_keys,
     ensure_demo_webhooks,
 )
 from connectors.platform.lock import AlreadyRunningError, RunLock
-from connectors.platform.run import PortInUseError, check_ports, derive_environment
+from connectors.platform.run import (
+    PortInUseError,
+    check_ports,
+    derive_environment,
+    import_demo_directory,
+)
 from connectors.platform.services import Platform, PortSetting, platform_services
 from streams.settings import KafkaSettings
 
@@ -87,7 +99,7 @@ def test_a_taken_port_is_one_line_naming_the_setting_to_change() -> None:
 def test_demo_keys_are_made_once_kept_owner_only_and_open_the_intake(tmp_path: Path) -> None:
     keys_file, credentials = tmp_path / "api-keys.yaml", tmp_path / "demo" / "credentials.yaml"
     first = ensure_demo_keys(keys_file, credentials)
-    assert [k.principal for k in first] == [p.name for p in DEMO_PRINCIPALS]
+    assert [k.principal for k in first] == [p.name for p in ALL_DEMO_PRINCIPALS]
     assert credentials.stat().st_mode & 0o777 == 0o600
     assert credentials.parent.stat().st_mode & 0o777 == 0o700
     store = ApiKeyStore(keys_file)
@@ -100,7 +112,10 @@ def test_demo_keys_are_made_once_kept_owner_only_and_open_the_intake(tmp_path: P
     assert yaml.safe_load(credentials.read_text())["keys"][0]["key"] == first[0].key
     # A second run keeps every key (a tester's saved key still works), adds no entry.
     assert ensure_demo_keys(keys_file, credentials) == first
-    assert len(load_keys(keys_file)) == len(DEMO_PRINCIPALS)
+    assert len(load_keys(keys_file)) == len(ALL_DEMO_PRINCIPALS)
+    # Every provider of the demo directory has a key under its directory id.
+    ids = {k.principal: k.provider_id for k in first}
+    assert all(ids[p.name] == p.provider_id for p in DIRECTORY_PRINCIPALS)
 
 
 def test_a_demo_key_the_keys_file_lost_is_made_anew_with_the_same_provider_id(
@@ -343,3 +358,90 @@ async def test_a_broker_that_was_running_before_the_run_is_only_reported() -> No
     await asyncio.gather(watch, return_exceptions=True)
     assert [c.state.value for c in seen] == ["unreachable"]
     assert deployment.starts == 0
+
+
+def test_the_demo_adds_two_late_services_without_kafka_and_the_demo_router(
+    tmp_path: Path,
+) -> None:
+    def platform(demo: bool) -> Platform:
+        return Platform(
+            state_dir=tmp_path,
+            intake=IntakeSettings(port=19680),
+            console=ConsoleSettings(port=19643),
+            kafka=KafkaSettings(),
+            ca=tmp_path / "ca.pem",
+            webhooks_file=tmp_path / "webhooks.yaml",
+            environment=lambda principal: {"SAFEPASSAGE_SASL_USERNAME": principal},
+            metrics_base_port=19664,
+            demo=demo,
+            demo_webhook_url="http://127.0.0.1:19690/webhooks",
+        )
+
+    plain = {s.name: s for s in platform_services(platform(False))}
+    assert "demo-providers" not in plain
+    assert "SAFEPASSAGE_ROUTER_SLA_POLICY" not in plain["router"].service(platform(False)).env
+    demo = platform(True)
+    services = {s.name: s for s in platform_services(demo)}
+    assert list(services)[-2:] == ["demo-providers", "demo-stream"]
+    assert [s.name for s in services.values() if s.late] == ["demo-providers", "demo-stream"]
+    router = services["router"].service(demo).env
+    assert Path(router["SAFEPASSAGE_ROUTER_SLA_POLICY"]).name == "sla-policy.yaml"
+    assert float(router["SAFEPASSAGE_ESCALATION_TICK_INTERVAL_S"]) <= 1
+    assert ["MD", "RO"] in json.loads(router["SAFEPASSAGE_ROUTER_CROSS_BORDER_PAIRS"])
+    simulator, stream = services["demo-providers"], services["demo-stream"]
+    assert simulator.ports(demo) == [
+        PortSetting("SAFEPASSAGE_RUN_DEMO_WEBHOOK_URL", "127.0.0.1", 19690)
+    ]
+    assert stream.ports(demo) == []
+    for service in (simulator, stream):
+        child = service.service(demo)
+        assert "SAFEPASSAGE_SASL_USERNAME" not in child.env  # no Kafka: the intake only
+        assert child.argv[3] == "demo"
+        argv = list(child.argv)
+        assert argv[argv.index("--intake") + 1] == "https://127.0.0.1:19680"
+        assert argv[argv.index("--ca") + 1] == str(tmp_path / "ca.pem")
+        assert argv[argv.index("--credentials") + 1] == str(demo.credentials_file)
+    assert simulator.service(demo).probe is not None  # its /healthz
+
+
+def test_the_demo_directory_import_waits_for_an_intake_catching_up_and_no_longer(
+    tmp_path: Path,
+) -> None:
+    answers = iter([503, 503, 200])
+    seen: list[str] = []
+
+    def intake(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        status = next(answers)
+        if status == 503:
+            return httpx.Response(503, json={"title": "Directory unavailable", "status": 503})
+        return httpx.Response(200, json={"registered": [], "updated": ["x"] * 33})
+
+    platform = Platform(
+        state_dir=tmp_path,
+        intake=IntakeSettings(port=19680),
+        console=ConsoleSettings(port=19643),
+        kafka=KafkaSettings(),
+        ca=None,
+        webhooks_file=tmp_path / "webhooks.yaml",
+        environment=lambda _principal: {},
+    )
+    client = DirectoryClient(
+        "https://intake.test", "sp_directory-admin_x", transport=httpx.MockTransport(intake)
+    )
+    report = import_demo_directory(platform, [], threading.Event(), client, retry_every_s=0.01)
+    assert len(report["updated"]) == 33
+    assert seen == ["POST /v1/providers/import"] * 3
+
+    def refusing(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(403, json={"title": "Forbidden", "status": 403})
+
+    client.transport = httpx.MockTransport(refusing)
+    with pytest.raises(DirectoryClientError, match="403"):  # not a wait: said at once
+        import_demo_directory(platform, [], threading.Event(), client)
+    answers = iter([503] * 100)
+    client.transport = httpx.MockTransport(intake)
+    stopped = threading.Event()
+    stopped.set()
+    with pytest.raises(DirectoryClientError, match="stopped"):
+        import_demo_directory(platform, [], stopped, client)

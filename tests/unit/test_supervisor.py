@@ -17,7 +17,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from connectors.platform.supervisor import Backoff, Change, Service, State, Supervisor
+from connectors.platform.supervisor import (
+    Backoff,
+    Change,
+    Service,
+    State,
+    Supervisor,
+    SupervisorError,
+)
 
 PY = sys.executable
 SLEEPER = "import time; time.sleep(60)"
@@ -179,7 +186,6 @@ async def test_a_service_not_ready_in_time_is_named(tmp_path: Path) -> None:
 
 
 async def test_a_missing_program_is_one_clear_error(tmp_path: Path) -> None:
-    from connectors.platform.supervisor import SupervisorError  # noqa: PLC0415
 
     supervisor = Supervisor([Service("ghost", [str(tmp_path / "nope")])], tmp_path, print)
     with pytest.raises(SupervisorError, match="cannot start ghost"):
@@ -187,7 +193,24 @@ async def test_a_missing_program_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_service_names_are_unique(tmp_path: Path) -> None:
-    from connectors.platform.supervisor import SupervisorError  # noqa: PLC0415
 
     with pytest.raises(SupervisorError, match="unique"):
         Supervisor([Service("a", ["x"]), Service("a", ["y"])], tmp_path, print)
+
+
+async def test_a_service_added_later_runs_and_stops_with_the_others(tmp_path: Path) -> None:
+    seen: list[Change] = []
+    supervisor = Supervisor([Service("first", [PY, "-c", SLEEPER])], tmp_path, seen.append)
+    await supervisor.start()
+    assert await supervisor.wait_ready(5) == []
+    with pytest.raises(SupervisorError, match="unique"):
+        await supervisor.add([Service("first", [PY, "-c", SLEEPER])])
+    await supervisor.add([Service("later", [PY, "-c", SLEEPER])])
+    assert await supervisor.wait_ready(5) == []
+    pids = [pid for each in supervisor.pids().values() for pid in each]
+    assert len(pids) == 2
+    await supervisor.stop()
+    assert _gone(pids)
+    assert _states(seen, "later") == [State.STARTED, State.READY, State.STOPPED]
+    await supervisor.add([Service("too-late", [PY, "-c", SLEEPER])])  # a stop has begun
+    assert "too-late" not in supervisor.pids()
