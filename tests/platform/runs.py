@@ -1,10 +1,10 @@
 """``safepassage run`` as a test starts it: own ports, own state dir, stdout a pipe; and its end.
 
 Shared by the platform tier: the run (``test_run.py``, and the docs'
-examples against it) and its demo (``test_demo.py``): :func:`start_run`
-starts the run in the background with free ports of its own and collects what it prints; :func:`end_run` makes
-sure nothing of it outlives the test module; :func:`alive` and
-:func:`listening` are what a stop is judged by.
+examples against it) and its demo (``test_demo.py``). :func:`start_run`
+starts the run in the background with free ports of its own and collects
+what it prints; :func:`end_run` makes sure nothing of it outlives the test
+module; :func:`alive` and :func:`listening` are what a stop is judged by.
 """
 
 from __future__ import annotations
