@@ -63,10 +63,10 @@ $(UV):
 	$(BIN)/python -m pip install --quiet --target $(VENV)/.uv-$(UV_VERSION) uv==$(UV_VERSION)
 
 run: setup  ## the whole platform, supervised: broker, topics, ACLs, demo keys, worker, intake, webhooks, relays (docs/running.md)
-	@$(BIN)/safepassage run
+	@$(BIN)/safepassage run || [ $$? -eq 3 ]  # 3: already running, said in one line; nothing to add
 
 demo: setup  ## make run with the live demo: simulated providers, a stream of fictional survivors, escalations live (docs/demo.md)
-	@$(BIN)/safepassage run --demo
+	@$(BIN)/safepassage run --demo || [ $$? -eq 3 ]
 
 stop: setup  ## stop a local broker left running (`make run` stops the one it started on Ctrl-C)
 	$(BIN)/safepassage kafka stop

@@ -30,6 +30,9 @@ def console(*, stderr: bool = False) -> Console:
 class FriendlyGroup(click.Group):
     """A group that shows every SafePassage error of its commands as one line on stderr, exit 1.
 
+    An error class may name another exit code (``exit_code``), for callers
+    that tell that case apart (``make run`` and a run already running).
+
     The messages carry no personal data (the root's promise), so they are
     shown as they are; folded onto one line, escaped from rich's markup and
     never wrapped, so that a script can read the line back.
@@ -43,4 +46,4 @@ class FriendlyGroup(click.Group):
             console(stderr=True).print(
                 f"[bold red]error:[/] {escape(exc.one_line())}", highlight=False, soft_wrap=True
             )
-            sys.exit(1)
+            sys.exit(getattr(exc, "exit_code", 1))

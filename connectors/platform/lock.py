@@ -26,6 +26,9 @@ __all__ = ["AlreadyRunningError", "RunLock"]
 class AlreadyRunningError(ConnectorsError):
     """Another ``safepassage run`` holds this state directory."""
 
+    exit_code = 3
+    """Not 1: ``make run`` tells it apart and adds no line of its own (the one line says it)."""
+
 
 class RunLock:
     """The lock of one state directory; use as a context manager around the run."""

@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -32,6 +33,8 @@ from tests.platform.runs import (
 )
 
 pytestmark = [pytest.mark.platform, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
 
 SERVICES = ("router", "intake", "webhooks", "offers-relay", "inbound-relay", "console")
 READY_TIMEOUT_S = 240.0
@@ -108,10 +111,23 @@ def test_a_second_run_on_the_same_state_dir_is_refused_in_one_line(run: Run) -> 
         timeout=60,
         check=False,
     )
-    assert second.returncode == 1
+    assert second.returncode == 3  # "already running": make run tells it apart
     lines = (second.stdout + second.stderr).strip().splitlines()
     assert len(lines) == 1, lines
     assert f"already running on {run.state_dir} (pid {run.process.pid})" in lines[0]
+    # The README's command says so in one line too, with no line of make's own.
+    made = subprocess.run(
+        ["make", "--no-print-directory", "run"],
+        cwd=REPO,
+        env=run.env | {"SAFEPASSAGE_RUN_STATE_DIR": str(run.state_dir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    made_lines = (made.stdout + made.stderr).strip().splitlines()
+    assert made.returncode == 0 and len(made_lines) == 1, made_lines
+    assert "already running" in made_lines[0]
 
 
 def test_sigint_with_the_pipe_reader_gone_stops_everything_it_started(run: Run) -> None:
