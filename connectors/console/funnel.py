@@ -17,15 +17,13 @@ status route with the operator's own key.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 from uuid import UUID
 
-from pydantic import ValidationError
-
+from connectors.intake.status import status_of
 from processors.lifecycle import ReferralStatus
 from processors.status import ReferralView, StatusRecord
 from streams.followed import FollowedCopy
@@ -127,18 +125,11 @@ class StatusBoard(FollowedCopy[dict[UUID, tuple[Row, ...]]]):
 
     def _apply(self, copy: dict[UUID, tuple[Row, ...]], record: Any) -> None:
         """As the intake's status store reads it: a bad record removes what was known of its key."""
-        try:
-            survivor = UUID(bytes(record.key).decode("ascii"))
-        except (TypeError, ValueError):
-            self.skip(record, "key")
+        read = status_of(record, self.skip)
+        if read is None:
             return
-        if record.value is None:
+        survivor, status = read
+        if status is None:
             copy.pop(survivor, None)
-            return
-        try:
-            status = StatusRecord.model_validate(json.loads(record.value))
-        except (ValueError, ValidationError):
-            copy.pop(survivor, None)
-            self.skip(record, "value")
-            return
-        copy[survivor] = rows_of(status)
+        else:
+            copy[survivor] = rows_of(status)

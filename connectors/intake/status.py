@@ -100,30 +100,43 @@ class StatusStore(FollowedCopy[dict[UUID, StatusRecord]]):
         return self.served.get(survivor)
 
     def _apply(self, copy: dict[UUID, StatusRecord], record: Any) -> None:
-        """Last value per key wins; a tombstone removes the survivor; a bad record is skipped.
+        """Last value per key wins; a tombstone removes the survivor; a bad record is skipped."""
+        read = status_of(record, self.skip)
+        if read is None:
+            return
+        survivor, status = read
+        if status is None:
+            copy.pop(survivor, None)
+        else:
+            copy[survivor] = status
 
-        A record that cannot be read removes what was known of its key: an
-        older status must not be shown as the current one.
-        """
-        try:
-            survivor = UUID(bytes(record.key).decode("ascii"))
-        except (TypeError, ValueError):
-            self.skip(record, "key")
-            return
-        if record.value is None:
-            copy.pop(survivor, None)
-            return
-        try:
-            status = StatusRecord.model_validate(json.loads(record.value))
-        except (ValueError, ValidationError):
-            copy.pop(survivor, None)
-            self.skip(record, "value")
-            return
-        if status.survivor_id != survivor:
-            copy.pop(survivor, None)
-            self.skip(record, "key-mismatch")
-            return
-        copy[survivor] = status
+
+def status_of(
+    record: Any, skip: Callable[[Any, str], None]
+) -> tuple[UUID, StatusRecord | None] | None:
+    """A ``case-status.v1`` record read: (survivor, status), or (survivor, None) to forget it.
+
+    None when the key names no survivor (``skip`` told why). A record that
+    cannot be read, or sits under another survivor's key, removes what was
+    known of its key: an older status must not be shown as the current one.
+    Shared by every copy of the topic (the intake's store, the console's counts).
+    """
+    try:
+        survivor = UUID(bytes(record.key).decode("ascii"))
+    except (TypeError, ValueError):
+        skip(record, "key")
+        return None
+    if record.value is None:
+        return survivor, None
+    try:
+        status = StatusRecord.model_validate(json.loads(record.value))
+    except (ValueError, ValidationError):
+        skip(record, "value")
+        return survivor, None
+    if status.survivor_id != survivor:
+        skip(record, "key-mismatch")
+        return survivor, None
+    return survivor, status
 
 
 async def read_status(

@@ -202,19 +202,24 @@ class Output:
         self.say(f"{time.strftime('%H:%M:%S')} {change.service:<14} {state}{detail}")
 
     @contextlib.contextmanager
+    def waiting(self, title: str) -> Iterator[None]:
+        """A spinner on a terminal while waiting (change lines print above it); a line in a pipe."""
+        if self.live:
+            with self.console.status(title):
+                yield
+        else:
+            self.say(f"… {title}")
+            yield
+
+    @contextlib.contextmanager
     def step(self, title: str, hint: str = "") -> Iterator[None]:
         """A slow step: a spinner on a terminal, a line before and after in a pipe.
 
         ``hint`` (how long it may take) is shown while it runs.
         """
         begun = time.monotonic()
-        waiting = f"{title} [dim]({hint})[/]" if hint else title
         try:
-            if self.live:
-                with self.console.status(waiting):
-                    yield
-            else:
-                self.say(f"… {waiting}")
+            with self.waiting(f"{title} [dim]({hint})[/]" if hint else title):
                 yield
         except BaseException:
             self.say(f"[red]✗[/] {title}")
@@ -459,7 +464,7 @@ async def _supervise(  # noqa: PLR0917 - as above
         names = ", ".join(service.name for service in services if not service.late)
         if not await _ready_or_stopped(out, settings, supervisor, stop, names, platform):
             return
-        with _status(out, "Importing the demo directory through the intake"):
+        with out.waiting("Importing the demo directory through the intake"):
             directory = await _until_stopped(
                 stop,
                 asyncio.to_thread(_directory_line, platform, keys, cancelled),
@@ -508,7 +513,7 @@ async def _ready_or_stopped(  # noqa: PLR0917 - the run's parts, handed over onc
     platform: Platform,
 ) -> bool:
     """Wait for every service started so far; False if the run was stopped meanwhile."""
-    with _status(out, f"Waiting for {names} to be ready"):
+    with out.waiting(f"Waiting for {names} to be ready"):
         late = await _until_stopped(stop, supervisor.wait_ready(settings.ready_timeout_s))
     if late is None:
         return False
@@ -533,17 +538,6 @@ def _directory_line(platform: Platform, keys: Sequence[DemoKey], cancelled: thre
         f"{registered + updated} providers of {DEMO_FILE.name} imported through the intake "
         f"({registered} registered, {updated} updated)"
     )
-
-
-@contextlib.contextmanager
-def _status(out: Output, title: str) -> Iterator[None]:
-    """A spinner on a terminal while waiting (change lines print above it)."""
-    if out.live:
-        with out.console.status(title):
-            yield
-    else:
-        out.say(f"… {title}")
-        yield
 
 
 async def _watch_broker(
