@@ -16,7 +16,7 @@ from connectors.intake.problems import ProblemError, malformed
 from connectors.intake.settings import IntakeSettings
 from processors.unique_keys import unique_pairs
 from streams.cloudevents import BATCH_MEDIA_TYPE, STRUCTURED_MEDIA_TYPE
-from streams.problems import Problem
+from streams.problems import FieldError, Problem
 
 __all__ = ["parse_json", "read_body", "read_documents"]
 
@@ -91,15 +91,60 @@ def _no_constants(name: str) -> Any:
 
 
 def parse_json(body: bytes) -> Any:
-    """The body as JSON: UTF-8, no NaN or Infinity, no repeated member names."""
+    """The body as JSON: UTF-8, no NaN or Infinity, no repeated member names, no lone surrogate.
+
+    JSON lets a string escape half of a UTF-16 pair (``"\\ud800"``); Python
+    reads it into a ``str`` that no UTF-8 encoder takes, so it would fail
+    wherever the value goes next (Avro, Kafka, an answer that names it) as a
+    500. It is refused here, once, for every route.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise malformed("the body is not UTF-8") from None
     try:
-        return json.loads(text, object_pairs_hook=unique_pairs, parse_constant=_no_constants)
+        document = json.loads(text, object_pairs_hook=unique_pairs, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
         raise malformed(f"the body is not JSON: {exc.msg} at position {exc.pos}") from None
     except (ValueError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise malformed(f"the body is not acceptable JSON: {reason}") from None
+    where = _lone_surrogate(document)
+    if where is not None:
+        raise ProblemError(
+            Problem(
+                400,
+                "malformed-request",
+                "Malformed request",
+                "a string escapes half of a UTF-16 surrogate pair: not Unicode text",
+                (FieldError(where, "not Unicode text (a lone surrogate escape)"),),
+            )
+        )
+    return document
+
+
+def _lone_surrogate(document: Any) -> str | None:
+    """The JSON Pointer of the first string (or member name) with a lone surrogate, else None."""
+    pending: list[tuple[str, Any]] = [("", document)]
+    while pending:
+        pointer, value = pending.pop()
+        if isinstance(value, str):
+            if not _encodable(value):
+                return pointer
+        elif isinstance(value, dict):
+            for name, item in value.items():
+                escaped = name.replace("~", "~0").replace("/", "~1")
+                if not _encodable(name):
+                    return pointer or "/"
+                pending.append((f"{pointer}/{escaped}", item))
+        elif isinstance(value, list):
+            pending.extend((f"{pointer}/{index}", item) for index, item in enumerate(value))
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -9,6 +9,7 @@ input is always a 4xx, never a 500, and nothing here quotes request data.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -35,6 +36,20 @@ __all__ = [
 _log = get_logger("connectors.intake")
 
 
+class _AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: a problem document always encodes.
+
+    A detail can name what the caller sent (a field, an HSDS entry's id); if
+    that holds text no UTF-8 encoder takes, starlette's rendering would raise
+    and the answer would become a 500.
+    """
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(
+            content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
+        ).encode("ascii")
+
+
 class ProblemError(ConnectorsError):
     """A :class:`~streams.problems.Problem`, raised anywhere in request handling."""
 
@@ -43,7 +58,7 @@ class ProblemError(ConnectorsError):
         self.problem = problem
 
     def response(self) -> JSONResponse:
-        return JSONResponse(
+        return _AsciiJSONResponse(
             self.problem.body(),
             status_code=self.problem.status,
             media_type=PROBLEM_MEDIA_TYPE,

@@ -459,3 +459,35 @@ async def test_the_directory_routes_are_described_in_the_openapi_document(
     assert {"201", "400", "401", "403", "409", "503"} <= set(post["responses"])
     body = post["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/NewProvider"}
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["id", "kept", "name"],
+)
+async def test_a_lone_surrogate_anywhere_in_a_body_is_a_400_never_a_500(
+    client: httpx.AsyncClient, key: dict[str, str], publisher: RecordingPublisher, where: str
+) -> None:
+    """JSON may escape half a UTF-16 pair; no UTF-8 encoder takes it, so nothing may carry it on.
+
+    Found by an outside test: an HSDS import naming such an id in its error got a 500.
+    """
+    service = hsds_service(SHELTER)
+    if where == "id":
+        service["id"] = "SURROGATE"
+    elif where == "kept":
+        service["description"] = "kept as it is SURROGATE"
+    else:
+        service["organization"] = {**service["organization"], "SURROGATE": 1}
+    body = json.dumps(page([service])).replace("SURROGATE", "\\ud800").encode()
+
+    response = await client.post(
+        "/v1/providers/import",
+        content=body,
+        headers={**auth(key["admin"]), "Content-Type": "application/json"},
+    )
+
+    answer = problem(response, 400, "malformed-request")
+    assert answer["errors"][0]["location"].startswith("/contents/0")
+    assert response.content.isascii()
+    assert directory_events(publisher) == []
