@@ -33,6 +33,9 @@ Send = Callable[[dict[str, Any]], Any]
 App = Callable[[Scope, Receive, Send], Any]
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class RequestMetrics:
     """Counts every HTTP answer by route template, method and status code."""
 
@@ -56,7 +59,9 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            HTTP_REQUESTS.labels(route=template, method=scope["method"], status=str(status)).inc()
+            # The method is the caller's text too: only the standard ones become a label.
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            HTTP_REQUESTS.labels(route=template, method=method, status=str(status)).inc()
 
 
 class ReferralStatusCollector(Collector):

@@ -119,10 +119,13 @@ def test_requests_are_counted_by_route_template_never_by_path() -> None:
         assert client.get("/v1/somebody-s-name").status_code == 404
     assert requests_counted(template, "200") == before + 1
     assert requests_counted("unmatched", "404") == missing + 1
+    with TestClient(app) as client:  # a method the caller made up is no label of its own
+        client.request("MARIA-ELM-STREET", f"/v1/survivors/{survivor}/status")
     for metric in REGISTRY.collect():
         for sample in metric.samples:
             assert survivor not in str(sample.labels)
             assert "somebody" not in str(sample.labels)
+            assert "MARIA" not in str(sample.labels)
 
 
 def test_referrals_are_counted_by_status_and_category_over_every_survivor() -> None:
